@@ -1,0 +1,40 @@
+"""Names shared across the process boundary between operator, launcher and trainer.
+
+Environment variables, pod labels, exit statuses and the result file layout.
+"""
+
+from typing import Final
+
+# Environment handed to every trial.
+ENV_SWEEP: Final = "KUBETUNE_SWEEP"
+ENV_TRIAL: Final = "KUBETUNE_TRIAL"
+ENV_NAMESPACE: Final = "KUBETUNE_NAMESPACE"
+ENV_PARAMS: Final = "KUBETUNE_PARAMS"  # JSON object of the trial's parameters
+ENV_METRICS_PORT: Final = "KUBETUNE_METRICS_PORT"
+# Built-in trainer only: the spec's `trainer` block as JSON (camelCase keys).
+ENV_TRAINER_CONFIG: Final = "KUBETUNE_TRAINER_CONFIG"
+ENV_OUTPUT_DIR: Final = "KUBETUNE_OUTPUT_DIR"
+ENV_TERMINATION_LOG: Final = "KUBETUNE_TERMINATION_LOG"
+# Seconds the trainer waits, at most, for one scrape after its final update.
+ENV_SCRAPE_WAIT: Final = "KUBETUNE_SCRAPE_WAIT_SECONDS"
+
+DEFAULT_METRICS_PORT: Final = 9400
+DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
+RESULT_FILE: Final = "result.json"
+
+# Pod labels.
+LABEL_SWEEP: Final = "kubetune.dev/sweep"
+LABEL_TRIAL: Final = "kubetune.dev/trial"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "kubetune"
+
+# Trainer exit statuses (documented in trainer-image/README.md).
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1  # training error, e.g. NaN or diverging loss
+EXIT_CONFIG_ERROR: Final = 2  # bad configuration, message names the field
+EXIT_STOPPED: Final = 143  # stopped by SIGTERM (pruned or deleted): 128 + 15
+
+
+def trial_name(sweep: str, number: int) -> str:
+    """Deterministic trial (and pod) name: a restart never makes a second pod."""
+    return f"{sweep}-t{number:04d}"

@@ -1,0 +1,60 @@
+"""Every Prometheus metric name kubetune emits or queries.
+
+The trainer, the operator, the local runner and the Grafana dashboards all read
+their names from here, so a rename is one edit and a test catches a dashboard
+that drifts (tests check every dashboard query against these names).
+"""
+
+from typing import Final
+
+TRIAL_PREFIX: Final = "kubetune_trial_"
+
+# Labels on every trainer series. Hyperparameters are never labels on these:
+# they would multiply series; they ride on the single TRIAL_INFO series instead.
+TRIAL_LABELS: Final = ("sweep", "trial", "namespace")
+
+# Trainer series (base units: seconds, bytes, tokens).
+TRAIN_LOSS: Final = "kubetune_trial_train_loss"
+EVAL_LOSS: Final = "kubetune_trial_eval_loss"
+EVAL_ACCURACY: Final = "kubetune_trial_eval_accuracy"
+LEARNING_RATE: Final = "kubetune_trial_learning_rate"
+GRAD_NORM: Final = "kubetune_trial_grad_norm"
+STEP: Final = "kubetune_trial_step"
+MAX_STEPS: Final = "kubetune_trial_max_steps"
+TOKENS_TOTAL: Final = "kubetune_trial_tokens_total"  # counter
+TOKENS_PER_SECOND: Final = "kubetune_trial_tokens_per_second"
+GPU_MEMORY_BYTES: Final = "kubetune_trial_gpu_memory_bytes"
+TRIAL_INFO: Final = "kubetune_trial_info"  # value 1, hyperparameters as labels
+TRIAL_DONE: Final = "kubetune_trial_done"  # 1 once the final values are set
+# Step at which the current eval_* values were measured; pruning reads
+# (value, step) pairs and must not pair a fresh step with a stale eval value.
+EVAL_STEP: Final = "kubetune_trial_eval_step"
+
+# Operator series.
+SWEEPS: Final = "kubetune_sweeps"  # gauge, label phase
+TRIALS: Final = "kubetune_trials"  # gauge, labels namespace, sweep, state
+SWEEP_BEST_VALUE: Final = "kubetune_sweep_best_value"  # gauge, labels namespace, sweep
+TRIAL_TURNOVER_SECONDS: Final = "kubetune_trial_turnover_seconds"  # histogram
+RECONCILE_SECONDS: Final = "kubetune_reconcile_seconds"  # histogram
+RECONCILE_ERRORS: Final = "kubetune_reconcile_errors_total"  # counter, label reason
+SUGGESTION_SECONDS: Final = "kubetune_suggestion_seconds"  # histogram
+
+
+def trial_metric(name: str) -> str:
+    """Series name for an objective metric the trainer reports, e.g. eval_loss."""
+    return name if name.startswith(TRIAL_PREFIX) else TRIAL_PREFIX + name
+
+
+TRAINER_GAUGES: Final = (
+    TRAIN_LOSS,
+    EVAL_LOSS,
+    EVAL_ACCURACY,
+    LEARNING_RATE,
+    GRAD_NORM,
+    STEP,
+    MAX_STEPS,
+    TOKENS_PER_SECOND,
+    GPU_MEMORY_BYTES,
+    TRIAL_DONE,
+    EVAL_STEP,
+)
