@@ -38,3 +38,14 @@ EXIT_STOPPED: Final = 143  # stopped by SIGTERM (pruned or deleted): 128 + 15
 def trial_name(sweep: str, number: int) -> str:
     """Deterministic trial (and pod) name: a restart never makes a second pod."""
     return f"{sweep}-t{number:04d}"
+
+# Address the trainer's metrics server binds to. Trial pods set it from the
+# downward API (status.podIP); the local launcher sets 127.0.0.1.
+ENV_METRICS_ADDR: Final = "KUBETUNE_METRICS_ADDR"
+
+# The operator process.
+OPERATOR_HEALTH_PORT: Final = 8080  # kopf liveness endpoint: /healthz
+OPERATOR_METRICS_PORT: Final = 8000  # operator's own Prometheus metrics: /metrics
+ENV_DEFAULT_TRAINER_IMAGE: Final = "KUBETUNE_DEFAULT_TRAINER_IMAGE"
+ENV_DEFAULT_PROMETHEUS_URL: Final = "KUBETUNE_DEFAULT_PROMETHEUS_URL"
+ENV_WATCH_NAMESPACES: Final = "KUBETUNE_WATCH_NAMESPACES"  # comma-separated; empty: all

@@ -1,0 +1,40 @@
+"""The `kubetune` command line. Each subcommand lives in kubetune.commands.<name>."""
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommand modules, each exposing `add_parser(subparsers)` and `main(args) -> int`.
+# Imported lazily so `kubetune validate` never pays for torch, kopf or optuna.
+COMMANDS: dict[str, str] = {
+    "validate": "Check sweep manifests without a cluster.",
+    "crd": "Print the HyperparameterSweep CustomResourceDefinition.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubetune", description="Hyperparameter sweeps for LLM fine-tuning."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"kubetune.commands.{name}")
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = importlib.import_module(f"kubetune.commands.{args.command}")
+    try:
+        code: int = module.main(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

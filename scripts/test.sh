@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole check: installs everything (pip and Debian packages), then lint, types,
+# Dockerfile lint, the CRD freshness check and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/system-deps.sh
+bash scripts/setup.sh --dev
+. .venv/bin/activate
+echo "== ruff"
+ruff check .
+ruff format --check .
+echo "== mypy"
+mypy operator/kubetune trainer-image/kubetune_trainer
+echo "== hadolint"
+hadolint trainer-image/Dockerfile
+echo "== pytest"
+pytest -q -p no:cacheprovider "$@"
