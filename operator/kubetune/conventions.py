@@ -39,6 +39,7 @@ def trial_name(sweep: str, number: int) -> str:
     """Deterministic trial (and pod) name: a restart never makes a second pod."""
     return f"{sweep}-t{number:04d}"
 
+
 # Address the trainer's metrics server binds to. Trial pods set it from the
 # downward API (status.podIP); the local launcher sets 127.0.0.1.
 ENV_METRICS_ADDR: Final = "KUBETUNE_METRICS_ADDR"

@@ -50,7 +50,8 @@ class TrialResult(BaseModel):
                 return text
             # Keep the last point of every series: it is the one pruning decisions use.
             thinned = {
-                k: (v[:-1][::2] + v[-1:]) if len(v) > 1 else [] for k, v in result.intermediate.items()
+                k: (v[:-1][::2] + v[-1:]) if len(v) > 1 else []
+                for k, v in result.intermediate.items()
             }
             result = result.model_copy(update={"intermediate": thinned})
 

@@ -1,0 +1,114 @@
+"""Search-space parameters: float, int and categorical."""
+
+import keyword
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+CategoricalValue = bool | int | float | str
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: camelCase in YAML, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class _NamedParameter(SpecModel):
+    name: str = Field(
+        description="Parameter name; the trainer argument it sets, or ${params.NAME} in a template.",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=63,
+    )
+
+    @model_validator(mode="after")
+    def _not_keyword(self) -> "_NamedParameter":
+        if keyword.iskeyword(self.name):
+            raise ValueError(
+                f"name: must be an identifier that is not a Python keyword, got {self.name!r}"
+            )
+        return self
+
+
+class FloatParameter(_NamedParameter):
+    """A real number in [min, max], optionally on a log scale or a step grid."""
+
+    type: Literal["float"]
+    min: float
+    max: float
+    log: bool = Field(default=False, description="Sample uniformly in log space; needs min > 0.")
+    step: float | None = Field(
+        default=None, gt=0, description="Grid spacing; needed by grid search."
+    )
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "FloatParameter":
+        _check_bounds(self.min, self.max, self.log)
+        if self.log and self.step is not None:
+            raise ValueError("step: cannot be combined with log: true")
+        if not (math.isfinite(self.min) and math.isfinite(self.max)):
+            raise ValueError("min/max: must be finite numbers")
+        return self
+
+
+class IntParameter(_NamedParameter):
+    """A whole number in [min, max], optionally on a log scale or a step grid."""
+
+    type: Literal["int"]
+    min: int
+    max: int
+    log: bool = False
+    step: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "IntParameter":
+        _check_bounds(self.min, self.max, self.log)
+        if self.log and self.step != 1:
+            raise ValueError("step: must be 1 when log: true")
+        return self
+
+
+class CategoricalParameter(_NamedParameter):
+    """One of a fixed list of numbers, strings or booleans."""
+
+    type: Literal["categorical"]
+    values: list[CategoricalValue] = Field(min_length=1, description="The choices; at least one.")
+
+    @model_validator(mode="after")
+    def _check_values(self) -> "CategoricalParameter":
+        seen: list[CategoricalValue] = []
+        for value in self.values:
+            # bool is an int in Python: compare with the type so True and 1 stay distinct.
+            if any(type(value) is type(other) and value == other for other in seen):
+                raise ValueError(f"values: must be unique, {value!r} appears twice")
+            seen.append(value)
+        return self
+
+
+Parameter = Annotated[
+    FloatParameter | IntParameter | CategoricalParameter, Field(discriminator="type")
+]
+
+
+def _check_bounds(low: float, high: float, log: bool) -> None:
+    if low >= high:
+        raise ValueError(f"max: must be greater than min (min={low}, max={high})")
+    if log and low <= 0:
+        raise ValueError(f"min: must be > 0 when log: true (min={low})")
+
+
+def grid_size(param: FloatParameter | IntParameter | CategoricalParameter) -> int | None:
+    """Number of grid points, or None for a continuous range (no step)."""
+    if isinstance(param, CategoricalParameter):
+        return len(param.values)
+    if isinstance(param, IntParameter):
+        if param.log:
+            return param.max - param.min + 1
+        return (param.max - param.min) // param.step + 1
+    if param.step is None:
+        return None
+    return int(math.floor((param.max - param.min) / param.step + 1e-9)) + 1

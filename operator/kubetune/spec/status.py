@@ -1,0 +1,79 @@
+"""The status a sweep reports: phase, conditions, counts, best trial, history."""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"]
+TrialState = Literal["Pending", "Running", "Succeeded", "Pruned", "Failed", "Requeued"]
+ParamValue = bool | int | float | str
+
+
+class StatusModel(BaseModel):
+    # Status is written by kubetune only; tolerate fields a newer version added.
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Condition(StatusModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class TrialCounts(StatusModel):
+    total: int = 0
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    pruned: int = 0
+    failed: int = 0
+
+
+class BestTrial(StatusModel):
+    trial: str
+    number: int
+    value: float | None = None
+    values: list[float] | None = None
+    step: int | None = None
+    parameters: dict[str, ParamValue] = Field(default_factory=dict)
+
+
+class TrialRecord(StatusModel):
+    """One trial, kept compact: 1000 of them must fit well under 256 KiB.
+
+    Short keys on purpose: this list is the engine's memory across operator restarts.
+    """
+
+    n: int = Field(description="Trial number.")
+    s: TrialState = Field(description="State.")
+    p: dict[str, ParamValue] = Field(default_factory=dict, description="Parameters.")
+    v: list[float] | None = Field(default=None, description="Final objective value(s).")
+    st: int | None = Field(default=None, description="Step of the final value.")
+    iv: list[tuple[int, float]] | None = Field(
+        default=None, description="Intermediate values [[step, value], ...] for pruning."
+    )
+    r: str | None = Field(default=None, description="Reason, for failed and requeued trials.")
+    rq: int | None = Field(default=None, description="Times requeued after preemption or eviction.")
+
+
+class SweepStatus(StatusModel):
+    phase: Phase = "Pending"
+    observed_generation: int | None = None
+    message: str = ""
+    objective: str | None = Field(default=None, description="Objective metric name(s).")
+    trials: TrialCounts = Field(default_factory=TrialCounts)
+    best: BestTrial | None = None
+    pareto_front: list[BestTrial] | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[TrialRecord] = Field(default_factory=list)
+    start_time: str | None = None
+    completion_time: str | None = None
+    # The spec fields that may not change while a sweep runs, as first seen.
+    search_space_hash: str | None = None
+
+    def to_patch(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")

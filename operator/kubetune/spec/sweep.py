@@ -1,0 +1,198 @@
+"""The HyperparameterSweep spec: what to search, how, and with what budget."""
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from kubetune.spec.durations import DURATION_PATTERN, parse_duration
+from kubetune.spec.parameters import (
+    CategoricalParameter,
+    FloatParameter,
+    IntParameter,
+    Parameter,
+    SpecModel,
+    grid_size,
+)
+from kubetune.spec.trainer import TemplateSpec, TrainerSpec
+
+Direction = Literal["minimize", "maximize"]
+AlgorithmName = Literal["tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
+PrunerName = Literal["none", "median", "asha", "hyperband"]
+
+METRIC_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class Objective(SpecModel):
+    """A metric the trials report and the direction that makes it better."""
+
+    metric: str = Field(
+        default="eval_loss",
+        pattern=METRIC_NAME_PATTERN,
+        description="Metric name the trial reports, e.g. eval_loss (series kubetune_trial_eval_loss).",
+    )
+    direction: Direction = "minimize"
+    target: float | None = Field(
+        default=None, description="End the sweep once a trial reaches this value."
+    )
+    query: str | None = Field(
+        default=None,
+        description=(
+            "PromQL template for a custom trainer; {sweep}, {trial} and {namespace} are "
+            "substituted. Default: the kubetune_trial_<metric> series of the trial."
+        ),
+    )
+
+    def reached(self, value: float) -> bool:
+        if self.target is None:
+            return False
+        return value <= self.target if self.direction == "minimize" else value >= self.target
+
+
+class Algorithm(SpecModel):
+    """The sampler that proposes new trials."""
+
+    name: AlgorithmName = "tpe"
+    seed: int | None = Field(default=None, ge=0)
+    startup_trials: int | None = Field(
+        default=None, ge=0, description="Random trials before the model-based sampler takes over."
+    )
+
+
+class EarlyStopping(SpecModel):
+    """The pruner that stops losing trials early."""
+
+    name: PrunerName = "none"
+    min_steps: int = Field(
+        default=1,
+        ge=1,
+        description="Steps a trial runs before it can be stopped (ASHA min resource).",
+    )
+    reduction_factor: int = Field(default=3, ge=2, description="ASHA / Hyperband halving rate.")
+    startup_trials: int = Field(
+        default=5, ge=0, description="median: trials that complete before any is pruned."
+    )
+
+
+class Budget(SpecModel):
+    """How many trials, how many at once, and when to give up."""
+
+    max_trials: int = Field(default=20, ge=1, le=10000)
+    parallelism: int = Field(default=1, ge=1, le=1000)
+    max_failed_trials: int = Field(default=3, ge=0)
+    trial_timeout: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, description="e.g. 30m or 2h; a trial past it fails."
+    )
+
+    def trial_timeout_seconds(self) -> float | None:
+        return None if self.trial_timeout is None else parse_duration(self.trial_timeout)
+
+
+class PrometheusSource(SpecModel):
+    url: str = Field(pattern=r"^https?://", description="Prometheus base URL.")
+
+
+class ScrapeSource(SpecModel):
+    port: int = Field(default=9400, ge=1, le=65535, description="Trial metrics port.")
+    path: str = Field(default="/metrics", pattern=r"^/")
+
+
+class MetricsSpec(SpecModel):
+    """Where trial metrics come from: Prometheus when set, else direct scrape of each trial."""
+
+    prometheus: PrometheusSource | None = None
+    scrape: ScrapeSource = Field(default_factory=ScrapeSource)
+    interval: str = Field(
+        default="5s", pattern=DURATION_PATTERN, description="How often running trials are read."
+    )
+
+
+class SweepSpec(SpecModel):
+    """spec of a HyperparameterSweep."""
+
+    objective: Objective | None = None
+    objectives: list[Objective] | None = Field(
+        default=None,
+        description="Two or more objectives: a multi-objective sweep with a Pareto front.",
+    )
+    parameters: list[Parameter] = Field(default_factory=list)
+    algorithm: Algorithm = Field(default_factory=Algorithm)
+    early_stopping: EarlyStopping = Field(default_factory=EarlyStopping)
+    budget: Budget = Field(default_factory=Budget)
+    trainer: TrainerSpec | None = None
+    template: TemplateSpec | None = None
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    suspend: bool = False
+
+    @field_validator("parameters")
+    @classmethod
+    def _unique_names(cls, params: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for index, param in enumerate(params):
+            if param.name in seen:
+                raise ValueError(f"[{index}].name: duplicate parameter name {param.name!r}")
+            seen.add(param.name)
+        return params
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> "SweepSpec":
+        if self.objective is not None and self.objectives is not None:
+            raise ValueError("objectives: set either objective or objectives, not both")
+        if self.objectives is not None:
+            if len(self.objectives) < 2:
+                raise ValueError("objectives: needs two or more entries (use objective for one)")
+            names = [o.metric for o in self.objectives]
+            if len(set(names)) != len(names):
+                raise ValueError("objectives: each metric may appear once")
+            if self.early_stopping.name != "none":
+                raise ValueError(
+                    "earlyStopping.name: must be none for a multi-objective sweep "
+                    "(pruning compares one value)"
+                )
+            if self.algorithm.name == "cmaes":
+                raise ValueError("algorithm.name: cmaes supports one objective only")
+        if (self.trainer is None) == (self.template is None):
+            raise ValueError("trainer: set exactly one of trainer or template")
+        if self.template is not None and not self.parameters:
+            raise ValueError(
+                "parameters: required with template (there is no default search space)"
+            )
+        if self.budget.parallelism > self.budget.max_trials:
+            raise ValueError(
+                f"budget.parallelism: must be <= budget.maxTrials "
+                f"({self.budget.parallelism} > {self.budget.max_trials})"
+            )
+        if self.algorithm.name == "grid":
+            for index, param in enumerate(self.parameters):
+                if grid_size(param) is None:
+                    raise ValueError(
+                        f"parameters[{index}].step: grid search needs a step for the float "
+                        f"range {param.name!r}"
+                    )
+        if self.trainer is not None and self.trainer.eval_every > self.trainer.max_steps:
+            raise ValueError(
+                "trainer.evalEvery: must be <= trainer.maxSteps "
+                f"({self.trainer.eval_every} > {self.trainer.max_steps})"
+            )
+        return self
+
+    @property
+    def objective_list(self) -> list[Objective]:
+        """The objectives in order: one for a single-objective sweep."""
+        if self.objectives is not None:
+            return list(self.objectives)
+        return [self.objective or Objective()]
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.objectives is not None
+
+    def grid_points(self) -> int | None:
+        """Size of the full grid, or None when some parameter is continuous."""
+        sizes = [grid_size(p) for p in self.parameters]
+        if any(size is None for size in sizes):
+            return None
+        return math.prod(size for size in sizes if size is not None)
+
+
+ParameterTypes = (FloatParameter, IntParameter, CategoricalParameter)
