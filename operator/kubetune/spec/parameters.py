@@ -111,4 +111,4 @@ def grid_size(param: FloatParameter | IntParameter | CategoricalParameter) -> in
         return (param.max - param.min) // param.step + 1
     if param.step is None:
         return None
-    return int(math.floor((param.max - param.min) / param.step + 1e-9)) + 1
+    return math.floor((param.max - param.min) / param.step + 1e-9) + 1

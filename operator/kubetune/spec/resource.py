@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kubetune import API_GROUP, API_VERSION, KIND
+from kubetune import API_GROUP, API_VERSION
 from kubetune.spec.defaults import default_parameters
 from kubetune.spec.status import SweepStatus
 from kubetune.spec.sweep import Objective, SweepSpec
@@ -30,9 +30,9 @@ class HyperparameterSweep(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     api_version: Literal["kubetune.dev/v1alpha1"] = Field(
-        default=API_VERSION_STRING, alias="apiVersion"
+        default="kubetune.dev/v1alpha1", alias="apiVersion"
     )
-    kind: Literal["HyperparameterSweep"] = KIND
+    kind: Literal["HyperparameterSweep"] = "HyperparameterSweep"
     metadata: ObjectMeta
     spec: SweepSpec
     status: SweepStatus | None = None
