@@ -1,0 +1,1 @@
+"""Pure manifest builders: sweep + trial -> Kubernetes objects as dicts."""
