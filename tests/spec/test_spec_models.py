@@ -1,0 +1,244 @@
+from typing import Any
+
+import pytest
+
+from kubetune.spec import (
+    CategoricalParameter,
+    FloatParameter,
+    SpecError,
+    TrainerSpec,
+    default_parameters,
+    effective_spec,
+    parse_duration,
+    parse_sweep,
+)
+from tests.spec.conftest import manifest
+
+
+def problems_of(doc: dict[str, Any]) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        parse_sweep(doc)
+    return caught.value.problems
+
+
+def test_design_sketch_parses_with_camel_case_fields() -> None:
+    sweep = parse_sweep(
+        manifest(
+            earlyStopping={"name": "asha", "minSteps": 50, "reductionFactor": 3},
+            budget={"maxTrials": 40, "parallelism": 4, "maxFailedTrials": 5, "trialTimeout": "2h"},
+        )
+    )
+    assert sweep.spec.early_stopping.min_steps == 50
+    assert sweep.spec.budget.trial_timeout_seconds() == 7200
+    lora_r = sweep.spec.parameters[1]
+    assert isinstance(lora_r, CategoricalParameter)
+    assert lora_r.values == [8, 16] and all(type(v) is int for v in lora_r.values)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "expected"),
+    [
+        (
+            {"name": "lr", "type": "float", "min": 1.0, "max": 0.1},
+            "spec.parameters[0].max: must be greater than min",
+        ),
+        (
+            {"name": "lr", "type": "float", "min": 0.0, "max": 1.0, "log": True},
+            "spec.parameters[0].min: must be > 0 when log: true",
+        ),
+        (
+            {"name": "r", "type": "categorical", "values": []},
+            "spec.parameters[0].values: must not be empty",
+        ),
+        (
+            {"name": "lora rank", "type": "int", "min": 1, "max": 4},
+            "spec.parameters[0].name: must match",
+        ),
+        (
+            {"name": "class", "type": "int", "min": 1, "max": 4},
+            "spec.parameters[0].name: must be an identifier",
+        ),
+        (
+            {"name": "r", "type": "int", "min": 1, "max": 64, "log": True, "step": 2},
+            "spec.parameters[0].step",
+        ),
+        ({"name": "r", "type": "fancy", "min": 1, "max": 4}, "spec.parameters[0]"),
+        (
+            {"name": "r", "type": "categorical", "values": [1, 1]},
+            "spec.parameters[0].values: must be unique",
+        ),
+    ],
+)
+def test_bad_parameters_name_the_field_and_rule(parameter: dict[str, Any], expected: str) -> None:
+    problems = problems_of(manifest(parameters=[parameter]))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_duplicate_parameter_names() -> None:
+    param = {"name": "lr", "type": "float", "min": 0.1, "max": 1.0}
+    assert problems_of(manifest(parameters=[param, param])) == [
+        "spec.parameters[1].name: duplicate parameter name 'lr'"
+    ]
+
+
+def test_grid_over_continuous_range_needs_a_step() -> None:
+    problems = problems_of(
+        manifest(
+            algorithm={"name": "grid"},
+            parameters=[{"name": "lr", "type": "float", "min": 0.1, "max": 1.0}],
+        )
+    )
+    assert problems == [
+        "spec.parameters[0].step: grid search needs a step for the float range 'lr'"
+    ]
+
+
+def test_grid_size_counts_every_point() -> None:
+    sweep = parse_sweep(
+        manifest(
+            algorithm={"name": "grid"},
+            parameters=[
+                {"name": "lr", "type": "float", "min": 0.1, "max": 0.5, "step": 0.1},
+                {"name": "r", "type": "int", "min": 8, "max": 32, "step": 8},
+                {"name": "packing", "type": "categorical", "values": [True, False]},
+            ],
+        )
+    )
+    assert sweep.spec.grid_points() == 5 * 4 * 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"budget": {"maxTrials": 2, "parallelism": 4}},
+            "spec.budget.parallelism: must be <= budget.maxTrials",
+        ),
+        ({"budget": {"maxTrials": -1}}, "spec.budget.maxTrials: must be >= 1"),
+        ({"budget": {"maxFailedTrials": -3}}, "spec.budget.maxFailedTrials: must be >= 0"),
+        ({"budget": {"trialTimeout": "two hours"}}, "spec.budget.trialTimeout: must match"),
+        ({"algorithm": {"name": "bayes"}}, "spec.algorithm.name: must be one of"),
+        (
+            {"earlyStopping": {"name": "asha", "reductionFactor": 1}},
+            "spec.earlyStopping.reductionFactor",
+        ),
+        (
+            {"template": {"spec": {"containers": []}}},
+            "spec.trainer: set exactly one of trainer or template",
+        ),
+        ({"trainer": None}, "spec.trainer: set exactly one of trainer or template"),
+        (
+            {"trainer": {"maxSteps": 10, "evalEvery": 20}},
+            "spec.trainer.evalEvery: must be <= trainer.maxSteps",
+        ),
+        ({"trainer": {"method": "prefix"}}, "spec.trainer.method: must be one of"),
+        ({"trainer": {"modle": "tiny"}}, "spec.trainer.modle: unknown field"),
+        (
+            {"trainer": {"env": [{"name": "KUBETUNE_PARAMS", "value": "x"}]}},
+            "spec.trainer.env[0].name: KUBETUNE_* variables are set by kubetune",
+        ),
+        (
+            {"objectives": [{"metric": "eval_loss"}]},
+            "spec.objectives: set either objective or objectives",
+        ),
+        (
+            {"objective": None, "objectives": [{"metric": "eval_loss"}]},
+            "spec.objectives: needs two or more",
+        ),
+        (
+            {"metrics": {"prometheus": {"url": "prometheus:9090"}}},
+            "spec.metrics.prometheus.url: must match",
+        ),
+    ],
+)
+def test_bad_spec_fields(changes: dict[str, Any], expected: str) -> None:
+    problems = problems_of(manifest(**changes))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_multi_objective_refuses_pruning() -> None:
+    problems = problems_of(
+        manifest(
+            objective=None,
+            objectives=[
+                {"metric": "eval_loss"},
+                {"metric": "tokens_per_second", "direction": "maximize"},
+            ],
+            earlyStopping={"name": "asha"},
+        )
+    )
+    assert problems[0].startswith(
+        "spec.earlyStopping.name: must be none for a multi-objective sweep"
+    )
+
+
+def test_sweep_name_must_fit_trial_pod_labels() -> None:
+    doc = manifest()
+    doc["metadata"]["name"] = "x" * 58
+    assert problems_of(doc)[0].startswith("metadata.name")
+    doc["metadata"]["name"] = "Not_DNS"
+    assert problems_of(doc)[0].startswith("metadata.name: must match")
+
+
+def test_kind_and_api_version_are_checked() -> None:
+    doc = manifest()
+    doc["kind"] = "Experiment"
+    assert problems_of(doc) == ["kind: must be HyperparameterSweep, got 'Experiment'"]
+    doc = manifest()
+    doc["apiVersion"] = "kubeflow.org/v1beta1"
+    assert problems_of(doc)[0].startswith("apiVersion: must be kubetune.dev/v1alpha1")
+
+
+def test_default_search_space_when_parameters_are_omitted() -> None:
+    sweep = parse_sweep(manifest(parameters=None, objective=None))
+    spec = effective_spec(sweep.spec)
+    names = [p.name for p in spec.parameters]
+    assert names == ["learning_rate", "lora_r", "lora_dropout", "warmup_ratio"]
+    lr = spec.parameters[0]
+    assert isinstance(lr, FloatParameter) and lr.log and lr.min == 5e-5 and lr.max == 5e-4
+    assert spec.objective is not None and spec.objective.metric == "eval_loss"
+    assert spec.objective.direction == "minimize"
+
+
+def test_default_search_space_depends_on_method_and_mode() -> None:
+    full = [p.name for p in default_parameters(TrainerSpec(method="full"))]
+    assert "lora_r" not in full and "learning_rate" in full
+    decoding = [p.name for p in default_parameters(TrainerSpec(mode="generate"))]
+    assert {"temperature", "top_p", "top_k"} <= set(decoding)
+
+
+def test_effective_spec_keeps_explicit_parameters() -> None:
+    sweep = parse_sweep(manifest())
+    assert effective_spec(sweep.spec).parameters == sweep.spec.parameters
+
+
+def test_template_needs_explicit_parameters() -> None:
+    problems = problems_of(
+        manifest(
+            trainer=None, parameters=None, template={"spec": {"containers": [{"name": "main"}]}}
+        )
+    )
+    assert problems == [
+        "spec.parameters: required with template (there is no default search space)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h30m", 5400), ("250ms", 0.25)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "2 hours", "h", "-5s", "5"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="must be a duration"):
+        parse_duration(text)
+
+
+def test_objective_target_reached_respects_direction() -> None:
+    sweep = parse_sweep(
+        manifest(objective={"metric": "eval_accuracy", "direction": "maximize", "target": 0.9})
+    )
+    objective = sweep.spec.objective_list[0]
+    assert objective.reached(0.95) and not objective.reached(0.5)

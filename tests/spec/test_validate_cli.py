@@ -1,0 +1,84 @@
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetune.cli import main
+from tests.spec.conftest import manifest
+
+Write = Callable[[Any], Path]
+
+
+def test_valid_manifest_exits_zero(
+    write_manifest: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_manifest(manifest())
+    assert main(["validate", str(path)]) == 0
+    assert f"{path}: demo: valid" in capsys.readouterr().out
+
+
+def test_explain_prints_every_default(
+    write_manifest: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_manifest(manifest(parameters=None, objective=None, algorithm=None))
+    assert main(["validate", "--explain", str(path)]) == 0
+    effective = yaml.safe_load(capsys.readouterr().out)
+    spec = effective["spec"]
+    assert [p["name"] for p in spec["parameters"]] == [
+        "learning_rate", "lora_r", "lora_dropout", "warmup_ratio"
+    ]  # fmt: skip
+    assert spec["algorithm"]["name"] == "tpe"
+    assert spec["objective"] == {"metric": "eval_loss", "direction": "minimize"}
+    assert spec["earlyStopping"]["name"] == "none"
+    assert spec["trainer"]["method"] == "lora"
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ("spec: [unclosed\n", "malformed YAML: line 2"),
+        ({"kind": "Pod", "apiVersion": "v1"}, "kind: must be HyperparameterSweep"),
+        (manifest(algorithm={"name": "bayesian"}), "spec.algorithm.name: must be one of"),
+        (manifest(budget={"maxTrials": 2, "parallelism": 3}), "spec.budget.parallelism"),
+        ("", "no YAML document found"),
+        ("- just\n- a list\n", "the document must be a mapping"),
+    ],
+)
+def test_bad_input_exits_two_with_the_field(
+    write_manifest: Write, capsys: pytest.CaptureFixture[str], doc: Any, expected: str
+) -> None:
+    path = write_manifest(doc)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {expected}" in err
+    assert "Traceback" not in err
+
+
+def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot read file" in capsys.readouterr().err
+
+
+def test_one_bad_file_does_not_hide_the_good_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(yaml.safe_dump(manifest()))
+    bad.write_text(yaml.safe_dump(manifest(budget={"maxTrials": 0})))
+    assert main(["validate", str(good), str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert "good.yaml: demo: valid" in captured.out
+    assert "bad.yaml: spec.budget.maxTrials: must be >= 1" in captured.err
+
+
+def test_console_entry_point_has_no_traceback(write_manifest: Write) -> None:
+    path = write_manifest("kind: [\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "kubetune", "validate", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "malformed YAML" in done.stderr and "Traceback" not in done.stderr
