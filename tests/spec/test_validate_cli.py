@@ -82,3 +82,36 @@ def test_console_entry_point_has_no_traceback(write_manifest: Write) -> None:
     )
     assert done.returncode == 2
     assert "malformed YAML" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (
+            {"spec": {"containers": []}},
+            "spec.template.spec.containers: must list at least one container",
+        ),
+        (
+            {"spec": {"containers": [{"image": "x"}]}},
+            "spec.template.spec.containers: every container needs a name",
+        ),
+        (
+            {"container": "trainer", "spec": {"containers": [{"name": "main", "image": "x"}]}},
+            "spec.template.container: no container named 'trainer' in spec.template.spec.containers (have main)",
+        ),
+    ],
+)
+def test_template_container_rules(
+    write_manifest: Write,
+    capsys: pytest.CaptureFixture[str],
+    template: dict[str, Any],
+    expected: str,
+) -> None:
+    path = write_manifest(manifest(trainer=None, template=template))
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}: {expected}" in capsys.readouterr().err
+
+
+def test_template_with_named_container_is_valid(write_manifest: Write) -> None:
+    template = {"container": "main", "spec": {"containers": [{"name": "side"}, {"name": "main"}]}}
+    assert main(["validate", str(write_manifest(manifest(trainer=None, template=template)))]) == 0

@@ -1,11 +1,19 @@
-"""Rules that need more than the spec models: trainer argument names and types."""
+"""Rules beyond the models' own: the pod template's containers, trainer argument names and types.
+
+Shared by `kubetune validate`, `kubetune run` and the operator, so all three refuse the same specs.
+"""
+
+from typing import Any
 
 from kubetune.spec.resource import HyperparameterSweep, effective_spec
+from kubetune.spec.trainer import TemplateSpec
 
 
 def semantic_problems(sweep: HyperparameterSweep) -> list[str]:
     """Problems a valid-looking spec still has, each naming the field path."""
     spec = effective_spec(sweep.spec)
+    if spec.template is not None:
+        return template_problems(spec.template)
     trainer = spec.trainer
     if trainer is None:
         return []
@@ -31,3 +39,18 @@ def _samples(param: object) -> list[object]:
     if values:
         return list(values)
     return [getattr(param, "min", None), getattr(param, "max", None)]
+
+
+def template_problems(template: TemplateSpec) -> list[str]:
+    containers: Any = template.spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        return ["spec.template.spec.containers: must list at least one container"]
+    names = [c.get("name") for c in containers if isinstance(c, dict)]
+    if len(names) != len(containers) or not all(isinstance(n, str) and n for n in names):
+        return ["spec.template.spec.containers: every container needs a name"]
+    if template.container is not None and template.container not in names:
+        return [
+            f"spec.template.container: no container named {template.container!r} "
+            f"in spec.template.spec.containers (have {', '.join(names)})"
+        ]
+    return []
