@@ -1,0 +1,223 @@
+"""Trial pods: one sweep + one trial's parameters -> a Pod manifest (a plain dict).
+
+Pure: no kopf, no API calls. The handler adds the owner reference with kopf.adopt.
+"""
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubetune import conventions
+from kubetune.builders.errors import BuildError
+from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
+
+TRAINER_CONTAINER = "trainer"
+TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
+METRICS_PORT_NAME = "metrics"
+TRIAL_COMPONENT = "trial"
+
+# Hardened unless the template says otherwise, key by key.
+POD_SECURITY_DEFAULTS: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY_DEFAULTS: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+}
+# The trainer config env var carries what the trainer needs; never env or resources,
+# which may name secrets and are the pod's business, not the trainer's.
+_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image"}
+
+
+def trial_labels(sweep: str, trial: str) -> dict[str, str]:
+    return {
+        conventions.LABEL_SWEEP: sweep,
+        conventions.LABEL_TRIAL: trial,
+        conventions.LABEL_MANAGED_BY: conventions.MANAGED_BY,
+        "app.kubernetes.io/component": TRIAL_COMPONENT,
+    }
+
+
+def trial_selector(sweep: str) -> str:
+    """Label selector of every trial pod of one sweep."""
+    return (
+        f"{conventions.LABEL_SWEEP}={sweep},{conventions.LABEL_MANAGED_BY}={conventions.MANAGED_BY}"
+    )
+
+
+def metrics_port(spec: SweepSpec) -> int:
+    return spec.metrics.scrape.port
+
+
+def kubetune_env(
+    sweep: HyperparameterSweep, trial: str, params: Mapping[str, ParamValue], port: int
+) -> list[dict[str, Any]]:
+    """The KUBETUNE_* variables every trial container gets."""
+    return [
+        {"name": conventions.ENV_SWEEP, "value": sweep.name},
+        {"name": conventions.ENV_TRIAL, "value": trial},
+        {"name": conventions.ENV_NAMESPACE, "value": sweep.namespace},
+        {"name": conventions.ENV_PARAMS, "value": json.dumps(dict(params), sort_keys=True)},
+        {"name": conventions.ENV_METRICS_PORT, "value": str(port)},
+        {
+            "name": conventions.ENV_METRICS_ADDR,
+            "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+        },
+        {"name": conventions.ENV_TERMINATION_LOG, "value": conventions.DEFAULT_TERMINATION_LOG},
+    ]
+
+
+def trainer_config(trainer: TrainerSpec) -> str:
+    config = trainer.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for key in _TRAINER_CONFIG_EXCLUDE:
+        config.pop(key, None)
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def build_trial_pod(
+    sweep: HyperparameterSweep,
+    spec: SweepSpec,
+    number: int,
+    params: Mapping[str, ParamValue],
+    *,
+    default_image: str | None = None,
+) -> dict[str, Any]:
+    """The Pod for trial `number` of `sweep`; `spec` is the effective spec.
+
+    Raises BuildError naming the field when the spec cannot make a pod.
+    """
+    trial = conventions.trial_name(sweep.name, number)
+    port = metrics_port(spec)
+    if spec.template is not None:
+        pod_spec, metadata, container = _from_template(spec, params)
+    elif spec.trainer is not None:
+        pod_spec, metadata, container = _from_trainer(spec.trainer, default_image)
+    else:  # parse_sweep rejects this; keep the message for a hand-built spec
+        raise BuildError("trainer", "set exactly one of trainer or template")
+
+    user_env = [
+        var for var in container.get("env") or [] if not _is_kubetune_var(var.get("name", ""))
+    ]
+    container["env"] = kubetune_env(sweep, trial, params, port) + user_env
+    if spec.trainer is not None:
+        container["env"].append(
+            {"name": conventions.ENV_TRAINER_CONFIG, "value": trainer_config(spec.trainer)}
+        )
+        if spec.trainer.output_dir:
+            output = f"{spec.trainer.output_dir.rstrip('/')}/{trial}"
+            container["env"].append({"name": conventions.ENV_OUTPUT_DIR, "value": output})
+    _ensure_metrics_port(container, port)
+    container.setdefault("terminationMessagePath", conventions.DEFAULT_TERMINATION_LOG)
+    container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+    container["securityContext"] = _merge_defaults(
+        container.get("securityContext"), CONTAINER_SECURITY_DEFAULTS
+    )
+    pod_spec["securityContext"] = _merge_defaults(
+        pod_spec.get("securityContext"), POD_SECURITY_DEFAULTS
+    )
+    # A trial runs once: Kubernetes restarting it would blur results and GPU accounting.
+    pod_spec["restartPolicy"] = "Never"
+    timeout = spec.budget.trial_timeout_seconds()
+    if timeout is not None:
+        pod_spec["activeDeadlineSeconds"] = max(1, int(timeout))
+
+    labels = dict(metadata.get("labels") or {})
+    labels.update(trial_labels(sweep.name, trial))
+    annotations = dict(metadata.get("annotations") or {})
+    annotations.update(
+        {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": spec.metrics.scrape.path,
+        }
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": trial,
+            "namespace": sweep.namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": pod_spec,
+    }
+
+
+def _from_trainer(
+    trainer: TrainerSpec, default_image: str | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    image = trainer.image or default_image
+    if not image:
+        raise BuildError(
+            "spec.trainer.image",
+            f"not set, and the operator has no default ({conventions.ENV_DEFAULT_TRAINER_IMAGE})",
+        )
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": image,
+        "command": list(TRAINER_COMMAND),
+        "env": [var.model_dump(by_alias=True, exclude_none=True) for var in trainer.env],
+    }
+    if trainer.resources is not None:
+        container["resources"] = trainer.resources.model_dump(
+            by_alias=True, exclude_none=True, mode="json"
+        )
+    return {"containers": [container]}, {}, container
+
+
+def _from_template(
+    spec: SweepSpec, params: Mapping[str, ParamValue]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    assert spec.template is not None
+    pod_spec = copy.deepcopy(spec.template.spec)
+    metadata = copy.deepcopy(spec.template.metadata or {})
+    containers = pod_spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        raise BuildError("spec.template.spec.containers", "must list at least one container")
+    for kind in ("initContainers", "containers"):
+        for index, item in enumerate(pod_spec.get(kind) or []):
+            if not isinstance(item, dict):
+                raise BuildError(f"spec.template.spec.{kind}[{index}]", "must be a mapping")
+            substitute_container(item, params, f"spec.template.spec.{kind}[{index}]")
+    wanted = spec.template.container
+    if wanted is None:
+        return pod_spec, metadata, containers[0]
+    for container in containers:
+        if container.get("name") == wanted:
+            return pod_spec, metadata, container
+    names = ", ".join(str(c.get("name")) for c in containers)
+    raise BuildError(
+        "spec.template.container", f"no container named {wanted!r} in the template ({names})"
+    )
+
+
+def _ensure_metrics_port(container: dict[str, Any], port: int) -> None:
+    ports = container.setdefault("ports", [])
+    if any(p.get("name") == METRICS_PORT_NAME for p in ports):
+        return
+    same = [p for p in ports if p.get("containerPort") == port]
+    if same:
+        # Name it for Prometheus, but never rename a port the user already named.
+        for p in same:
+            p.setdefault("name", METRICS_PORT_NAME)
+        return
+    ports.append({"name": METRICS_PORT_NAME, "containerPort": port, "protocol": "TCP"})
+
+
+def _merge_defaults(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(defaults)
+    if isinstance(given, dict):
+        if given.get("privileged") is True:
+            # The API server rejects privileged with allowPrivilegeEscalation false.
+            merged.pop("allowPrivilegeEscalation", None)
+        merged.update(copy.deepcopy(given))
+    return merged
+
+
+def _is_kubetune_var(name: str) -> bool:
+    return name.startswith("KUBETUNE_")
