@@ -10,7 +10,7 @@ echo "== ruff"
 ruff check .
 ruff format --check .
 echo "== mypy"
-mypy operator/kubetune trainer-image/kubetune_trainer
+mypy operator/kubetune trainer-image/kubetune_trainer tests bench
 echo "== hadolint"
 hadolint trainer-image/Dockerfile
 echo "== pytest"
