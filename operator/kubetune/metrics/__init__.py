@@ -1,0 +1,34 @@
+"""Trial metric sources: direct scrape of /metrics, or Prometheus through its HTTP API.
+
+Both return TrialMetrics keyed by trial name; a trial with no series yet is simply
+missing, while a source that cannot be read raises MetricsUnavailable.
+"""
+
+from kubetune.metrics.exposition import parse_exposition
+from kubetune.metrics.prometheus import PrometheusSource
+from kubetune.metrics.promql import render_template, trial_selector
+from kubetune.metrics.scrape import ScrapeSource
+from kubetune.metrics.types import (
+    MetricsError,
+    MetricsSource,
+    MetricsUnavailable,
+    QueryError,
+    TrialMetrics,
+    TrialTarget,
+    short_name,
+)
+
+__all__ = [
+    "MetricsError",
+    "MetricsSource",
+    "MetricsUnavailable",
+    "PrometheusSource",
+    "QueryError",
+    "ScrapeSource",
+    "TrialMetrics",
+    "TrialTarget",
+    "parse_exposition",
+    "render_template",
+    "short_name",
+    "trial_selector",
+]

@@ -1,0 +1,192 @@
+"""Read trial metrics from Prometheus through its HTTP API."""
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from kubetune.metrics.promql import per_trial, render_template, trial_selector
+from kubetune.metrics.types import (
+    DONE,
+    EVAL_STEP,
+    STEP,
+    MetricsUnavailable,
+    QueryError,
+    TrialMetrics,
+    TrialTarget,
+    short_name,
+)
+
+Labels = dict[str, str]
+# Prometheus refuses range queries of more than 11,000 points per series.
+_MAX_POINTS = 10_000
+
+
+class PrometheusSource:
+    """Latest values of every trial of a sweep: one instant query per metric.
+
+    metrics: short names to read besides step/eval_step/done (e.g. the objectives).
+    queries: custom PromQL templates by short metric name (Objective.query); a template
+    naming {trial} runs once per trial, any other must return series labelled `trial`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        metrics: Sequence[str] = ("eval_loss",),
+        queries: Mapping[str, str] | None = None,
+        timeout: float = 5.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.metrics = [short_name(m) for m in metrics]
+        self.queries = {short_name(k): v for k, v in (queries or {}).items()}
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._owns_client = client is None
+
+    async def query(self, promql: str, time: float | None = None) -> list[tuple[Labels, float]]:
+        """An instant query: (labels, value) per series; NaN samples left out."""
+        params: dict[str, Any] = {"query": promql}
+        if time is not None:
+            params["time"] = time
+        data = await self._api("/api/v1/query", params)
+        if data.get("resultType") == "scalar":
+            value = float(data["result"][1])
+            return [] if math.isnan(value) else [({}, value)]
+        found = []
+        for series in data.get("result", []):
+            value = float(series["value"][1])
+            if not math.isnan(value):
+                found.append((dict(series.get("metric", {})), value))
+        return found
+
+    async def query_range(
+        self, promql: str, start: float, end: float, step: float | None = None
+    ) -> list[tuple[Labels, list[tuple[float, float]]]]:
+        """A range query: (labels, [(timestamp, value), ...]) per series."""
+        if step is None:
+            step = max(1.0, (end - start) / _MAX_POINTS)
+        params = {"query": promql, "start": start, "end": end, "step": step}
+        data = await self._api("/api/v1/query_range", params)
+        return [
+            (
+                dict(series.get("metric", {})),
+                [(float(ts), float(v)) for ts, v in series.get("values", [])],
+            )
+            for series in data.get("result", [])
+        ]
+
+    async def collect(
+        self, namespace: str, sweep: str, trials: list[TrialTarget]
+    ) -> dict[str, TrialMetrics]:
+        """Latest values of the given trials; trials with no series yet are left out."""
+        wanted = {t.name for t in trials}
+        names = [*self.metrics, STEP, EVAL_STEP, DONE]
+        per_metric = await asyncio.gather(
+            *(self._metric_by_trial(name, namespace, sweep, sorted(wanted)) for name in names)
+        )
+        values: dict[str, dict[str, float]] = {}
+        for name, by_trial in zip(names, per_metric, strict=True):
+            for trial, value in by_trial.items():
+                if trial in wanted:
+                    values.setdefault(trial, {})[name] = value
+        return {trial: TrialMetrics(values=v) for trial, v in values.items()}
+
+    async def eval_history(
+        self,
+        namespace: str,
+        sweep: str,
+        trial: str,
+        metric: str,
+        start: float,
+        end: float,
+        step: float | None = None,
+    ) -> list[tuple[int, float]]:
+        """The (training step, value) evaluations of one trial between start and end.
+
+        Pairs the metric with kubetune_trial_eval_step sampled at the same instants
+        (falling back to kubetune_trial_step for trainers without it); one point per step.
+        """
+        metric = short_name(metric)
+        template = self.queries.get(metric)
+        promql = (
+            render_template(template, namespace, sweep, trial)
+            if template
+            else trial_selector(metric, namespace, sweep, trial)
+        )
+        values = _first_series(await self.query_range(promql, start, end, step))
+        steps: dict[float, float] = {}
+        for step_name in (EVAL_STEP, STEP):
+            selector = trial_selector(step_name, namespace, sweep, trial)
+            steps = dict(_first_series(await self.query_range(selector, start, end, step)))
+            if steps:
+                break
+        seen: dict[int, Counter[float]] = {}
+        for ts, value in values:
+            at = steps.get(ts)
+            if at is None or math.isnan(value) or math.isnan(at):
+                continue
+            seen.setdefault(int(at), Counter())[value] += 1
+        # A scrape may land between the trainer's two updates and pair a step with the
+        # neighbouring value; the settled pair is the one seen most often.
+        return [(at, counts.most_common(1)[0][0]) for at, counts in sorted(seen.items())]
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _metric_by_trial(
+        self, metric: str, namespace: str, sweep: str, trials: list[str]
+    ) -> dict[str, float]:
+        template = self.queries.get(metric)
+        if template and per_trial(template):
+            answers = await asyncio.gather(
+                *(self.query(render_template(template, namespace, sweep, t)) for t in trials)
+            )
+            return {t: series[0][1] for t, series in zip(trials, answers, strict=True) if series}
+        promql = (
+            render_template(template, namespace, sweep)
+            if template
+            else trial_selector(metric, namespace, sweep)
+        )
+        found: dict[str, float] = {}
+        for labels, value in await self.query(promql):
+            trial = labels.get("trial")
+            if trial is not None:
+                found[trial] = value
+        return found
+
+    async def _api(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        url = self.url + path
+        try:
+            response = await self._client.get(url, params=params)
+        except httpx.HTTPError as error:
+            raise MetricsUnavailable(
+                f"Prometheus at {self.url} unreachable: {type(error).__name__}: {error}"
+            ) from error
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code in (400, 422) and isinstance(body, dict):
+            raise QueryError(
+                f"Prometheus rejected {params.get('query')!r}: "
+                f"{body.get('errorType', 'error')}: {body.get('error', '')}"
+            )
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise MetricsUnavailable(
+                f"Prometheus at {self.url} answered HTTP {response.status_code}"
+            )
+        if body.get("status") != "success":
+            raise MetricsUnavailable(f"Prometheus at {self.url}: {body.get('error', body)}")
+        data: dict[str, Any] = body.get("data", {})
+        return data
+
+
+def _first_series(
+    result: list[tuple[Labels, list[tuple[float, float]]]],
+) -> list[tuple[float, float]]:
+    return result[0][1] if result else []

@@ -1,0 +1,74 @@
+"""Read trials directly from their /metrics endpoints (local runs, clusters without Prometheus)."""
+
+import asyncio
+import logging
+
+import httpx
+
+from kubetune import conventions
+from kubetune.metrics.exposition import parse_exposition
+from kubetune.metrics.types import MetricsError, MetricsUnavailable, TrialMetrics, TrialTarget
+
+log = logging.getLogger(__name__)
+
+
+class ScrapeSource:
+    """GET http://<address>:<port><path> of each trial and parse the text format."""
+
+    def __init__(
+        self,
+        path: str = "/metrics",
+        timeout: float = 2.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.path = path
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._owns_client = client is None
+
+    async def fetch(
+        self, address: str, port: int = conventions.DEFAULT_METRICS_PORT
+    ) -> TrialMetrics:
+        """One trial's latest values.
+
+        MetricsUnavailable when the endpoint does not answer (not started yet, or gone);
+        MetricsError when it answers with something that is not a metrics page.
+        """
+        host = f"[{address}]" if ":" in address else address
+        url = f"http://{host}:{port}{self.path}"
+        try:
+            response = await self._client.get(url)
+        except httpx.HTTPError as error:
+            raise MetricsUnavailable(f"{url}: {type(error).__name__}: {error}") from error
+        if response.status_code != 200:
+            raise MetricsUnavailable(f"{url}: HTTP {response.status_code}")
+        try:
+            return parse_exposition(response.text)
+        except ValueError as error:
+            raise MetricsError(f"{url}: not a Prometheus metrics page: {error}") from error
+
+    async def collect(
+        self, namespace: str, sweep: str, trials: list[TrialTarget]
+    ) -> dict[str, TrialMetrics]:
+        """Every reachable trial's values; a trial that does not answer is left out.
+
+        Each trial is its own server, so one that is not up is not a source outage:
+        this never raises MetricsUnavailable for a single trial.
+        """
+        targets = [t for t in trials if t.address and t.port]
+        answers = await asyncio.gather(
+            *(self.fetch(t.address or "", t.port or 0) for t in targets),
+            return_exceptions=True,
+        )
+        found: dict[str, TrialMetrics] = {}
+        for target, answer in zip(targets, answers, strict=True):
+            if isinstance(answer, TrialMetrics):
+                found[target.name] = answer
+            elif isinstance(answer, MetricsError):
+                log.debug("trial %s not read: %s", target.name, answer)
+            elif isinstance(answer, BaseException):
+                raise answer
+        return found
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

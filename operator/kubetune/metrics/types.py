@@ -1,0 +1,89 @@
+"""What a metrics source returns, and the two ways reading it can go wrong."""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kubetune import metric_names
+
+# Short names (kubetune_trial_ prefix removed) of the progress series every trainer serves.
+STEP = metric_names.STEP.removeprefix(metric_names.TRIAL_PREFIX)
+EVAL_STEP = metric_names.EVAL_STEP.removeprefix(metric_names.TRIAL_PREFIX)
+DONE = metric_names.TRIAL_DONE.removeprefix(metric_names.TRIAL_PREFIX)
+
+
+def short_name(series: str) -> str:
+    """eval_loss for kubetune_trial_eval_loss; other names unchanged."""
+    return series.removeprefix(metric_names.TRIAL_PREFIX)
+
+
+class MetricsError(Exception):
+    """Base of every metrics-source error."""
+
+
+class MetricsUnavailable(MetricsError):
+    """The source cannot be reached or answered with a server error.
+
+    Says nothing about any trial: callers keep their trials as they are and retry,
+    unlike an absent series, which only means that a trial has not reported yet.
+    """
+
+
+class QueryError(MetricsError):
+    """The source rejected the query itself, e.g. a custom PromQL template with a typo."""
+
+
+@dataclass(frozen=True)
+class TrialMetrics:
+    """The latest values one trial reported, by short metric name (eval_loss, step, ...)."""
+
+    values: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def step(self) -> int | None:
+        """Training step the trial has reached."""
+        return _as_int(self.values.get(STEP))
+
+    @property
+    def eval_step(self) -> int | None:
+        """Step at which the eval_* values were measured (None before the first evaluation)."""
+        return _as_int(self.values.get(EVAL_STEP))
+
+    @property
+    def done(self) -> bool:
+        """The trial has set its final values."""
+        return self.values.get(DONE, 0.0) >= 1.0
+
+    def value(self, metric: str) -> float | None:
+        """A metric by short or full series name; None when absent."""
+        return self.values.get(short_name(metric))
+
+
+def _as_int(value: float | None) -> int | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value)
+
+
+@dataclass(frozen=True)
+class TrialTarget:
+    """One trial to read: its name, and for direct scraping its address and port."""
+
+    name: str
+    address: str | None = None
+    port: int | None = None
+
+
+class MetricsSource(Protocol):
+    """Latest metrics for the trials of one sweep.
+
+    Trials with no series yet are missing from the answer; a source that cannot be
+    read at all raises MetricsUnavailable.
+    """
+
+    async def collect(
+        self, namespace: str, sweep: str, trials: list[TrialTarget]
+    ) -> dict[str, TrialMetrics]: ...
+
+    async def aclose(self) -> None: ...
