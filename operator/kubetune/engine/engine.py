@@ -1,0 +1,274 @@
+"""SweepEngine: which trials to start, which to prune, when the sweep is done.
+
+Pure decisions over an Optuna study (ask/tell) and the trial records kept in the sweep's
+status. The records are the only memory: an engine built from them makes the decisions the
+engine that wrote them would have made next.
+"""
+
+import math
+import warnings
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.study import Study, StudyDirection
+from optuna.trial import TrialState
+
+from kubetune.conventions import trial_name
+from kubetune.engine import summary
+from kubetune.engine.completion import Completion, check
+from kubetune.engine.pruners import make_pruner
+from kubetune.engine.replay import HistoryError, new_study, replay
+from kubetune.engine.samplers import make_sampler
+from kubetune.engine.space import ParamValue, SearchSpace
+from kubetune.engine.summary import IN_FLIGHT, Trial
+from kubetune.spec import BestTrial, SweepSpec, TrialCounts, TrialRecord, effective_spec
+
+# Optuna logs every tell at INFO; the operator reports trials through status and events.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# The pruner's rungs, recorded in the history whatever the step spacing: enough for any run.
+_MAX_RUNGS = 12
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """A trial to launch: a new one, or a requeued one again with the same number and params."""
+
+    number: int
+    name: str
+    params: dict[str, ParamValue]
+    attempt: int = 1  # 2 and up: run again after preemption or eviction
+
+
+def default_seed(sweep_name: str) -> int:
+    """A sweep without algorithm.seed still needs one fixed seed, or a rebuild would differ."""
+    return zlib.crc32(sweep_name.encode())
+
+
+class SweepEngine:
+    """The search for one sweep; see the module doc and engine_contract.md for the rules."""
+
+    def __init__(
+        self, spec: SweepSpec, sweep_name: str, history: Sequence[TrialRecord] = ()
+    ) -> None:
+        self.spec = effective_spec(spec)
+        self.sweep_name = sweep_name
+        self._objectives = self.spec.objective_list
+        self._space = SearchSpace.from_spec(self.spec)
+        self._grid_points = self.spec.grid_points() if self.spec.algorithm.name == "grid" else None
+        early = self.spec.early_stopping
+        max_steps = self.spec.trainer.max_steps if self.spec.trainer is not None else None
+        self._gap = summary.intermediate_gap(max_steps, early.min_steps)
+        self._rungs = (
+            [early.min_steps * early.reduction_factor**k for k in range(_MAX_RUNGS)]
+            if early.name in ("asha", "hyperband")
+            else []
+        )
+        seed = self.spec.algorithm.seed
+        self.seed = default_seed(sweep_name) if seed is None else seed
+        self._sampler = make_sampler(
+            self.spec.algorithm, self._space, self.seed, self.spec.budget.max_trials
+        )
+        directions = [
+            StudyDirection.MINIMIZE if o.direction == "minimize" else StudyDirection.MAXIMIZE
+            for o in self._objectives
+        ]
+        self.study: Study
+        self.study, self._storage = new_study(
+            sweep_name, directions, self._sampler, make_pruner(early, sweep_name, max_steps)
+        )
+        self._study_id = self._storage.get_study_id_from_name(sweep_name)
+        self._trials: dict[int, Trial] = {}
+        for record in history:
+            if record.n in self._trials:
+                raise HistoryError(f"history: trial {record.n} appears twice")
+            if record.n < 0:
+                raise HistoryError(f"history: trial number must be >= 0, got {record.n}")
+            self._trials[record.n] = Trial.from_record(record)
+        replay(self.study, list(self._trials.values()), self._space)
+
+    # ---- decisions -------------------------------------------------------------------
+
+    def start_trials(self) -> list[TrialPlan]:
+        """Trials to launch now: requeued ones first, then new suggestions, within budget."""
+        if self.spec.suspend or self.finished() is not None:
+            return []
+        slots = self.spec.budget.parallelism - len(self.running())
+        plans: list[TrialPlan] = []
+        for trial in self._sorted("Requeued"):
+            if slots <= 0:
+                break
+            trial.state = "Pending"
+            plans.append(self._plan(trial))
+            slots -= 1
+        while slots > 0 and self._may_ask():
+            plans.append(self._plan(self._ask()))
+            slots -= 1
+        return plans
+
+    def to_prune(self) -> list[int]:
+        """Running trials the pruner says to stop now (idempotent until they are pruned)."""
+        doomed = []
+        for trial in self._sorted("Running"):
+            if not trial.intermediate:
+                continue
+            frozen = self._storage.get_trial(self._trial_id(trial.number))
+            if self.study.pruner.prune(self.study, frozen):
+                doomed.append(trial.number)
+        return doomed
+
+    def finished(self) -> Completion | None:
+        return check(self.spec, list(self._trials.values()), self._grid_points)
+
+    # ---- events ----------------------------------------------------------------------
+
+    def mark_running(self, number: int) -> bool:
+        """The trial's process started (Pending -> Running); False if it was not pending."""
+        trial = self._get(number)
+        if trial.state != "Pending":
+            return False
+        trial.state = "Running"
+        return True
+
+    def report(self, number: int, step: int, value: float) -> bool:
+        """An intermediate objective value; True if the history kept it.
+
+        Non-finite values are dropped (the trainer fails such runs itself), and the history
+        keeps a bounded subset (summary.keep_point), which is all the pruner ever sees.
+        """
+        trial = self._get(number)
+        if trial.state not in IN_FLIGHT:
+            return False
+        trial.state = "Running"
+        if not math.isfinite(value) or step < 0:
+            return False
+        if not summary.keep_point(trial.intermediate, step, self._gap, self._rungs):
+            return False
+        rounded = summary.round_intermediate(value)
+        trial.intermediate.append((step, rounded))
+        self._storage.set_trial_intermediate_value(self._trial_id(number), step, rounded)
+        return True
+
+    def complete(self, number: int, values: Sequence[float], step: int | None = None) -> bool:
+        """The trial finished with its final objective value(s); False if already finished."""
+        trial = self._get(number)
+        if trial.state in summary.FINISHED:
+            return False
+        if len(values) != len(self._objectives):
+            raise ValueError(
+                f"trial {number}: expected {len(self._objectives)} objective value(s), "
+                f"got {len(values)}"
+            )
+        if not all(math.isfinite(v) for v in values):
+            return self.fail(number, f"objective value is not finite: {list(values)}")
+        trial.values = [summary.round_value(float(v)) for v in values]
+        trial.step = step
+        trial.state = "Succeeded"
+        self.study.tell(number, trial.values)
+        return True
+
+    def prune(self, number: int) -> bool:
+        """The trial was stopped early; False if already finished."""
+        trial = self._get(number)
+        if trial.state in summary.FINISHED:
+            return False
+        trial.state = "Pruned"
+        trial.step = trial.intermediate[-1][0] if trial.intermediate else None
+        self.study.tell(number, state=TrialState.PRUNED)
+        return True
+
+    def fail(self, number: int, reason: str) -> bool:
+        """The trial failed (counts toward budget.maxFailedTrials); False if already finished."""
+        trial = self._get(number)
+        if trial.state in summary.FINISHED:
+            return False
+        trial.state = "Failed"
+        trial.reason = summary.short_reason(reason)
+        self.study.tell(number, state=TrialState.FAIL)
+        return True
+
+    def requeue(self, number: int, reason: str) -> bool:
+        """Run the trial again later with the same params (preempted, evicted, node lost).
+
+        Not a failure. Its intermediate values stay: a rerun's reports count again once
+        they pass the last recorded step.
+        """
+        trial = self._get(number)
+        if trial.state not in IN_FLIGHT:
+            return False
+        trial.state = "Requeued"
+        trial.reason = summary.short_reason(reason)
+        trial.requeues += 1
+        return True
+
+    # ---- what the status shows -------------------------------------------------------
+
+    def counts(self) -> TrialCounts:
+        return summary.counts(self._trials.values())
+
+    def best(self) -> BestTrial | None:
+        winner = summary.best(self._trials.values(), self._objectives)
+        return None if winner is None else summary.best_trial(self.sweep_name, winner)
+
+    def pareto_front(self) -> list[BestTrial]:
+        """Non-dominated succeeded trials (one objective: the best trial alone)."""
+        front = summary.pareto(self._trials.values(), self._objectives)
+        return [summary.best_trial(self.sweep_name, t) for t in front]
+
+    def history(self) -> list[TrialRecord]:
+        return [self._trials[n].record() for n in sorted(self._trials)]
+
+    def running(self) -> list[int]:
+        """Trials launched and not finished: they hold a parallelism slot."""
+        return sorted(n for n, t in self._trials.items() if t.state in IN_FLIGHT)
+
+    def trial(self, number: int) -> TrialRecord:
+        return self._get(number).record()
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _may_ask(self) -> bool:
+        total = len(self._trials)
+        if self._grid_points is not None and total >= self._grid_points:
+            return False
+        return total < self.spec.budget.max_trials
+
+    def _ask(self) -> Trial:
+        with warnings.catch_warnings():
+            # Samplers warn about experimental features and independent sampling; the
+            # choice of algorithm is the user's, so these say nothing actionable.
+            warnings.simplefilter("ignore")
+            asked = self.study.ask(fixed_distributions=dict(self._space.distributions))
+        number = self._next_number()
+        if asked.number != number:  # replay keeps Optuna's numbering equal to ours
+            raise RuntimeError(f"study numbered trial {asked.number}, expected {number}")
+        trial = Trial(number=number, state="Pending", params=self._space.to_user(asked.params))
+        self._trials[number] = trial
+        return trial
+
+    def _next_number(self) -> int:
+        return max(self._trials, default=-1) + 1
+
+    def _plan(self, trial: Trial) -> TrialPlan:
+        return TrialPlan(
+            number=trial.number,
+            name=trial_name(self.sweep_name, trial.number),
+            params=dict(trial.params),
+            attempt=trial.requeues + 1,
+        )
+
+    def _sorted(self, state: str) -> list[Trial]:
+        if state == "Running":
+            return [self._trials[n] for n in self.running()]
+        return [self._trials[n] for n in sorted(self._trials) if self._trials[n].state == state]
+
+    def _get(self, number: int) -> Trial:
+        try:
+            return self._trials[number]
+        except KeyError:
+            raise ValueError(f"sweep {self.sweep_name!r} has no trial {number}") from None
+
+    def _trial_id(self, number: int) -> int:
+        return self._storage.get_trial_id_from_study_id_trial_number(self._study_id, number)

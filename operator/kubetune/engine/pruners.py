@@ -1,0 +1,139 @@
+"""Pruners for each spec earlyStopping name, as Optuna pruners whose decisions are pure.
+
+Optuna's successive-halving pruners remember which rungs a trial passed in trial attributes
+written at the moment of each check, so their decisions depend on when checks happened and
+are lost on a rebuild from history. The ASHA and Hyperband pruners here decide from the
+intermediate values alone: given the same history they prune the same trials.
+
+Rung k of ASHA sits at ``min_steps * reduction_factor**k`` steps. A trial's value at a rung is
+its first recorded value at or after that step. A running trial is judged at the highest rung
+it has reached, against every trial that reached that rung, and continues while it is among
+the best ``ceil(n / reduction_factor)`` of those ``n``.
+"""
+
+import math
+import zlib
+
+from optuna.pruners import BasePruner, MedianPruner, NopPruner
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial
+
+from kubetune.spec import EarlyStopping
+
+# Hyperband needs a top resource; without trainer.maxSteps assume this many halvings.
+DEFAULT_HYPERBAND_RUNGS = 4
+
+
+def rung_value(intermediate: dict[int, float], resource: int) -> float | None:
+    """The first value recorded at or after ``resource`` steps, if any."""
+    steps = [step for step in intermediate if step >= resource]
+    if not steps:
+        return None
+    value = intermediate[min(steps)]
+    return None if math.isnan(value) else value
+
+
+def survives(value: float, competitors: list[float], eta: int, maximize: bool) -> bool:
+    """True when ``value`` is among the best ceil(n/eta) of ``competitors`` (which include it)."""
+    keep = max(1, math.ceil(len(competitors) / eta))
+    ranked = sorted(competitors, reverse=maximize)
+    threshold = ranked[keep - 1]
+    return value >= threshold if maximize else value <= threshold
+
+
+class AshaPruner(BasePruner):
+    """Asynchronous successive halving, decided from intermediate values only."""
+
+    def __init__(
+        self, min_steps: int, reduction_factor: int, bracket_of: "Bracketing | None" = None
+    ):
+        self._min_steps = min_steps
+        self._eta = reduction_factor
+        self._bracket_of = bracket_of
+
+    def _rung(self, step: int) -> int | None:
+        if step < self._min_steps:
+            return None
+        rung = 0
+        while self._min_steps * self._eta ** (rung + 1) <= step:
+            rung += 1
+        return rung
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None:
+            return False
+        rung = self._rung(step)
+        if rung is None:
+            return False
+        resource = self._min_steps * self._eta**rung
+        own = rung_value(trial.intermediate_values, resource)
+        if own is None:
+            return False
+        competitors = []
+        for other in study.get_trials(deepcopy=False):
+            if self._bracket_of is not None and self._bracket_of(other.number) != self._bracket_of(
+                trial.number
+            ):
+                continue
+            value = rung_value(other.intermediate_values, resource)
+            if value is not None:
+                competitors.append(value)
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        return not survives(own, competitors, self._eta, maximize)
+
+
+class Bracketing:
+    """Hyperband's bracket of a trial: a stable hash of (sweep, number), weighted by budget."""
+
+    def __init__(self, sweep_name: str, n_brackets: int, eta: int) -> None:
+        self._name = sweep_name
+        # Bracket b starts at min_steps * eta**b; give it as many trials as Hyperband would.
+        self._weights = [
+            math.ceil(n_brackets * eta ** (n_brackets - 1 - b) / (n_brackets - b))
+            for b in range(n_brackets)
+        ]
+        self._total = sum(self._weights)
+
+    def __call__(self, number: int) -> int:
+        slot = zlib.crc32(f"{self._name}-{number}".encode()) % self._total
+        for bracket, weight in enumerate(self._weights):
+            if slot < weight:
+                return bracket
+            slot -= weight
+        return len(self._weights) - 1
+
+    @property
+    def count(self) -> int:
+        return len(self._weights)
+
+
+class HyperbandPruner(BasePruner):
+    """Hyperband: ASHA in several brackets that start pruning at different steps."""
+
+    def __init__(self, sweep_name: str, min_steps: int, max_steps: int, reduction_factor: int):
+        ratio = max(1.0, max_steps / min_steps)
+        n_brackets = max(1, math.floor(math.log(ratio, reduction_factor) + 1e-9) + 1)
+        self.bracketing = Bracketing(sweep_name, n_brackets, reduction_factor)
+        self._asha = [
+            AshaPruner(min_steps * reduction_factor**b, reduction_factor, self.bracketing)
+            for b in range(n_brackets)
+        ]
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        return self._asha[self.bracketing(trial.number)].prune(study, trial)
+
+
+def make_pruner(early: EarlyStopping, sweep_name: str, max_steps: int | None) -> BasePruner:
+    """The pruner for the spec's earlyStopping block; max_steps is trainer.maxSteps if known."""
+    if early.name == "none":
+        return NopPruner()
+    if early.name == "median":
+        # MedianPruner compares with completed trials at the same step: already pure.
+        return MedianPruner(n_startup_trials=early.startup_trials, n_warmup_steps=early.min_steps)
+    if early.name == "asha":
+        return AshaPruner(early.min_steps, early.reduction_factor)
+    if early.name == "hyperband":
+        top = max_steps or early.min_steps * early.reduction_factor**DEFAULT_HYPERBAND_RUNGS
+        return HyperbandPruner(sweep_name, early.min_steps, top, early.reduction_factor)
+    raise ValueError(f"earlyStopping.name: unknown pruner {early.name!r}")

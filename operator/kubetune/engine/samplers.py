@@ -1,0 +1,175 @@
+"""Samplers for each spec algorithm, wrapped so a rebuilt engine suggests what the live one would.
+
+Every ask gets a fresh inner sampler seeded from (sweep seed, trial number). The inner sampler
+then sees only the trials in the study, which a rebuild from history restores exactly, so the
+suggestion for trial N does not depend on how many asks this process happened to make before.
+"""
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import (
+    BaseSampler,
+    CmaEsSampler,
+    GPSampler,
+    GridSampler,
+    NSGAIISampler,
+    QMCSampler,
+    RandomSampler,
+    TPESampler,
+)
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
+
+from kubetune.engine.space import SearchSpace
+from kubetune.spec import Algorithm
+
+SamplerFactory = Callable[[int], BaseSampler]
+
+# Tuned with bench/search_efficiency.py (see bench/results/search_efficiency.md): multivariate
+# TPE models parameter interactions, and constant liar keeps parallel asks apart.
+DEFAULT_STARTUP_TRIALS = 10
+TPE_EI_CANDIDATES = 24
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The RNG seed for the ask of trial ``number``: stable across processes and restarts."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def startup_trials(algorithm: Algorithm, max_trials: int) -> int:
+    """Random trials before a model-based sampler takes over; at most a quarter of the budget."""
+    if algorithm.startup_trials is not None:
+        return algorithm.startup_trials
+    return max(2, min(DEFAULT_STARTUP_TRIALS, max_trials // 4))
+
+
+class _NumberedQMCSampler(QMCSampler):
+    """QMC point N for trial N.
+
+    Optuna's QMCSampler counts its draws in a study attribute, which a rebuild from history
+    does not restore; indexing the sequence by trial number needs no such memory.
+    """
+
+    def __init__(self, space: dict[str, BaseDistribution], seed: int) -> None:
+        super().__init__(qmc_type="sobol", scramble=True, seed=seed)
+        self._space = space
+        self._number = 0
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._number = trial.number
+        super().before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return dict(self._space)  # the space is fixed, so the first trial is a QMC point too
+
+    def _find_sample_id(self, study: Study, search_space: dict[str, BaseDistribution]) -> int:
+        return self._number
+
+
+def _factory(
+    algorithm: Algorithm, space: SearchSpace, seed: int, max_trials: int
+) -> SamplerFactory:
+    startup = startup_trials(algorithm, max_trials)
+    name = algorithm.name
+    if name == "tpe":
+        return lambda s: TPESampler(
+            seed=s,
+            n_startup_trials=startup,
+            n_ei_candidates=TPE_EI_CANDIDATES,
+            multivariate=True,
+            constant_liar=True,
+        )
+    if name == "random":
+        return lambda s: RandomSampler(seed=s)
+    if name == "grid":
+        # One shuffled grid for the whole sweep: trial N takes grid point N, so the order
+        # must not change between asks.
+        grid = GridSampler(space.grid(), seed=seed)
+        return lambda s: grid
+    if name == "gp":
+        return lambda s: GPSampler(
+            seed=s, n_startup_trials=startup, warn_independent_sampling=False
+        )
+    if name == "cmaes":
+        return lambda s: CmaEsSampler(
+            seed=s, n_startup_trials=startup, warn_independent_sampling=False
+        )
+    if name == "qmc":
+        qmc = _NumberedQMCSampler(dict(space.distributions), seed)
+        return lambda s: qmc
+    if name == "nsga2":
+        population = max(4, min(50, max_trials // 5))
+        return lambda s: NSGAIISampler(seed=s, population_size=population)
+    raise ValueError(f"algorithm.name: unknown algorithm {name!r}")
+
+
+class TrialSeededSampler(BaseSampler):
+    """Delegates to a fresh inner sampler per trial and rounds what it suggests."""
+
+    def __init__(self, factory: SamplerFactory, seed: int, space: SearchSpace) -> None:
+        self._factory = factory
+        self._seed = seed
+        self._space = space
+        self._inner = factory(seed)
+
+    @property
+    def inner(self) -> BaseSampler:
+        return self._inner
+
+    def reseed_rng(self) -> None:
+        pass  # seeds come from trial numbers; a random reseed would break rebuilds
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._inner = self._factory(trial_seed(self._seed, trial.number))
+        self._inner.before_trial(study, trial)
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        sampled = self._inner.sample_relative(study, trial, search_space)
+        return {name: self._space.round(name, value) for name, value in sampled.items()}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        value = self._inner.sample_independent(study, trial, param_name, param_distribution)
+        return self._space.round(param_name, value)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        # GridSampler's hook only calls study.stop(), which is for optimize() loops; the
+        # engine decides exhaustion itself.
+        if not isinstance(self._inner, GridSampler):
+            self._inner.after_trial(study, trial, state, values)
+
+
+def make_sampler(
+    algorithm: Algorithm, space: SearchSpace, seed: int, max_trials: int
+) -> TrialSeededSampler:
+    """The sampler for ``algorithm``, deterministic per (seed, trial number)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return TrialSeededSampler(_factory(algorithm, space, seed, max_trials), seed, space)
