@@ -1,0 +1,598 @@
+"""The simulated kubelet (with a one-line scheduler): pods become local processes.
+
+Each pod gets its own loopback address (127.0.0.2, 127.0.0.3, ...), a temporary working
+directory, and a file per container for logs and for the termination message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import ipaddress
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .api import TERMINAL_PHASES, Api
+from .errors import ApiError
+from .meta import now
+from .podenv import ConfigError, command_line, container_env
+from .resources import ResourceType
+from .store import Event
+
+GPU = "nvidia.com/gpu"
+OOM_ANNOTATION = "sim.kubetune.dev/oom-kill-after-seconds"
+MESSAGE_LIMIT = 4096  # bytes of a termination message, like the real kubelet
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
+
+
+@dataclass
+class Node:
+    name: str
+    gpus: int
+    lost: bool = False
+
+
+@dataclass
+class Container:
+    name: str
+    log: Path
+    message_file: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    terminated: dict[str, Any] | None = None
+
+
+@dataclass
+class PodRun:
+    namespace: str
+    name: str
+    uid: str
+    ip: str
+    node: str
+    workdir: Path
+    containers: dict[str, Container] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+    # Why the kubelet itself ended the pod: (phase reason, message, container reason).
+    killed: tuple[str, str, str] | None = None
+    stopping: bool = False
+
+
+def gpu_request(pod: dict[str, Any]) -> int:
+    total = 0
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        res = c.get("resources") or {}
+        value = (res.get("limits") or {}).get(GPU, (res.get("requests") or {}).get(GPU, 0))
+        total += int(value)
+    return total
+
+
+class Kubelet:
+    def __init__(self, api: Api, root: Path) -> None:
+        self.api = api
+        self.root = root
+        self.nodes: dict[str, Node] = {}
+        self.runs: dict[str, PodRun] = {}  # by pod uid
+        self.extra_env: dict[str, str] = {}
+        self.api_port = 0
+        self.restart_backoff = 0.5  # seconds, doubling up to 5 (real kubelet: 10s up to 5m)
+        self._next_ip = int(ipaddress.IPv4Address("127.0.0.2"))
+        self._pending_reconcile = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self.pods = api.resource("", "v1", "pods")
+        api.pod_is_running = self._holds_process
+        api.store.listeners.append(self._on_event)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._started = True
+        self._kick()
+
+    async def stop(self) -> None:
+        self._started = False
+        for run in list(self.runs.values()):
+            self._signal(run, signal.SIGKILL)
+        tasks = [r.task for r in self.runs.values() if r.task] + list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- nodes --------------------------------------------------------------------------------
+
+    def add_node(self, name: str, gpus: int) -> None:
+        self.nodes[name] = Node(name, gpus)
+        capacity = {"cpu": "16", "memory": "64Gi", "pods": "110", GPU: str(gpus)}
+        rt = self.api.resource("", "v1", "nodes")
+        body = {
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
+                                                  "kubernetes.io/os": "linux"}},
+            "status": {
+                "capacity": capacity,
+                "allocatable": dict(capacity),
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                              {"type": "Hostname", "address": name}],
+                "conditions": [self._ready_condition(True)],
+                "nodeInfo": {"kubeletVersion": "v1.32.0-kubetune-sim", "osImage": "simulated",
+                             "architecture": "amd64", "operatingSystem": "linux"},
+            },
+        }
+        try:
+            self.api.create(rt, "", body)
+        except ApiError:
+            self.api.remove(rt, "", name)
+            self.api.create(rt, "", body)
+        self._set_node_status(name, body["status"])
+        self._kick()
+
+    @staticmethod
+    def _ready_condition(ready: bool) -> dict[str, Any]:
+        return {
+            "type": "Ready",
+            "status": "True" if ready else "Unknown",
+            "reason": "KubeletReady" if ready else "NodeStatusUnknown",
+            "message": "kubelet is posting ready status" if ready
+            else "Kubelet stopped posting node status.",
+            "lastTransitionTime": now(),
+            "lastHeartbeatTime": now(),
+        }
+
+    def _set_node_status(self, name: str, status: dict[str, Any]) -> None:
+        rt = self.api.resource("", "v1", "nodes")
+        node = self.api.get(rt, "", name)
+        node["status"] = status
+        self.api.update(rt, "", name, node, subresource="status")
+
+    async def lose_node(self, name: str) -> None:
+        node = self.nodes[name]
+        node.lost = True
+        rt = self.api.resource("", "v1", "nodes")
+        status = self.api.get(rt, "", name).get("status") or {}
+        status["conditions"] = [self._ready_condition(False)]
+        self._set_node_status(name, status)
+        message = f"Node {name} which was running pod {{}} is unresponsive"
+        for run in [r for r in self.runs.values() if r.node == name]:
+            await self._kill(run, ("NodeLost", message.format(run.name), "Error"))
+
+    async def evict(self, namespace: str, name: str, message: str | None) -> None:
+        run = self._run_of(namespace, name)
+        text = message or "The node was low on resource: memory. "
+        await self._kill(run, ("Evicted", text, "Error"))
+
+    async def oom_kill(self, namespace: str, name: str) -> None:
+        await self._kill(self._run_of(namespace, name), ("", "", "OOMKilled"))
+
+    def _run_of(self, namespace: str, name: str) -> PodRun:
+        for run in self.runs.values():
+            if (run.namespace, run.name) == (namespace, name):
+                return run
+        raise KeyError(f"pod {namespace}/{name} is not running on the simulated kubelet")
+
+    async def _kill(self, run: PodRun, why: tuple[str, str, str]) -> None:
+        run.killed = why
+        self._signal(run, signal.SIGKILL)
+        if run.task is not None:
+            await asyncio.wait([run.task], timeout=10)
+
+    # -- the control loop ---------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if (event.group, event.plural) not in (("", "pods"), ("", "nodes"), ("", "secrets"),
+                                               ("", "configmaps")):
+            return
+        if event.plural == "pods" and event.type == "DELETED":
+            run = self.runs.get(event.obj["metadata"]["uid"])
+            if run is not None and not run.stopping:
+                # Force deletion (grace 0): the object is gone, stop the processes now.
+                run.stopping = True
+                self._signal(run, signal.SIGKILL)
+        self._kick()
+
+    def _kick(self) -> None:
+        """Reconcile soon: never inside a store write (listeners run synchronously)."""
+        if self._pending_reconcile or not self._started:
+            return
+        self._pending_reconcile = True
+        asyncio.get_running_loop().call_soon(self._reconcile)
+
+    def _holds_process(self, pod: dict[str, Any]) -> bool:
+        run = self.runs.get(pod["metadata"]["uid"])
+        return run is not None and (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
+
+    def _reconcile(self) -> None:
+        self._pending_reconcile = False
+        if not self._started:
+            return
+        pods = self.api.store.items("", "pods", None)
+        for pod in pods:
+            md, spec = pod["metadata"], pod.get("spec") or {}
+            phase = (pod.get("status") or {}).get("phase")
+            run = self.runs.get(md["uid"])
+            if md.get("deletionTimestamp"):
+                if run is not None and phase not in TERMINAL_PHASES:
+                    if not run.stopping:
+                        run.stopping = True
+                        self._spawn(self._terminate(run, int(md.get(
+                            "deletionGracePeriodSeconds", 30))))
+                else:
+                    self.api.remove(self.pods, md["namespace"], md["name"])
+                continue
+            if run is not None or phase in TERMINAL_PHASES:
+                continue
+            node = spec.get("nodeName")
+            if not node:
+                self._schedule(pod, pods)
+            elif node in self.nodes and not self.nodes[node].lost:
+                self._start(pod)
+        live = {p["metadata"]["uid"] for p in pods}
+        for uid in [u for u in self.runs if u not in live]:
+            run = self.runs[uid]
+            if run.task is None or run.task.done():
+                del self.runs[uid]
+
+    def _schedule(self, pod: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        need = gpu_request(pod)
+        selector = (pod.get("spec") or {}).get("nodeSelector") or {}
+        nodes_rt = self.api.resource("", "v1", "nodes")
+        chosen = None
+        short_gpu = 0
+        for node in self.nodes.values():
+            if node.lost:
+                continue
+            labels = self.api.get(nodes_rt, "", node.name)["metadata"].get("labels") or {}
+            if any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            used = sum(
+                gpu_request(p)
+                for p in pods
+                if (p.get("spec") or {}).get("nodeName") == node.name
+                and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
+            )
+            if node.gpus - used >= need:
+                chosen = node.name
+                break
+            short_gpu += 1
+        md = pod["metadata"]
+        if chosen is None:
+            total = len(self.nodes)
+            reasons = f"{short_gpu} Insufficient {GPU}" if short_gpu else "none match"
+            message = f"0/{total} nodes are available: {reasons}."
+            self._set_condition(md["namespace"], md["name"], "PodScheduled", "False",
+                                "Unschedulable", message)
+            return
+        bound = self.api.get(self.pods, md["namespace"], md["name"])
+        bound["spec"]["nodeName"] = chosen
+        self.api.update(self.pods, md["namespace"], md["name"], bound)
+        self._set_condition(md["namespace"], md["name"], "PodScheduled", "True")
+
+    # -- status writes ------------------------------------------------------------------------
+
+    def _patch_status(self, namespace: str, name: str, change: dict[str, Any]) -> None:
+        try:
+            pod = self.api.get(self.pods, namespace, name)
+        except ApiError:
+            return  # deleted meanwhile
+        status = copy.deepcopy(pod.get("status") or {})
+        status.update(change)
+        pod["status"] = status
+        self.api.update(self.pods, namespace, name, pod, subresource="status")
+
+    def _set_condition(
+        self, namespace: str, name: str, kind: str, value: str, reason: str = "",
+        message: str = "",
+    ) -> None:
+        try:
+            pod = self.api.get(self.pods, namespace, name)
+        except ApiError:
+            return
+        conditions = list((pod.get("status") or {}).get("conditions") or [])
+        old = next((c for c in conditions if c["type"] == kind), None)
+        if old and old["status"] == value and old.get("reason", "") == reason and old.get(
+            "message", ""
+        ) == message:
+            return
+        new: dict[str, Any] = {"type": kind, "status": value, "lastProbeTime": None,
+                               "lastTransitionTime": now() if not old or old["status"] != value
+                               else old["lastTransitionTime"]}
+        if reason:
+            new["reason"] = reason
+        if message:
+            new["message"] = message
+        conditions = [c for c in conditions if c["type"] != kind] + [new]
+        self._patch_status(namespace, name, {"conditions": conditions})
+
+    def _container_statuses(self, pod: dict[str, Any], run: PodRun,
+                            waiting: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        out = []
+        for spec in pod["spec"]["containers"]:
+            c = run.containers[spec["name"]]
+            if c.terminated is not None:
+                state: dict[str, Any] = {"terminated": c.terminated}
+            elif c.process is not None and c.process.returncode is None:
+                state = {"running": {"startedAt": now()}}
+            else:
+                reason, message = waiting or ("ContainerCreating", "")
+                state = {"waiting": {"reason": reason, **({"message": message}
+                                                          if message else {})}}
+            out.append(
+                {
+                    "name": spec["name"],
+                    "image": spec.get("image", ""),
+                    "imageID": f"sim://{spec.get('image', '')}",
+                    "containerID": f"sim://{run.uid}/{spec['name']}",
+                    "ready": "running" in state,
+                    "started": "running" in state,
+                    "restartCount": c.restarts,
+                    "state": state,
+                }
+            )
+        return out
+
+    # -- running pods -------------------------------------------------------------------------
+
+    def _allocate_ip(self) -> str:
+        ip = str(ipaddress.IPv4Address(self._next_ip))
+        self._next_ip += 1
+        if ip.endswith(".255") or ip.endswith(".0"):
+            return self._allocate_ip()
+        return ip
+
+    def _start(self, pod: dict[str, Any]) -> None:
+        md = pod["metadata"]
+        workdir = self.root / md["namespace"] / f"{md['name']}-{md['uid'][:8]}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        run = PodRun(md["namespace"], md["name"], md["uid"], self._allocate_ip(),
+                     pod["spec"]["nodeName"], workdir)
+        for spec in pod["spec"]["containers"]:
+            run.containers[spec["name"]] = Container(
+                spec["name"], workdir / f"{spec['name']}.log",
+                workdir / f"{spec['name']}.termination-log",
+            )
+        self.runs[md["uid"]] = run
+        self._patch_status(md["namespace"], md["name"], {
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": run.ip,
+            "podIPs": [{"ip": run.ip}],
+            "startTime": now(),
+            "containerStatuses": self._container_statuses(pod, run),
+        })
+        self._set_condition(md["namespace"], md["name"], "Initialized", "True")
+        run.task = asyncio.get_running_loop().create_task(self._run(run))
+
+    async def _run(self, run: PodRun) -> None:
+        try:
+            await self._run_containers(run)
+        except asyncio.CancelledError:
+            self._signal(run, signal.SIGKILL)
+            raise
+        finally:
+            self._kick()
+
+    def _pod(self, run: PodRun) -> dict[str, Any] | None:
+        pod = self.api.store.get(("", "pods", run.namespace, run.name))
+        if pod is None or pod["metadata"]["uid"] != run.uid:
+            return None
+        return pod
+
+    async def _run_containers(self, run: PodRun) -> None:
+        while True:  # wait for Secrets/ConfigMaps the environment needs
+            pod = self._pod(run)
+            if pod is None or run.stopping or run.killed:
+                return
+            try:
+                commands = {
+                    spec["name"]: self._prepare(pod, run, spec) for spec in pod["spec"]["containers"]
+                }
+                break
+            except ConfigError as err:
+                self._patch_status(run.namespace, run.name, {
+                    "containerStatuses": self._container_statuses(
+                        pod, run, ("CreateContainerConfigError", str(err)))})
+                await asyncio.sleep(0.5)
+        waiters = {name: self._spawn_container(run, name, *cmd) for name, cmd in commands.items()}
+        self._report_running(run)
+        oom_after = (pod["metadata"].get("annotations") or {}).get(OOM_ANNOTATION)
+        if oom_after is not None:
+            self._spawn(self._oom_later(run, float(oom_after)))
+        await asyncio.gather(*waiters.values())
+        self._report_finished(run)
+
+    def _prepare(self, pod: dict[str, Any], run: PodRun,
+                 spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+        ns = run.namespace
+        pod = copy.deepcopy(pod)
+
+        def lookup(plural: str, name: str) -> dict[str, Any] | None:
+            return self.api.store.get(("", plural, ns, name))
+
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(run.workdir),
+            "TMPDIR": str(run.workdir),
+            "HOSTNAME": run.name,
+            "LANG": "C.UTF-8",
+            "PYTHONUNBUFFERED": "1",
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(self.api_port),
+            **self.extra_env,
+        }
+        declared = container_env(pod, spec, lookup)
+        # The process cannot write /dev/termination-log: point it at the per-container file.
+        path = spec.get("terminationMessagePath", "/dev/termination-log")
+        message_file = str(run.containers[spec["name"]].message_file)
+        declared = {k: message_file if v == path else v for k, v in declared.items()}
+        declared.setdefault("KUBETUNE_TERMINATION_LOG", message_file)
+        env.update(declared)
+        return command_line(spec, env), env
+
+    async def _spawn_container(self, run: PodRun, name: str, argv: list[str],
+                               env: dict[str, str]) -> None:
+        c = run.containers[name]
+        pod = self._pod(run)
+        policy = (pod or {}).get("spec", {}).get("restartPolicy", "Always")
+        while True:
+            with open(c.log, "ab") as log:
+                try:
+                    c.process = await asyncio.create_subprocess_exec(
+                        *argv, cwd=run.workdir, env=env, stdout=log, stderr=log,
+                        stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+                    )
+                except OSError as err:
+                    c.terminated = {"exitCode": 128, "reason": "StartError",
+                                    "message": str(err), "startedAt": now(), "finishedAt": now()}
+                    return
+            started = now()
+            if c.restarts:
+                self._report_running(run)
+            code = await c.process.wait()
+            c.terminated = self._termination(run, c, code, started)
+            restart = policy == "Always" or (policy == "OnFailure" and code != 0)
+            if not restart or run.stopping or run.killed:
+                return
+            c.restarts += 1
+            self._report_running(run, waiting=("CrashLoopBackOff", "back-off restarting failed "
+                                               "container"))
+            await asyncio.sleep(min(self.restart_backoff * 2 ** (c.restarts - 1), 5.0))
+            if run.stopping or run.killed:
+                return
+            c.terminated = None
+
+    def _termination(self, run: PodRun, c: Container, code: int, started: str) -> dict[str, Any]:
+        exit_code = 128 - code if code < 0 else code  # killed by signal N: 128 + N
+        reason = "Completed" if exit_code == 0 else "Error"
+        if run.killed and run.killed[2] == "OOMKilled":
+            reason = "OOMKilled"
+        state: dict[str, Any] = {"exitCode": exit_code, "reason": reason,
+                                 "startedAt": started, "finishedAt": now(),
+                                 "containerID": f"sim://{run.uid}/{c.name}"}
+        if code < 0:
+            state["signal"] = -code
+        message = self._message(run, c, exit_code)
+        if message:
+            state["message"] = message
+        return state
+
+    def _message(self, run: PodRun, c: Container, exit_code: int) -> str:
+        pod = self._pod(run)
+        spec = next((s for s in (pod or {}).get("spec", {}).get("containers", [])
+                     if s["name"] == c.name), {})
+        text = ""
+        if c.message_file.exists():
+            text = c.message_file.read_bytes()[:MESSAGE_LIMIT].decode(errors="replace")
+        if not text and exit_code != 0 and spec.get(
+            "terminationMessagePolicy"
+        ) == "FallbackToLogsOnError":
+            lines = c.log.read_bytes().decode(errors="replace").splitlines()[-FALLBACK_LINES:]
+            text = "\n".join(lines)[-FALLBACK_BYTES:]
+        return text
+
+    def _report_running(self, run: PodRun, waiting: tuple[str, str] | None = None) -> None:
+        pod = self._pod(run)
+        if pod is None:
+            return
+        self._patch_status(run.namespace, run.name, {
+            "phase": "Running",
+            "containerStatuses": self._container_statuses(pod, run, waiting),
+        })
+        ready = "True" if waiting is None else "False"
+        self._set_condition(run.namespace, run.name, "ContainersReady", ready)
+        self._set_condition(run.namespace, run.name, "Ready", ready)
+
+    def _report_finished(self, run: PodRun) -> None:
+        pod = self._pod(run)
+        if pod is None:
+            return
+        codes = [c.terminated["exitCode"] for c in run.containers.values() if c.terminated]
+        phase = "Succeeded" if codes and all(code == 0 for code in codes) else "Failed"
+        change: dict[str, Any] = {"phase": phase,
+                                  "containerStatuses": self._container_statuses(pod, run)}
+        if run.killed and run.killed[0]:
+            change["phase"] = "Failed"
+            change["reason"], change["message"] = run.killed[0], run.killed[1]
+        self._patch_status(run.namespace, run.name, change)
+        reason = "PodCompleted" if change["phase"] == "Succeeded" else "PodFailed"
+        self._set_condition(run.namespace, run.name, "ContainersReady", "False", reason)
+        self._set_condition(run.namespace, run.name, "Ready", "False", reason)
+
+    async def _oom_later(self, run: PodRun, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        if not run.stopping and run.task is not None and not run.task.done():
+            await self._kill(run, ("", "", "OOMKilled"))
+
+    def _signal(self, run: PodRun, sig: int) -> None:
+        for c in run.containers.values():
+            if c.process is not None and c.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(c.process.pid, sig)
+
+    async def _terminate(self, run: PodRun, grace: int) -> None:
+        """Graceful deletion: SIGTERM, wait the grace period, SIGKILL, then drop the pod."""
+        self._signal(run, signal.SIGTERM)
+        if run.task is not None:
+            _, pending = await asyncio.wait([run.task], timeout=grace)
+            if pending:
+                self._signal(run, signal.SIGKILL)
+                await asyncio.wait([run.task], timeout=10)
+        self.api.remove(self.pods, run.namespace, run.name)
+
+    # -- logs ---------------------------------------------------------------------------------
+
+    def _container_for(self, namespace: str, name: str, container: str | None) -> Container:
+        pod = self.api.get(self.pods, namespace, name)
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        if container is None:
+            if len(names) != 1:
+                raise ApiError(400, f"a container name must be specified for pod {name}, "
+                                    f"choose one of: [{' '.join(names)}]")
+            container = names[0]
+        if container not in names:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is None or not run.containers[container].log.exists():
+            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
+                                "ContainerCreating")
+        return run.containers[container]
+
+    def read_logs(self, namespace: str, name: str, container: str | None = None) -> str:
+        c = self._container_for(namespace, name, container)
+        return c.log.read_bytes().decode(errors="replace")
+
+    async def logs(self, namespace: str, name: str, container: str | None,
+                   query: dict[str, str]) -> AsyncIterator[bytes]:
+        """The `log` subresource: tailLines, limitBytes and follow are honoured."""
+        c = self._container_for(namespace, name, container)
+        data = c.log.read_bytes()
+        if "tailLines" in query:
+            lines = data.splitlines(keepends=True)
+            n = int(query["tailLines"])
+            data = b"".join(lines[-n:]) if n else b""
+        if "limitBytes" in query:
+            data = data[: int(query["limitBytes"])]
+        yield data
+        if query.get("follow") != "true":
+            return
+        offset = c.log.stat().st_size
+        while True:
+            size = c.log.stat().st_size
+            if size > offset:
+                with open(c.log, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read(size - offset)
+                offset = size
+                yield chunk
+                continue
+            if c.process is None or c.process.returncode is not None:
+                return
+            await asyncio.sleep(0.1)
