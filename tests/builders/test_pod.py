@@ -76,6 +76,7 @@ def test_trainer_pod_is_complete() -> None:
             "prometheus.io/scrape": "true",
             "prometheus.io/port": "9400",
             "prometheus.io/path": "/metrics",
+            "kubetune.dev/attempt": "1",
         },
     }
     assert {k: v for k, v in container.items() if k != "env"} == {

@@ -17,6 +17,9 @@ TRAINER_CONTAINER = "trainer"
 TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
 METRICS_PORT_NAME = "metrics"
 TRIAL_COMPONENT = "trial"
+# How many times this trial was requeued before this pod: a rerun reuses the pod name,
+# and this tells the new pod from a leftover of an earlier attempt.
+ATTEMPT_ANNOTATION = "kubetune.dev/attempt"
 
 # Hardened unless the template says otherwise, key by key.
 POD_SECURITY_DEFAULTS: dict[str, Any] = {
@@ -84,6 +87,7 @@ def build_trial_pod(
     number: int,
     params: Mapping[str, ParamValue],
     *,
+    attempt: int = 1,
     default_image: str | None = None,
 ) -> dict[str, Any]:
     """The Pod for trial `number` of `sweep`; `spec` is the effective spec.
@@ -133,6 +137,7 @@ def build_trial_pod(
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(port),
             "prometheus.io/path": spec.metrics.scrape.path,
+            ATTEMPT_ANNOTATION: str(attempt),
         }
     )
     return {

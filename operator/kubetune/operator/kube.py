@@ -1,0 +1,188 @@
+"""A small async client for the few Kubernetes API calls the operator makes.
+
+Kopf watches; this creates and deletes trial pods and patches sweep status. It reuses
+the kubernetes package's config loaders (kubeconfig or in-cluster service account,
+with token refresh) and speaks REST through httpx, so no call blocks the event loop.
+"""
+
+import json as jsonlib
+import os
+import ssl
+from typing import Any
+
+import httpx
+from kubernetes import config as kube_config
+from kubernetes.client import Configuration
+
+from kubetune import API_GROUP, API_VERSION, PLURAL
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    """The API server answered with an error status (or could not be reached: status 0)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        super().__init__(f"HTTP {status} {reason}: {message}")
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying as is: unreachable, throttled, a server error, or a stale write."""
+        return self.status in (0, 409, 429) or self.status >= 500
+
+
+def load_configuration(kubeconfig: str | None = None) -> Configuration:
+    """In-cluster service account inside a pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
+    cfg = Configuration()
+    in_cluster = os.environ.get("KUBERNETES_SERVICE_HOST") and not (
+        kubeconfig or os.environ.get("KUBECONFIG")
+    )
+    if in_cluster:
+        kube_config.load_incluster_config(client_configuration=cfg)
+    else:
+        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    return cfg
+
+
+class KubeClient:
+    def __init__(self, cfg: Configuration, timeout: float = 15.0) -> None:
+        self._cfg = cfg
+        verify: ssl.SSLContext | bool = False
+        if cfg.verify_ssl:
+            verify = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+            if cfg.cert_file:
+                verify.load_cert_chain(cfg.cert_file, cfg.key_file)
+            if not cfg.assert_hostname and cfg.assert_hostname is not None:
+                verify.check_hostname = False
+        self._http = httpx.AsyncClient(
+            base_url=cfg.host,
+            verify=verify,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+
+    @classmethod
+    def from_environment(cls, kubeconfig: str | None = None) -> "KubeClient":
+        return cls(load_configuration(kubeconfig))
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # Pods.
+    async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """The created pod, or None when a pod of that name already exists."""
+        namespace = pod["metadata"]["namespace"]
+        try:
+            return await self._request("POST", f"/api/v1/namespaces/{namespace}/pods", json=pod)
+        except ApiError as error:
+            if error.status == 409 and error.reason == "AlreadyExists":
+                return None
+            raise
+
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str | None = None, grace_seconds: int | None = None
+    ) -> bool:
+        """False when it was already gone; uid guards against deleting a newer pod of that name."""
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        try:
+            await self._request(
+                "DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", json=options
+            )
+        except ApiError as error:
+            # 409 on a uid precondition: the pod of that name is a newer one; leave it.
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        answer = await self._request(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
+        )
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
+
+    # Sweeps.
+    def _sweep_path(self, namespace: str, name: str) -> str:
+        return f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+    async def get_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", self._sweep_path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def patch_sweep_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self._request(
+            "PATCH",
+            self._sweep_path(namespace, name) + "/status",
+            json={"status": status},
+            content_type=MERGE_PATCH,
+        )
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        token = self._cfg.get_api_key_with_prefix("authorization", alias="BearerToken")
+        if token:
+            headers["Authorization"] = token
+        elif self._cfg.username and (basic := self._cfg.get_basic_auth_token()):
+            headers["Authorization"] = basic
+        body = None
+        if json is not None:
+            headers["Content-Type"] = content_type
+            body = _dumps(json)
+        try:
+            response = await self._http.request(
+                method, path, content=body, params=params, headers=headers
+            )
+        except httpx.HTTPError as error:
+            raise ApiError(0, type(error).__name__, str(error) or "no answer") from error
+        if response.status_code >= 400:
+            reason, message = _status_details(response)
+            raise ApiError(response.status_code, reason, message)
+        try:
+            data: dict[str, Any] = response.json()
+        except ValueError as error:
+            raise ApiError(response.status_code, "BadResponse", "not JSON") from error
+        return data
+
+
+def _dumps(value: Any) -> bytes:
+    return jsonlib.dumps(value, separators=(",", ":")).encode()
+
+
+def _status_details(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "Error", response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("reason") or response.reason_phrase), str(body.get("message") or "")
+    return response.reason_phrase or "Error", ""
