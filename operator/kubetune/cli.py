@@ -10,6 +10,7 @@ from collections.abc import Sequence
 COMMANDS: dict[str, str] = {
     "validate": "Check sweep manifests without a cluster.",
     "crd": "Print the HyperparameterSweep CustomResourceDefinition.",
+    "run": "Run a sweep locally: trials as subprocesses, live table, best config, plots.",
 }
 
 
