@@ -1,0 +1,122 @@
+"""What one local trial runs: argv, environment and working directory (pure, no I/O)."""
+
+import copy
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubetune import conventions
+from kubetune.builders.errors import BuildError
+from kubetune.builders.pod import trainer_config
+from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.spec import SweepSpec
+
+LOCAL_NAMESPACE = "local"
+TERMINATION_LOG = "termination-log"
+# Trials end right after their final update; they wait at most this long for a last scrape.
+SCRAPE_WAIT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class TrialLaunch:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None = None
+
+
+def kubetune_env(
+    sweep: str, trial: str, params: Mapping[str, ParamValue], port: int, trial_dir: Path
+) -> dict[str, str]:
+    """The KUBETUNE_* contract for a local trial: same names as in a pod, local values."""
+    return {
+        conventions.ENV_SWEEP: sweep,
+        conventions.ENV_TRIAL: trial,
+        conventions.ENV_NAMESPACE: LOCAL_NAMESPACE,
+        conventions.ENV_PARAMS: json.dumps(dict(params), sort_keys=True),
+        conventions.ENV_METRICS_ADDR: "127.0.0.1",
+        conventions.ENV_METRICS_PORT: str(port),
+        conventions.ENV_OUTPUT_DIR: str(trial_dir),
+        conventions.ENV_TERMINATION_LOG: str(trial_dir / TERMINATION_LOG),
+        conventions.ENV_SCRAPE_WAIT: str(SCRAPE_WAIT_SECONDS),
+    }
+
+
+def build_launch(
+    spec: SweepSpec,
+    sweep: str,
+    trial: str,
+    params: Mapping[str, ParamValue],
+    port: int,
+    trial_dir: Path,
+    base_env: Mapping[str, str] | None = None,
+) -> TrialLaunch:
+    """The subprocess for one trial; BuildError names the field that makes it impossible.
+
+    `python` in a template resolves to the interpreter kubetune runs in, so a template
+    written for an image also runs in the user's virtual environment.
+    """
+    env = dict(os.environ if base_env is None else base_env)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")]).rstrip(os.pathsep)
+    env.update(kubetune_env(sweep, trial, params, port, trial_dir))
+    if spec.trainer is not None:
+        for index, var in enumerate(spec.trainer.env):
+            if var.value is not None:
+                env[var.name] = var.value
+            elif var.name not in env:
+                # Secrets are not available locally: take them from the caller's environment.
+                raise BuildError(
+                    f"spec.trainer.env[{index}].valueFrom",
+                    f"not available in local runs; export {var.name} in your shell instead",
+                )
+        env[conventions.ENV_TRAINER_CONFIG] = trainer_config(spec.trainer)
+        return TrialLaunch([sys.executable, "-m", "kubetune_trainer"], env)
+    return _template_launch(spec, params, env)
+
+
+def _template_launch(
+    spec: SweepSpec, params: Mapping[str, ParamValue], env: dict[str, str]
+) -> TrialLaunch:
+    assert spec.template is not None
+    containers: Any = spec.template.spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        raise BuildError("spec.template.spec.containers", "must list at least one container")
+    index = 0
+    if spec.template.container is not None:
+        names = [c.get("name") if isinstance(c, dict) else None for c in containers]
+        if spec.template.container not in names:
+            raise BuildError(
+                "spec.template.container", f"no container named {spec.template.container!r}"
+            )
+        index = names.index(spec.template.container)
+    field = f"spec.template.spec.containers[{index}]"
+    container = copy.deepcopy(containers[index])
+    if not isinstance(container, dict):
+        raise BuildError(field, "must be a mapping")
+    substitute_container(container, params, field)
+    command = container.get("command")
+    if not command:
+        raise BuildError(
+            f"{field}.command",
+            "required by kubetune run: a local trial has no image entrypoint to fall back on",
+        )
+    for var_index, var in enumerate(container.get("env") or []):
+        name = var.get("name") if isinstance(var, dict) else None
+        if not isinstance(name, str):
+            raise BuildError(f"{field}.env[{var_index}].name", "required field is missing")
+        if name.startswith("KUBETUNE_"):
+            continue  # kubetune's own values win, as in the operator's pods
+        if isinstance(var.get("value"), str):
+            env[name] = var["value"]
+        elif name not in env:
+            raise BuildError(
+                f"{field}.env[{var_index}].valueFrom",
+                f"not available in local runs; export {name} in your shell instead",
+            )
+    argv = [str(part) for part in [*command, *(container.get("args") or [])]]
+    working_dir = container.get("workingDir")
+    return TrialLaunch(argv, env, str(working_dir) if working_dir else None)

@@ -1,0 +1,76 @@
+"""trials.csv and best.yaml: the run's results in forms people and tools reuse."""
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from kubetune.conventions import trial_name
+from kubetune.spec import BestTrial, SweepSpec, TrialRecord
+
+TRIALS_CSV = "trials.csv"
+BEST_YAML = "best.yaml"
+FIXED_COLUMNS = ("trial", "number", "state", "step", "reason", "requeues", "wall_seconds")
+
+
+def csv_columns(spec: SweepSpec) -> list[str]:
+    """trial, number, state, <objective metrics>, step, reason, requeues, wall_seconds, <params>."""
+    metrics = [o.metric for o in spec.objective_list]
+    params = [p.name for p in spec.parameters]
+    return [*FIXED_COLUMNS[:3], *metrics, *FIXED_COLUMNS[3:], *params]
+
+
+def write_trials_csv(
+    path: Path,
+    sweep: str,
+    spec: SweepSpec,
+    history: list[TrialRecord],
+    wall_seconds: Mapping[int, float],
+) -> None:
+    columns = csv_columns(spec)
+    metrics = [o.metric for o in spec.objective_list]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for record in sorted(history, key=lambda r: r.n):
+            row: dict[str, object] = {
+                "trial": trial_name(sweep, record.n),
+                "number": record.n,
+                "state": record.s,
+                "step": record.st if record.st is not None else "",
+                "reason": record.r or "",
+                "requeues": record.rq or 0,
+                "wall_seconds": f"{wall_seconds[record.n]:.1f}" if record.n in wall_seconds else "",
+            }
+            for index, metric in enumerate(metrics):
+                row[metric] = record.v[index] if record.v and index < len(record.v) else ""
+            for name, value in record.p.items():
+                if name in columns:
+                    row[name] = value
+            writer.writerow(row)
+
+
+def best_document(spec: SweepSpec, best: BestTrial) -> dict[str, object]:
+    """The best parameters in the shape the sweep file takes them back.
+
+    Built-in trainer: a `trainer.args` block (the sweep's fixed args with the winning
+    parameters on top). Template: the plain parameters.
+    """
+    if spec.trainer is not None:
+        args: dict[str, object] = dict(spec.trainer.args)
+        args.update(best.parameters)
+        return {"trainer": {"args": args}}
+    return dict(best.parameters)
+
+
+def write_best_yaml(path: Path, spec: SweepSpec, best: BestTrial) -> None:
+    metrics = [o.metric for o in spec.objective_list]
+    values = best.values if best.values is not None else [best.value]
+    scores = ", ".join(f"{m}={v}" for m, v in zip(metrics, values, strict=False))
+    step = f" at step {best.step}" if best.step is not None else ""
+    header = f"# Best trial {best.trial}: {scores}{step}\n"
+    if spec.trainer is not None:
+        header += "# Paste under spec: of a sweep, or hand trainer.args to the trainer.\n"
+    body = yaml.safe_dump(best_document(spec, best), sort_keys=False, default_flow_style=False)
+    path.write_text(header + body, encoding="utf-8")

@@ -1,0 +1,85 @@
+"""One trial subprocess: started in its own session, stopped with SIGTERM then SIGKILL."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+from kubetune.local.launch import TrialLaunch
+
+LOG_FILE = "trial.log"
+
+
+class TrialProcess:
+    """A running trial; its stdout and stderr go to <trial dir>/trial.log.
+
+    Each trial gets its own session, so a Ctrl-C in the terminal reaches kubetune only:
+    kubetune then stops the trials itself, in order, and records what they finished.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
+        self._process = process
+        self.log_path = log_path
+        self.started = time.monotonic()
+        self.kill_at: float | None = None
+
+    @classmethod
+    async def start(cls, launch: TrialLaunch, trial_dir: Path) -> "TrialProcess":
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        log_path = trial_dir / LOG_FILE
+        with log_path.open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                *launch.argv,
+                env=launch.env,
+                cwd=launch.cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(process, log_path)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    @property
+    def stopping(self) -> bool:
+        return self.kill_at is not None
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def terminate(self, grace_seconds: float) -> None:
+        """SIGTERM the trial's process group; kill_if_overdue() sends SIGKILL after the grace."""
+        if self.kill_at is None:
+            self.kill_at = time.monotonic() + grace_seconds
+            self._signal(signal.SIGTERM)
+
+    def kill_if_overdue(self) -> bool:
+        if self.kill_at is not None and time.monotonic() >= self.kill_at:
+            self._signal(signal.SIGKILL)
+            return True
+        return False
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self._process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, sig)

@@ -1,0 +1,340 @@
+"""The local sweep loop: the engine decides, trial subprocesses run, scrapes feed pruning."""
+
+import asyncio
+import logging
+import shutil
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubetune import conventions
+from kubetune.conventions import trial_name
+from kubetune.engine import Completion, SweepEngine, TrialPlan
+from kubetune.local.board import Board, TrialRow, format_params, format_value
+from kubetune.local.launch import TERMINATION_LOG, build_launch
+from kubetune.local.outcome import Outcome, StopReason, classify, read_result
+from kubetune.local.process import TrialProcess
+from kubetune.local.progress import ProgressView
+from kubetune.local.state import RunState, save_state
+from kubetune.metrics import ScrapeSource, TrialMetrics, TrialTarget
+from kubetune.spec import SweepSpec
+
+log = logging.getLogger(__name__)
+
+# Longest pause between two passes of the loop while waiting for trials to exit.
+_TICK_SECONDS = 0.5
+
+
+@dataclass
+class RunningTrial:
+    plan: TrialPlan
+    process: TrialProcess
+    port: int
+    trial_dir: Path
+    waiter: asyncio.Task[int]
+    stop_reason: StopReason | None = None
+    last: TrialMetrics | None = None
+    reported_step: int = -1
+
+
+@dataclass
+class RunResult:
+    completion: Completion | None
+    interrupted: bool
+    # Trials that were running when the run stopped and will run again on --resume.
+    requeued: list[int] = field(default_factory=list)
+
+
+class LocalRunner:
+    """Runs one sweep's trials as local subprocesses until the engine says it is finished.
+
+    stop (an Event set on Ctrl-C) stops every trial with SIGTERM, then SIGKILL after
+    grace_seconds; a trial that still completes in that time is kept, the others are
+    requeued for --resume. hurry (a second Ctrl-C) skips the grace.
+    """
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        sweep: str,
+        engine: SweepEngine,
+        output: Path,
+        state: RunState,
+        view: ProgressView,
+        poll_seconds: float,
+        grace_seconds: float = 10.0,
+    ) -> None:
+        self.spec = spec
+        self.sweep = sweep
+        self.engine = engine
+        self.output = output
+        self.state = state
+        self.view = view
+        self.poll_seconds = poll_seconds
+        self.grace_seconds = grace_seconds
+        self.timeout = spec.budget.trial_timeout_seconds()
+        self.objectives = [o.metric for o in spec.objective_list]
+        self.source = ScrapeSource(path=spec.metrics.scrape.path, timeout=2.0)
+        self.trials: dict[int, RunningTrial] = {}
+        self.board = Board(
+            sweep=sweep,
+            metric=self.objectives[0],
+            direction=spec.objective_list[0].direction,
+            max_trials=spec.budget.max_trials,
+        )
+        self._saved = ""
+        self._load_board()
+
+    async def run(self, stop: asyncio.Event, hurry: asyncio.Event) -> RunResult:
+        completion: Completion | None = None
+        interrupted = False
+        requeued: list[int] = []
+        next_poll = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if stop.is_set() and not interrupted:
+                    interrupted = True
+                    self._stop_all("interrupted")
+                if hurry.is_set():
+                    for trial in self.trials.values():
+                        trial.process.kill_at = 0.0
+                if not interrupted and completion is None:
+                    for plan in self.engine.start_trials():
+                        await self._launch(plan)
+                    if not self.trials:
+                        completion = self.engine.finished()
+                        if completion is None:
+                            # Nothing runs and nothing may start (spec.suspend): do not spin.
+                            self.view.event("no trial can start (is spec.suspend true?)")
+                        break
+                if loop.time() >= next_poll:
+                    await self._poll_metrics()
+                    next_poll = loop.time() + self.poll_seconds
+                if not interrupted and completion is None:
+                    self._apply_pruning()
+                    self._apply_timeouts()
+                    completion = self.engine.finished()
+                    if completion is not None and self.trials:
+                        self.view.event(f"sweep finished ({completion.reason}): stopping the rest")
+                        self._stop_all("finished")
+                for trial in self.trials.values():
+                    trial.process.kill_if_overdue()
+                for number in await self._reap(stop):
+                    if self.engine.trial(number).s == "Requeued":
+                        requeued.append(number)
+                self._refresh()
+                if (interrupted or completion is not None) and not self.trials:
+                    break
+        finally:
+            await self.source.aclose()
+            self.checkpoint(completion)
+        return RunResult(completion, interrupted, sorted(set(requeued)))
+
+    def checkpoint(self, completion: Completion | None = None) -> None:
+        """Save state.json when anything changed: a crash loses at most the trials in flight."""
+        self.state.history = self.engine.history()
+        if completion is not None:
+            self.state.completion = completion.reason
+        snapshot = self.state.model_dump_json(exclude={"updated_at"})
+        if snapshot != self._saved:
+            save_state(self.output / "state.json", self.state)
+            self._saved = snapshot
+
+    # ---- launching -------------------------------------------------------------------
+
+    async def _launch(self, plan: TrialPlan) -> None:
+        trial_dir = self.output / "trials" / plan.name
+        _clear_previous_attempt(trial_dir)
+        port = _free_port()
+        launch = build_launch(self.spec, self.sweep, plan.name, plan.params, port, trial_dir)
+        try:
+            process = await TrialProcess.start(launch, trial_dir)
+        except OSError as error:
+            self.engine.fail(plan.number, f"LaunchFailed: {launch.argv[0]}: {error.strerror}")
+            self.view.event(f"{plan.name} could not start: {error}")
+            return
+        self.engine.mark_running(plan.number)
+        waiter = asyncio.create_task(process.wait())
+        self.trials[plan.number] = RunningTrial(plan, process, port, trial_dir, waiter)
+        again = f" (attempt {plan.attempt})" if plan.attempt > 1 else ""
+        self.board.rows[plan.number] = TrialRow(plan.number, plan.name, dict(plan.params))
+        self.view.event(f"{plan.name} started{again}  {format_params(plan.params, 200)}")
+        self.checkpoint()
+
+    # ---- watching --------------------------------------------------------------------
+
+    async def _poll_metrics(self) -> None:
+        targets = [
+            TrialTarget(t.plan.name, "127.0.0.1", t.port)
+            for t in self.trials.values()
+            if t.process.returncode is None
+        ]
+        if not targets:
+            return
+        found = await self.source.collect("local", self.sweep, targets)
+        for trial in self.trials.values():
+            metrics = found.get(trial.plan.name)
+            if metrics is None:
+                continue
+            trial.last = metrics
+            row = self.board.rows[trial.plan.number]
+            row.step = metrics.step
+            value = metrics.value(self.objectives[0])
+            if value is not None:
+                row.value = value
+            at = metrics.eval_step if metrics.eval_step is not None else metrics.step
+            if value is not None and at is not None and at > trial.reported_step:
+                trial.reported_step = at
+                if not self.spec.multi_objective:
+                    self.engine.report(trial.plan.number, at, value)
+                self.view.event(
+                    f"{trial.plan.name} step {at}  {self.objectives[0]}={format_value(value)}"
+                )
+
+    def _apply_pruning(self) -> None:
+        for number in self.engine.to_prune():
+            trial = self.trials.get(number)
+            if trial is not None and trial.stop_reason is None:
+                trial.stop_reason = "pruned"
+                trial.process.terminate(self.grace_seconds)
+                self.board.rows[number].state = "Stopping"
+                self.board.rows[number].note = "pruning"
+
+    def _apply_timeouts(self) -> None:
+        if self.timeout is None:
+            return
+        for trial in self.trials.values():
+            if trial.stop_reason is None and trial.process.elapsed() > self.timeout:
+                trial.stop_reason = "timeout"
+                trial.process.terminate(self.grace_seconds)
+                self.board.rows[trial.plan.number].note = "timed out"
+                self.view.event(
+                    f"{trial.plan.name} ran past trialTimeout ({self.spec.budget.trial_timeout})"
+                )
+
+    def _stop_all(self, reason: StopReason) -> None:
+        for trial in self.trials.values():
+            if trial.stop_reason in (None, "pruned"):
+                trial.stop_reason = reason if trial.stop_reason is None else trial.stop_reason
+                trial.process.terminate(self.grace_seconds)
+                self.board.rows[trial.plan.number].state = "Stopping"
+
+    # ---- recording -------------------------------------------------------------------
+
+    async def _reap(self, stop: asyncio.Event) -> list[int]:
+        """Wait a tick for trials to exit (or for Ctrl-C); record the ones that did."""
+        stopper = asyncio.create_task(stop.wait())
+        tasks: list[asyncio.Task[Any]] = [t.waiter for t in self.trials.values()]
+        try:
+            await asyncio.wait(
+                [*tasks, stopper],
+                timeout=min(_TICK_SECONDS, self.poll_seconds),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopper.cancel()
+        ended = [n for n, t in self.trials.items() if t.waiter.done()]
+        for number in ended:
+            self._record(self.trials.pop(number))
+        return ended
+
+    def _record(self, trial: RunningTrial) -> None:
+        number = trial.plan.number
+        exit_code = trial.waiter.result()
+        outcome = classify(
+            exit_code,
+            read_result(trial.trial_dir),
+            trial.stop_reason,
+            trial.last,
+            self.objectives,
+            self.spec.budget.trial_timeout,
+            trial.process.log_tail(),
+        )
+        if not self.spec.multi_objective:
+            for step, value in outcome.intermediate:
+                if step > trial.reported_step:
+                    self.engine.report(number, step, value)
+        self._tell(number, outcome)
+        self.state.wall_seconds[number] = round(trial.process.elapsed(), 1)
+        record = self.engine.trial(number)
+        row = self.board.rows[number]
+        row.state = record.s
+        row.elapsed = trial.process.elapsed()
+        row.note = record.r or ""
+        if record.v:
+            row.value = record.v[0]
+        if record.st is not None:
+            row.step = record.st
+        self._event_for(trial.plan.name, record.s, record.v, record.st, record.r)
+        self.checkpoint()
+
+    def _tell(self, number: int, outcome: Outcome) -> None:
+        if outcome.kind == "complete":
+            assert outcome.values is not None
+            self.engine.complete(number, outcome.values, outcome.step)
+        elif outcome.kind == "prune":
+            self.engine.prune(number)
+        elif outcome.kind == "requeue":
+            self.engine.requeue(number, outcome.reason or "")
+        else:
+            self.engine.fail(number, outcome.reason or "failed")
+
+    def _event_for(
+        self,
+        name: str,
+        state: str,
+        values: list[float] | None,
+        step: int | None,
+        reason: str | None,
+    ) -> None:
+        if state == "Succeeded" and values:
+            scores = "  ".join(
+                f"{m}={format_value(v)}" for m, v in zip(self.objectives, values, strict=False)
+            )
+            best = self.engine.best()
+            mark = "  (best so far)" if best is not None and best.trial == name else ""
+            self.view.event(f"{name} succeeded  {scores} at step {step}{mark}")
+        elif state == "Pruned":
+            self.view.event(f"{name} pruned at step {step}")
+        elif state == "Requeued":
+            self.view.event(f"{name} stopped, will run again on --resume ({reason})")
+        else:
+            self.view.event(f"{name} {state.lower()}: {reason}")
+
+    # ---- view ------------------------------------------------------------------------
+
+    def _load_board(self) -> None:
+        for record in self.engine.history():
+            row = TrialRow(record.n, trial_name(self.sweep, record.n), dict(record.p), record.s)
+            row.value = record.v[0] if record.v else None
+            row.step = record.st
+            row.note = record.r or ""
+            row.elapsed = self.state.wall_seconds.get(record.n, 0.0)
+            self.board.rows[record.n] = row
+
+    def _refresh(self) -> None:
+        for number, trial in self.trials.items():
+            self.board.rows[number].elapsed = trial.process.elapsed()
+        counts = self.engine.counts()
+        self.board.counts = counts.model_dump()
+        best = self.engine.best()
+        self.board.best_trial = best.trial if best else None
+        self.board.best_value = None if best is None else best.value
+        self.view.update(self.board)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _clear_previous_attempt(trial_dir: Path) -> None:
+    """A requeued trial starts clean: an old result must not pass for the new one's."""
+    for name in (TERMINATION_LOG, conventions.RESULT_FILE):
+        (trial_dir / name).unlink(missing_ok=True)
+    for child in trial_dir.glob("checkpoint-*"):
+        shutil.rmtree(child, ignore_errors=True)
