@@ -1,0 +1,86 @@
+{{/* Chart name, truncated to the 63 characters a label value allows. */}}
+{{- define "kubetune.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Resource name prefix: <release>-<chart> unless the release name already holds it. */}}
+{{- define "kubetune.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kubetune.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades (a Deployment selector is immutable). */}}
+{{- define "kubetune.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubetune.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/*
+Common labels. managed-by is Helm here: trial pods carry managed-by=kubetune, and the
+PodMonitor selects on that, so the chart's own objects must not.
+*/}}
+{{- define "kubetune.labels" -}}
+helm.sh/chart: {{ include "kubetune.chart" . }}
+app.kubernetes.io/name: {{ include "kubetune.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kubetune
+{{- end }}
+
+{{- define "kubetune.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kubetune.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kubetune.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Prometheus job name of the operator: a ServiceMonitor names the job after the Service. */}}
+{{- define "kubetune.operatorJob" -}}
+{{- include "kubetune.fullname" . }}
+{{- end }}
+
+{{/* Rules on the sweeps and trial pods, shared by the cluster-wide and namespaced roles. */}}
+{{- define "kubetune.workloadRules" -}}
+# Sweeps: watched by kopf, which also patches them (finalizers, progress annotations).
+- apiGroups: ["kubetune.dev"]
+  resources: ["hyperparametersweeps"]
+  verbs: ["get", "list", "watch", "patch"]
+# Status is a subresource: phase, trial counts, best trial, history.
+- apiGroups: ["kubetune.dev"]
+  resources: ["hyperparametersweeps/status"]
+  verbs: ["get", "patch"]
+# Trial pods: created per trial, deleted when pruned, watched for their outcome.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
+# Events on sweeps (kopf.info/warn and the operator's own).
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- if and .Values.rbac.kopfPeering .Values.watchNamespaces }}
+# kopf: knowing which other operators run in this namespace (namespaced peering; a
+# cluster-wide operator uses ClusterKopfPeering instead).
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+{{- end }}
