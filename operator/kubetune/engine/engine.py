@@ -60,12 +60,12 @@ class SweepEngine:
         self._grid_points = self.spec.grid_points() if self.spec.algorithm.name == "grid" else None
         early = self.spec.early_stopping
         max_steps = self.spec.trainer.max_steps if self.spec.trainer is not None else None
-        self._gap = summary.intermediate_gap(max_steps, early.min_steps)
         self._rungs = (
             [early.min_steps * early.reduction_factor**k for k in range(_MAX_RUNGS)]
             if early.name in ("asha", "hyperband")
             else []
         )
+        self._gap = summary.intermediate_gap(max_steps, early.min_steps, bool(self._rungs))
         seed = self.spec.algorithm.seed
         self.seed = default_seed(sweep_name) if seed is None else seed
         self._sampler = make_sampler(

@@ -7,6 +7,7 @@ type), so such a list is handed to Optuna as type-tagged strings and decoded on 
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,7 @@ class SearchSpace:
             out[param.name] = _untag(value) if param.name in self.tagged else value
         return out
 
-    def to_optuna(self, user_params: dict[str, ParamValue]) -> dict[str, Any]:
+    def to_optuna(self, user_params: Mapping[str, ParamValue]) -> dict[str, Any]:
         """Recorded trial parameters -> Optuna's values; ValueError names a value not in it.
 
         Range checks happen when the trial is added to the study (Optuna validates it).

@@ -13,11 +13,11 @@ from kubetune.spec import BestTrial, Objective, TrialCounts, TrialRecord, TrialS
 # Significant digits of objective values: final values keep more than intermediate ones,
 # which only steer pruning.
 VALUE_DIGITS = 6
-INTERMEDIATE_DIGITS = 5
+INTERMEDIATE_DIGITS = 4
 # About this many intermediate points per trial, spread over the training run: 1000 trials
 # with the default search space then stay well under 256 KiB of history.
-INTERMEDIATE_POINTS = 8
-MAX_REASON = 120
+INTERMEDIATE_POINTS = 6
+MAX_REASON = 80
 MAX_PARETO = 50
 
 IN_FLIGHT: frozenset[TrialState] = frozenset({"Pending", "Running"})
@@ -68,10 +68,15 @@ def short_reason(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON else reason[: MAX_REASON - 3] + "..."
 
 
-def intermediate_gap(max_steps: int | None, min_steps: int) -> int:
-    """Least steps between two recorded intermediate values of a trial."""
+def intermediate_gap(max_steps: int | None, min_steps: int, rungs: bool) -> int:
+    """Least steps between two recorded intermediate values of a trial.
+
+    With pruning rungs, the first value past each rung is kept anyway (keep_point), so
+    fewer evenly spaced points are needed on top.
+    """
+    points = INTERMEDIATE_POINTS // 2 if rungs else INTERMEDIATE_POINTS
     horizon = max_steps if max_steps is not None else min_steps * INTERMEDIATE_POINTS
-    return max(1, horizon // INTERMEDIATE_POINTS)
+    return max(1, horizon // points)
 
 
 def keep_point(

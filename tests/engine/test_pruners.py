@@ -1,0 +1,94 @@
+"""Pruning decisions: pure functions of the recorded intermediate values."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from kubetune.engine import SweepEngine
+from kubetune.engine.pruners import AshaPruner, HyperbandPruner, rung_value, survives
+from tests.engine.helpers import make_spec, rebuilt
+
+
+def test_rung_value_is_the_first_value_at_or_after_the_rung() -> None:
+    assert rung_value({40: 3.0, 60: 2.0, 90: 1.0}, 50) == 2.0
+    assert rung_value({40: 3.0}, 50) is None
+
+
+def test_survives_keeps_the_best_third() -> None:
+    assert survives(1.0, [1.0, 2.0, 3.0], 3, maximize=False)
+    assert not survives(2.0, [1.0, 2.0, 3.0], 3, maximize=False)
+    assert survives(3.0, [1.0, 2.0, 3.0], 3, maximize=True)
+    assert survives(2.0, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 3, maximize=False)  # ceil(7/3)=3
+    assert not survives(4.0, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 3, maximize=False)
+
+
+def _study(curves: dict[int, dict[int, float]], running: int) -> optuna.Study:
+    study = optuna.create_study()
+    for number in sorted(curves):
+        state = TrialState.RUNNING if number == running else TrialState.COMPLETE
+        value = None if state == TrialState.RUNNING else 1.0
+        study.add_trial(create_trial(state=state, value=value, intermediate_values=curves[number]))
+    return study
+
+
+def test_asha_judges_a_trial_at_its_highest_rung() -> None:
+    curves = {
+        0: {10: 5.0, 30: 4.0},
+        1: {10: 6.0, 30: 3.0},
+        2: {10: 7.0, 30: 2.0},
+        3: {10: 1.0, 30: 9.0},
+    }
+    pruner = AshaPruner(min_steps=10, reduction_factor=3)
+    study = _study(curves, running=3)
+    # Trial 3 is best at rung 0 (step 10) but worst at rung 1 (step 30): rung 1 decides.
+    assert pruner.prune(study, study.trials[3])
+    study = _study({**curves, 3: {10: 1.0}}, running=3)
+    assert not pruner.prune(study, study.trials[3])
+
+
+def test_asha_does_not_prune_before_min_steps() -> None:
+    study = _study({0: {5: 1.0}, 1: {5: 9.0}}, running=1)
+    assert not AshaPruner(min_steps=10, reduction_factor=3).prune(study, study.trials[1])
+
+
+def test_hyperband_brackets_are_stable_and_all_used() -> None:
+    pruner = HyperbandPruner("hb", min_steps=10, max_steps=270, reduction_factor=3)
+    assert pruner.bracketing.count == 4
+    brackets = [pruner.bracketing(n) for n in range(400)]
+    assert set(brackets) == {0, 1, 2, 3}
+    assert brackets.count(0) > brackets.count(3)  # early-stopping bracket gets most trials
+    again = HyperbandPruner("hb", min_steps=10, max_steps=270, reduction_factor=3)
+    assert [again.bracketing(n) for n in range(400)] == brackets
+
+
+@pytest.mark.parametrize("name", ["median", "asha", "hyperband"])
+def test_each_pruner_stops_a_clearly_worse_trial(name: str) -> None:
+    spec = make_spec(
+        earlyStopping={"name": name, "minSteps": 50, "startupTrials": 2, "reductionFactor": 2},
+        budget={"maxTrials": 40, "parallelism": 1},
+    )
+    engine = SweepEngine(spec, "prn")
+    pruned = 0
+    for number in range(30):
+        (plan,) = engine.start_trials()
+        bad = number % 2 == 1
+        for step in range(50, 401, 50):
+            engine.report(plan.number, step, (5.0 if bad else 1.0) + 1.0 / step + number * 1e-4)
+            if plan.number in engine.to_prune():
+                engine.prune(plan.number)
+                pruned += 1
+                break
+        else:
+            engine.complete(plan.number, [(5.0 if bad else 1.0)], 400)
+    assert pruned >= 10
+    assert engine.best().value == pytest.approx(1.0)  # type: ignore[union-attr]
+    assert rebuilt(engine).to_prune() == engine.to_prune()
+
+
+def test_no_pruner_never_prunes() -> None:
+    engine = SweepEngine(make_spec(budget={"maxTrials": 4, "parallelism": 2}), "none")
+    engine.start_trials()
+    engine.complete(0, [1.0], 400)
+    for step in range(50, 401, 50):
+        engine.report(1, step, 100.0)
+    assert engine.to_prune() == []
