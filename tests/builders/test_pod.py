@@ -77,6 +77,7 @@ def test_trainer_pod_is_complete() -> None:
             "prometheus.io/port": "9400",
             "prometheus.io/path": "/metrics",
             "kubetune.dev/attempt": "1",
+            "kubetune.dev/container": "trainer",
         },
     }
     assert {k: v for k, v in container.items() if k != "env"} == {

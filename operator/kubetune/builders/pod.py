@@ -20,6 +20,8 @@ TRIAL_COMPONENT = "trial"
 # How many times this trial was requeued before this pod: a rerun reuses the pod name,
 # and this tells the new pod from a leftover of an earlier attempt.
 ATTEMPT_ANNOTATION = "kubetune.dev/attempt"
+# The container whose exit status and termination message are the trial's result.
+CONTAINER_ANNOTATION = "kubetune.dev/container"
 
 # Hardened unless the template says otherwise, key by key.
 POD_SECURITY_DEFAULTS: dict[str, Any] = {
@@ -138,6 +140,7 @@ def build_trial_pod(
             "prometheus.io/port": str(port),
             "prometheus.io/path": spec.metrics.scrape.path,
             ATTEMPT_ANNOTATION: str(attempt),
+            CONTAINER_ANNOTATION: str(container.get("name", "")),
         }
     )
     return {

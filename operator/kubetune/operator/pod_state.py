@@ -3,13 +3,14 @@
 Pure functions over the pod as a dict (the shape the API returns).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from kubetune import conventions
-from kubetune.builders.pod import ATTEMPT_ANNOTATION
+from kubetune.builders.pod import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION
 from kubetune.trial_result import TrialResult
 
 # Pod-level reasons that mean the cluster took the pod away: rerun, not a failure.
@@ -60,7 +61,7 @@ class PodView:
     owner_uid: str | None = None
 
 
-def attempt_of(pod: dict[str, Any]) -> int:
+def attempt_of(pod: Mapping[str, Any]) -> int:
     raw = (pod.get("metadata", {}).get("annotations") or {}).get(ATTEMPT_ANNOTATION, "1")
     try:
         return int(raw)
@@ -68,10 +69,11 @@ def attempt_of(pod: dict[str, Any]) -> int:
         return 1
 
 
-def view(pod: dict[str, Any], container_name: str | None = None) -> PodView:
-    """Classify one trial pod; container_name picks the trial container (default: first)."""
-    meta = pod.get("metadata", {})
+def view(pod: Mapping[str, Any]) -> PodView:
+    """Classify one trial pod, judging by the container the builder marked as the trial's."""
+    meta = pod.get("metadata") or {}
     status = pod.get("status") or {}
+    container_name = (meta.get("annotations") or {}).get(CONTAINER_ANNOTATION)
     container = _container_status(status, container_name)
     terminated = (container.get("state") or {}).get("terminated") if container else None
     waiting = (container.get("state") or {}).get("waiting") if container else None

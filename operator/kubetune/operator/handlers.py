@@ -1,0 +1,156 @@
+"""Kopf handlers for HyperparameterSweep and its trial pods. Thin: the work is in runtime.py.
+
+- a daemon per sweep runs its reconcile loop (woken at once by pod events and spec edits);
+- an index of trial pods by sweep feeds it, filled before any handler runs after a
+  (re)start, so a restarted operator sees every existing pod before deciding anything;
+- create / resume / update handlers wake the loop; delete removes the sweep's pods.
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from kubetune import API_GROUP, API_VERSION, PLURAL, conventions
+from kubetune.builders.pod import trial_selector
+from kubetune.operator.config import OperatorConfig
+from kubetune.operator.kube import ApiError, KubeClient
+from kubetune.operator.metrics import METRICS
+from kubetune.operator.pod_state import PodView, view
+from kubetune.operator.reconcile import Event
+from kubetune.operator.runtime import SweepRuntime
+
+log = logging.getLogger(__name__)
+
+FINALIZER = f"{API_GROUP}/cleanup"
+SWEEPS = (API_GROUP, API_VERSION, PLURAL)
+TRIAL_PODS = {conventions.LABEL_MANAGED_BY: conventions.MANAGED_BY}
+TERMINAL_KINDS = frozenset({"succeeded", "failed", "disrupted"})
+
+
+class Registry(dict[tuple[str, str], SweepRuntime]):
+    """Live sweep runtimes by (namespace, name), shared by every handler through memo."""
+
+
+def _state(memo: Any) -> tuple[KubeClient, OperatorConfig, Registry]:
+    return memo["kube"], memo["config"], memo["registry"]
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Keep kopf's bookkeeping in annotations: status belongs to kubetune's schema.
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    # Kopf's own "handler succeeded" chatter stays out of Events; ours are explicit.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.batching.batch_window = 0.05  # pod events reach the loop fast: turnover latency
+    config = memo.get("config") or OperatorConfig.from_environment()
+    memo["config"] = config
+    memo["kube"] = KubeClient.from_environment()
+    memo["registry"] = Registry()
+    if config.metrics_port and not memo.get("metrics_served"):
+        METRICS.serve(config.metrics_port)
+        memo["metrics_served"] = True
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    kube, _config, registry = _state(memo)
+    for runtime in list(registry.values()):
+        await runtime.close()
+    registry.clear()
+    await kube.aclose()
+
+
+@kopf.index("pods", labels=TRIAL_PODS)
+def trial_pods(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], PodView] | None:
+    sweep = labels.get(conventions.LABEL_SWEEP)
+    if not sweep or namespace is None:
+        return None
+    return {(namespace, sweep): view(body)}
+
+
+@kopf.on.event("pods", labels=TRIAL_PODS)
+def trial_pod_changed(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    runtime = memo["registry"].get((namespace, labels.get(conventions.LABEL_SWEEP, "")))
+    if runtime is None:
+        return
+    phase = (body.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        runtime.pod_finished()
+    else:
+        runtime.poke()
+
+
+@kopf.on.create(*SWEEPS)
+@kopf.on.resume(*SWEEPS)
+@kopf.on.update(*SWEEPS, field="spec")
+def sweep_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    runtime = memo["registry"].get((namespace, name))
+    if runtime is not None:
+        runtime.poke()
+
+
+@kopf.daemon(*SWEEPS, cancellation_backoff=2.0)
+async def sweep_loop(
+    namespace: str | None,
+    name: str,
+    uid: str,
+    body: kopf.Body,
+    memo: Any,
+    stopped: kopf.DaemonStopped,
+    **kwargs: Any,
+) -> None:
+    # Kopf passes each index as a keyword named after its function.
+    index: kopf.Index[tuple[str, str], PodView] = kwargs["trial_pods"]
+    kube, config, registry = _state(memo)
+    namespace = namespace or "default"  # the CRD is namespaced; this only satisfies typing
+    runtime = SweepRuntime(namespace, name, uid, kube, config)
+    registry[(namespace, name)] = runtime
+
+    def post(event: Event) -> None:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+    def adopt(manifest: dict[str, Any]) -> None:
+        kopf.adopt(manifest, owner=body)
+
+    try:
+        while not stopped:
+            try:
+                await runtime.reconcile_once(
+                    body, list(index.get((namespace, name), [])), post, adopt
+                )
+            except Exception as error:
+                # One bad sweep must never stop the others: count it, say it, retry.
+                log.exception("%s/%s: reconcile failed", namespace, name)
+                METRICS.error(type(error).__name__)
+                runtime.retry_soon = True
+            await runtime.wait()
+    finally:
+        if registry.get((namespace, name)) is runtime:
+            del registry[(namespace, name)]
+        await runtime.close()
+
+
+@kopf.on.delete(*SWEEPS)
+async def sweep_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    kube, _config, _registry = _state(memo)
+    namespace = namespace or "default"
+    try:
+        pods = await kube.list_pods(namespace, trial_selector(name))
+        for pod in pods:
+            meta = pod.get("metadata", {})
+            await kube.delete_pod(namespace, meta.get("name", ""), uid=meta.get("uid"))
+    except ApiError as error:
+        METRICS.error(f"DeletePod:{error.status}")
+        raise kopf.TemporaryError(f"could not remove trial pods: {error}", delay=2) from error
+    METRICS.forget_sweep(namespace, name)

@@ -1,0 +1,195 @@
+"""One sweep's live runtime: its reconciler, metrics source, wake-up flag, and one pass of I/O."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kubetune.metrics import (
+    MetricsError,
+    MetricsSource,
+    MetricsUnavailable,
+    PrometheusSource,
+    QueryError,
+    ScrapeSource,
+)
+from kubetune.operator.config import OperatorConfig
+from kubetune.operator.kube import ApiError, KubeClient
+from kubetune.operator.metrics import METRICS, OperatorMetrics
+from kubetune.operator.pod_state import PodView
+from kubetune.operator.reconcile import Event, MetricsReading, PodToCreate, SweepReconciler
+from kubetune.spec import SweepSpec, parse_duration
+
+log = logging.getLogger(__name__)
+
+# After a failed API call, try again this soon rather than waiting a full interval.
+RETRY_SECONDS = 1.0
+
+# Posts one Kubernetes Event about the sweep (kopf.event in the operator, a list in tests).
+EventPoster = Callable[[Event], None]
+# Adds the owner reference to a child manifest (kopf.adopt in the operator).
+Adopter = Callable[[dict[str, Any]], None]
+
+
+def make_source(spec: SweepSpec, default_prometheus_url: str | None) -> MetricsSource:
+    """Prometheus when the spec or the operator names one, else direct scrape of each pod."""
+    url = spec.metrics.prometheus.url if spec.metrics.prometheus else default_prometheus_url
+    if url:
+        objectives = spec.objective_list
+        return PrometheusSource(
+            url,
+            metrics=[o.metric for o in objectives],
+            queries={o.metric: o.query for o in objectives if o.query},
+        )
+    return ScrapeSource(path=spec.metrics.scrape.path)
+
+
+class SweepRuntime:
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        uid: str | None,
+        kube: KubeClient,
+        config: OperatorConfig,
+        metrics: OperatorMetrics = METRICS,
+    ) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.kube = kube
+        self.config = config
+        self.metrics = metrics
+        self.reconciler = SweepReconciler(
+            namespace,
+            name,
+            uid,
+            default_image=config.default_image,
+            default_prometheus_url=config.default_prometheus_url,
+        )
+        self.source: MetricsSource | None = None
+        self.wake = asyncio.Event()
+        self.last_patched: dict[str, Any] | None = None
+        self.pending_events: list[Event] = []
+        self.finished_at: list[float] = []
+        self.retry_soon = False
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    def pod_finished(self) -> None:
+        """A trial pod of this sweep just ended: its slot is free, reconcile now."""
+        self.finished_at.append(time.monotonic())
+        self.wake.set()
+
+    async def wait(self) -> None:
+        """Sleep until poked, or for the sweep's interval."""
+        if self.retry_soon:
+            timeout = RETRY_SECONDS
+        elif self.reconciler.engine is not None and self.reconciler.engine.running():
+            spec = self.reconciler.spec
+            timeout = parse_duration(spec.metrics.interval) if spec else 5.0
+        else:
+            timeout = self.config.idle_interval
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=timeout)
+        self.wake.clear()
+
+    async def close(self) -> None:
+        if self.source is not None:
+            await self.source.aclose()
+            self.source = None
+
+    async def read_metrics(self, pods: dict[str, PodView]) -> MetricsReading:
+        targets = self.reconciler.metric_targets(pods)
+        if not targets or self.source is None:
+            return MetricsReading(queried=False)
+        try:
+            values = await self.source.collect(self.namespace, self.name, targets)
+        except QueryError as error:
+            return MetricsReading(problem=str(error), reason="QueryRejected")
+        except MetricsUnavailable as error:
+            return MetricsReading(problem=str(error), reason="PrometheusUnreachable")
+        except MetricsError as error:
+            return MetricsReading(problem=str(error), reason="MetricsUnreadable")
+        return MetricsReading(values=values)
+
+    async def reconcile_once(
+        self, body: Any, pod_views: Iterable[PodView], post: EventPoster, adopt: Adopter
+    ) -> None:
+        """One pass: accept the spec, observe, decide, write status, then act."""
+        self.retry_soon = False
+        with self.metrics.time_reconcile():
+            rec = self.reconciler
+            if rec.accept(body) or (self.source is None and rec.spec is not None):
+                await self.close()
+                if rec.spec is not None:
+                    self.source = make_source(rec.spec, self.config.default_prometheus_url)
+            pods = _by_name(pod_views)
+            reading = await self.read_metrics(pods)
+            effects = rec.decide(pods, reading)
+            for seconds in rec.take_suggestion_times():
+                self.metrics.suggestion.observe(seconds)
+            self.pending_events.extend(effects.events)
+            if effects.status != self.last_patched:
+                try:
+                    await self.kube.patch_sweep_status(self.namespace, self.name, effects.status)
+                except ApiError as error:
+                    # Write-ahead: no pod is touched before the status that explains it is saved.
+                    self._api_error("PatchStatus", error)
+                    return
+                self.last_patched = effects.status
+            await self._act(effects.delete, effects.create, body, post, adopt)
+            events, self.pending_events = self.pending_events, []
+            for event in events:
+                post(event)
+            status = rec.status
+            if status.phase != "Running":
+                self.finished_at.clear()  # no next trial follows these: not a turnover
+            best = status.best.value if status.best is not None else None
+            self.metrics.set_sweep(self.namespace, self.name, status.phase, status.trials, best)
+
+    async def _act(
+        self,
+        delete: list[tuple[str, str]],
+        create: list[PodToCreate],
+        body: Any,
+        post: EventPoster,
+        adopt: Adopter,
+    ) -> None:
+        for name, uid in delete:
+            try:
+                await self.kube.delete_pod(self.namespace, name, uid=uid or None)
+            except ApiError as error:
+                self._api_error("DeletePod", error)
+                self.reconciler.deleting.pop(name, None)
+        for item in create:
+            manifest = item.manifest
+            adopt(manifest)
+            try:
+                created = await self.kube.create_pod(manifest)
+            except ApiError as error:
+                self._api_error("CreatePod", error)
+                continue
+            self.reconciler.note_created(item.name, item.attempt)
+            if created is None:
+                continue  # it already exists: a pass before a restart made it
+            if self.finished_at:
+                self.metrics.turnover.observe(time.monotonic() - self.finished_at.pop(0))
+            params = ", ".join(f"{k}={v}" for k, v in item.params.items())
+            post(Event("Normal", "TrialStarted", f"{item.name} (attempt {item.attempt}): {params}"))
+
+    def _api_error(self, action: str, error: ApiError) -> None:
+        log.warning("%s/%s: %s failed: %s", self.namespace, self.name, action, error)
+        self.metrics.error(f"{action}:{error.status}")
+        self.retry_soon = True
+
+
+def _by_name(views: Iterable[PodView]) -> dict[str, PodView]:
+    pods: dict[str, PodView] = {}
+    for pod in views:
+        known = pods.get(pod.name)
+        if known is None or pod.attempt >= known.attempt:
+            pods[pod.name] = pod
+    return pods
