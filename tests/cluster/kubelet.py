@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import ctypes
 import ipaddress
 import os
+import random
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -62,6 +64,12 @@ class PodRun:
     stopping: bool = False
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL if the test process dies without stopping the cluster."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def gpu_request(pod: dict[str, Any]) -> int:
     total = 0
     for c in (pod.get("spec") or {}).get("containers") or []:
@@ -80,7 +88,9 @@ class Kubelet:
         self.extra_env: dict[str, str] = {}
         self.api_port = 0
         self.restart_backoff = 0.5  # seconds, doubling up to 5 (real kubelet: 10s up to 5m)
-        self._next_ip = int(ipaddress.IPv4Address("127.0.0.2"))
+        # A random 127.x.y.0/16-ish block per cluster, so that clusters of parallel test
+        # sessions never hand out the same pod address (all of 127/8 routes to lo).
+        self._next_ip = int(ipaddress.IPv4Address(f"127.{random.randint(10, 250)}.0.2"))
         self._pending_reconcile = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -448,6 +458,7 @@ class Kubelet:
                     c.process = await asyncio.create_subprocess_exec(
                         *argv, cwd=run.workdir, env=env, stdout=log, stderr=log,
                         stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+                        preexec_fn=_die_with_parent,
                     )
                 except OSError as err:
                     c.terminated = {"exitCode": 128, "reason": "StartError",

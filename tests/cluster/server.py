@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import traceback
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +60,12 @@ class ApiServer:
         self.server_address = server_address
         self.logs: LogSource | None = None
         self.bookmark_interval = 1.0
+        self.expired_watches = 0  # watches answered 410 Gone (resourceVersion too old)
         self.default_watch_timeout = 1800.0
         # Unexpected exceptions (bugs in the simulation): tests assert this stays empty.
         self.internal_errors: list[str] = []
+        # Recent requests (method, path with query, Accept, User-Agent), newest last.
+        self.requests: deque[tuple[str, str, str, str]] = deque(maxlen=5000)
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.dispatch)
 
@@ -69,6 +73,9 @@ class ApiServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
+        self.requests.append((request.method, request.path_qs,
+                              request.headers.get("Accept", ""),
+                              request.headers.get("User-Agent", "")))
         try:
             target = None
             parts = path.strip("/").split("/")
@@ -316,6 +323,7 @@ class ApiServer:
                 backlog = store.events_since(from_rv)
                 watcher.skip_until = store.rv
                 if backlog is None:
+                    self.expired_watches += 1
                     gone = ApiError(
                         410, f"too old resource version: {from_rv} ({store.compacted_rv})"
                     )

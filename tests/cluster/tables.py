@@ -134,6 +134,9 @@ def _columns(rt: ResourceType) -> list[dict[str, Any]]:
         ]
     if rt.group == "" and rt.plural == "namespaces":
         return [_NAME_COLUMN, _col("Status", "string"), _AGE_COLUMN]
+    if rt.plural == "events":
+        return [_col("Last Seen", "string"), _col("Type", "string"), _col("Reason", "string"),
+                _col("Object", "string"), _col("Message", "string")]
     return [_NAME_COLUMN, _AGE_COLUMN]
 
 
@@ -173,6 +176,13 @@ def _row_cells(rt: ResourceType, columns: list[dict[str, Any]], obj: dict[str, A
     if rt.group == "" and rt.plural == "pods":
         return _pod_cells(obj)
     age = human_age(obj["metadata"].get("creationTimestamp"))
+    if rt.plural == "events":
+        regarding = obj.get("involvedObject") or obj.get("regarding") or {}
+        seen = (obj.get("lastTimestamp") or obj.get("eventTime") or
+                obj["metadata"].get("creationTimestamp"))
+        return [human_age(seen), obj.get("type", ""), obj.get("reason", ""),
+                f"{str(regarding.get('kind', '')).lower()}/{regarding.get('name', '')}",
+                obj.get("message") or obj.get("note", "")]
     if rt.group == "" and rt.plural == "namespaces":
         return [obj["metadata"]["name"], (obj.get("status") or {}).get("phase", ""), age]
     return [obj["metadata"]["name"], age]

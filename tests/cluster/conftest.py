@@ -1,0 +1,1 @@
+from tests.cluster.fixtures import cluster, faults, namespace, prometheus  # noqa: F401
