@@ -294,7 +294,17 @@ class Cluster:
         self.run(self._kubelet().oom_kill(namespace, name))
 
     def pod_logs(self, namespace: str, name: str, container: str | None = None) -> str:
-        return self.call(self._kubelet().read_logs, namespace, name, container)
+        """stdout and stderr of the container so far ("" before it starts)."""
+
+        def read() -> str:
+            try:
+                return self._kubelet().read_logs(namespace, name, container)
+            except ApiError as err:
+                if err.code == 400 and "waiting to start" in err.message:
+                    return ""
+                raise
+
+        return self.call(read)
 
     def pod_ip(self, namespace: str, name: str) -> str | None:
         pod = self.get("pods", name, namespace)

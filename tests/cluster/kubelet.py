@@ -412,7 +412,6 @@ class Kubelet:
                         pod, run, ("CreateContainerConfigError", str(err)))})
                 await asyncio.sleep(0.5)
         waiters = {name: self._spawn_container(run, name, *cmd) for name, cmd in commands.items()}
-        self._report_running(run)
         oom_after = (pod["metadata"].get("annotations") or {}).get(OOM_ANNOTATION)
         if oom_after is not None:
             self._spawn(self._oom_later(run, float(oom_after)))
@@ -465,8 +464,7 @@ class Kubelet:
                                     "message": str(err), "startedAt": now(), "finishedAt": now()}
                     return
             started = now()
-            if c.restarts:
-                self._report_running(run)
+            self._report_running(run)
             code = await c.process.wait()
             c.terminated = self._termination(run, c, code, started)
             restart = policy == "Always" or (policy == "OnFailure" and code != 0)
