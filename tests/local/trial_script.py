@@ -2,7 +2,8 @@
 
 loss(step) = (x - 0.3)**2 + 1 / (1 + step), times 10 for the trial named by --bad.
 Flags: --steps N, --sleep S per step, --result (write result.json / termination log),
---fail-trial NAME (exit 1), --launch-log FILE (append the trial name at start).
+--fail-trial NAME (exit 1), --launch-log FILE (append the trial name at start),
+--flat (the loss does not fall with steps, so pruning does not depend on scrape timing).
 """
 
 import argparse
@@ -28,6 +29,7 @@ def main() -> int:
     parser.add_argument("--fail-trial", default="")
     parser.add_argument("--launch-log", default="")
     parser.add_argument("--x", type=float, default=None)
+    parser.add_argument("--flat", action="store_true", help="loss does not fall with steps")
     args = parser.parse_args()
 
     trial = os.environ[conventions.ENV_TRIAL]
@@ -69,7 +71,7 @@ def main() -> int:
     while step < args.steps and not stopped:
         time.sleep(args.sleep)
         step += 1
-        loss = scale * ((x - 0.3) ** 2 + 1.0 / (1 + step))
+        loss = scale * ((x - 0.3) ** 2 + (1.0 if args.flat else 1.0 / (1 + step)))
         history.append((step, loss))
         gauges[metric_names.EVAL_LOSS].set(loss)
         gauges[metric_names.EVAL_STEP].set(step)
