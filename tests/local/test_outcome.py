@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from kubetune import conventions
-from kubetune.local.outcome import classify, read_result
+from kubetune.local.outcome import StopReason, classify, read_result
 from kubetune.metrics import TrialMetrics
 from kubetune.trial_result import TrialResult
 
@@ -35,8 +35,9 @@ def test_exit_zero_without_objective_fails_with_the_reason() -> None:
 
 def test_a_trial_that_finished_while_being_stopped_is_kept() -> None:
     final = result(metrics={"eval_loss": 1.0}, steps=10)
-    for reason in ("pruned", "timeout", "interrupted", "finished"):
-        assert classify(0, final, reason, None, OBJ).kind == "complete"  # type: ignore[arg-type]
+    reasons: list[StopReason] = ["pruned", "timeout", "interrupted", "finished"]
+    for reason in reasons:
+        assert classify(0, final, reason, None, OBJ).kind == "complete"
 
 
 def test_stopped_trials_by_stop_reason() -> None:

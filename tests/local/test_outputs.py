@@ -17,8 +17,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run_engine(
-    spec: SweepSpec, trials: int, fail: set[int] = frozenset(), prune: set[int] = frozenset()
-) -> SweepEngine:  # type: ignore[assignment]
+    spec: SweepSpec,
+    trials: int,
+    fail: frozenset[int] = frozenset(),
+    prune: frozenset[int] = frozenset(),
+) -> SweepEngine:
     """Drive the real engine through a sweep: x close to 0.3 is best."""
     engine = SweepEngine(spec, "demo")
     for _ in range(trials):
@@ -51,7 +54,7 @@ def template_spec(max_trials: int = 6) -> SweepSpec:
 
 def test_outputs_of_a_template_sweep(tmp_path: Path) -> None:
     spec = effective_spec(template_spec())
-    engine = run_engine(spec, 6, fail={1}, prune={2})
+    engine = run_engine(spec, 6, fail=frozenset({1}), prune=frozenset({2}))
     outputs = write_outputs(tmp_path, "demo", spec, engine, {0: 1.5})
 
     with (tmp_path / "trials.csv").open() as handle:
@@ -127,7 +130,7 @@ def test_few_trials_skip_importance_with_a_note(tmp_path: Path) -> None:
 
 def test_no_success_writes_no_best(tmp_path: Path) -> None:
     spec = effective_spec(template_spec(max_trials=2))
-    engine = run_engine(spec, 2, fail={0, 1})
+    engine = run_engine(spec, 2, fail=frozenset({0, 1}))
     outputs = write_outputs(tmp_path, "demo", spec, engine, {})
     assert outputs.best is None and not (tmp_path / "best.yaml").exists()
     assert (tmp_path / "objective.png").read_bytes().startswith(PNG_MAGIC)
