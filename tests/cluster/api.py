@@ -172,6 +172,13 @@ class Api:
             obj = schema.apply_defaults(pruned, rt.schema)
             causes += schema.validate(obj, rt.schema)
         if (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL):
+            decode_error = crds.crd_decode_error(obj)
+            if decode_error:
+                raise ApiError(
+                    400,
+                    'CustomResourceDefinition in version "v1" cannot be handled as a '
+                    f"CustomResourceDefinition: {decode_error}",
+                )
             causes += crds.crd_causes(obj)
         if rt.plural == "pods" and rt.group == "":
             causes += _pod_causes(obj)

@@ -92,3 +92,93 @@ def crd_status(crd: dict[str, Any]) -> dict[str, Any]:
         ],
         "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
     }
+
+
+_STRING_FIELDS = ("type", "format", "pattern", "description", "title", "$ref")
+_BOOL_FIELDS = ("nullable", "uniqueItems", "exclusiveMinimum", "exclusiveMaximum",
+                "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
+                "x-kubernetes-embedded-resource")
+_INT_FIELDS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties",
+               "maxProperties")
+_NUMBER_FIELDS = ("minimum", "maximum", "multipleOf")
+
+
+def _go_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def schema_decode_error(schema: Any, path: str) -> str | None:
+    """Where a schema would not even decode into the API server's JSONSchemaProps.
+
+    Catches what YAML 1.1 does to unquoted `n`, `y`, `on`, `off`, `no`: kubectl's YAML
+    parser turns them into booleans, e.g. `required: [n]` becomes `required: [false]`.
+    """
+
+    def bad(field: str, value: Any, expected: str) -> str:
+        return (f"json: cannot unmarshal {_go_type(value)} into Go struct field "
+                f"JSONSchemaProps.{path}.{field} of type {expected}")
+
+    if not isinstance(schema, dict):
+        return f"json: cannot unmarshal {_go_type(schema)} into Go value of type " \
+               f"JSONSchemaProps ({path})"
+    for field in _STRING_FIELDS:
+        if field in schema and not isinstance(schema[field], str):
+            return bad(field, schema[field], "string")
+    for field in _BOOL_FIELDS:
+        if field in schema and not isinstance(schema[field], bool):
+            return bad(field, schema[field], "bool")
+    for field in _INT_FIELDS:
+        value = schema.get(field)
+        if field in schema and (isinstance(value, bool) or not isinstance(value, int)):
+            return bad(field, value, "int64")
+    for field in _NUMBER_FIELDS:
+        value = schema.get(field)
+        if field in schema and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return bad(field, value, "float64")
+    required = schema.get("required", [])
+    if not isinstance(required, list):
+        return bad("required", required, "[]string")
+    for item in required:
+        if not isinstance(item, str):
+            return bad("required", item, "string")
+    for field in ("properties", "patternProperties", "definitions"):
+        children = schema.get(field, {})
+        if not isinstance(children, dict):
+            return bad(field, children, "map[string]JSONSchemaProps")
+        for key, child in children.items():
+            found = schema_decode_error(child, f"{path}.{field}.{key}")
+            if found:
+                return found
+    subs: list[tuple[str, Any]] = []
+    if isinstance(schema.get("items"), dict):
+        subs.append(("items", schema["items"]))
+    if isinstance(schema.get("additionalProperties"), dict):
+        subs.append(("additionalProperties", schema["additionalProperties"]))
+    if isinstance(schema.get("not"), dict):
+        subs.append(("not", schema["not"]))
+    for field in ("allOf", "anyOf", "oneOf"):
+        for i, child in enumerate(schema.get(field) or []):
+            subs.append((f"{field}[{i}]", child))
+    for field, child in subs:
+        found = schema_decode_error(child, f"{path}.{field}")
+        if found:
+            return found
+    return None
+
+
+def crd_decode_error(crd: dict[str, Any]) -> str | None:
+    for i, ver in enumerate((crd.get("spec") or {}).get("versions") or []):
+        schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+        if schema is not None:
+            found = schema_decode_error(schema, f"spec.versions[{i}].schema.openAPIV3Schema")
+            if found:
+                return found
+    return None
