@@ -6,6 +6,7 @@ Runs on the server's event loop thread; the kubelet and the HTTP layer both call
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ class Api:
     def get(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any]:
         return self._served(rt, self._current(rt, namespace, name))
 
-    def list(
+    def list_objects(
         self,
         rt: ResourceType,
         namespace: str | None,
@@ -152,9 +153,7 @@ class Api:
                 reason="Forbidden",
             )
 
-    def _admit(
-        self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions
-    ) -> dict[str, Any]:
+    def _admit(self, rt: ResourceType, obj: dict[str, Any], opts: WriteOptions) -> dict[str, Any]:
         """Schema pruning, defaulting and validation (custom resources), and basic checks."""
         name = obj["metadata"].get("name", "")
         causes = meta.name_causes(name, dns_label=rt.plural == "namespaces")
@@ -322,8 +321,14 @@ class Api:
                     new.pop("status", None)
         md = new["metadata"]
         # Fields clients cannot change.
-        for keep in ("uid", "creationTimestamp", "deletionTimestamp",
-                     "deletionGracePeriodSeconds", "generation", "namespace"):
+        for keep in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+        ):
             if keep in cur_md:
                 md[keep] = cur_md[keep]
             else:
@@ -331,12 +336,19 @@ class Api:
         if cur_md.get("deletionTimestamp"):
             added = set(md.get("finalizers") or []) - set(cur_md.get("finalizers") or [])
             if added:
-                raise invalid(rt.kind, rt.group, cur_md["name"], [{
-                    "reason": "FieldValueForbidden",
-                    "message": "Forbidden: no new finalizers can be added if the object is "
-                               "being deleted, found new finalizers " + str(sorted(added)),
-                    "field": "metadata.finalizers",
-                }])
+                raise invalid(
+                    rt.kind,
+                    rt.group,
+                    cur_md["name"],
+                    [
+                        {
+                            "reason": "FieldValueForbidden",
+                            "message": "Forbidden: no new finalizers can be added if the object is "
+                            "being deleted, found new finalizers " + str(sorted(added)),
+                            "field": "metadata.finalizers",
+                        }
+                    ],
+                )
         new = self._admit(rt, new, opts)
         if _spec_changed(rt, current, new):
             new["metadata"]["generation"] = int(cur_md.get("generation", 1)) + 1
@@ -348,9 +360,9 @@ class Api:
             return self._served(rt, current)  # no-op writes keep the resourceVersion
         key = self.key(rt, cur_md.get("namespace", ""), cur_md["name"])
         stored = self.store.put(key, new, "MODIFIED")
-        if (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL) and not md.get("deletionTimestamp"):
-            if subresource != "status":
-                stored = self._establish(stored)
+        is_crd = (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL)
+        if is_crd and not md.get("deletionTimestamp") and subresource != "status":
+            stored = self._establish(stored)
         if md.get("deletionTimestamp") and not md.get("finalizers"):
             return self._served(rt, self._remove(key))
         return self._served(rt, stored)
@@ -388,9 +400,12 @@ class Api:
         new = copy.deepcopy(current)
         md = new["metadata"]
         finalizers = list(md.get("finalizers") or [])
-        if opts.propagation == "Foreground" and "foregroundDeletion" not in finalizers:
-            if self._dependents(cur_md["uid"]):
-                finalizers.append("foregroundDeletion")
+        if (
+            opts.propagation == "Foreground"
+            and "foregroundDeletion" not in finalizers
+            and self._dependents(cur_md["uid"])
+        ):
+            finalizers.append("foregroundDeletion")
         if opts.propagation == "Orphan":
             self._orphan_dependents(cur_md["uid"])
         graceful = rt.group == "" and rt.plural == "pods" and self._pod_grace(current, opts)
@@ -465,10 +480,8 @@ class Api:
 
     def _delete_quietly(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         md = obj["metadata"]
-        try:
+        with contextlib.suppress(ApiError):  # already gone: nothing to do
             self.delete(rt, md.get("namespace", ""), md["name"])
-        except ApiError:
-            pass
 
     def remove(self, rt: ResourceType, namespace: str, name: str) -> None:
         """Drop an object now (the kubelet's final step of a graceful pod deletion)."""
@@ -543,9 +556,9 @@ class Api:
                 self._sweep(self.resource("", "v1", "namespaces"), ns)
         for crd in list(self.store.items(CRD_GROUP, CRD_PLURAL, None)):
             spec = crd["spec"]
-            if (spec["group"], spec["names"]["plural"]) == (key[0], key[1]) and crd[
-                "metadata"
-            ].get("deletionTimestamp"):
+            if (spec["group"], spec["names"]["plural"]) == (key[0], key[1]) and crd["metadata"].get(
+                "deletionTimestamp"
+            ):
                 self._sweep(self.resource(CRD_GROUP, "v1", CRD_PLURAL), crd)
 
 
@@ -590,9 +603,9 @@ def _initial_status(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     elif rt.plural == "namespaces":
         obj["status"] = {"phase": "Active"}
         obj["spec"] = {"finalizers": ["kubernetes"]}
-        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj[
-            "metadata"
-        ]["name"]
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"][
+            "name"
+        ]
     return obj
 
 
@@ -610,13 +623,21 @@ def _pod_causes(pod: dict[str, Any]) -> list[dict[str, str]]:
     containers = (pod.get("spec") or {}).get("containers")
     if not containers:
         return [
-            {"reason": "FieldValueRequired", "message": "Required value",
-             "field": "spec.containers"}
+            {
+                "reason": "FieldValueRequired",
+                "message": "Required value",
+                "field": "spec.containers",
+            }
         ]
     causes = []
     for i, c in enumerate(containers):
         for required in ("name", "image"):
             if not c.get(required):
-                causes.append({"reason": "FieldValueRequired", "message": "Required value",
-                               "field": f"spec.containers[{i}].{required}"})
+                causes.append(
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value",
+                        "field": f"spec.containers[{i}].{required}",
+                    }
+                )
     return causes

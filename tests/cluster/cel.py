@@ -40,5 +40,5 @@ def check_rules(value: Any, rules: list[dict[str, Any]], path: str) -> list[dict
             field = path
             if rule.get("fieldPath"):
                 field = f"{path}{rule['fieldPath']}"
-            causes.append(cause(field, f"Invalid value: \"object\": {message}"))
+            causes.append(cause(field, f'Invalid value: "object": {message}'))
     return causes

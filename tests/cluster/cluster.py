@@ -52,8 +52,9 @@ class Cluster:
             self.server.logs = self.kubelet.logs
         self._node_gpus = node_gpus
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-cluster",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="test-cluster", daemon=True
+        )
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.ca_file: Path | None = None
@@ -78,13 +79,11 @@ class Cluster:
 
     async def _start(self) -> None:
         context = self._tls_context() if self.tls else None
-        self._runner = web.AppRunner(self.server.app, handle_signals=False,
-                                     shutdown_timeout=0.5)
+        self._runner = web.AppRunner(self.server.app, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         if self.kubelet is not None:
             self.kubelet.api_port = self.port
             self.kubelet.start()
@@ -106,10 +105,26 @@ class Cluster:
     def _tls_context(self) -> ssl.SSLContext:
         cert, key = self.workdir / "apiserver.crt", self.workdir / "apiserver.key"
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-keyout", str(key), "-out", str(cert), "-subj", "/CN=kubetune-test-cluster",
-             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-            check=True, capture_output=True,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-subj",
+                "/CN=kubetune-test-cluster",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ],
+            check=True,
+            capture_output=True,
         )
         self.ca_file = cert
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -155,8 +170,11 @@ class Cluster:
             "contexts": [
                 {
                     "name": "kubetune-test",
-                    "context": {"cluster": "kubetune-test", "user": "tester",
-                                "namespace": "default"},
+                    "context": {
+                        "cluster": "kubetune-test",
+                        "user": "tester",
+                        "namespace": "default",
+                    },
                 }
             ],
             "current-context": "kubetune-test",
@@ -190,8 +208,9 @@ class Cluster:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config(config_file=str(self.kubeconfig),
-                                client_configuration=configuration)
+        config.load_kube_config(
+            config_file=str(self.kubeconfig), client_configuration=configuration
+        )
         return client.ApiClient(configuration)
 
     def apply_crd(self, path: str | Path) -> None:
@@ -203,17 +222,22 @@ class Cluster:
             if doc and doc.get("kind") == "CustomResourceDefinition":
                 group, plural = doc["spec"]["group"], doc["spec"]["names"]["plural"]
                 version = doc["spec"]["versions"][0]["name"]
-                self.wait_for(
-                    lambda g=group, v=version, p=plural: self.call(
-                        self.api.registry.get, g, v, p
-                    ) is not None,
-                    message=f"CRD {plural}.{group} served",
-                )
+                self._wait_served(group, version, plural)
+
+    def _wait_served(self, group: str, version: str, plural: str) -> None:
+        def served() -> bool:
+            return self.call(self.api.registry.get, group, version, plural) is not None
+
+        self.wait_for(served, message=f"CRD {plural}.{group} served")
 
     # -- direct state access (no HTTP) --------------------------------------------------------
 
     def get(
-        self, plural: str, name: str, namespace: str = "default", group: str = "",
+        self,
+        plural: str,
+        name: str,
+        namespace: str = "default",
+        group: str = "",
         version: str | None = None,
     ) -> dict[str, Any] | None:
         """An object as stored now, or None."""
@@ -227,13 +251,18 @@ class Cluster:
 
         return self.call(read)
 
-    def list(
-        self, plural: str, namespace: str | None = None, group: str = "",
+    def list_objects(
+        self,
+        plural: str,
+        namespace: str | None = None,
+        group: str = "",
         label_selector: str | None = None,
     ) -> list[dict[str, Any]]:
         def read() -> list[dict[str, Any]]:
             rt = self._resource(group, plural, None)
-            items: list[dict[str, Any]] = self.api.list(rt, namespace, label_selector)["items"]
+            items: list[dict[str, Any]] = self.api.list_objects(rt, namespace, label_selector)[
+                "items"
+            ]
             return items
 
         return self.call(read)
@@ -249,8 +278,14 @@ class Cluster:
 
         return self.call(write)
 
-    def delete(self, plural: str, name: str, namespace: str = "default", group: str = "",
-               grace_period: int | None = None) -> None:
+    def delete(
+        self,
+        plural: str,
+        name: str,
+        namespace: str = "default",
+        group: str = "",
+        grace_period: int | None = None,
+    ) -> None:
         def write() -> None:
             rt = self._resource(group, plural, None)
             self.api.delete(rt, namespace, name, DeleteOptions(grace_period=grace_period))
@@ -314,7 +349,7 @@ class Cluster:
 
     def wait_for(
         self,
-        predicate: Callable[[], T],
+        predicate: Callable[[], T | None],
         timeout: float = 30,
         interval: float = 0.05,
         message: str = "condition",
@@ -341,7 +376,11 @@ class Cluster:
         return self.wait_for(reached, timeout, message=f"pod {namespace}/{name} in {phases}")
 
     def wait_for_deletion(
-        self, plural: str, name: str, namespace: str = "default", group: str = "",
+        self,
+        plural: str,
+        name: str,
+        namespace: str = "default",
+        group: str = "",
         timeout: float = 30,
     ) -> None:
         self.wait_for(

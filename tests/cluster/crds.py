@@ -95,11 +95,16 @@ def crd_status(crd: dict[str, Any]) -> dict[str, Any]:
 
 
 _STRING_FIELDS = ("type", "format", "pattern", "description", "title", "$ref")
-_BOOL_FIELDS = ("nullable", "uniqueItems", "exclusiveMinimum", "exclusiveMaximum",
-                "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string",
-                "x-kubernetes-embedded-resource")
-_INT_FIELDS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties",
-               "maxProperties")
+_BOOL_FIELDS = (
+    "nullable",
+    "uniqueItems",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-embedded-resource",
+)
+_INT_FIELDS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
 _NUMBER_FIELDS = ("minimum", "maximum", "multipleOf")
 
 
@@ -123,12 +128,16 @@ def schema_decode_error(schema: Any, path: str) -> str | None:
     """
 
     def bad(field: str, value: Any, expected: str) -> str:
-        return (f"json: cannot unmarshal {_go_type(value)} into Go struct field "
-                f"JSONSchemaProps.{path}.{field} of type {expected}")
+        return (
+            f"json: cannot unmarshal {_go_type(value)} into Go struct field "
+            f"JSONSchemaProps.{path}.{field} of type {expected}"
+        )
 
     if not isinstance(schema, dict):
-        return f"json: cannot unmarshal {_go_type(schema)} into Go value of type " \
-               f"JSONSchemaProps ({path})"
+        return (
+            f"json: cannot unmarshal {_go_type(schema)} into Go value of type "
+            f"JSONSchemaProps ({path})"
+        )
     for field in _STRING_FIELDS:
         if field in schema and not isinstance(schema[field], str):
             return bad(field, schema[field], "string")

@@ -84,8 +84,10 @@ class Faults:
                 return None
             if self.error_ratio and self._rng.random() < self.error_ratio:
                 return 500
-            if verb in WRITE_VERBS and self.conflict_ratio and self._rng.random() < (
-                self.conflict_ratio
+            if (
+                verb in WRITE_VERBS
+                and self.conflict_ratio
+                and self._rng.random() < (self.conflict_ratio)
             ):
                 return 409
         return None

@@ -1,6 +1,6 @@
 """pytest fixtures for the test cluster. Import them into a conftest:
 
-    from tests.cluster.fixtures import cluster, namespace, prometheus  # noqa: F401
+from tests.cluster.fixtures import cluster, namespace, prometheus  # noqa: F401
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from .api import TERMINAL_PHASES, Api
 from .errors import ApiError
 from .meta import now
 from .podenv import ConfigError, command_line, container_env
-from .resources import ResourceType
 from .store import Event
 
 GPU = "nvidia.com/gpu"
@@ -125,17 +124,25 @@ class Kubelet:
         self.nodes[name] = Node(name, gpus)
         capacity = {"cpu": "16", "memory": "64Gi", "pods": "110", GPU: str(gpus)}
         rt = self.api.resource("", "v1", "nodes")
-        body = {
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
-                                                  "kubernetes.io/os": "linux"}},
+        body: dict[str, Any] = {
+            "metadata": {
+                "name": name,
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
+            },
             "status": {
                 "capacity": capacity,
                 "allocatable": dict(capacity),
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                              {"type": "Hostname", "address": name}],
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": name},
+                ],
                 "conditions": [self._ready_condition(True)],
-                "nodeInfo": {"kubeletVersion": "v1.32.0-kubetune-sim", "osImage": "simulated",
-                             "architecture": "amd64", "operatingSystem": "linux"},
+                "nodeInfo": {
+                    "kubeletVersion": "v1.32.0-kubetune-sim",
+                    "osImage": "simulated",
+                    "architecture": "amd64",
+                    "operatingSystem": "linux",
+                },
             },
         }
         try:
@@ -152,7 +159,8 @@ class Kubelet:
             "type": "Ready",
             "status": "True" if ready else "Unknown",
             "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-            "message": "kubelet is posting ready status" if ready
+            "message": "kubelet is posting ready status"
+            if ready
             else "Kubelet stopped posting node status.",
             "lastTransitionTime": now(),
             "lastHeartbeatTime": now(),
@@ -168,7 +176,7 @@ class Kubelet:
         node = self.nodes[name]
         node.lost = True
         rt = self.api.resource("", "v1", "nodes")
-        status = self.api.get(rt, "", name).get("status") or {}
+        status: dict[str, Any] = self.api.get(rt, "", name).get("status") or {}
         status["conditions"] = [self._ready_condition(False)]
         self._set_node_status(name, status)
         message = f"Node {name} which was running pod {{}} is unresponsive"
@@ -198,8 +206,12 @@ class Kubelet:
     # -- the control loop ---------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        if (event.group, event.plural) not in (("", "pods"), ("", "nodes"), ("", "secrets"),
-                                               ("", "configmaps")):
+        if (event.group, event.plural) not in (
+            ("", "pods"),
+            ("", "nodes"),
+            ("", "secrets"),
+            ("", "configmaps"),
+        ):
             return
         if event.plural == "pods" and event.type == "DELETED":
             run = self.runs.get(event.obj["metadata"]["uid"])
@@ -233,8 +245,9 @@ class Kubelet:
                 if run is not None and phase not in TERMINAL_PHASES:
                     if not run.stopping:
                         run.stopping = True
-                        self._spawn(self._terminate(run, int(md.get(
-                            "deletionGracePeriodSeconds", 30))))
+                        self._spawn(
+                            self._terminate(run, int(md.get("deletionGracePeriodSeconds", 30)))
+                        )
                 else:
                     self.api.remove(self.pods, md["namespace"], md["name"])
                 continue
@@ -278,8 +291,9 @@ class Kubelet:
             total = len(self.nodes)
             reasons = f"{short_gpu} Insufficient {GPU}" if short_gpu else "none match"
             message = f"0/{total} nodes are available: {reasons}."
-            self._set_condition(md["namespace"], md["name"], "PodScheduled", "False",
-                                "Unschedulable", message)
+            self._set_condition(
+                md["namespace"], md["name"], "PodScheduled", "False", "Unschedulable", message
+            )
             return
         bound = self.api.get(self.pods, md["namespace"], md["name"])
         bound["spec"]["nodeName"] = chosen
@@ -299,7 +313,12 @@ class Kubelet:
         self.api.update(self.pods, namespace, name, pod, subresource="status")
 
     def _set_condition(
-        self, namespace: str, name: str, kind: str, value: str, reason: str = "",
+        self,
+        namespace: str,
+        name: str,
+        kind: str,
+        value: str,
+        reason: str = "",
         message: str = "",
     ) -> None:
         try:
@@ -308,13 +327,21 @@ class Kubelet:
             return
         conditions = list((pod.get("status") or {}).get("conditions") or [])
         old = next((c for c in conditions if c["type"] == kind), None)
-        if old and old["status"] == value and old.get("reason", "") == reason and old.get(
-            "message", ""
-        ) == message:
+        if (
+            old
+            and old["status"] == value
+            and old.get("reason", "") == reason
+            and old.get("message", "") == message
+        ):
             return
-        new: dict[str, Any] = {"type": kind, "status": value, "lastProbeTime": None,
-                               "lastTransitionTime": now() if not old or old["status"] != value
-                               else old["lastTransitionTime"]}
+        new: dict[str, Any] = {
+            "type": kind,
+            "status": value,
+            "lastProbeTime": None,
+            "lastTransitionTime": now()
+            if not old or old["status"] != value
+            else old["lastTransitionTime"],
+        }
         if reason:
             new["reason"] = reason
         if message:
@@ -322,8 +349,9 @@ class Kubelet:
         conditions = [c for c in conditions if c["type"] != kind] + [new]
         self._patch_status(namespace, name, {"conditions": conditions})
 
-    def _container_statuses(self, pod: dict[str, Any], run: PodRun,
-                            waiting: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    def _container_statuses(
+        self, pod: dict[str, Any], run: PodRun, waiting: tuple[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         out = []
         for spec in pod["spec"]["containers"]:
             c = run.containers[spec["name"]]
@@ -333,8 +361,7 @@ class Kubelet:
                 state = {"running": {"startedAt": now()}}
             else:
                 reason, message = waiting or ("ContainerCreating", "")
-                state = {"waiting": {"reason": reason, **({"message": message}
-                                                          if message else {})}}
+                state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
             out.append(
                 {
                     "name": spec["name"],
@@ -362,22 +389,33 @@ class Kubelet:
         md = pod["metadata"]
         workdir = self.root / md["namespace"] / f"{md['name']}-{md['uid'][:8]}"
         workdir.mkdir(parents=True, exist_ok=True)
-        run = PodRun(md["namespace"], md["name"], md["uid"], self._allocate_ip(),
-                     pod["spec"]["nodeName"], workdir)
+        run = PodRun(
+            md["namespace"],
+            md["name"],
+            md["uid"],
+            self._allocate_ip(),
+            pod["spec"]["nodeName"],
+            workdir,
+        )
         for spec in pod["spec"]["containers"]:
             run.containers[spec["name"]] = Container(
-                spec["name"], workdir / f"{spec['name']}.log",
+                spec["name"],
+                workdir / f"{spec['name']}.log",
                 workdir / f"{spec['name']}.termination-log",
             )
         self.runs[md["uid"]] = run
-        self._patch_status(md["namespace"], md["name"], {
-            "hostIP": "127.0.0.1",
-            "hostIPs": [{"ip": "127.0.0.1"}],
-            "podIP": run.ip,
-            "podIPs": [{"ip": run.ip}],
-            "startTime": now(),
-            "containerStatuses": self._container_statuses(pod, run),
-        })
+        self._patch_status(
+            md["namespace"],
+            md["name"],
+            {
+                "hostIP": "127.0.0.1",
+                "hostIPs": [{"ip": "127.0.0.1"}],
+                "podIP": run.ip,
+                "podIPs": [{"ip": run.ip}],
+                "startTime": now(),
+                "containerStatuses": self._container_statuses(pod, run),
+            },
+        )
         self._set_condition(md["namespace"], md["name"], "Initialized", "True")
         run.task = asyncio.get_running_loop().create_task(self._run(run))
 
@@ -403,13 +441,20 @@ class Kubelet:
                 return
             try:
                 commands = {
-                    spec["name"]: self._prepare(pod, run, spec) for spec in pod["spec"]["containers"]
+                    spec["name"]: self._prepare(pod, run, spec)
+                    for spec in pod["spec"]["containers"]
                 }
                 break
             except ConfigError as err:
-                self._patch_status(run.namespace, run.name, {
-                    "containerStatuses": self._container_statuses(
-                        pod, run, ("CreateContainerConfigError", str(err)))})
+                self._patch_status(
+                    run.namespace,
+                    run.name,
+                    {
+                        "containerStatuses": self._container_statuses(
+                            pod, run, ("CreateContainerConfigError", str(err))
+                        )
+                    },
+                )
                 await asyncio.sleep(0.5)
         waiters = {name: self._spawn_container(run, name, *cmd) for name, cmd in commands.items()}
         oom_after = (pod["metadata"].get("annotations") or {}).get(OOM_ANNOTATION)
@@ -418,8 +463,9 @@ class Kubelet:
         await asyncio.gather(*waiters.values())
         self._report_finished(run)
 
-    def _prepare(self, pod: dict[str, Any], run: PodRun,
-                 spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    def _prepare(
+        self, pod: dict[str, Any], run: PodRun, spec: dict[str, Any]
+    ) -> tuple[list[str], dict[str, str]]:
         ns = run.namespace
         pod = copy.deepcopy(pod)
 
@@ -446,8 +492,9 @@ class Kubelet:
         env.update(declared)
         return command_line(spec, env), env
 
-    async def _spawn_container(self, run: PodRun, name: str, argv: list[str],
-                               env: dict[str, str]) -> None:
+    async def _spawn_container(
+        self, run: PodRun, name: str, argv: list[str], env: dict[str, str]
+    ) -> None:
         c = run.containers[name]
         pod = self._pod(run)
         policy = (pod or {}).get("spec", {}).get("restartPolicy", "Always")
@@ -455,13 +502,23 @@ class Kubelet:
             with open(c.log, "ab") as log:
                 try:
                     c.process = await asyncio.create_subprocess_exec(
-                        *argv, cwd=run.workdir, env=env, stdout=log, stderr=log,
-                        stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+                        *argv,
+                        cwd=run.workdir,
+                        env=env,
+                        stdout=log,
+                        stderr=log,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        start_new_session=True,
                         preexec_fn=_die_with_parent,
                     )
                 except OSError as err:
-                    c.terminated = {"exitCode": 128, "reason": "StartError",
-                                    "message": str(err), "startedAt": now(), "finishedAt": now()}
+                    c.terminated = {
+                        "exitCode": 128,
+                        "reason": "StartError",
+                        "message": str(err),
+                        "startedAt": now(),
+                        "finishedAt": now(),
+                    }
                     return
             started = now()
             self._report_running(run)
@@ -471,8 +528,9 @@ class Kubelet:
             if not restart or run.stopping or run.killed:
                 return
             c.restarts += 1
-            self._report_running(run, waiting=("CrashLoopBackOff", "back-off restarting failed "
-                                               "container"))
+            self._report_running(
+                run, waiting=("CrashLoopBackOff", "back-off restarting failed container")
+            )
             await asyncio.sleep(min(self.restart_backoff * 2 ** (c.restarts - 1), 5.0))
             if run.stopping or run.killed:
                 return
@@ -483,9 +541,13 @@ class Kubelet:
         reason = "Completed" if exit_code == 0 else "Error"
         if run.killed and run.killed[2] == "OOMKilled":
             reason = "OOMKilled"
-        state: dict[str, Any] = {"exitCode": exit_code, "reason": reason,
-                                 "startedAt": started, "finishedAt": now(),
-                                 "containerID": f"sim://{run.uid}/{c.name}"}
+        state: dict[str, Any] = {
+            "exitCode": exit_code,
+            "reason": reason,
+            "startedAt": started,
+            "finishedAt": now(),
+            "containerID": f"sim://{run.uid}/{c.name}",
+        }
         if code < 0:
             state["signal"] = -code
         message = self._message(run, c, exit_code)
@@ -495,14 +557,18 @@ class Kubelet:
 
     def _message(self, run: PodRun, c: Container, exit_code: int) -> str:
         pod = self._pod(run)
-        spec = next((s for s in (pod or {}).get("spec", {}).get("containers", [])
-                     if s["name"] == c.name), {})
+        spec: dict[str, Any] = next(
+            (s for s in (pod or {}).get("spec", {}).get("containers", []) if s["name"] == c.name),
+            {},
+        )
         text = ""
         if c.message_file.exists():
             text = c.message_file.read_bytes()[:MESSAGE_LIMIT].decode(errors="replace")
-        if not text and exit_code != 0 and spec.get(
-            "terminationMessagePolicy"
-        ) == "FallbackToLogsOnError":
+        if (
+            not text
+            and exit_code != 0
+            and spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
             lines = c.log.read_bytes().decode(errors="replace").splitlines()[-FALLBACK_LINES:]
             text = "\n".join(lines)[-FALLBACK_BYTES:]
         return text
@@ -511,10 +577,14 @@ class Kubelet:
         pod = self._pod(run)
         if pod is None:
             return
-        self._patch_status(run.namespace, run.name, {
-            "phase": "Running",
-            "containerStatuses": self._container_statuses(pod, run, waiting),
-        })
+        self._patch_status(
+            run.namespace,
+            run.name,
+            {
+                "phase": "Running",
+                "containerStatuses": self._container_statuses(pod, run, waiting),
+            },
+        )
         ready = "True" if waiting is None else "False"
         self._set_condition(run.namespace, run.name, "ContainersReady", ready)
         self._set_condition(run.namespace, run.name, "Ready", ready)
@@ -525,8 +595,10 @@ class Kubelet:
             return
         codes = [c.terminated["exitCode"] for c in run.containers.values() if c.terminated]
         phase = "Succeeded" if codes and all(code == 0 for code in codes) else "Failed"
-        change: dict[str, Any] = {"phase": phase,
-                                  "containerStatuses": self._container_statuses(pod, run)}
+        change: dict[str, Any] = {
+            "phase": phase,
+            "containerStatuses": self._container_statuses(pod, run),
+        }
         if run.killed and run.killed[0]:
             change["phase"] = "Failed"
             change["reason"], change["message"] = run.killed[0], run.killed[1]
@@ -563,23 +635,29 @@ class Kubelet:
         names = [c["name"] for c in pod["spec"]["containers"]]
         if container is None:
             if len(names) != 1:
-                raise ApiError(400, f"a container name must be specified for pod {name}, "
-                                    f"choose one of: [{' '.join(names)}]")
+                raise ApiError(
+                    400,
+                    f"a container name must be specified for pod {name}, "
+                    f"choose one of: [{' '.join(names)}]",
+                )
             container = names[0]
         if container not in names:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         run = self.runs.get(pod["metadata"]["uid"])
         if run is None or not run.containers[container].log.exists():
-            raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
-                                "ContainerCreating")
+            raise ApiError(
+                400,
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
+            )
         return run.containers[container]
 
     def read_logs(self, namespace: str, name: str, container: str | None = None) -> str:
         c = self._container_for(namespace, name, container)
         return c.log.read_bytes().decode(errors="replace")
 
-    async def logs(self, namespace: str, name: str, container: str | None,
-                   query: dict[str, str]) -> AsyncIterator[bytes]:
+    async def logs(
+        self, namespace: str, name: str, container: str | None, query: dict[str, str]
+    ) -> AsyncIterator[bytes]:
         """The `log` subresource: tailLines, limitBytes and follow are honoured."""
         c = self._container_for(namespace, name, container)
         data = c.log.read_bytes()

@@ -35,8 +35,11 @@ def _param(name: str, kind: str = "string") -> dict[str, Any]:
 
 def _patch_content_types(rt: ResourceType) -> list[str]:
     # Like the real server: strategic merge patch is offered for built-in kinds only.
-    kinds = ["application/json-patch+json", "application/merge-patch+json",
-             "application/apply-patch+yaml"]
+    kinds = [
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/apply-patch+yaml",
+    ]
     if rt.crd_name is None:
         kinds.append("application/strategic-merge-patch+json")
     return kinds
@@ -87,12 +90,20 @@ def _component(rt: ResourceType) -> dict[str, Any]:
         "type": "object",
         "description": f"{rt.kind} ({rt.api_version})",
         "properties": {
-            "apiVersion": {"type": "string", "description": "APIVersion defines the versioned "
-                           "schema of this representation of an object."},
-            "kind": {"type": "string", "description": "Kind is a string value representing the "
-                     "REST resource this object represents."},
-            "metadata": {"allOf": [{"$ref": f"#/components/schemas/{_OBJECT_META}"}],
-                         "description": "Standard object's metadata."},
+            "apiVersion": {
+                "type": "string",
+                "description": "APIVersion defines the versioned "
+                "schema of this representation of an object.",
+            },
+            "kind": {
+                "type": "string",
+                "description": "Kind is a string value representing the "
+                "REST resource this object represents.",
+            },
+            "metadata": {
+                "allOf": [{"$ref": f"#/components/schemas/{_OBJECT_META}"}],
+                "description": "Standard object's metadata.",
+            },
         },
     }
     if rt.schema:
@@ -108,15 +119,25 @@ def _component(rt: ResourceType) -> dict[str, Any]:
 
 
 def _object_meta() -> dict[str, Any]:
-    strings = ("name", "namespace", "generateName", "uid", "resourceVersion",
-               "creationTimestamp", "deletionTimestamp")
+    strings = (
+        "name",
+        "namespace",
+        "generateName",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+    )
     props: dict[str, Any] = {s: {"type": "string"} for s in strings}
     props["labels"] = {"type": "object", "additionalProperties": {"type": "string"}}
     props["annotations"] = {"type": "object", "additionalProperties": {"type": "string"}}
     props["finalizers"] = {"type": "array", "items": {"type": "string"}}
     props["generation"] = {"type": "integer", "format": "int64"}
-    return {"type": "object", "description": "ObjectMeta is metadata that all persisted "
-            "resources must have.", "properties": props}
+    return {
+        "type": "object",
+        "description": "ObjectMeta is metadata that all persisted resources must have.",
+        "properties": props,
+    }
 
 
 def group_version_doc(registry: Registry, group: str, version: str) -> dict[str, Any] | None:

@@ -42,8 +42,11 @@ def _parent(doc: Any, parts: list[str], path: str) -> Any:
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            raise ApiError(422, f"the server rejected our request due to an error in our "
-                                f"request: doc is missing path: {path!r}")
+            raise ApiError(
+                422,
+                f"the server rejected our request due to an error in our "
+                f"request: doc is missing path: {path!r}",
+            )
     return node
 
 
@@ -86,8 +89,11 @@ def _remove(doc: Any, path: str) -> Any:
     elif isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
         del parent[int(last)]
     else:
-        raise ApiError(422, f"the server rejected our request due to an error in our request: "
-                            f"unable to remove nonexistent key: {path!r}")
+        raise ApiError(
+            422,
+            f"the server rejected our request due to an error in our request: "
+            f"unable to remove nonexistent key: {path!r}",
+        )
     return doc
 
 
@@ -180,8 +186,11 @@ def _merge_list(current: list[Any], patch: list[Any], merge_key: str) -> list[An
         if item.get("$patch") == "replace":
             return [copy.deepcopy(i) for i in patch if i.get("$patch") != "replace"]
         index = next(
-            (i for i, c in enumerate(out) if isinstance(c, dict)
-             and c.get(merge_key) == item.get(merge_key)),
+            (
+                i
+                for i, c in enumerate(out)
+                if isinstance(c, dict) and c.get(merge_key) == item.get(merge_key)
+            ),
             None,
         )
         if item.get("$patch") == "delete":

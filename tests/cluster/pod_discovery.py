@@ -69,8 +69,10 @@ def target_groups(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         common = _pod_labels(pod)
         spec = pod.get("spec") or {}
-        for init, containers in ((False, spec.get("containers") or []),
-                                 (True, spec.get("initContainers") or [])):
+        for init, containers in (
+            (False, spec.get("containers") or []),
+            (True, spec.get("initContainers") or []),
+        ):
             for c in containers:
                 base = {
                     **common,
@@ -83,16 +85,19 @@ def target_groups(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     groups.append({"targets": [ip], "labels": base})
                 for port in ports:
                     number = port["containerPort"]
-                    groups.append({
-                        "targets": [f"{ip}:{number}"],
-                        "labels": {
-                            **base,
-                            "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
-                            "__meta_kubernetes_pod_container_port_number": str(number),
-                            "__meta_kubernetes_pod_container_port_protocol": port.get(
-                                "protocol", "TCP"),
-                        },
-                    })
+                    groups.append(
+                        {
+                            "targets": [f"{ip}:{number}"],
+                            "labels": {
+                                **base,
+                                "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
+                                "__meta_kubernetes_pod_container_port_number": str(number),
+                                "__meta_kubernetes_pod_container_port_protocol": port.get(
+                                    "protocol", "TCP"
+                                ),
+                            },
+                        }
+                    )
     return groups
 
 
@@ -117,8 +122,7 @@ class PodDiscovery:
         if self._client is None:
             self._client = client.CoreV1Api(self.cluster.api_client())
         responses = (
-            [self._client.list_namespaced_pod(ns, _preload_content=False)
-             for ns in self.namespaces]
+            [self._client.list_namespaced_pod(ns, _preload_content=False) for ns in self.namespaces]
             if self.namespaces
             else [self._client.list_pod_for_all_namespaces(_preload_content=False)]
         )
@@ -139,7 +143,7 @@ class PodDiscovery:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
 
     async def _stop(self) -> None:
         if self._runner is not None:

@@ -57,8 +57,10 @@ def _key_ref(lookup: Lookup, plural: str, ref: dict[str, Any]) -> str | None:
         return str(obj["data"][key])
     if ref.get("optional"):
         return None
-    raise ConfigError(f"couldn't find key {key} in {kind.capitalize()} "
-                      f"{obj['metadata'].get('namespace')}/{ref.get('name')}")
+    raise ConfigError(
+        f"couldn't find key {key} in {kind.capitalize()} "
+        f"{obj['metadata'].get('namespace')}/{ref.get('name')}"
+    )
 
 
 def container_env(pod: dict[str, Any], container: dict[str, Any], lookup: Lookup) -> dict[str, str]:

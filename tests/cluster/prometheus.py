@@ -39,26 +39,33 @@ def trial_relabel_configs() -> list[dict[str, Any]]:
     container port named `metrics` or the port in annotation prometheus.io/port; running
     pods only; target labels sweep, trial, namespace and pod."""
     return [
-            {"source_labels": [SWEEP_LABEL_META], "regex": ".+", "action": "keep"},
-            {"source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Succeeded|Failed",
-             "action": "drop"},
-            {
-                "source_labels": ["__meta_kubernetes_pod_container_port_name",
-                                  "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-                "regex": "metrics;.*|.*;[0-9]+",
-                "action": "keep",
-            },
-            {
-                "source_labels": ["__meta_kubernetes_pod_ip",
-                                  "__meta_kubernetes_pod_annotation_prometheus_io_port"],
-                "regex": "(.+);([0-9]+)",
-                "target_label": "__address__",
-                "replacement": "$1:$2",
-            },
-            {"source_labels": [SWEEP_LABEL_META], "target_label": "sweep"},
-            {"source_labels": [TRIAL_LABEL_META], "target_label": "trial"},
-            {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        {"source_labels": [SWEEP_LABEL_META], "regex": ".+", "action": "keep"},
+        {
+            "source_labels": ["__meta_kubernetes_pod_phase"],
+            "regex": "Succeeded|Failed",
+            "action": "drop",
+        },
+        {
+            "source_labels": [
+                "__meta_kubernetes_pod_container_port_name",
+                "__meta_kubernetes_pod_annotation_prometheus_io_port",
+            ],
+            "regex": "metrics;.*|.*;[0-9]+",
+            "action": "keep",
+        },
+        {
+            "source_labels": [
+                "__meta_kubernetes_pod_ip",
+                "__meta_kubernetes_pod_annotation_prometheus_io_port",
+            ],
+            "regex": "(.+);([0-9]+)",
+            "target_label": "__address__",
+            "replacement": "$1:$2",
+        },
+        {"source_labels": [SWEEP_LABEL_META], "target_label": "sweep"},
+        {"source_labels": [TRIAL_LABEL_META], "target_label": "trial"},
+        {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
     ]
 
 
@@ -106,13 +113,16 @@ class Prometheus:
         if self.discovery is not None:
             jobs.append(trial_pods_job(self.discovery.url))
         for job, targets in self.static_targets.items():
-            jobs.append({"job_name": job, "honor_labels": True,
-                         "static_configs": [{"targets": targets}]})
+            jobs.append(
+                {"job_name": job, "honor_labels": True, "static_configs": [{"targets": targets}]}
+            )
         jobs += self.extra_scrape_configs
         return {
-            "global": {"scrape_interval": self.scrape_interval,
-                       "scrape_timeout": self.scrape_interval,
-                       "evaluation_interval": self.scrape_interval},
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "scrape_timeout": self.scrape_interval,
+                "evaluation_interval": self.scrape_interval,
+            },
             "scrape_configs": jobs,
         }
 
@@ -123,11 +133,17 @@ class Prometheus:
         self.config_file.write_text(yaml.safe_dump(self.config()))
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen(
-                [binary, f"--config.file={self.config_file}",
-                 f"--storage.tsdb.path={self.workdir / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--web.enable-lifecycle", "--log.level=info"],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                [
+                    binary,
+                    f"--config.file={self.config_file}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--web.enable-lifecycle",
+                    "--log.level=info",
+                ],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -196,6 +212,7 @@ class Prometheus:
             if result:
                 return result
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no series for {promql!r} after {timeout}s; targets: "
-                                   f"{self.targets()}")
+                raise TimeoutError(
+                    f"no series for {promql!r} after {timeout}s; targets: {self.targets()}"
+                )
             time.sleep(0.2)

@@ -111,7 +111,7 @@ def _type_ok(value: Any, schema: Schema) -> bool:
     if expected == "boolean":
         return isinstance(value, bool)
     if expected == "integer":
-        return isinstance(value, int) and not isinstance(value, bool) or (
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
             isinstance(value, float) and value.is_integer()
         )
     if expected == "number":
@@ -128,8 +128,8 @@ def validate(value: Any, schema: Schema, path: str = "") -> Causes:
             return [
                 cause(
                     path,
-                    f"Invalid value: \"null\": {path} in body must be of type "
-                    f"{schema.get('type', 'object')}: \"null\"",
+                    f'Invalid value: "null": {path} in body must be of type '
+                    f'{schema.get("type", "object")}: "null"',
                     "FieldValueTypeInvalid",
                 )
             ]
@@ -139,8 +139,8 @@ def validate(value: Any, schema: Schema, path: str = "") -> Causes:
         return [
             cause(
                 path,
-                f"Invalid value: \"{actual}\": {path} in body must be of type "
-                f"{schema.get('type')}: \"{actual}\"",
+                f'Invalid value: "{actual}": {path} in body must be of type '
+                f'{schema.get("type")}: "{actual}"',
                 "FieldValueTypeInvalid",
             )
         ]
@@ -188,7 +188,9 @@ def _validate_scalar(value: Any, schema: Schema, path: str) -> Causes:
             low = schema["minimum"]
             if schema.get("exclusiveMinimum") and value <= low:
                 causes.append(
-                    cause(path, f"Invalid value: {shown}: {path} in body should be greater than {low}")
+                    cause(
+                        path, f"Invalid value: {shown}: {path} in body should be greater than {low}"
+                    )
                 )
             elif value < low:
                 causes.append(
@@ -202,7 +204,9 @@ def _validate_scalar(value: Any, schema: Schema, path: str) -> Causes:
             high = schema["maximum"]
             if schema.get("exclusiveMaximum") and value >= high:
                 causes.append(
-                    cause(path, f"Invalid value: {shown}: {path} in body should be less than {high}")
+                    cause(
+                        path, f"Invalid value: {shown}: {path} in body should be less than {high}"
+                    )
                 )
             elif value > high:
                 causes.append(
@@ -256,13 +260,19 @@ def _validate_object(value: dict[str, Any], schema: Schema, path: str) -> Causes
             causes += validate(item, additional, _join(path, key))
     if "minProperties" in schema and len(value) < schema["minProperties"]:
         causes.append(
-            cause(path, f"Invalid value: {len(value)}: {path} in body should have at least "
-                  f"{schema['minProperties']} properties")
+            cause(
+                path,
+                f"Invalid value: {len(value)}: {path} in body should have at least "
+                f"{schema['minProperties']} properties",
+            )
         )
     if "maxProperties" in schema and len(value) > schema["maxProperties"]:
         causes.append(
-            cause(path, f"Too many: {len(value)}: must have at most "
-                  f"{schema['maxProperties']} items", "FieldValueTooMany")
+            cause(
+                path,
+                f"Too many: {len(value)}: must have at most {schema['maxProperties']} items",
+                "FieldValueTooMany",
+            )
         )
     return causes
 
@@ -303,16 +313,29 @@ def _validate_combinators(value: Any, schema: Schema, path: str) -> Causes:
     causes: Causes = []
     for sub in schema.get("allOf") or []:
         causes += validate(value, {"type": schema.get("type"), **sub}, path)
-    if schema.get("anyOf"):
-        if all(validate(value, sub, path) for sub in schema["anyOf"]):
-            causes.append(cause(path, f"Invalid value: {_show(value)}: {path} in body must "
-                                      "match at least one schema (anyOf)"))
+    if schema.get("anyOf") and all(validate(value, sub, path) for sub in schema["anyOf"]):
+        causes.append(
+            cause(
+                path,
+                f"Invalid value: {_show(value)}: {path} in body must "
+                "match at least one schema (anyOf)",
+            )
+        )
     if schema.get("oneOf"):
         matching = sum(1 for sub in schema["oneOf"] if not validate(value, sub, path))
         if matching != 1:
-            causes.append(cause(path, f"Invalid value: {_show(value)}: {path} in body must "
-                                      "match exactly one schema (oneOf)"))
+            causes.append(
+                cause(
+                    path,
+                    f"Invalid value: {_show(value)}: {path} in body must "
+                    "match exactly one schema (oneOf)",
+                )
+            )
     if isinstance(schema.get("not"), dict) and not validate(value, schema["not"], path):
-        causes.append(cause(path, f"Invalid value: {_show(value)}: {path} in body must not "
-                                  "match the schema (not)"))
+        causes.append(
+            cause(
+                path,
+                f"Invalid value: {_show(value)}: {path} in body must not match the schema (not)",
+            )
+        )
     return causes

@@ -73,9 +73,14 @@ class ApiServer:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
-        self.requests.append((request.method, request.path_qs,
-                              request.headers.get("Accept", ""),
-                              request.headers.get("User-Agent", "")))
+        self.requests.append(
+            (
+                request.method,
+                request.path_qs,
+                request.headers.get("Accept", ""),
+                request.headers.get("User-Agent", ""),
+            )
+        )
         try:
             target = None
             parts = path.strip("/").split("/")
@@ -170,8 +175,10 @@ class ApiServer:
         parts = path.strip("/").split("/")
         if path.startswith("/openapi/v3/"):
             gv = parts[2:]
-            group, version = ("", gv[1]) if gv[0] == "api" and len(gv) == 2 else (
-                (gv[1], gv[2]) if len(gv) == 3 else ("", "")
+            group, version = (
+                ("", gv[1])
+                if gv[0] == "api" and len(gv) == 2
+                else ((gv[1], gv[2]) if len(gv) == 3 else ("", ""))
             )
             doc = openapi.group_version_doc(registry, group, version) if version else None
             if doc is not None:
@@ -203,11 +210,12 @@ class ApiServer:
                 return _json(tables.table(rt, [obj], rv, q.get("includeObject", "")))
             return _json(obj)
         if verb == "list":
-            listed = api.list(rt, ns, q.get("labelSelector"), q.get("fieldSelector"))
+            listed = api.list_objects(rt, ns, q.get("labelSelector"), q.get("fieldSelector"))
             if tables.wants_table(request.headers.get("Accept", "")):
                 rv = listed["metadata"]["resourceVersion"]
-                items = [{**i, "apiVersion": rt.api_version, "kind": rt.kind}
-                         for i in listed["items"]]
+                items = [
+                    {**i, "apiVersion": rt.api_version, "kind": rt.kind} for i in listed["items"]
+                ]
                 return _json(tables.table(rt, items, rv, q.get("includeObject", "")))
             return _json(listed)
         if verb == "watch":
@@ -220,27 +228,30 @@ class ApiServer:
         )
         if verb == "create":
             if target.name is not None:
-                raise ApiError(405, "the server does not allow this method on the requested "
-                                    "resource")
+                raise ApiError(
+                    405, "the server does not allow this method on the requested resource"
+                )
             created = api.create(rt, ns or "", body, opts)
             return _json(created, 201, opts.warnings)
         if verb == "update":
             assert target.name is not None
-            updated = api.update(rt, ns or "", target.name, body, opts,
-                                 subresource=target.subresource)
+            updated = api.update(
+                rt, ns or "", target.name, body, opts, subresource=target.subresource
+            )
             return _json(updated, 200, opts.warnings)
         if verb == "patch":
             assert target.name is not None
             content_type = request.headers.get("Content-Type", "")
-            patched = api.patch(rt, ns or "", target.name, content_type, body, opts,
-                                subresource=target.subresource)
+            patched = api.patch(
+                rt, ns or "", target.name, content_type, body, opts, subresource=target.subresource
+            )
             return _json(patched, 200, opts.warnings)
         if verb == "delete":
             assert target.name is not None
             obj, gone = api.delete(rt, ns or "", target.name, _delete_options(q, body))
             return _json(obj, 200 if gone else 202)
         if verb == "deletecollection":
-            listed = api.list(rt, ns, q.get("labelSelector"), q.get("fieldSelector"))
+            listed = api.list_objects(rt, ns, q.get("labelSelector"), q.get("fieldSelector"))
             for item in listed["items"]:
                 md = item["metadata"]
                 api.delete(rt, md.get("namespace", ""), md["name"], _delete_options(q, body))
@@ -331,16 +342,16 @@ class ApiServer:
                         json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n"
                     )
                     return resp
-                for event in backlog:
-                    if same_type(event):
-                        await self._send_event(send, event, matches)
+                for old in backlog:
+                    if same_type(old):
+                        await self._send_event(send, old, matches)
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 wait = min(remaining, self.bookmark_interval) if bookmarks else remaining
                 try:
-                    event = await asyncio.wait_for(watcher.queue.get(), wait)
+                    event: Event | None = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
                     if bookmarks and time.monotonic() < deadline:
                         await send("BOOKMARK", self._bookmark(rt))

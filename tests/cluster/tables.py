@@ -135,8 +135,13 @@ def _columns(rt: ResourceType) -> list[dict[str, Any]]:
     if rt.group == "" and rt.plural == "namespaces":
         return [_NAME_COLUMN, _col("Status", "string"), _AGE_COLUMN]
     if rt.plural == "events":
-        return [_col("Last Seen", "string"), _col("Type", "string"), _col("Reason", "string"),
-                _col("Object", "string"), _col("Message", "string")]
+        return [
+            _col("Last Seen", "string"),
+            _col("Type", "string"),
+            _col("Reason", "string"),
+            _col("Object", "string"),
+            _col("Message", "string"),
+        ]
     return [_NAME_COLUMN, _AGE_COLUMN]
 
 
@@ -171,18 +176,26 @@ def _pod_cells(pod: dict[str, Any]) -> list[Any]:
 
 def _row_cells(rt: ResourceType, columns: list[dict[str, Any]], obj: dict[str, Any]) -> list[Any]:
     if rt.crd_name is not None:
-        return [obj["metadata"]["name"]] + [_cell(jsonpath(obj, c["jsonPath"]), c)
-                                            for c in columns[1:]]
+        return [obj["metadata"]["name"]] + [
+            _cell(jsonpath(obj, c["jsonPath"]), c) for c in columns[1:]
+        ]
     if rt.group == "" and rt.plural == "pods":
         return _pod_cells(obj)
     age = human_age(obj["metadata"].get("creationTimestamp"))
     if rt.plural == "events":
         regarding = obj.get("involvedObject") or obj.get("regarding") or {}
-        seen = (obj.get("lastTimestamp") or obj.get("eventTime") or
-                obj["metadata"].get("creationTimestamp"))
-        return [human_age(seen), obj.get("type", ""), obj.get("reason", ""),
-                f"{str(regarding.get('kind', '')).lower()}/{regarding.get('name', '')}",
-                obj.get("message") or obj.get("note", "")]
+        seen = (
+            obj.get("lastTimestamp")
+            or obj.get("eventTime")
+            or obj["metadata"].get("creationTimestamp")
+        )
+        return [
+            human_age(seen),
+            obj.get("type", ""),
+            obj.get("reason", ""),
+            f"{str(regarding.get('kind', '')).lower()}/{regarding.get('name', '')}",
+            obj.get("message") or obj.get("note", ""),
+        ]
     if rt.group == "" and rt.plural == "namespaces":
         return [obj["metadata"]["name"], (obj.get("status") or {}).get("phase", ""), age]
     return [obj["metadata"]["name"], age]

@@ -25,16 +25,30 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
     log = tmp_path_factory.mktemp("kopf") / "kopf.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", "kopf-test",
-             "--verbose", str(TESTDATA / "kopf_operator.py")],
-            env=cluster.env(), stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "--standalone",
+                "--namespace",
+                "kopf-test",
+                "--verbose",
+                str(TESTDATA / "kopf_operator.py"),
+            ],
+            env=cluster.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         # Ready once its watch on our resource is open.
         cluster.wait_for(
-            lambda: any("experiments" in path and "watch=true" in path
-                        for _, path, _, _ in list(cluster.server.requests)),
-            timeout=30, message="kopf watching experiments",
+            lambda: any(
+                "experiments" in path and "watch=true" in path
+                for _, path, _, _ in list(cluster.server.requests)
+            ),
+            timeout=30,
+            message="kopf watching experiments",
         )
         yield log
     finally:
@@ -52,21 +66,36 @@ def status(cluster: Cluster, name: str) -> dict[str, Any]:
 
 def test_create_update_delete_with_finalizer(cluster: Cluster, operator: Path) -> None:
     cluster.kubectl("apply", "-n", "kopf-test", "-f", "-", input=EXPERIMENT, check=True)
-    cluster.wait_for(lambda: status(cluster, "demo").get("phase") == "Created",
-                     message="kopf's create handler")
+    cluster.wait_for(
+        lambda: status(cluster, "demo").get("phase") == "Created", message="kopf's create handler"
+    )
     obj = cluster.get("experiments", "demo", "kopf-test", GROUP)
     assert obj is not None
     assert obj["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"]
     assert status(cluster, "demo")["objective"] == "eval_loss"
 
-    events = cluster.list("events", "kopf-test")
-    assert any(e["reason"] == "Created" and e["involvedObject"]["name"] == "demo"
-               and e["involvedObject"]["uid"] == obj["metadata"]["uid"] for e in events)
+    events = cluster.list_objects("events", "kopf-test")
+    assert any(
+        e["reason"] == "Created"
+        and e["involvedObject"]["name"] == "demo"
+        and e["involvedObject"]["uid"] == obj["metadata"]["uid"]
+        for e in events
+    )
 
-    cluster.kubectl("patch", "-n", "kopf-test", "exp", "demo", "--type=merge",
-                    "-p", '{"spec":{"budget":{"maxTrials":33}}}', check=True)
-    cluster.wait_for(lambda: status(cluster, "demo").get("maxTrials") == 33,
-                     message="kopf's update handler")
+    cluster.kubectl(
+        "patch",
+        "-n",
+        "kopf-test",
+        "exp",
+        "demo",
+        "--type=merge",
+        "-p",
+        '{"spec":{"budget":{"maxTrials":33}}}',
+        check=True,
+    )
+    cluster.wait_for(
+        lambda: status(cluster, "demo").get("maxTrials") == 33, message="kopf's update handler"
+    )
     assert status(cluster, "demo")["phase"] == "Updated"
 
     deleted = cluster.kubectl("delete", "-n", "kopf-test", "exp", "demo", timeout=60)
@@ -79,10 +108,14 @@ def test_kopf_survives_410_gone_and_dropped_watches(cluster: Cluster, operator: 
     expired_before = cluster.server.expired_watches
     cluster.compact()  # every resourceVersion kopf holds is now too old
     cluster.faults.drop_watches()
-    cluster.wait_for(lambda: cluster.server.expired_watches > expired_before,
-                     message="kopf resuming a watch and getting 410 Gone")
+    cluster.wait_for(
+        lambda: cluster.server.expired_watches > expired_before,
+        message="kopf resuming a watch and getting 410 Gone",
+    )
     later = EXPERIMENT.replace("name: demo", "name: after-gone")
     cluster.kubectl("apply", "-n", "kopf-test", "-f", "-", input=later, check=True)
-    cluster.wait_for(lambda: status(cluster, "after-gone").get("phase") == "Created",
-                     message="kopf handling a resource created after the 410")
+    cluster.wait_for(
+        lambda: status(cluster, "after-gone").get("phase") == "Created",
+        message="kopf handling a resource created after the 410",
+    )
     assert "Restarting the watch-stream" in operator.read_text()

@@ -50,8 +50,19 @@ def test_apply_creates_then_modifies_a_custom_resource(cluster: Cluster, namespa
 
 def test_get_prints_the_crd_printer_columns(cluster: Cluster, namespace: str) -> None:
     ok(cluster.kubectl("apply", "-n", namespace, "-f", "-", input=EXPERIMENT))
-    ok(cluster.kubectl("patch", "-n", namespace, "exp", "demo", "--subresource=status",
-                       "--type=merge", "-p", '{"status":{"phase":"Running","best":{"value":1.25}}}'))
+    ok(
+        cluster.kubectl(
+            "patch",
+            "-n",
+            namespace,
+            "exp",
+            "demo",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            '{"status":{"phase":"Running","best":{"value":1.25}}}',
+        )
+    )
     lines = ok(cluster.kubectl("get", "-n", namespace, "exp")).splitlines()
     assert lines[0].split() == ["NAME", "PHASE", "BEST", "TRIALS", "AGE"]
     assert lines[1].split()[:4] == ["demo", "Running", "1.25", "12"]
@@ -72,9 +83,7 @@ def test_get_yaml_and_describe(cluster: Cluster, namespace: str) -> None:
     assert "Kind:         Experiment" in described
 
 
-def test_schema_violations_are_rejected_naming_the_field(
-    cluster: Cluster, namespace: str
-) -> None:
+def test_schema_violations_are_rejected_naming_the_field(cluster: Cluster, namespace: str) -> None:
     too_small = EXPERIMENT.replace("maxTrials: 12", "maxTrials: 0")
     result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=too_small)
     assert result.returncode != 0
@@ -99,15 +108,16 @@ def test_schema_violations_are_rejected_naming_the_field(
 
 
 def test_server_side_dry_run_stores_nothing(cluster: Cluster, namespace: str) -> None:
-    out = ok(cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-",
-                             input=EXPERIMENT))
+    out = ok(
+        cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", input=EXPERIMENT)
+    )
     assert "(server dry run)" in out
     assert cluster.get("experiments", "demo", namespace, GROUP) is None
 
 
 def test_delete_custom_resource(cluster: Cluster, namespace: str) -> None:
     ok(cluster.kubectl("apply", "-n", namespace, "-f", "-", input=EXPERIMENT))
-    assert 'deleted' in ok(cluster.kubectl("delete", "-n", namespace, "exp", "demo"))
+    assert "deleted" in ok(cluster.kubectl("delete", "-n", namespace, "exp", "demo"))
     assert cluster.get("experiments", "demo", namespace, GROUP) is None
     result = cluster.kubectl("get", "-n", namespace, "exp", "demo")
     assert result.returncode != 0
@@ -127,8 +137,13 @@ def test_logs_of_a_pod(cluster: Cluster, namespace: str) -> None:
         "metadata": {"name": "talker", "namespace": namespace},
         "spec": {
             "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": "python",
-                            "command": ["python", "-c", "print('line one'); print('line two')"]}],
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python",
+                    "command": ["python", "-c", "print('line one'); print('line two')"],
+                }
+            ],
         },
     }
     cluster.create(pod)
@@ -143,6 +158,11 @@ def test_logs_of_a_pod(cluster: Cluster, namespace: str) -> None:
 def test_api_resources_lists_shortnames_and_categories(cluster: Cluster) -> None:
     lines = ok(cluster.kubectl("api-resources")).splitlines()
     experiments = next(line for line in lines if line.startswith("experiments "))
-    assert experiments.split() == ["experiments", "exp", "example.kubetune.dev/v1alpha1",
-                                   "true", "Experiment"]
+    assert experiments.split() == [
+        "experiments",
+        "exp",
+        "example.kubetune.dev/v1alpha1",
+        "true",
+        "Experiment",
+    ]
     assert any(line.split()[:2] == ["pods", "po"] for line in lines)

@@ -16,8 +16,11 @@ from .kubelet import OOM_ANNOTATION
 
 
 def pod(name: str, namespace: str, code: str, **spec: Any) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": "ignored:latest",
-                                 "command": ["python", "-c", code]}
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": "ignored:latest",
+        "command": ["python", "-c", code],
+    }
     container.update(spec.pop("container", {}))
     return {
         "apiVersion": "v1",
@@ -33,41 +36,78 @@ def terminated(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_runs_the_command_with_resolved_environment(cluster: Cluster, namespace: str) -> None:
-    cluster.create({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": "hf", "namespace": namespace},
-                    "data": {"token": base64.b64encode(b"s3cret").decode()}})
-    cluster.create({"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": "cfg", "namespace": namespace},
-                    "data": {"mode": "fast", "level": "3"}})
-    code = ("import json, os, sys; json.dump({k: os.environ.get(k) for k in "
-            "['TOKEN','MODE','IP','NAME','NS','GREETING','CFG_level','EXE']}, sys.stdout); "
-            "print(); print(os.getcwd())")
-    cluster.create(pod("env", namespace, code, container={
-        "env": [
-            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}},
-            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
-            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-            {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-            {"name": "GREETING", "value": "hello $(NAME)"},
-            {"name": "EXE", "value": sys.executable},
-        ],
-        "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
-    }))
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "hf", "namespace": namespace},
+            "data": {"token": base64.b64encode(b"s3cret").decode()},
+        }
+    )
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "cfg", "namespace": namespace},
+            "data": {"mode": "fast", "level": "3"},
+        }
+    )
+    code = (
+        "import json, os, sys; json.dump({k: os.environ.get(k) for k in "
+        "['TOKEN','MODE','IP','NAME','NS','GREETING','CFG_level','EXE']}, sys.stdout); "
+        "print(); print(os.getcwd())"
+    )
+    cluster.create(
+        pod(
+            "env",
+            namespace,
+            code,
+            container={
+                "env": [
+                    {
+                        "name": "TOKEN",
+                        "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}},
+                    },
+                    {
+                        "name": "MODE",
+                        "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}},
+                    },
+                    {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "GREETING", "value": "hello $(NAME)"},
+                    {"name": "EXE", "value": sys.executable},
+                ],
+                "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
+            },
+        )
+    )
     done = cluster.wait_for_pod_phase(namespace, "env", "Succeeded", "Failed")
     assert done["status"]["phase"] == "Succeeded", cluster.pod_logs(namespace, "env")
     first, cwd = cluster.pod_logs(namespace, "env").splitlines()
     env = json.loads(first)
     ip = done["status"]["podIP"]
     assert ip.startswith("127.") and ip != "127.0.0.1"
-    assert env == {"TOKEN": "s3cret", "MODE": "fast", "IP": ip, "NAME": "env", "NS": namespace,
-                   "GREETING": "hello env", "CFG_level": "3", "EXE": sys.executable}
+    assert env == {
+        "TOKEN": "s3cret",
+        "MODE": "fast",
+        "IP": ip,
+        "NAME": "env",
+        "NS": namespace,
+        "GREETING": "hello env",
+        "CFG_level": "3",
+        "EXE": sys.executable,
+    }
     assert cwd != str(cluster.workdir) and "env" in cwd  # a private temporary directory
     assert done["spec"]["nodeName"] == "node-1"
     assert terminated(done)["exitCode"] == 0 and terminated(done)["reason"] == "Completed"
     conditions = {c["type"]: c["status"] for c in done["status"]["conditions"]}
-    assert conditions == {"PodScheduled": "True", "Initialized": "True",
-                          "ContainersReady": "False", "Ready": "False"}
+    assert conditions == {
+        "PodScheduled": "True",
+        "Initialized": "True",
+        "ContainersReady": "False",
+        "Ready": "False",
+    }
 
 
 def test_phases_and_failure_exit_code(cluster: Cluster, namespace: str) -> None:
@@ -81,24 +121,39 @@ def test_phases_and_failure_exit_code(cluster: Cluster, namespace: str) -> None:
 
 
 def test_termination_message_file_and_fallback_to_logs(cluster: Cluster, namespace: str) -> None:
-    writes = ("import os; open(os.environ['KUBETUNE_TERMINATION_LOG'], 'w')"
-              ".write('{\"status\": \"succeeded\"}')")
+    writes = (
+        "import os; open(os.environ['KUBETUNE_TERMINATION_LOG'], 'w')"
+        '.write(\'{"status": "succeeded"}\')'
+    )
     cluster.create(pod("msg", namespace, writes))
     done = cluster.wait_for_pod_phase(namespace, "msg", "Succeeded", "Failed")
     assert terminated(done)["message"] == '{"status": "succeeded"}'
 
     # A custom terminationMessagePath given to the process through an env var is remapped.
     custom = "import os; open(os.environ['MSG'], 'w').write('custom path')"
-    cluster.create(pod("custom", namespace, custom, container={
-        "terminationMessagePath": "/tmp/my-message",
-        "env": [{"name": "MSG", "value": "/tmp/my-message"}],
-    }))
+    cluster.create(
+        pod(
+            "custom",
+            namespace,
+            custom,
+            container={
+                "terminationMessagePath": "/tmp/my-message",
+                "env": [{"name": "MSG", "value": "/tmp/my-message"}],
+            },
+        )
+    )
     done = cluster.wait_for_pod_phase(namespace, "custom", "Succeeded", "Failed")
     assert terminated(done)["message"] == "custom path"
 
     crash = "print('some output'); raise SystemExit('fatal: out of patience')"
-    cluster.create(pod("fallback", namespace, crash, container={
-        "terminationMessagePolicy": "FallbackToLogsOnError"}))
+    cluster.create(
+        pod(
+            "fallback",
+            namespace,
+            crash,
+            container={"terminationMessagePolicy": "FallbackToLogsOnError"},
+        )
+    )
     done = cluster.wait_for_pod_phase(namespace, "fallback", "Failed")
     assert terminated(done)["message"] == "some output\nfatal: out of patience"
 
@@ -106,10 +161,12 @@ def test_termination_message_file_and_fallback_to_logs(cluster: Cluster, namespa
 def test_graceful_deletion_sends_sigterm_then_removes_the_pod(
     cluster: Cluster, namespace: str
 ) -> None:
-    code = ("import signal, sys, time\n"
-            "def bye(*_):\n    print('got SIGTERM', flush=True); sys.exit(143)\n"
-            "signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\n"
-            "while True: time.sleep(0.05)")
+    code = (
+        "import signal, sys, time\n"
+        "def bye(*_):\n    print('got SIGTERM', flush=True); sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\n"
+        "while True: time.sleep(0.05)"
+    )
     cluster.create(pod("graceful", namespace, code))
     cluster.wait_for(lambda: "ready" in cluster.pod_logs(namespace, "graceful"))
     cluster.delete("pods", "graceful", namespace)
@@ -117,8 +174,10 @@ def test_graceful_deletion_sends_sigterm_then_removes_the_pod(
 
 
 def test_grace_period_expiry_kills(cluster: Cluster, namespace: str) -> None:
-    stubborn = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-                "print('ready', flush=True)\nwhile True: time.sleep(0.05)")
+    stubborn = (
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\nwhile True: time.sleep(0.05)"
+    )
     cluster.create(pod("stubborn", namespace, stubborn, terminationGracePeriodSeconds=1))
     cluster.wait_for(lambda: "ready" in cluster.pod_logs(namespace, "stubborn"))
     started = time.monotonic()
@@ -141,14 +200,19 @@ def test_gpu_capacity_keeps_pods_pending_until_it_frees(cluster: Cluster, namesp
     def unschedulable() -> bool:
         p = cluster.get("pods", "big2", namespace) or {}
         conds = (p.get("status") or {}).get("conditions") or []
-        return any(c["type"] == "PodScheduled" and c["status"] == "False"
-                   and c.get("reason") == "Unschedulable" for c in conds)
+        return any(
+            c["type"] == "PodScheduled"
+            and c["status"] == "False"
+            and c.get("reason") == "Unschedulable"
+            for c in conds
+        )
 
     cluster.wait_for(unschedulable, message="big2 unschedulable")
     pending = cluster.get("pods", "big2", namespace)
     assert pending is not None and pending["status"]["phase"] == "Pending"
     assert "Insufficient nvidia.com/gpu" in next(
-        c["message"] for c in pending["status"]["conditions"] if c["type"] == "PodScheduled")
+        c["message"] for c in pending["status"]["conditions"] if c["type"] == "PodScheduled"
+    )
     cluster.delete("pods", "big1", namespace, grace_period=0)
     running = cluster.wait_for_pod_phase(namespace, "big2", "Running")
     assert running["spec"]["nodeName"] == "gpu-box"
@@ -157,8 +221,14 @@ def test_gpu_capacity_keeps_pods_pending_until_it_frees(cluster: Cluster, namesp
 
 def test_lost_node_fails_its_pods(cluster: Cluster, namespace: str) -> None:
     cluster.add_node("flaky", gpus=1)
-    cluster.create(pod("victim", namespace, "import time; time.sleep(30)",
-                       nodeSelector={"kubernetes.io/hostname": "flaky"}))
+    cluster.create(
+        pod(
+            "victim",
+            namespace,
+            "import time; time.sleep(30)",
+            nodeSelector={"kubernetes.io/hostname": "flaky"},
+        )
+    )
     cluster.wait_for_pod_phase(namespace, "victim", "Running")
     cluster.lose_node("flaky")
     failed = cluster.wait_for_pod_phase(namespace, "victim", "Failed")
@@ -166,7 +236,8 @@ def test_lost_node_fails_its_pods(cluster: Cluster, namespace: str) -> None:
     node = cluster.get("nodes", "flaky", namespace="")
     assert node is not None
     assert [c["status"] for c in node["status"]["conditions"] if c["type"] == "Ready"] == [
-        "Unknown"]
+        "Unknown"
+    ]
 
 
 def test_eviction_and_oom_kill(cluster: Cluster, namespace: str) -> None:
@@ -177,8 +248,14 @@ def test_eviction_and_oom_kill(cluster: Cluster, namespace: str) -> None:
     assert evicted["status"]["reason"] == "Evicted"
     assert "low on resource" in evicted["status"]["message"]
 
-    cluster.create(pod("hog", namespace, "import time; time.sleep(30)",
-                       metadata={"annotations": {OOM_ANNOTATION: "0.3"}}))
+    cluster.create(
+        pod(
+            "hog",
+            namespace,
+            "import time; time.sleep(30)",
+            metadata={"annotations": {OOM_ANNOTATION: "0.3"}},
+        )
+    )
     oom = cluster.wait_for_pod_phase(namespace, "hog", "Failed")
     assert terminated(oom)["reason"] == "OOMKilled"
     assert terminated(oom)["exitCode"] == 137
@@ -193,17 +270,23 @@ def test_signal_exit_codes(cluster: Cluster, namespace: str) -> None:
 def test_each_pod_has_its_own_ip_so_both_can_bind_the_same_port(
     cluster: Cluster, namespace: str
 ) -> None:
-    serve = ("import os, socket, time\ns = socket.socket()\n"
-             "s.bind((os.environ['IP'], 9400)); s.listen()\nprint('bound', flush=True)\n"
-             "while True:\n    c, _ = s.accept(); c.sendall(os.environ['NAME'].encode()); "
-             "c.close()")
-    env = {"env": [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-                   {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-           "ports": [{"name": "metrics", "containerPort": 9400}]}
+    serve = (
+        "import os, socket, time\ns = socket.socket()\n"
+        "s.bind((os.environ['IP'], 9400)); s.listen()\nprint('bound', flush=True)\n"
+        "while True:\n    c, _ = s.accept(); c.sendall(os.environ['NAME'].encode()); "
+        "c.close()"
+    )
+    env = {
+        "env": [
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "ports": [{"name": "metrics", "containerPort": 9400}],
+    }
     for name in ("one", "two"):
         cluster.create(pod(name, namespace, serve, container=env))
     for name in ("one", "two"):
-        cluster.wait_for(lambda n=name: "bound" in cluster.pod_logs(namespace, n))
+        cluster.wait_for(lambda: "bound" in cluster.pod_logs(namespace, name))  # noqa: B023
     answers = {}
     for name in ("one", "two"):
         ip = cluster.pod_ip(namespace, name)
@@ -217,8 +300,16 @@ def test_each_pod_has_its_own_ip_so_both_can_bind_the_same_port(
 
 
 def test_missing_secret_blocks_the_container(cluster: Cluster, namespace: str) -> None:
-    cluster.create(pod("needs", namespace, "print('started')", container={
-        "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "later", "key": "t"}}}]}))
+    cluster.create(
+        pod(
+            "needs",
+            namespace,
+            "print('started')",
+            container={
+                "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "later", "key": "t"}}}]
+            },
+        )
+    )
 
     def waiting_reason() -> str | None:
         p = cluster.get("pods", "needs", namespace) or {}
@@ -227,15 +318,22 @@ def test_missing_secret_blocks_the_container(cluster: Cluster, namespace: str) -
         return None
 
     cluster.wait_for(lambda: waiting_reason() == "CreateContainerConfigError")
-    cluster.create({"apiVersion": "v1", "kind": "Secret",
-                    "metadata": {"name": "later", "namespace": namespace},
-                    "stringData": {"t": "x"}})
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "later", "namespace": namespace},
+            "stringData": {"t": "x"},
+        }
+    )
     assert cluster.wait_for_pod_phase(namespace, "needs", "Succeeded")
 
 
 def test_restart_policy_on_failure_restarts(cluster: Cluster, namespace: str) -> None:
-    code = ("import os, sys\nf = 'count'\nn = int(open(f).read()) if os.path.exists(f) else 0\n"
-            "open(f, 'w').write(str(n + 1))\nsys.exit(0 if n >= 1 else 1)")
+    code = (
+        "import os, sys\nf = 'count'\nn = int(open(f).read()) if os.path.exists(f) else 0\n"
+        "open(f, 'w').write(str(n + 1))\nsys.exit(0 if n >= 1 else 1)"
+    )
     cluster.create(pod("retry", namespace, code, restartPolicy="OnFailure"))
     done = cluster.wait_for_pod_phase(namespace, "retry", "Succeeded", "Failed")
     assert done["status"]["phase"] == "Succeeded"
@@ -244,15 +342,33 @@ def test_restart_policy_on_failure_restarts(cluster: Cluster, namespace: str) ->
 
 @pytest.mark.parametrize("policy", ["Foreground", "Background"])
 def test_owner_deletion_collects_pods(cluster: Cluster, namespace: str, policy: str) -> None:
-    owner = cluster.create({"apiVersion": "v1", "kind": "ConfigMap",
-                            "metadata": {"name": "owner", "namespace": namespace}})
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
-           "uid": owner["metadata"]["uid"], "blockOwnerDeletion": True}
-    cluster.create(pod("child", namespace, "import time; time.sleep(30)",
-                       metadata={"ownerReferences": [ref]}))
+    owner = cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "owner", "namespace": namespace},
+        }
+    )
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+        "blockOwnerDeletion": True,
+    }
+    cluster.create(
+        pod("child", namespace, "import time; time.sleep(30)", metadata={"ownerReferences": [ref]})
+    )
     cluster.wait_for_pod_phase(namespace, "child", "Running")
-    result = cluster.kubectl("delete", "-n", namespace, "configmap", "owner",
-                             f"--cascade={policy.lower()}", "--wait=false")
+    result = cluster.kubectl(
+        "delete",
+        "-n",
+        namespace,
+        "configmap",
+        "owner",
+        f"--cascade={policy.lower()}",
+        "--wait=false",
+    )
     assert result.returncode == 0, result.stderr
     cluster.wait_for_deletion("pods", "child", namespace)
     cluster.wait_for_deletion("configmaps", "owner", namespace)

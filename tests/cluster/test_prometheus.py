@@ -14,24 +14,38 @@ from .prometheus import Prometheus, free_port
 METRICS_POD = str(TESTDATA / "metrics_pod.py")
 
 
-def trial_pod(name: str, namespace: str, value: float, *, labelled: bool = True,
-              named_port: bool = True) -> dict[str, Any]:
+def trial_pod(
+    name: str, namespace: str, value: float, *, labelled: bool = True, named_port: bool = True
+) -> dict[str, Any]:
     labels = {"kubetune.dev/sweep": "s1", "kubetune.dev/trial": name} if labelled else {}
     container: dict[str, Any] = {
-        "name": "trainer", "image": "ignored", "command": ["python", METRICS_POD],
-        "env": [{"name": "VALUE", "value": str(value)},
-                {"name": "KUBETUNE_METRICS_ADDR",
-                 "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "name": "trainer",
+        "image": "ignored",
+        "command": ["python", METRICS_POD],
+        "env": [
+            {"name": "VALUE", "value": str(value)},
+            {
+                "name": "KUBETUNE_METRICS_ADDR",
+                "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+            },
+        ],
     }
     annotations = {}
     if named_port:
         container["ports"] = [{"name": "metrics", "containerPort": 9400}]
     else:
         annotations["prometheus.io/port"] = "9400"
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                         "annotations": annotations},
-            "spec": {"restartPolicy": "Never", "containers": [container]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {"restartPolicy": "Never", "containers": [container]},
+    }
 
 
 def test_discovers_labelled_trial_pods_and_scrapes_them(
@@ -41,11 +55,14 @@ def test_discovers_labelled_trial_pods_and_scrapes_them(
     cluster.create(trial_pod("s1-t0001", namespace, 5.0, named_port=False))
     cluster.create(trial_pod("unrelated", namespace, 7.0, labelled=False))
     query = f'kubetune_test_value{{namespace="{namespace}"}}'
-    cluster.wait_for(lambda: len(prometheus.query(query)) == 2, timeout=40,
-                     message="both trial pods scraped")
+    cluster.wait_for(
+        lambda: len(prometheus.query(query)) == 2, timeout=40, message="both trial pods scraped"
+    )
     series = {s["metric"]["trial"]: s for s in prometheus.query(query)}
-    assert {t: float(s["value"][1]) for t, s in series.items()} == {"s1-t0000": 3.0,
-                                                                    "s1-t0001": 5.0}
+    assert {t: float(s["value"][1]) for t, s in series.items()} == {
+        "s1-t0000": 3.0,
+        "s1-t0001": 5.0,
+    }
     first = series["s1-t0000"]["metric"]
     assert first["sweep"] == "s1" and first["pod"] == "s1-t0000"
     assert first["instance"] == f"{cluster.pod_ip(namespace, 's1-t0000')}:9400"
@@ -57,7 +74,8 @@ def test_discovers_labelled_trial_pods_and_scrapes_them(
     cluster.delete("pods", "s1-t0000", namespace)
     cluster.wait_for(
         lambda: "s1-t0000" not in {t["labels"].get("pod") for t in prometheus.targets()},
-        timeout=40, message="deleted pod dropped from targets",
+        timeout=40,
+        message="deleted pod dropped from targets",
     )
 
 
@@ -77,21 +95,34 @@ def test_extra_static_targets(prometheus: Prometheus) -> None:
 
 def test_target_groups_match_kubernetes_sd_labels() -> None:
     pod = {
-        "metadata": {"name": "p", "namespace": "ns", "uid": "u",
-                     "labels": {"kubetune.dev/sweep": "s", "app.kubernetes.io/name": "x"},
-                     "annotations": {"prometheus.io/port": "9400"},
-                     "ownerReferences": [{"kind": "HyperparameterSweep", "name": "s",
-                                          "controller": True}]},
-        "spec": {"nodeName": "n", "containers": [
-            {"name": "a", "image": "img", "ports": [{"name": "metrics", "containerPort": 9400},
-                                                    {"containerPort": 22}]},
-            {"name": "b", "image": "img2"}]},
-        "status": {"podIP": "127.9.0.2", "hostIP": "127.0.0.1", "phase": "Running",
-                   "conditions": [{"type": "Ready", "status": "True"}]},
+        "metadata": {
+            "name": "p",
+            "namespace": "ns",
+            "uid": "u",
+            "labels": {"kubetune.dev/sweep": "s", "app.kubernetes.io/name": "x"},
+            "annotations": {"prometheus.io/port": "9400"},
+            "ownerReferences": [{"kind": "HyperparameterSweep", "name": "s", "controller": True}],
+        },
+        "spec": {
+            "nodeName": "n",
+            "containers": [
+                {
+                    "name": "a",
+                    "image": "img",
+                    "ports": [{"name": "metrics", "containerPort": 9400}, {"containerPort": 22}],
+                },
+                {"name": "b", "image": "img2"},
+            ],
+        },
+        "status": {
+            "podIP": "127.9.0.2",
+            "hostIP": "127.0.0.1",
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
     }
     groups = target_groups([pod, {**pod, "status": {}}])  # the pod without an IP is skipped
-    assert [g["targets"] for g in groups] == [["127.9.0.2:9400"], ["127.9.0.2:22"],
-                                              ["127.9.0.2"]]
+    assert [g["targets"] for g in groups] == [["127.9.0.2:9400"], ["127.9.0.2:22"], ["127.9.0.2"]]
     labels = groups[0]["labels"]
     assert labels["__meta_kubernetes_pod_label_kubetune_dev_sweep"] == "s"
     assert labels["__meta_kubernetes_pod_labelpresent_app_kubernetes_io_name"] == "true"

@@ -23,13 +23,15 @@ def crd(cluster: Cluster) -> Iterator[None]:
     yield
 
 
+# The client's generated signatures ask for model classes; plain dicts are what it documents
+# as accepted too, and what these tests send, so the clients are typed loosely here.
 @pytest.fixture(scope="module")
-def core(cluster: Cluster) -> client.CoreV1Api:
+def core(cluster: Cluster) -> Any:
     return client.CoreV1Api(cluster.api_client())
 
 
 @pytest.fixture(scope="module")
-def custom(cluster: Cluster) -> client.CustomObjectsApi:
+def custom(cluster: Cluster) -> Any:
     return client.CustomObjectsApi(cluster.api_client())
 
 
@@ -42,7 +44,7 @@ def experiment(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def test_configmap_crud(core: client.CoreV1Api, namespace: str) -> None:
+def test_configmap_crud(core: Any, namespace: str) -> None:
     created = core.create_namespaced_config_map(
         namespace, {"metadata": {"name": "cfg", "labels": {"a": "1"}}, "data": {"k": "v"}}
     )
@@ -61,9 +63,7 @@ def test_configmap_crud(core: client.CoreV1Api, namespace: str) -> None:
     assert err.value.status == 404
 
 
-def test_create_twice_conflicts_and_stale_writes_are_rejected(
-    core: client.CoreV1Api, namespace: str
-) -> None:
+def test_create_twice_conflicts_and_stale_writes_are_rejected(core: Any, namespace: str) -> None:
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "once"}})
     with pytest.raises(ApiException) as err:
         core.create_namespaced_config_map(namespace, {"metadata": {"name": "once"}})
@@ -77,7 +77,7 @@ def test_create_twice_conflicts_and_stale_writes_are_rejected(
     assert err.value.status == 409 and "the object has been modified" in str(err.value.body)
 
 
-def test_missing_namespace_and_names_are_errors(core: client.CoreV1Api) -> None:
+def test_missing_namespace_and_names_are_errors(core: Any) -> None:
     with pytest.raises(ApiException) as err:
         core.create_namespaced_config_map("no-such-ns", {"metadata": {"name": "x"}})
     assert err.value.status == 404
@@ -86,20 +86,23 @@ def test_missing_namespace_and_names_are_errors(core: client.CoreV1Api) -> None:
     assert err.value.status == 422 and "RFC 1123" in str(err.value.body)
 
 
-def test_generate_name(core: client.CoreV1Api, namespace: str) -> None:
+def test_generate_name(core: Any, namespace: str) -> None:
     made = core.create_namespaced_config_map(namespace, {"metadata": {"generateName": "run-"}})
     assert made.metadata.name.startswith("run-") and len(made.metadata.name) == 9
 
 
-def test_label_and_field_selectors(core: client.CoreV1Api, namespace: str) -> None:
-    for name, labels in [("a", {"tier": "x", "env": "prod"}), ("b", {"tier": "y"}),
-                         ("c", {"tier": "z", "env": "dev"})]:
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": name,
-                                                                   "labels": labels}})
+def test_label_and_field_selectors(core: Any, namespace: str) -> None:
+    for name, labels in [
+        ("a", {"tier": "x", "env": "prod"}),
+        ("b", {"tier": "y"}),
+        ("c", {"tier": "z", "env": "dev"}),
+    ]:
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": labels}})
 
     def names(**kw: str) -> list[str]:
-        return sorted(i.metadata.name for i in core.list_namespaced_config_map(namespace,
-                                                                               **kw).items)
+        return sorted(
+            i.metadata.name for i in core.list_namespaced_config_map(namespace, **kw).items
+        )
 
     assert names(label_selector="tier=x") == ["a"]
     assert names(label_selector="tier!=x") == ["b", "c"]
@@ -113,7 +116,7 @@ def test_label_and_field_selectors(core: client.CoreV1Api, namespace: str) -> No
     assert names(field_selector=f"metadata.namespace={namespace}") == ["a", "b", "c"]
 
 
-def test_custom_object_status_subresource(custom: client.CustomObjectsApi, namespace: str) -> None:
+def test_custom_object_status_subresource(custom: Any, namespace: str) -> None:
     args = (GROUP, VERSION, namespace, PLURAL)
     created = custom.create_namespaced_custom_object(
         *args, {**experiment("e1"), "status": {"phase": "Ignored"}}
@@ -134,17 +137,17 @@ def test_custom_object_status_subresource(custom: client.CustomObjectsApi, names
     custom.api_client.set_default_header("Content-Type", "application/json-patch+json")
     try:
         jp = custom.patch_namespaced_custom_object(
-            *args[:3], PLURAL, "e1", [{"op": "replace", "path": "/spec/algorithm",
-                                        "value": "random"}]
+            *args[:3],
+            PLURAL,
+            "e1",
+            [{"op": "replace", "path": "/spec/algorithm", "value": "random"}],
         )
     finally:
         custom.api_client.default_headers.pop("Content-Type", None)
     assert jp["spec"]["algorithm"] == "random"
 
 
-def test_watch_sees_changes_and_resumes_from_resource_version(
-    core: client.CoreV1Api, namespace: str
-) -> None:
+def test_watch_sees_changes_and_resumes_from_resource_version(core: Any, namespace: str) -> None:
     first = core.create_namespaced_config_map(namespace, {"metadata": {"name": "w1"}})
     rv = first.metadata.resource_version
     core.patch_namespaced_config_map("w1", namespace, {"data": {"a": "b"}})
@@ -158,7 +161,7 @@ def test_watch_sees_changes_and_resumes_from_resource_version(
     assert seen == [("MODIFIED", "w1"), ("DELETED", "w1")]
 
 
-def test_watch_streams_live_events(core: client.CoreV1Api, namespace: str) -> None:
+def test_watch_streams_live_events(core: Any, namespace: str) -> None:
     events: list[tuple[str, str]] = []
     w = watch.Watch()
 
@@ -176,20 +179,23 @@ def test_watch_streams_live_events(core: client.CoreV1Api, namespace: str) -> No
     assert events == [("ADDED", "live"), ("MODIFIED", "live")]
 
 
-def test_too_old_resource_version_is_410_gone(
-    cluster: Cluster, core: client.CoreV1Api, namespace: str
-) -> None:
+def test_too_old_resource_version_is_410_gone(cluster: Cluster, core: Any, namespace: str) -> None:
     made = core.create_namespaced_config_map(namespace, {"metadata": {"name": "old"}})
     core.patch_namespaced_config_map("old", namespace, {"data": {"a": "b"}})
     cluster.compact()
     with pytest.raises(ApiException) as err:
-        list(watch.Watch().stream(core.list_namespaced_config_map, namespace,
-                                  resource_version=made.metadata.resource_version,
-                                  timeout_seconds=1))
+        list(
+            watch.Watch().stream(
+                core.list_namespaced_config_map,
+                namespace,
+                resource_version=made.metadata.resource_version,
+                timeout_seconds=1,
+            )
+        )
     assert err.value.status == 410
 
 
-def test_finalizers_hold_deletion(custom: client.CustomObjectsApi, namespace: str) -> None:
+def test_finalizers_hold_deletion(custom: Any, namespace: str) -> None:
     args = (GROUP, VERSION, namespace, PLURAL)
     body = experiment("held")
     body["metadata"]["finalizers"] = ["example.kubetune.dev/cleanup"]
@@ -208,56 +214,81 @@ def test_finalizers_hold_deletion(custom: client.CustomObjectsApi, namespace: st
     assert err.value.status == 404
 
 
-def test_owner_deletion_collects_dependents(
-    core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str
-) -> None:
-    owner = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                   experiment("owner"))
-    ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Experiment", "name": "owner",
-           "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": "dep",
-                                                               "ownerReferences": [ref]}})
+def test_owner_deletion_collects_dependents(core: Any, custom: Any, namespace: str) -> None:
+    owner = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, experiment("owner")
+    )
+    ref = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Experiment",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "dep", "ownerReferences": [ref]}}
+    )
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "kept"}})
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "owner")
     names = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
     assert names == ["kept"]
 
 
-def test_orphan_propagation_keeps_dependents(
-    core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str
-) -> None:
-    owner = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                   experiment("owner"))
-    ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Experiment", "name": "owner",
-           "uid": owner["metadata"]["uid"]}
-    core.create_namespaced_config_map(namespace, {"metadata": {"name": "dep",
-                                                               "ownerReferences": [ref]}})
-    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "owner",
-                                           propagation_policy="Orphan")
+def test_orphan_propagation_keeps_dependents(core: Any, custom: Any, namespace: str) -> None:
+    owner = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, experiment("owner")
+    )
+    ref = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Experiment",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "dep", "ownerReferences": [ref]}}
+    )
+    custom.delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "owner", propagation_policy="Orphan"
+    )
     dep = core.read_namespaced_config_map("dep", namespace)
     assert not dep.metadata.owner_references
 
 
-def test_namespace_deletion_removes_its_contents(cluster: Cluster,
-                                                 core: client.CoreV1Api) -> None:
+def test_namespace_deletion_removes_its_contents(cluster: Cluster, core: Any) -> None:
     core.create_namespace({"metadata": {"name": "doomed"}})
     core.create_namespaced_config_map("doomed", {"metadata": {"name": "c"}})
     core.delete_namespace("doomed")
     cluster.wait_for_deletion("namespaces", "doomed", namespace="")
-    assert cluster.list("configmaps", "doomed") == []
+    assert cluster.list_objects("configmaps", "doomed") == []
 
 
-def test_events_in_both_api_groups(cluster: Cluster, core: client.CoreV1Api,
-                                   namespace: str) -> None:
-    core.create_namespaced_event(namespace, {
-        "metadata": {"name": "ev1"}, "involvedObject": {"kind": "Pod", "name": "p"},
-        "reason": "Tested", "message": "hello", "type": "Normal"})
-    events = client.EventsV1Api(cluster.api_client())
-    events.create_namespaced_event(namespace, {
-        "metadata": {"name": "ev2"}, "regarding": {"kind": "Pod", "name": "p"},
-        "reason": "Tested", "note": "hello", "type": "Normal", "action": "Test",
-        "eventTime": "2025-01-01T00:00:00.000000Z", "reportingController": "t",
-        "reportingInstance": "t"})
+def test_events_in_both_api_groups(cluster: Cluster, core: Any, namespace: str) -> None:
+    core.create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"name": "ev1"},
+            "involvedObject": {"kind": "Pod", "name": "p"},
+            "reason": "Tested",
+            "message": "hello",
+            "type": "Normal",
+        },
+    )
+    events: Any = client.EventsV1Api(cluster.api_client())
+    events.create_namespaced_event(
+        namespace,
+        {
+            "metadata": {"name": "ev2"},
+            "regarding": {"kind": "Pod", "name": "p"},
+            "reason": "Tested",
+            "note": "hello",
+            "type": "Normal",
+            "action": "Test",
+            "eventTime": "2025-01-01T00:00:00.000000Z",
+            "reportingController": "t",
+            "reportingInstance": "t",
+        },
+    )
     listed = core.list_namespaced_event(namespace, field_selector="involvedObject.name=p")
     assert [e.reason for e in listed.items] == ["Tested"]
     assert [e.note for e in events.list_namespaced_event(namespace).items] == ["hello"]
@@ -266,7 +297,7 @@ def test_events_in_both_api_groups(cluster: Cluster, core: client.CoreV1Api,
 def test_https_with_a_self_signed_certificate(tmp_path: Path) -> None:
     with Cluster(tmp_path, tls=True, kubelet=False) as secure:
         assert secure.server_url.startswith("https://")
-        api = client.CoreV1Api(secure.api_client())
+        api: Any = client.CoreV1Api(secure.api_client())
         names = [n.metadata.name for n in api.list_namespace().items]
         assert "default" in names
         result = secure.kubectl("get", "ns", "default", "-o", "name")

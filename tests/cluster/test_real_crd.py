@@ -35,10 +35,22 @@ def test_get_hps_shows_the_printer_columns(
 ) -> None:
     created = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=SWEEP)
     assert created.returncode == 0, created.stderr
-    status = ('{"status":{"phase":"Running","objective":"eval_loss","best":{"value":1.132},'
-              '"trials":{"total":12,"running":4}}}')
-    patched = cluster.kubectl("patch", "-n", namespace, "hps", "llama-lora",
-                              "--subresource=status", "--type=merge", "-p", status)
+    status = (
+        '{"status":{"phase":"Running","objective":"eval_loss",'
+        '"best":{"value":1.132,"trial":"llama-lora-t0007","number":7},'
+        '"trials":{"total":12,"running":4}}}'
+    )
+    patched = cluster.kubectl(
+        "patch",
+        "-n",
+        namespace,
+        "hps",
+        "llama-lora",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    )
     assert patched.returncode == 0, patched.stderr
     lines = cluster.kubectl("get", "-n", namespace, "hps").stdout.splitlines()
     assert lines[0].split() == ["NAME", "PHASE", "BEST", "METRIC", "TRIALS", "RUNNING", "AGE"]
@@ -84,6 +96,7 @@ spec:
     assert result.returncode != 0
     assert "cannot unmarshal bool" in result.stderr
     assert "openAPIV3Schema.properties.spec.required" in result.stderr
-    quoted = cluster.kubectl("apply", "-f", "-",
-                             input=crd.replace("[n]", "['n']").replace(" n:", " 'n':"))
+    quoted = cluster.kubectl(
+        "apply", "-f", "-", input=crd.replace("[n]", "['n']").replace(" n:", " 'n':")
+    )
     assert quoted.returncode == 0, quoted.stderr

@@ -5,6 +5,8 @@ observed spec; delete -> a ConfigMap `deleted-<name>` records the cleanup, then 
 removes its finalizer.
 """
 
+from typing import Any
+
 import kopf
 import kubernetes
 
@@ -31,9 +33,10 @@ def updated(spec: kopf.Spec, patch: kopf.Patch, **_: object) -> None:
 
 
 @kopf.on.delete("example.kubetune.dev", "v1alpha1", "experiments")
-def deleted(name: str, namespace: str, **_: object) -> None:
+def deleted(name: str, namespace: str | None, **_: Any) -> None:
     kubernetes.config.load_kube_config()
-    kubernetes.client.CoreV1Api().create_namespaced_config_map(
+    core: Any = kubernetes.client.CoreV1Api()
+    core.create_namespaced_config_map(
         namespace,
         {"metadata": {"name": f"deleted-{name}"}, "data": {"by": "kopf"}},
     )

@@ -1,0 +1,174 @@
+"""Pure pieces of the simulation: schema, patches, selectors, tables (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .errors import ApiError
+from .patches import json_patch, merge_patch, strategic_merge_patch
+from .schema import apply_defaults, prune, validate
+from .selectors import field_matcher, label_matcher
+from .tables import human_age, jsonpath
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 5},
+                "size": {"type": "integer", "minimum": 1, "maximum": 3, "default": 2},
+                "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+                "mode": {"type": "string", "enum": ["a", "b"]},
+                "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+                "port": {"x-kubernetes-int-or-string": True},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "opt": {"type": "string", "nullable": True},
+            },
+        }
+    },
+}
+
+
+def messages(spec: dict[str, object]) -> list[str]:
+    return [f"{c['field']}: {c['message']}" for c in validate({"spec": spec}, SCHEMA)]
+
+
+def test_validation_messages_name_field_and_rule() -> None:
+    assert (
+        messages({"name": "ok", "size": 2, "ratio": 0.5, "mode": "a", "port": "http", "opt": None})
+        == []
+    )
+    assert messages({}) == ["spec.name: Required value"]
+    assert messages({"name": "ABC"}) == [
+        "spec.name: Invalid value: \"ABC\": spec.name in body should match '^[a-z]+$'"
+    ]
+    assert messages({"name": "abcdef"}) == ["spec.name: Too long: may not be more than 5 bytes"]
+    assert messages({"name": "a", "size": 0}) == [
+        "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+    ]
+    assert messages({"name": "a", "size": 4}) == [
+        "spec.size: Invalid value: 4: spec.size in body should be less than or equal to 3"
+    ]
+    assert messages({"name": "a", "ratio": 0}) == [
+        "spec.ratio: Invalid value: 0: spec.ratio in body should be greater than 0"
+    ]
+    assert messages({"name": "a", "size": "2"}) == [
+        'spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"'
+    ]
+    assert messages({"name": "a", "mode": "c"}) == [
+        'spec.mode: Unsupported value: "c": supported values: "a", "b"'
+    ]
+    assert messages({"name": "a", "tags": ["x", "y", "z"]}) == [
+        "spec.tags: Too many: 3: must have at most 2 items"
+    ]
+    assert messages({"name": "a", "tags": [1]}) == [
+        'spec.tags[0]: Invalid value: "integer": spec.tags[0] in body must be of type '
+        'string: "integer"'
+    ]
+    assert messages({"name": "a", "port": 1.5}) != []
+
+
+def test_pruning_and_defaulting() -> None:
+    obj = {
+        "apiVersion": "v",
+        "kind": "K",
+        "metadata": {"name": "x"},
+        "spec": {"name": "a", "bogus": 1, "free": {"any": {"thing": 1}}},
+        "extra": True,
+    }
+    pruned, dropped = prune(obj, SCHEMA)
+    assert dropped == ["spec.bogus", "extra"]
+    assert pruned == {
+        "apiVersion": "v",
+        "kind": "K",
+        "metadata": {"name": "x"},
+        "spec": {"name": "a", "free": {"any": {"thing": 1}}},
+    }
+    assert apply_defaults(pruned, SCHEMA)["spec"]["size"] == 2
+    assert "spec" not in apply_defaults({"metadata": {}}, SCHEMA)  # no parent, no default
+
+
+def test_merge_patch() -> None:
+    assert merge_patch(
+        {"a": {"b": 1, "c": 2}, "l": [1, 2]}, {"a": {"b": None, "d": 3}, "l": [3]}
+    ) == {"a": {"c": 2, "d": 3}, "l": [3]}
+
+
+def test_json_patch() -> None:
+    doc = {"a": [1, 2], "b": {"c": 1}}
+    ops = [
+        {"op": "add", "path": "/a/-", "value": 3},
+        {"op": "remove", "path": "/b/c"},
+        {"op": "replace", "path": "/a/0", "value": 0},
+        {"op": "test", "path": "/a/1", "value": 2},
+        {"op": "copy", "from": "/a", "path": "/d"},
+        {"op": "move", "from": "/d", "path": "/e"},
+    ]
+    assert json_patch(doc, ops) == {"a": [0, 2, 3], "b": {}, "e": [0, 2, 3]}
+    assert doc == {"a": [1, 2], "b": {"c": 1}}  # the input is untouched
+    with pytest.raises(ApiError) as err:
+        json_patch(doc, [{"op": "test", "path": "/a/0", "value": 9}])
+    assert err.value.code == 422
+    with pytest.raises(ApiError):
+        json_patch(doc, [{"op": "remove", "path": "/nope"}])
+
+
+def test_strategic_merge_patch_merges_lists_by_key() -> None:
+    pod = {
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "1", "env": [{"name": "X", "value": "1"}]},
+                {"name": "b", "image": "1"},
+            ]
+        },
+        "metadata": {"finalizers": ["f1"]},
+    }
+    patch = {
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "2", "env": [{"name": "Y", "value": "2"}]},
+                {"name": "b", "$patch": "delete"},
+            ]
+        },
+        "metadata": {"finalizers": ["f2"]},
+    }
+    merged = strategic_merge_patch(pod, patch)
+    assert merged["spec"]["containers"] == [
+        {
+            "name": "a",
+            "image": "2",
+            "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}],
+        }
+    ]
+    assert merged["metadata"]["finalizers"] == ["f1", "f2"]
+    removed = strategic_merge_patch(
+        merged, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["f1"]}}
+    )
+    assert removed["metadata"]["finalizers"] == ["f2"]
+
+
+def test_label_selectors() -> None:
+    labels = {"app": "x", "tier": "web"}
+    assert label_matcher("app=x,tier in (web, db)")(labels)
+    assert not label_matcher("app=x,tier notin (web)")(labels)
+    assert label_matcher("!missing,app")(labels)
+    assert not label_matcher("app!=x")(labels)
+    with pytest.raises(ApiError):
+        label_matcher("app in x")
+
+
+def test_field_selectors() -> None:
+    pod = {"metadata": {"name": "p", "namespace": "n"}, "status": {"phase": "Running"}, "spec": {}}
+    assert field_matcher("metadata.name=p,status.phase!=Failed")(pod)
+    assert not field_matcher("status.phase=Pending")(pod)
+    assert field_matcher("spec.nodeName=")(pod)
+
+
+def test_jsonpath_and_ages() -> None:
+    obj = {"status": {"trials": [{"n": 1}, {"n": 2}], "a.b": {"c": 3}}}
+    assert jsonpath(obj, ".status.trials[1].n") == 2
+    assert jsonpath(obj, ".status['a.b'].c") == 3
+    assert jsonpath(obj, ".status.missing") is None
+    assert human_age("2000-01-01T00:00:00Z").endswith("d")
