@@ -231,6 +231,10 @@ class Api:
         stored = self.store.put(key, obj, "ADDED")
         if (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL):
             stored = self._establish(stored)
+        if (rt.group, rt.plural) == ("", "namespaces"):
+            # The service account controller's work: every namespace has `default`.
+            accounts = self.resource("", "v1", "serviceaccounts")
+            self.create(accounts, md["name"], {"metadata": {"name": "default"}})
         return self._served(rt, stored)
 
     def _establish(self, crd: dict[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class Cluster:
         history_limit: int = 2000,
         node_gpus: int = 8,
         kubelet: bool = True,
+        pod_env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,8 @@ class Cluster:
         self.kubelet = Kubelet(self.api, self.workdir / "pods") if kubelet else None
         if self.kubelet is not None:
             self.server.logs = self.kubelet.logs
+            # Extra environment for every container process (e.g. HF_HUB_OFFLINE=1).
+            self.kubelet.extra_env.update(pod_env or {})
         self._node_gpus = node_gpus
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

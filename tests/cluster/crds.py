@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .errors import cause
@@ -50,6 +51,15 @@ def crd_causes(crd: dict[str, Any]) -> list[dict[str, str]]:
         )
     for i, ver in enumerate(versions):
         schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+        if schema is not None and "x-kubernetes-validations" in json.dumps(schema):
+            causes.append(
+                cause(
+                    f"spec.versions[{i}].schema.openAPIV3Schema",
+                    "Forbidden: the kubetune test cluster does not evaluate CEL rules "
+                    "(x-kubernetes-validations); see tests/cluster/README.md",
+                    "FieldValueForbidden",
+                )
+            )
         if schema is None:
             causes.append(
                 cause(

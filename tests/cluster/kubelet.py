@@ -22,7 +22,7 @@ from typing import Any
 from .api import TERMINAL_PHASES, Api
 from .errors import ApiError
 from .meta import now
-from .podenv import ConfigError, command_line, container_env
+from .podenv import ConfigError, command_line, container_env, remap_paths
 from .store import Event
 
 GPU = "nvidia.com/gpu"
@@ -489,8 +489,16 @@ class Kubelet:
         message_file = str(run.containers[spec["name"]].message_file)
         declared = {k: message_file if v == path else v for k, v in declared.items()}
         declared.setdefault("KUBETUNE_TERMINATION_LOG", message_file)
-        env.update(declared)
-        return command_line(spec, env), env
+        # Volumes are folders of the pod's directory; paths under a mountPath in env values
+        # and args are rewritten to them (a local process cannot see /workspace).
+        mounts = {}
+        for mount in spec.get("volumeMounts") or []:
+            target = run.workdir / "volumes" / mount["name"] / mount.get("subPath", "")
+            target.mkdir(parents=True, exist_ok=True)
+            mounts[mount["mountPath"].rstrip("/")] = str(target).rstrip("/")
+        env.update({k: remap_paths(v, mounts) for k, v in declared.items()})
+        argv = command_line(spec, env)
+        return argv[:1] + [remap_paths(a, mounts) for a in argv[1:]], env
 
     async def _spawn_container(
         self, run: PodRun, name: str, argv: list[str], env: dict[str, str]

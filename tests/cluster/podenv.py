@@ -119,3 +119,11 @@ def command_line(container: dict[str, Any], env: dict[str, str]) -> list[str]:
     if command[0] in ("python", "python3"):
         command[0] = sys.executable
     return command + args
+
+
+def remap_paths(value: str, mounts: dict[str, str]) -> str:
+    """A path inside a volume mount, moved to the local folder standing in for the volume."""
+    for mount in sorted(mounts, key=len, reverse=True):
+        if value == mount or value.startswith(mount + "/"):
+            return mounts[mount] + value[len(mount) :]
+    return value

@@ -3,7 +3,8 @@
 Covers what CRDs commonly use: type, properties, additionalProperties, items, required, enum,
 minimum/maximum (+exclusive), minLength/maxLength, pattern, minItems/maxItems, uniqueItems,
 nullable, x-kubernetes-int-or-string, x-kubernetes-preserve-unknown-fields, allOf/anyOf/oneOf/not
-(validation only), default, and CEL `x-kubernetes-validations` through `cel.py`.
+(validation only) and default. CEL rules (`x-kubernetes-validations`) are not evaluated: CRDs
+that carry them are refused when created (see crds.py), never silently half-validated.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import re
 from typing import Any
 
-from . import cel
 from .errors import cause
 
 Schema = dict[str, Any]
@@ -151,8 +151,6 @@ def validate(value: Any, schema: Schema, path: str = "") -> Causes:
     if isinstance(value, list):
         causes += _validate_array(value, schema, path)
     causes += _validate_combinators(value, schema, path)
-    if not causes and schema.get("x-kubernetes-validations"):
-        causes += cel.check_rules(value, schema["x-kubernetes-validations"], path)
     return causes
 
 
