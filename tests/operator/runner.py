@@ -1,0 +1,153 @@
+"""Run the kubetune operator against the test cluster: in-process (a thread with its own
+event loop) or as a `python -m kubetune.operator` subprocess (for kill-and-restart tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from kubetune.operator.config import OperatorConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class InProcessOperator:
+    """kopf.operator() in a daemon thread; standalone, all namespaces."""
+
+    def __init__(self, kubeconfig: Path, config: OperatorConfig | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.config = config or OperatorConfig(metrics_port=None, idle_interval=5.0)
+        self.stop_flag = threading.Event()
+        self.ready_flag = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self, timeout: float = 30) -> InProcessOperator:
+        import kubetune.operator.handlers  # noqa: F401  (registers the handlers)
+
+        os.environ["KUBECONFIG"] = str(self.kubeconfig)
+        self.thread = threading.Thread(target=self._run, name="kubetune-operator", daemon=True)
+        self.thread.start()
+        if not self.ready_flag.wait(timeout):
+            raise TimeoutError(f"operator not ready in {timeout}s: {self.error!r}")
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(
+                kopf.operator(
+                    standalone=True,
+                    clusterwide=True,
+                    stop_flag=self.stop_flag,
+                    ready_flag=self.ready_flag,
+                    memo=kopf.Memo(config=self.config),
+                )
+            )
+        except BaseException as error:  # surfaced by stop()
+            self.error = error
+        finally:
+            loop.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        self.stop_flag.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+            assert not self.thread.is_alive(), "operator thread did not stop"
+
+    def __enter__(self) -> InProcessOperator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SubprocessOperator:
+    """`python -m kubetune.operator` as a child process; kill() is SIGKILL (no cleanup)."""
+
+    def __init__(self, env: dict[str, str], log: Path, extra_env: dict[str, str] | None = None):
+        self.env = {**os.environ, **env, **(extra_env or {})}
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SubprocessOperator:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kubetune.operator",
+                "--all-namespaces",
+                "--standalone",
+                "--liveness-port",
+                "0",
+                "--metrics-port",
+                "0",
+            ],
+            env=self.env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def sweep_manifest(
+    name: str,
+    namespace: str,
+    *,
+    env: dict[str, str] | None = None,
+    max_trials: int = 4,
+    parallelism: int = 2,
+    extra_spec: dict[str, Any] | None = None,
+    script: Path | None = None,
+) -> dict[str, Any]:
+    """A template sweep running tests/operator/trial_script.py: one float parameter x."""
+    script = script or Path(__file__).with_name("trial_script.py")
+    spec: dict[str, Any] = {
+        "objective": {"metric": "eval_loss", "direction": "minimize"},
+        "algorithm": {"name": "random", "seed": 3},
+        "budget": {"maxTrials": max_trials, "parallelism": parallelism, "maxFailedTrials": 3},
+        "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        "metrics": {"interval": "1s"},
+        "template": {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "trial",
+                        "image": "python:3.11-slim",
+                        "command": ["python", str(script)],
+                        "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
+                    }
+                ]
+            }
+        },
+    }
+    spec.update(extra_spec or {})
+    return {
+        "apiVersion": "kubetune.dev/v1alpha1",
+        "kind": "HyperparameterSweep",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
