@@ -1,0 +1,5 @@
+import sys
+
+from kubetune_trainer import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""Tokenized examples to padding-free batches.
+
+Examples are laid end to end in rows of at most max_length tokens, each with its
+own position ids starting at 0. transformers reads the position-id restarts as
+sequence boundaries and masks attention block-diagonally (masking_utils
+find_packed_sequence_indices), so no example sees another and no compute goes to
+padding up to max_length: only the last row of a batch is topped up to the
+longest row.
+"""
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX where no loss is taken
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens that carry loss once collated (an example's first token never does)."""
+        return sum(1 for label in self.labels[1:] if label != IGNORE_INDEX)
+
+
+def tokenize_pair(
+    tokenizer: Any, prompt: str, response: str, max_length: int, train_on_prompt: bool
+) -> Tokenized:
+    """Prompt with the tokenizer's special tokens, then the response and EOS."""
+    prompt_ids: list[int] = (
+        tokenizer(prompt, add_special_tokens=True)["input_ids"] if prompt else []
+    )
+    if not prompt_ids and tokenizer.bos_token_id is not None:
+        prompt_ids = [tokenizer.bos_token_id]
+    response_ids: list[int] = tokenizer(response, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        response_ids = [*response_ids, tokenizer.eos_token_id]
+    ids = (prompt_ids + response_ids)[:max_length]
+    prompt_labels = list(prompt_ids) if train_on_prompt else [IGNORE_INDEX] * len(prompt_ids)
+    labels = (prompt_labels + response_ids)[:max_length]
+    return Tokenized(ids, labels)
+
+
+def fill_rows(items: Sequence[Tokenized], capacity: int) -> list[list[Tokenized]]:
+    """First-fit rows of at most `capacity` tokens, in order of length (longest first)."""
+    rows: list[list[Tokenized]] = []
+    sizes: list[int] = []
+    for item in sorted(items, key=len, reverse=True):
+        for index, size in enumerate(sizes):
+            if size + len(item) <= capacity:
+                rows[index].append(item)
+                sizes[index] += len(item)
+                break
+        else:
+            rows.append([item])
+            sizes.append(len(item))
+    return rows
+
+
+def collate(rows: Sequence[Sequence[Tokenized]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Rows of examples to input_ids / labels / position_ids tensors, no attention mask."""
+    width = max(sum(len(item) for item in row) for row in rows)
+    input_ids, labels, positions = [], [], []
+    for row in rows:
+        ids: list[int] = []
+        lab: list[int] = []
+        pos: list[int] = []
+        for item in row:
+            ids.extend(item.input_ids)
+            # The model shifts labels left; the first token of an example must not be
+            # predicted from the end of the previous one.
+            lab.extend([IGNORE_INDEX, *item.labels[1:]])
+            pos.extend(range(len(item)))
+        pad = width - len(ids)
+        ids.extend([pad_id] * pad)
+        lab.extend([IGNORE_INDEX] * pad)
+        pos.extend(range(pad))  # its own "sequence", so real tokens never attend to it
+        input_ids.append(ids)
+        labels.append(lab)
+        positions.append(pos)
+    return {
+        "input_ids": torch.tensor(input_ids, dtype=torch.long),
+        "labels": torch.tensor(labels, dtype=torch.long),
+        "position_ids": torch.tensor(positions, dtype=torch.long),
+    }
+
+
+def micro_batches(
+    items: Sequence[Tokenized],
+    batch_size: int,
+    max_length: int,
+    packing: bool,
+    seed: int,
+) -> Iterator[list[list[Tokenized]]]:
+    """One epoch of micro-batches (lists of rows), shuffled by `seed`.
+
+    Without packing a micro-batch holds `batch_size` examples; with packing it holds
+    `batch_size` full rows of up to max_length tokens, so fewer, denser steps.
+    """
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    shuffled = [items[i] for i in order]
+    if not packing:
+        for start in range(0, len(shuffled), batch_size):
+            yield fill_rows(shuffled[start : start + batch_size], max_length)
+        return
+    rows = fill_rows(shuffled, max_length)
+    random.Random(seed + 1).shuffle(rows)
+    for start in range(0, len(rows), batch_size):
+        yield rows[start : start + batch_size]
+
+
+def count_micro_batches(n_items: int, batch_size: int, rows: int | None = None) -> int:
+    """Micro-batches per epoch (rows: the packed row count when packing)."""
+    total = rows if rows is not None else n_items
+    return max(1, -(-total // batch_size))

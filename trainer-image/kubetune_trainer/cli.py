@@ -1,0 +1,157 @@
+"""`python -m kubetune_trainer`: one trial from configuration to result and exit status.
+
+Exit statuses (kubetune.conventions): EXIT_OK, EXIT_FAILED (NaN, divergence, any
+training error), EXIT_CONFIG_ERROR (one line naming the field and the rule, no
+traceback), EXIT_STOPPED (SIGTERM: stopped at the next step, partial result written).
+"""
+
+import contextlib
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from kubetune import conventions
+from kubetune.trial_result import TrialOutcome, TrialResult
+from kubetune_trainer.config import RunConfig, resolve
+from kubetune_trainer.errors import ConfigError, Stopped, TrainingFailed
+from kubetune_trainer.result import write_result
+from kubetune_trainer.stopping import StopFlag
+
+# How often the final wait looks at the stop flag.
+_WAIT_SLICE_SECONDS = 0.2
+
+
+def _say(message: str) -> None:
+    print(f"kubetune-trainer: {message}", file=sys.stderr, flush=True)
+
+
+def _config_failure(error: ConfigError) -> int:
+    """Report a configuration error where the launcher will look, without a traceback."""
+    _say(f"config error: {error}")
+    result = TrialResult(status="failed", reason=f"config error: {error}")
+    log_path = (
+        os.environ.get(conventions.ENV_TERMINATION_LOG) or conventions.DEFAULT_TERMINATION_LOG
+    )
+    output = os.environ.get(conventions.ENV_OUTPUT_DIR)
+    # Outside a pod there is usually no termination log; stderr has the message.
+    with contextlib.suppress(OSError):
+        Path(log_path).write_text(result.to_message())
+    if output:
+        write_result(result, Path(output), Path(os.devnull))
+    return conventions.EXIT_CONFIG_ERROR
+
+
+def _wait_for_scrape(metrics: object, seconds: float, stop: StopFlag) -> None:
+    from kubetune_trainer.metrics import TrialMetrics
+
+    assert isinstance(metrics, TrialMetrics)
+    deadline = time.monotonic() + seconds
+    while not stop():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _say(f"no scrape of the final metrics within {seconds:g}s; the result file has them")
+            return
+        if metrics.wait_for_final_scrape(min(left, _WAIT_SLICE_SECONDS)):
+            return
+
+
+def quiet_libraries() -> None:
+    """No progress bars or deprecation chatter from the libraries in a trial's log."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="peft")
+
+
+def _execute(config: RunConfig, stop: StopFlag) -> int:
+    # Heavy imports only now: a config error above costs no torch import.
+    import torch
+
+    from kubetune_trainer import modeling
+    from kubetune_trainer.data import load_splits
+    from kubetune_trainer.generate import run_generate
+    from kubetune_trainer.metrics import MetricsServer, TrialMetrics
+    from kubetune_trainer.progress import Progress
+    from kubetune_trainer.training import Run, seed_everything
+
+    quiet_libraries()
+    if config.args.num_threads:
+        torch.set_num_threads(config.args.num_threads)
+    metrics = TrialMetrics(config.identity, config.params)
+    server = None
+    if config.metrics_port is not None:
+        try:
+            server = MetricsServer(metrics, config.metrics_addr, config.metrics_port).start()
+        except OSError as error:
+            raise ConfigError(
+                conventions.ENV_METRICS_PORT,
+                f"cannot serve on {config.metrics_addr}:{config.metrics_port}: {error.strerror}",
+            ) from None
+    generating = config.trainer.mode == "generate"
+    progress = Progress(best_metric="eval_accuracy" if generating else config.args.best_metric)
+    status: TrialOutcome = "succeeded"
+    reason: str | None = None
+    code = conventions.EXIT_OK
+    try:
+        seed_everything(config.args.seed)
+        if not generating:
+            modeling.check_method(config.trainer.method)
+        splits = load_splits(config.trainer.dataset)
+        if generating:
+            loaded = modeling.load_for_generation(
+                config.trainer.model, config.trainer.adapter, config.cache_dir, stop
+            )
+            run_generate(config, loaded, splits, metrics, progress, stop)
+        else:
+            loaded = modeling.load_model(
+                config.trainer.model, config.trainer.method, config.args, config.cache_dir, stop
+            )
+            trial = Run(config, loaded, splits, metrics, progress, stop)
+            try:
+                trial.train()
+            finally:
+                if progress.step > 0:
+                    trial.save(config.output_dir)
+    except Stopped:
+        status, reason, code = (
+            "stopped",
+            f"stopped by {stop.signal_name or 'request'}",
+            conventions.EXIT_STOPPED,
+        )
+    except TrainingFailed as error:
+        status, reason, code = "failed", str(error), conventions.EXIT_FAILED
+        _say(f"failed: {error}")
+    except ConfigError as error:
+        _say(f"config error: {error}")
+        status, reason, code = "failed", f"config error: {error}", conventions.EXIT_CONFIG_ERROR
+    except (
+        Exception
+    ) as error:  # anything else: report it in the result, keep the traceback in the log
+        traceback.print_exc()
+        status, reason, code = "failed", f"{type(error).__name__}: {error}", conventions.EXIT_FAILED
+
+    result = progress.result(status, reason)
+    write_result(result, config.output_dir, config.termination_log)
+    metrics.mark_final()
+    _say(f"{status}: {result.metrics} -> {config.output_dir / conventions.RESULT_FILE}")
+    if server is not None:
+        if code in (conventions.EXIT_OK, conventions.EXIT_FAILED):
+            _wait_for_scrape(metrics, config.scrape_wait_seconds, stop)
+        server.stop()
+    return code
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    stop = StopFlag().install()
+    try:
+        config = resolve(argv)
+        return _execute(config, stop)
+    except ConfigError as error:
+        return _config_failure(error)

@@ -1,0 +1,182 @@
+"""The trial's Prometheus metrics and the /metrics server that counts its scrapes.
+
+Series names come from kubetune.metric_names only, on a private registry (no
+process or platform collectors: they would add names nobody declared). The server
+counts GETs of /metrics so the end of a run can wait for one scrape that saw the
+final values: a short trial is never lost between two Prometheus scrapes.
+"""
+
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from kubetune import metric_names as names
+from kubetune_trainer.config import Identity
+
+_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+_RESERVED_INFO_LABELS = frozenset(names.TRIAL_LABELS)
+
+# A `<name>_created` series per counter would be a name not in metric_names.
+prometheus_client.disable_created_metrics()
+
+
+def info_labels(params: dict[str, Any]) -> dict[str, str]:
+    """Parameters as Prometheus label names and string values."""
+    labels: dict[str, str] = {}
+    for name, value in sorted(params.items()):
+        label = _LABEL.sub("_", name)
+        if label[:1].isdigit() or label.startswith("__"):
+            label = f"p_{label.lstrip('_')}"
+        if label in _RESERVED_INFO_LABELS:
+            label = f"param_{label}"
+        labels[label] = _label_value(value)
+    return labels
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest round-tripping form: 0.0001 stays 0.0001
+    return value if isinstance(value, str) else str(value)
+
+
+class TrialMetrics:
+    """The gauges and counters one trial exposes, already bound to its labels."""
+
+    def __init__(self, identity: Identity, params: dict[str, Any]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = identity.labels()
+        label_names = list(names.TRIAL_LABELS)
+
+        def gauge(name: str, doc: str) -> Any:
+            return Gauge(name, doc, label_names, registry=self.registry).labels(**labels)
+
+        self.train_loss = gauge(names.TRAIN_LOSS, "Training loss of the last optimizer step.")
+        self.eval_loss = gauge(names.EVAL_LOSS, "Loss on the eval split at the last evaluation.")
+        self.eval_accuracy = gauge(names.EVAL_ACCURACY, "Exact-match accuracy on the eval split.")
+        self.learning_rate = gauge(names.LEARNING_RATE, "Learning rate of the last step.")
+        self.grad_norm = gauge(names.GRAD_NORM, "Gradient norm before clipping.")
+        self.step = gauge(names.STEP, "Optimizer steps done.")
+        self.max_steps = gauge(names.MAX_STEPS, "Optimizer steps planned.")
+        self.tokens_per_second = gauge(names.TOKENS_PER_SECOND, "Training tokens per second.")
+        self.eval_step = gauge(names.EVAL_STEP, "Step at which the eval_* values were measured.")
+        self.done = gauge(names.TRIAL_DONE, "1 once the final values are set.")
+        self._gpu_memory_gauge = Gauge(
+            names.GPU_MEMORY_BYTES,
+            "Peak GPU memory allocated.",
+            label_names,
+            registry=self.registry,
+        )
+        self._labels = labels
+        self.tokens = Counter(
+            names.TOKENS_TOTAL, "Training tokens processed.", label_names, registry=self.registry
+        ).labels(**labels)
+        extra = info_labels(params)
+        info = Gauge(
+            names.TRIAL_INFO,
+            "Always 1; the trial's parameters as labels.",
+            [*label_names, *extra],
+            registry=self.registry,
+        )
+        info.labels(**labels, **extra).set(1)
+        self.done.set(0)
+        self.step.set(0)
+        self._final_lock = threading.Condition()
+        self._scrapes = 0
+        self._scrapes_at_final: int | None = None
+
+    def set_gpu_memory(self, value: float) -> None:
+        self._gpu_memory_gauge.labels(**self._labels).set(value)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # Scrape accounting.
+    def count_scrape(self) -> None:
+        with self._final_lock:
+            self._scrapes += 1
+            self._final_lock.notify_all()
+
+    @property
+    def scrapes(self) -> int:
+        with self._final_lock:
+            return self._scrapes
+
+    def mark_final(self) -> None:
+        """The final values are set; scrapes served from now on carry them."""
+        self.done.set(1)
+        with self._final_lock:
+            self._scrapes_at_final = self._scrapes
+
+    def wait_for_final_scrape(self, timeout: float) -> bool:
+        """True once a scrape began after mark_final, False after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._final_lock:
+            base = self._scrapes_at_final if self._scrapes_at_final is not None else self._scrapes
+            while self._scrapes <= base:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._final_lock.wait(left)
+            return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    metrics: TrialMetrics  # set on the per-server subclass
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            # Render first, count after: the count says "a scrape with these values went out".
+            body = self.metrics.exposition()
+            self._send(200, CONTENT_TYPE_LATEST, body)
+            self.metrics.count_scrape()
+        elif path in ("/healthz", "/"):
+            self._send(200, "text/plain; charset=utf-8", b"ok\n")
+        else:
+            self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per scrape would drown the training log
+
+
+class MetricsServer:
+    """Serves /metrics from a daemon thread; port 0 picks a free port."""
+
+    def __init__(self, metrics: TrialMetrics, addr: str, port: int) -> None:
+        handler = type("TrialMetricsHandler", (_Handler,), {"metrics": metrics})
+        self._server = ThreadingHTTPServer((addr, port), handler)
+        self._server.daemon_threads = True
+        self.host = str(addr)
+        self.port: int = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="kubetune-metrics", daemon=True
+        )
+
+    def start(self) -> "MetricsServer":
+        self._thread.start()
+        print(
+            f"kubetune-trainer: metrics on http://{self.host}:{self.port}/metrics",
+            file=sys.stderr,
+            flush=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
