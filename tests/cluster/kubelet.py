@@ -269,12 +269,14 @@ class Kubelet:
         selector = (pod.get("spec") or {}).get("nodeSelector") or {}
         nodes_rt = self.api.resource("", "v1", "nodes")
         chosen = None
-        short_gpu = 0
+        short_gpu = mismatched = lost = 0
         for node in self.nodes.values():
             if node.lost:
+                lost += 1
                 continue
             labels = self.api.get(nodes_rt, "", node.name)["metadata"].get("labels") or {}
             if any(labels.get(k) != v for k, v in selector.items()):
+                mismatched += 1
                 continue
             used = sum(
                 gpu_request(p)
@@ -288,17 +290,59 @@ class Kubelet:
             short_gpu += 1
         md = pod["metadata"]
         if chosen is None:
-            total = len(self.nodes)
-            reasons = f"{short_gpu} Insufficient {GPU}" if short_gpu else "none match"
-            message = f"0/{total} nodes are available: {reasons}."
-            self._set_condition(
+            reasons = [f"{short_gpu} Insufficient {GPU}"] if short_gpu else []
+            if mismatched:
+                reasons.append(f"{mismatched} node(s) didn't match Pod's node affinity/selector")
+            if lost:
+                reasons.append(
+                    f"{lost} node(s) had untolerated taint {{node.kubernetes.io/unreachable: }}"
+                )
+            message = f"0/{len(self.nodes)} nodes are available: {', '.join(reasons)}."
+            if self._set_condition(
                 md["namespace"], md["name"], "PodScheduled", "False", "Unschedulable", message
-            )
+            ):
+                self._event(pod, "Warning", "FailedScheduling", message, "default-scheduler")
             return
         bound = self.api.get(self.pods, md["namespace"], md["name"])
         bound["spec"]["nodeName"] = chosen
         self.api.update(self.pods, md["namespace"], md["name"], bound)
         self._set_condition(md["namespace"], md["name"], "PodScheduled", "True")
+        self._event(
+            pod,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {md['namespace']}/{md['name']} to {chosen}",
+            "default-scheduler",
+        )
+
+    def _event(
+        self, pod: dict[str, Any], kind: str, reason: str, message: str, component: str
+    ) -> None:
+        """A core v1 Event about the pod, as the scheduler and kubelet post them."""
+        md = pod["metadata"]
+        stamp = now()
+        self.api.create(
+            self.api.resource("", "v1", "events"),
+            md["namespace"],
+            {
+                "metadata": {"generateName": f"{md['name']}."},
+                "involvedObject": {
+                    "kind": "Pod",
+                    "namespace": md["namespace"],
+                    "name": md["name"],
+                    "uid": md["uid"],
+                    "apiVersion": "v1",
+                },
+                "type": kind,
+                "reason": reason,
+                "message": message,
+                "source": {"component": component},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+                "reportingComponent": component,
+            },
+        )
 
     # -- status writes ------------------------------------------------------------------------
 
@@ -320,11 +364,12 @@ class Kubelet:
         value: str,
         reason: str = "",
         message: str = "",
-    ) -> None:
+    ) -> bool:
+        """Set a pod condition; False when it already was so (nothing written)."""
         try:
             pod = self.api.get(self.pods, namespace, name)
         except ApiError:
-            return
+            return False
         conditions = list((pod.get("status") or {}).get("conditions") or [])
         old = next((c for c in conditions if c["type"] == kind), None)
         if (
@@ -333,7 +378,7 @@ class Kubelet:
             and old.get("reason", "") == reason
             and old.get("message", "") == message
         ):
-            return
+            return False
         new: dict[str, Any] = {
             "type": kind,
             "status": value,
@@ -348,6 +393,7 @@ class Kubelet:
             new["message"] = message
         conditions = [c for c in conditions if c["type"] != kind] + [new]
         self._patch_status(namespace, name, {"conditions": conditions})
+        return True
 
     def _container_statuses(
         self, pod: dict[str, Any], run: PodRun, waiting: tuple[str, str] | None = None
@@ -460,6 +506,10 @@ class Kubelet:
         oom_after = (pod["metadata"].get("annotations") or {}).get(OOM_ANNOTATION)
         if oom_after is not None:
             self._spawn(self._oom_later(run, float(oom_after)))
+        deadline = pod["spec"].get("activeDeadlineSeconds")
+        if deadline is not None:
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+            self._spawn(self._deadline_later(run, float(deadline), grace))
         await asyncio.gather(*waiters.values())
         self._report_finished(run)
 
@@ -530,6 +580,9 @@ class Kubelet:
                     return
             started = now()
             self._report_running(run)
+            current = self._pod(run)
+            if current is not None:
+                self._event(current, "Normal", "Started", f"Started container {name}", "kubelet")
             code = await c.process.wait()
             c.terminated = self._termination(run, c, code, started)
             restart = policy == "Always" or (policy == "OnFailure" and code != 0)
@@ -620,6 +673,22 @@ class Kubelet:
         if not run.stopping and run.task is not None and not run.task.done():
             await self._kill(run, ("", "", "OOMKilled"))
 
+    async def _deadline_later(self, run: PodRun, seconds: float, grace: int) -> None:
+        """activeDeadlineSeconds: the pod fails with DeadlineExceeded; containers get
+        SIGTERM and, after the grace period, SIGKILL."""
+        await asyncio.sleep(seconds)
+        if run.stopping or run.task is None or run.task.done():
+            return
+        run.killed = (
+            "DeadlineExceeded",
+            "Pod was active on the node longer than the specified deadline",
+            "Error",
+        )
+        self._signal(run, signal.SIGTERM)
+        _, pending = await asyncio.wait([run.task], timeout=grace)
+        if pending:
+            self._signal(run, signal.SIGKILL)
+
     def _signal(self, run: PodRun, sig: int) -> None:
         for c in run.containers.values():
             if c.process is not None and c.process.returncode is None:
@@ -628,6 +697,10 @@ class Kubelet:
 
     async def _terminate(self, run: PodRun, grace: int) -> None:
         """Graceful deletion: SIGTERM, wait the grace period, SIGKILL, then drop the pod."""
+        pod = self._pod(run)
+        if pod is not None:
+            for name in run.containers:
+                self._event(pod, "Normal", "Killing", f"Stopping container {name}", "kubelet")
         self._signal(run, signal.SIGTERM)
         if run.task is not None:
             _, pending = await asyncio.wait([run.task], timeout=grace)

@@ -216,6 +216,9 @@ def test_gpu_capacity_keeps_pods_pending_until_it_frees(cluster: Cluster, namesp
     cluster.delete("pods", "big1", namespace, grace_period=0)
     running = cluster.wait_for_pod_phase(namespace, "big2", "Running")
     assert running["spec"]["nodeName"] == "gpu-box"
+    described = cluster.kubectl("describe", "-n", namespace, "pod", "big2").stdout
+    assert "FailedScheduling" in described and "Insufficient nvidia.com/gpu" in described
+    assert "Successfully assigned" in described and "Started container main" in described
     cluster.delete("pods", "big2", namespace, grace_period=0)
 
 
@@ -413,3 +416,15 @@ def test_volume_mount_paths_map_to_a_shared_pod_folder(cluster: Cluster, namespa
     assert done["status"]["phase"] == "Succeeded", cluster.pod_logs(namespace, "vol2")
     printed = cluster.pod_logs(namespace, "vol2").strip()
     assert printed.endswith("/volumes/work/run") and printed.startswith(str(cluster.workdir))
+
+
+def test_active_deadline_fails_the_pod(cluster: Cluster, namespace: str) -> None:
+    code = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))\n"
+        "while True: time.sleep(0.05)"
+    )
+    cluster.create(pod("overdue", namespace, code, activeDeadlineSeconds=1))
+    failed = cluster.wait_for_pod_phase(namespace, "overdue", "Failed", timeout=15)
+    assert failed["status"]["reason"] == "DeadlineExceeded"
+    assert terminated(failed)["exitCode"] == 143  # it got SIGTERM and exited on it
