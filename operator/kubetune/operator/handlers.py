@@ -15,7 +15,7 @@ import kopf
 from kubetune import API_GROUP, API_VERSION, PLURAL, conventions
 from kubetune.builders.pod import trial_selector
 from kubetune.operator.config import OperatorConfig
-from kubetune.operator.kube import ApiError, KubeClient
+from kubetune.operator.kube import ApiError, KubeClient, bearer_token, load_configuration
 from kubetune.operator.metrics import METRICS
 from kubetune.operator.pod_state import PodView, view
 from kubetune.operator.reconcile import Event
@@ -37,6 +37,26 @@ def _state(memo: Any) -> tuple[KubeClient, OperatorConfig, Registry]:
     return memo["kube"], memo["config"], memo["registry"]
 
 
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """The same credentials the operator's own client uses (KUBECONFIG read at call time)."""
+    cfg = load_configuration()
+    header = bearer_token(cfg)
+    scheme, _sep, token = header.partition(" ") if header else (None, "", None)
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        username=cfg.username or None,
+        password=cfg.password or None,
+        scheme=scheme if token else None,
+        token=token or scheme,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        trust_env=settings.networking.trust_env,
+    )
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Keep kopf's bookkeeping in annotations: status belongs to kubetune's schema.
@@ -48,7 +68,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Kopf's own "handler succeeded" chatter stays out of Events; ours are explicit.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    settings.batching.batch_window = 0.05  # pod events reach the loop fast: turnover latency
+    settings.watching.client_timeout = 330
+    settings.watching.reconnect_backoff = 0.5
     config = memo.get("config") or OperatorConfig.from_environment()
     memo["config"] = config
     memo["kube"] = KubeClient.from_environment()

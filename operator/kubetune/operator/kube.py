@@ -37,14 +37,20 @@ class ApiError(Exception):
 def load_configuration(kubeconfig: str | None = None) -> Configuration:
     """In-cluster service account inside a pod, else the kubeconfig (KUBECONFIG or ~/.kube)."""
     cfg = Configuration()
-    in_cluster = os.environ.get("KUBERNETES_SERVICE_HOST") and not (
-        kubeconfig or os.environ.get("KUBECONFIG")
-    )
-    if in_cluster:
+    # Read KUBECONFIG now: the kubernetes package reads it once, when first imported.
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not path:
         kube_config.load_incluster_config(client_configuration=cfg)
     else:
-        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        kube_config.load_kube_config(config_file=path, client_configuration=cfg)
     return cfg
+
+
+def bearer_token(cfg: Configuration) -> str | None:
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
+        "authorization"
+    )
+    return header or None
 
 
 class KubeClient:
@@ -149,7 +155,7 @@ class KubeClient:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
-        token = self._cfg.get_api_key_with_prefix("authorization", alias="BearerToken")
+        token = bearer_token(self._cfg)
         if token:
             headers["Authorization"] = token
         elif self._cfg.username and (basic := self._cfg.get_basic_auth_token()):

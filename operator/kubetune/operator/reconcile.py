@@ -109,6 +109,8 @@ class SweepReconciler:
         self.created: dict[str, tuple[int, float]] = {}
         self.deleting: dict[str, float] = {}
         self.last_values: dict[str, TrialMetrics] = {}
+        # Trials that ran while the metrics source was down: their readings have gaps.
+        self.blind: set[str] = set()
         self.finished_at: list[float] = []  # monotonic times trial pods were seen ending
         self.best_number: int | None = None
         self.announced_finish = False
@@ -236,6 +238,8 @@ class SweepReconciler:
         self._note_metrics(metrics)
         for name, values in metrics.values.items():
             self.last_values[name] = values
+        if metrics.problem is not None:
+            self.blind.update(trial_name(self.name, n) for n in engine.running())
         self._observe(engine, pods, metrics, wall)
         completion = engine.finished()
         if completion is None and metrics.problem is None and not self.spec.multi_objective:
@@ -323,13 +327,28 @@ class SweepReconciler:
         name = trial_name(self.name, number)
         result = pod.result
         objectives = self.spec.objective_list
-        last = metrics.values.get(name) or self.last_values.get(name)
+        # While the source is down an older reading may not be the final one: wait for it.
+        last = (
+            None
+            if metrics.problem is not None
+            else metrics.values.get(name) or self.last_values.get(name)
+        )
+        if name in self.blind and last is not None and not last.done:
+            last = None  # read before an outage: maybe not the trial's final value
         values: list[float] = []
         for objective in objectives:
             value = _final_value(objective.metric, result, last)
             if value is None:
                 if metrics.problem is not None:
-                    return  # the source is down: wait rather than misjudge the trial
+                    return  # wait rather than misjudge the trial
+                if name in self.blind:
+                    # The source was down while it ran: its values are lost, not bad. Rerun.
+                    self.blind.discard(name)
+                    if engine.requeue(number, "MetricsLost: metrics unreadable while it ran"):
+                        self._events.append(
+                            Event("Warning", "TrialRequeued", f"{name}: metrics lost; rerunning")
+                        )
+                    return
                 reason = f"NoObjectiveValue: the trial reported no {objective.metric}"
                 if engine.fail(number, reason):
                     self._events.append(Event("Warning", "TrialFailed", f"{name}: {reason}"))
@@ -341,6 +360,7 @@ class SweepReconciler:
                 engine.report(number, at, point)
         if engine.complete(number, values, _final_step(result, last)):
             self.last_values.pop(name, None)
+            self.blind.discard(name)
             text = ", ".join(f"{o.metric}={v:g}" for o, v in zip(objectives, values, strict=True))
             self._events.append(Event("Normal", "TrialSucceeded", f"{name}: {text}"))
 
