@@ -82,7 +82,10 @@ class Cluster:
 
     async def _start(self) -> None:
         context = self._tls_context() if self.tls else None
-        self._runner = web.AppRunner(self.server.app, handle_signals=False, shutdown_timeout=0.5)
+        # handler_cancellation: a client hanging up ends its watch handler at once.
+        self._runner = web.AppRunner(
+            self.server.app, handle_signals=False, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
@@ -304,6 +307,10 @@ class Cluster:
     def compact(self) -> None:
         """Forget the watch history: watches resuming from older versions get 410 Gone."""
         self.call(self.api.store.compact)
+
+    def requests(self) -> list[tuple[str, str, str, str]]:
+        """Recent requests, oldest first: (method, path?query, Accept, User-Agent)."""
+        return self.call(lambda: list(self.server.requests))
 
     @property
     def internal_errors(self) -> list[str]:

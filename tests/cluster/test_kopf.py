@@ -45,7 +45,7 @@ def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iter
         cluster.wait_for(
             lambda: any(
                 "experiments" in path and "watch=true" in path
-                for _, path, _, _ in list(cluster.server.requests)
+                for _, path, _, _ in cluster.requests()
             ),
             timeout=30,
             message="kopf watching experiments",

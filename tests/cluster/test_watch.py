@@ -108,3 +108,18 @@ def test_follow_logs_streams_until_the_container_ends(cluster: Cluster, namespac
     followed = cluster.kubectl("logs", "-n", namespace, "-f", "counter", timeout=30)
     assert followed.returncode == 0, followed.stderr
     assert followed.stdout == "0\n1\n2\n"
+
+
+def test_a_client_hanging_up_ends_its_watch(cluster: Cluster, namespace: str) -> None:
+    def watchers() -> int:
+        return cluster.call(lambda: len(cluster.api.store.watchers))
+
+    with httpx.stream(
+        "GET",
+        f"{cluster.server_url}/api/v1/namespaces/{namespace}/configmaps",
+        params={"watch": "true"},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        cluster.wait_for(lambda: watchers() == 1, message="watch registered")
+    cluster.wait_for(lambda: watchers() == 0, timeout=10, message="watch handler ended")
