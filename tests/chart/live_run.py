@@ -1,7 +1,9 @@
 """A tiny sweep scraped by a real Prometheus, for running every dashboard and alert query.
 
-Two trials run as real processes serving /metrics: one trains to the end, the other is
-stopped with SIGTERM part way, the way the operator prunes. The operator's own metrics
+Two trials run the real trainer (`python -m kubetune_trainer`: torch + transformers + peft,
+LoRA on a micro Llama built here from the trainer's own tiny-model builders, untrained, so
+no pre-training wait) and serve /metrics: one trains to the end, the other is stopped with
+SIGTERM part way, the way the operator prunes. The operator's own metrics
 (kubetune.operator.metrics, on its real HTTP exposition) are driven by a small reconcile
 loop that reads the trials' state from Prometheus, as the operator does. Prometheus
 scrapes all of it every second under the job names the chart's monitors would give.
@@ -17,12 +19,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from prometheus_client import start_http_server
 
 from kubetune import conventions, metric_names
 from kubetune.operator.metrics import OperatorMetrics
-from kubetune.spec.status import TrialCounts
-from tests.chart.prometheus import Prometheus, ScrapeJob, free_port, prometheus_server
+from kubetune.spec.status import Phase, TrialCounts
+from tests.chart.prometheus import (
+    Prometheus,
+    PromQLError,
+    ScrapeJob,
+    free_port,
+    prometheus_server,
+)
 
 NAMESPACE = "ml-team"
 SWEEP = "demo"
@@ -30,9 +39,17 @@ SWEEP = "demo"
 # ServiceMonitor names the job after the Service (tests check the rendered name matches).
 OPERATOR_JOB = "kubetune"
 OPERATOR_NAMESPACE = "kubetune"
-MAX_STEPS = 40
+MAX_STEPS = 80
 PRUNE_AT_STEP = 16
-TRIAL_COMMAND = [sys.executable, "-m", "tests.chart.standin_trainer"]
+TRIAL_COMMAND = [sys.executable, "-m", "kubetune_trainer"]
+# Small enough to train 40 steps in seconds on a shared CPU.
+MICRO_ARCHITECTURE = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+}
 
 
 @dataclass(frozen=True)
@@ -66,18 +83,35 @@ class _Trial:
     log: list[str] = field(default_factory=list)
 
 
-def _trial_env(trial: _Trial, workdir: Path) -> dict[str, str]:
+def build_micro_model(target: Path) -> Path:
+    """A randomly initialised micro Llama and its tokenizer, saved like any local model."""
+    from kubetune_trainer import synthetic, tiny
+
+    tokenizer = tiny.build_tokenizer(synthetic.pretraining_corpus(), tiny.PRETRAIN["vocab_size"])
+    tiny.build_model(tokenizer, MICRO_ARCHITECTURE).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def _trial_env(trial: _Trial, workdir: Path, model: Path) -> dict[str, str]:
     trainer = {
-        "model": "tiny",
-        "dataset": {"path": "synthetic:arithmetic"},
+        "model": str(model),
+        "dataset": {
+            "path": "synthetic:arithmetic",
+            "trainSplit": "train[:512]",
+            "evalSplit": "train[512:528]",
+        },
         "method": "lora",
         "maxSteps": MAX_STEPS,
         "evalEvery": 4,
+        "args": {"per_device_train_batch_size": 16},
     }
     output = workdir / trial.name
     output.mkdir(parents=True, exist_ok=True)
     return {
         **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "KUBETUNE_CACHE_DIR": str(workdir / "cache"),
         conventions.ENV_SWEEP: SWEEP,
         conventions.ENV_TRIAL: trial.name,
         conventions.ENV_NAMESPACE: NAMESPACE,
@@ -88,6 +122,8 @@ def _trial_env(trial: _Trial, workdir: Path) -> dict[str, str]:
         conventions.ENV_OUTPUT_DIR: str(output),
         conventions.ENV_TERMINATION_LOG: str(output / "termination-log"),
         conventions.ENV_SCRAPE_WAIT: "10",
+        # Two trials share two cores with Prometheus and the test.
+        "OMP_NUM_THREADS": "1",
     }
 
 
@@ -99,12 +135,16 @@ class _Reconciler:
         self.prometheus = prometheus
         self.trials = trials
         self.pruned: set[str] = set()
+        self.best: float | None = None
 
     def step(self) -> bool:
         """One reconcile; False once every trial has ended."""
         with self.metrics.time_reconcile():
             steps = self._latest(metric_names.STEP)
-            losses = self._latest(metric_names.EVAL_LOSS)
+            # An eval value counts only once the trial has evaluated (eval_step > 0).
+            losses = self._latest(
+                f"{metric_names.EVAL_LOSS} and on (trial) {metric_names.EVAL_STEP} > 0"
+            )
             for trial in self.trials:
                 assert trial.process is not None
                 if trial.name in self.pruned or trial.process.poll() is not None:
@@ -112,10 +152,15 @@ class _Reconciler:
                 if trial is self.trials[-1] and steps.get(trial.name, 0) >= PRUNE_AT_STEP:
                     trial.process.terminate()
                     self.pruned.add(trial.name)
+                    # A second failed reconcile: see scraped_run for the first.
+                    self.metrics.error("prometheus_query_failed")
             counts = self._counts()
-            best = min(losses.values()) if losses else None
-            phase = "Running" if counts.running else "Succeeded"
-            self.metrics.set_sweep(NAMESPACE, SWEEP, phase, counts, best)
+            # Best so far over the whole history, as the operator keeps it in status.
+            self.best = min(
+                [*losses.values(), *([] if self.best is None else [self.best])], default=None
+            )
+            phase: Phase = "Running" if counts.running else "Succeeded"
+            self.metrics.set_sweep(NAMESPACE, SWEEP, phase, counts, self.best)
         for trial in self.trials:
             assert trial.process is not None
             if trial.ended_at is None and trial.process.poll() is not None:
@@ -126,10 +171,10 @@ class _Reconciler:
                     self.metrics.turnover.observe(time.monotonic() - trial.ended_at)
         return counts.running > 0
 
-    def _latest(self, metric: str) -> dict[str, float]:
+    def _latest(self, expr: str) -> dict[str, float]:
         try:
-            result = self.prometheus.query(f'{metric}{{sweep="{SWEEP}"}}', time.time())
-        except Exception:
+            result = self.prometheus.query(expr, time.time())
+        except (PromQLError, httpx.HTTPError):
             self.metrics.error("prometheus_query_failed")
             return {}
         return {item["metric"]["trial"]: float(item["value"][1]) for item in result}
@@ -156,11 +201,20 @@ class _Reconciler:
         )
 
 
+def _wait_for_first_scrape(prometheus: Prometheus, job: str, timeout: float = 30) -> None:
+    """Prometheus applies new targets on a 5s tick: start trials once scraping has begun."""
+    deadline = time.monotonic() + timeout
+    while not prometheus.query(f'up{{job="{job}"}} == 1', time.time()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"prometheus did not scrape job {job} within {timeout}s")
+        time.sleep(0.25)
+
+
 @contextmanager
-def scraped_run(workdir: Path, timeout: float = 120.0) -> Iterator[ScrapedRun]:
+def scraped_run(workdir: Path, timeout: float = 150.0) -> Iterator[ScrapedRun]:
     trials = [
-        _Trial(conventions.trial_name(SWEEP, 0), free_port(), {"learning_rate": 0.05}),
-        _Trial(conventions.trial_name(SWEEP, 1), free_port(), {"learning_rate": 0.01}),
+        _Trial(conventions.trial_name(SWEEP, 0), free_port(), {"learning_rate": 0.003}),
+        _Trial(conventions.trial_name(SWEEP, 1), free_port(), {"learning_rate": 0.0003}),
     ]
     metrics = OperatorMetrics()
     operator_port = free_port()
@@ -180,14 +234,19 @@ def scraped_run(workdir: Path, timeout: float = 120.0) -> Iterator[ScrapedRun]:
     ]
     try:
         with prometheus_server(workdir, jobs) as prometheus:
+            # Built while Prometheus applies its targets (a 5s tick).
+            model = build_micro_model(workdir / "micro-llama")
+            _wait_for_first_scrape(prometheus, OPERATOR_JOB)
             start = time.time()
-            # An error the operator records when Prometheus cannot answer yet, so the
-            # errors panel has a series (a healthy operator has none).
+            # Failed reconciles the operator counts, so the errors panel has data (a healthy
+            # operator's counter has no children). The first error of a reason creates its
+            # series at 1, which rate() cannot see as an increase: the second, at the
+            # prune, shows.
             metrics.error("prometheus_query_failed")
             for trial in trials:
                 trial.process = subprocess.Popen(
                     TRIAL_COMMAND,
-                    env=_trial_env(trial, workdir),
+                    env=_trial_env(trial, workdir, model),
                     stdout=subprocess.DEVNULL,
                     stderr=(workdir / f"{trial.name}.log").open("wb"),
                 )

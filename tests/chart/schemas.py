@@ -58,7 +58,7 @@ def _label_selector(kind: str, selector: Any) -> None:
 
 
 def _endpoints(kind: str, endpoints: Any) -> None:
-    _require(isinstance(endpoints, list) and endpoints, kind, "needs at least one endpoint")
+    _require(isinstance(endpoints, list) and bool(endpoints), kind, "needs at least one endpoint")
     for endpoint in endpoints:
         _require(isinstance(endpoint.get("port"), str), kind, "endpoint needs a named port")
         for key in ("interval", "scrapeTimeout"):
@@ -92,7 +92,8 @@ def validate_monitoring(manifest: dict[str, Any]) -> None:
         _endpoints(kind, spec.get("podMetricsEndpoints"))
     elif kind == "PrometheusRule":
         groups = spec.get("groups")
-        _require(isinstance(groups, list) and groups, kind, "spec.groups is required")
+        _require(isinstance(groups, list) and bool(groups), kind, "spec.groups is required")
+        assert isinstance(groups, list)
         for group in groups:
             _require(bool(group.get("name")), kind, "every group needs a name")
             _require(bool(group.get("rules")), kind, f"group {group.get('name')} has no rules")
