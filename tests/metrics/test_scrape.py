@@ -43,6 +43,17 @@ def test_trial_metrics_accessors() -> None:
     assert TrialMetrics({"step": math.inf}).step is None
 
 
+def test_evaluation_pairs_value_and_step_and_ignores_gauges_at_zero() -> None:
+    assert TrialMetrics({"eval_loss": 1.5, "eval_step": 20.0, "step": 25.0}).evaluation(
+        "eval_loss"
+    ) == (20, 1.5)
+    # Trainers without eval_step: the training step.
+    assert TrialMetrics({"score": 0.5, "step": 7.0}).evaluation("score") == (7, 0.5)
+    # Freshly registered gauges read 0 before the first evaluation.
+    assert TrialMetrics({"eval_loss": 0.0, "eval_step": 0.0}).evaluation("eval_loss") is None
+    assert TrialMetrics({"eval_step": 10.0}).evaluation("eval_loss") is None
+
+
 def test_scrape_reads_a_live_exporter() -> None:
     with trial_exporter() as exporter:
         exporter.set("demo-t0000", eval_loss=2.5, eval_step=10, step=12, done=0)

@@ -102,10 +102,9 @@ def _final_values(
     # trusted only when it ended on its own.
     if last is None or stop_reason is not None:
         return None, None
-    scraped = [last.value(m) for m in metrics]
-    if all(v is not None for v in scraped):
-        step = last.eval_step if last.eval_step is not None else last.step
-        return [float(v) for v in scraped if v is not None], step
+    scraped = [last.evaluation(m) for m in metrics]
+    if all(e is not None for e in scraped):
+        return [e[1] for e in scraped if e is not None], max(e[0] for e in scraped if e)
     return None, None
 
 

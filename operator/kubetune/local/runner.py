@@ -181,11 +181,12 @@ class LocalRunner:
             trial.last = metrics
             row = self.board.rows[trial.plan.number]
             row.step = metrics.step
-            value = metrics.value(self.objectives[0])
-            if value is not None:
-                row.value = value
-            at = metrics.eval_step if metrics.eval_step is not None else metrics.step
-            if value is not None and at is not None and at > trial.reported_step:
+            evaluation = metrics.evaluation(self.objectives[0])
+            if evaluation is None:
+                continue
+            at, value = evaluation
+            row.value = value
+            if at > trial.reported_step:
                 trial.reported_step = at
                 if not self.spec.multi_objective:
                     self.engine.report(trial.plan.number, at, value)

@@ -1,6 +1,7 @@
 """One `kubetune run`: check the input, set up the output folder, run, report."""
 
 import asyncio
+import os
 import shutil
 import signal
 import sys
@@ -12,6 +13,7 @@ from kubetune.builders.errors import BuildError
 from kubetune.engine import HistoryError, SweepEngine
 from kubetune.local.launch import build_launch
 from kubetune.local.outcome import REASON_INTERRUPTED
+from kubetune.local.prepare import build_tiny, needs_tiny
 from kubetune.local.progress import ProgressView
 from kubetune.local.report import Outputs, write_outputs
 from kubetune.local.runner import LocalRunner, RunResult
@@ -152,6 +154,14 @@ def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> Run
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
         try:
+            if needs_tiny(prepared.spec):
+                view.event("preparing the tiny model (built once per machine, then cached)")
+                problem = await build_tiny(os.environ, stop)
+                if problem is not None:
+                    if problem != "interrupted":
+                        view.event(problem)
+                    runner.checkpoint()  # so --resume finds the run
+                    return RunResult(None, interrupted=stop.is_set())
             return await runner.run(stop, hurry)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -59,6 +59,19 @@ class TrialMetrics:
         """A metric by short or full series name; None when absent."""
         return self.values.get(short_name(metric))
 
+    def evaluation(self, metric: str) -> tuple[int, float] | None:
+        """The latest (step, value) evaluation of metric, or None before the first one.
+
+        The step is eval_step (step for trainers without it). A step of 0 means no
+        evaluation yet: Prometheus gauges start at 0, so a trainer serving its gauges
+        before evaluating shows eval_loss 0 at eval_step 0, which is no measurement.
+        """
+        value = self.value(metric)
+        at = self.eval_step if self.eval_step is not None else self.step
+        if value is None or at is None or at <= 0:
+            return None
+        return at, value
+
 
 def _as_int(value: float | None) -> int | None:
     if value is None or not math.isfinite(value):
