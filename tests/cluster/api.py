@@ -6,6 +6,7 @@ Runs on the server's event loop thread; the kubelet and the HTTP layer both call
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 from collections.abc import Callable
@@ -181,6 +182,8 @@ class Api:
             causes += crds.crd_causes(obj)
         if rt.plural == "pods" and rt.group == "":
             causes += _pod_causes(obj)
+        if rt.plural == "secrets" and rt.group == "":
+            obj = _secret_defaults(obj)
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
         return obj
@@ -621,6 +624,18 @@ def _qos(pod: dict[str, Any]) -> str:
     if all(r.get("limits") and (r.get("requests") in (None, r.get("limits"))) for r in resources):
         return "Guaranteed"
     return "Burstable"
+
+
+def _secret_defaults(secret: dict[str, Any]) -> dict[str, Any]:
+    """`type` defaults to Opaque; write-only `stringData` is merged into `data` (base64)."""
+    secret.setdefault("type", "Opaque")
+    string_data = secret.pop("stringData", None) or {}
+    if string_data:
+        data = dict(secret.get("data") or {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        secret["data"] = data
+    return secret
 
 
 def _pod_causes(pod: dict[str, Any]) -> list[dict[str, str]]:

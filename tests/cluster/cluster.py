@@ -314,7 +314,9 @@ class Cluster:
 
     @property
     def internal_errors(self) -> list[str]:
-        return list(self.server.internal_errors)
+        """Unexpected exceptions inside the simulation (API server and kubelet): bugs."""
+        kubelet_errors = self.kubelet.errors if self.kubelet is not None else []
+        return list(self.server.internal_errors) + list(kubelet_errors)
 
     # -- nodes and pods (the simulated kubelet) -----------------------------------------------
 

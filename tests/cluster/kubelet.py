@@ -14,6 +14,7 @@ import ipaddress
 import os
 import random
 import signal
+import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ class Kubelet:
         self.nodes: dict[str, Node] = {}
         self.runs: dict[str, PodRun] = {}  # by pod uid
         self.extra_env: dict[str, str] = {}
+        self.errors: list[str] = []  # unexpected exceptions in kubelet tasks
         self.api_port = 0
         self.restart_backoff = 0.5  # seconds, doubling up to 5 (real kubelet: 10s up to 5m)
         # A random 127.x.y.0/16-ish block per cluster, so that clusters of parallel test
@@ -116,7 +118,16 @@ class Kubelet:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._record_failure)
         return task
+
+    def _record_failure(self, task: asyncio.Task[Any]) -> None:
+        """A kubelet task that raised is a bug in the simulation: keep it for the fixture."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        trace = "".join(traceback.format_exception(exc)) if exc else ""
+        self.errors.append(f"kubelet task {task.get_coro()!r} failed: {exc!r}\n{trace}")
 
     # -- nodes --------------------------------------------------------------------------------
 
@@ -321,6 +332,14 @@ class Kubelet:
         """A core v1 Event about the pod, as the scheduler and kubelet post them."""
         md = pod["metadata"]
         stamp = now()
+        # Like the real kubelet, an event that cannot be posted (e.g. the namespace is
+        # terminating) is dropped.
+        with contextlib.suppress(ApiError):
+            self._post_event(md, stamp, kind, reason, message, component)
+
+    def _post_event(
+        self, md: dict[str, Any], stamp: str, kind: str, reason: str, message: str, component: str
+    ) -> None:
         self.api.create(
             self.api.resource("", "v1", "events"),
             md["namespace"],
@@ -464,6 +483,7 @@ class Kubelet:
         )
         self._set_condition(md["namespace"], md["name"], "Initialized", "True")
         run.task = asyncio.get_running_loop().create_task(self._run(run))
+        run.task.add_done_callback(self._record_failure)
 
     async def _run(self, run: PodRun) -> None:
         try:

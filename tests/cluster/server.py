@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, openapi, tables
+from . import discovery, openapi, protobuf, tables
 from .api import Api, DeleteOptions, WriteOptions
 from .errors import ApiError
 from .faults import Faults
@@ -403,7 +403,7 @@ async def _read_body(request: web.Request) -> Any:
         return None
     content_type = request.headers.get("Content-Type", "")
     if "protobuf" in content_type:
-        raise ApiError(415, "the test cluster only speaks JSON")
+        return protobuf.decode(raw)
     try:
         if "yaml" in content_type:
             return yaml.safe_load(raw)

@@ -166,3 +166,21 @@ def test_api_resources_lists_shortnames_and_categories(cluster: Cluster) -> None
         "Experiment",
     ]
     assert any(line.split()[:2] == ["pods", "po"] for line in lines)
+
+
+def test_create_commands_that_send_protobuf(cluster: Cluster) -> None:
+    """kubectl's typed client posts these as application/vnd.kubernetes.protobuf."""
+    ok(cluster.kubectl("create", "namespace", "proto"))
+    ok(
+        cluster.kubectl(
+            "create", "-n", "proto", "secret", "generic", "hf", "--from-literal=token=abc"
+        )
+    )
+    ok(cluster.kubectl("create", "-n", "proto", "configmap", "cm", "--from-literal=a=b"))
+    ok(cluster.kubectl("create", "-n", "proto", "serviceaccount", "runner"))
+    secret = cluster.get("secrets", "hf", "proto")
+    assert secret is not None and secret["data"] == {"token": "YWJj"}
+    assert secret["type"] == "Opaque"
+    assert (cluster.get("configmaps", "cm", "proto") or {}).get("data") == {"a": "b"}
+    assert cluster.get("serviceaccounts", "runner", "proto") is not None
+    ok(cluster.kubectl("delete", "namespace", "proto"))

@@ -6,6 +6,7 @@ import pytest
 
 from .errors import ApiError
 from .patches import json_patch, merge_patch, strategic_merge_patch
+from .protobuf import decode
 from .schema import apply_defaults, prune, validate
 from .selectors import field_matcher, label_matcher
 from .tables import human_age, jsonpath
@@ -172,3 +173,26 @@ def test_jsonpath_and_ages() -> None:
     assert jsonpath(obj, ".status['a.b'].c") == 3
     assert jsonpath(obj, ".status.missing") is None
     assert human_age("2000-01-01T00:00:00Z").endswith("d")
+
+
+def test_protobuf_bodies_as_kubectl_sends_them() -> None:
+    # Bytes captured from `kubectl create secret generic hf --from-literal=token=abc`.
+    secret = (
+        b'k8s\x00\n\x0c\n\x02v1\x12\x06Secret\x12$\n\x12\n\x02hf\x12\x00\x1a\x00"\x00*'
+        b'\x002\x008\x00B\x00\x12\x0c\n\x05token\x12\x03abc\x1a\x00\x1a\x00"\x00'
+    )
+    assert decode(secret) == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "hf"},
+        "data": {"token": "YWJj"},
+    }
+    namespace = (
+        b"k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x1a\n\x12\n\x02x1\x12\x00\x1a\x00"
+        b'"\x00*\x002\x008\x00B\x00\x12\x00\x1a\x02\n\x00\x1a\x00"\x00'
+    )
+    assert decode(namespace)["metadata"] == {"name": "x1"}
+    pod = b"k8s\x00\n\t\n\x02v1\x12\x03Pod\x12\x00"
+    with pytest.raises(ApiError) as err:
+        decode(pod)
+    assert err.value.code == 415 and "'Pod'" in err.value.message
