@@ -27,6 +27,7 @@ from .podenv import ConfigError, command_line, container_env, remap_paths
 from .store import Event
 
 GPU = "nvidia.com/gpu"
+Condition = tuple[str, str, str, str]  # type, status, reason, message
 OOM_ANNOTATION = "sim.kubetune.dev/oom-kill-after-seconds"
 MESSAGE_LIMIT = 4096  # bytes of a termination message, like the real kubelet
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
@@ -365,15 +366,52 @@ class Kubelet:
 
     # -- status writes ------------------------------------------------------------------------
 
-    def _patch_status(self, namespace: str, name: str, change: dict[str, Any]) -> None:
+    def _patch_status(
+        self,
+        namespace: str,
+        name: str,
+        change: dict[str, Any],
+        conditions: tuple[Condition, ...] = (),
+    ) -> bool:
+        """One status write: fields of `change` and conditions (type, status, reason,
+        message); False when nothing changed."""
         try:
             pod = self.api.get(self.pods, namespace, name)
         except ApiError:
-            return  # deleted meanwhile
+            return False  # deleted meanwhile
         status = copy.deepcopy(pod.get("status") or {})
         status.update(change)
+        current = list(status.get("conditions") or [])
+        for kind, value, reason, message in conditions:
+            old = next((c for c in current if c["type"] == kind), None)
+            if old and (old["status"], old.get("reason", ""), old.get("message", "")) == (
+                value,
+                reason,
+                message,
+            ):
+                continue
+            new: dict[str, Any] = {
+                "type": kind,
+                "status": value,
+                "lastProbeTime": None,
+                "lastTransitionTime": old["lastTransitionTime"]
+                if old and old["status"] == value
+                else now(),
+            }
+            if reason:
+                new["reason"] = reason
+            if message:
+                new["message"] = message
+            current = [c if c["type"] != kind else new for c in current]
+            if old is None:
+                current.append(new)
+        if current:
+            status["conditions"] = current
+        if status == pod.get("status"):
+            return False
         pod["status"] = status
         self.api.update(self.pods, namespace, name, pod, subresource="status")
+        return True
 
     def _set_condition(
         self,
@@ -384,35 +422,8 @@ class Kubelet:
         reason: str = "",
         message: str = "",
     ) -> bool:
-        """Set a pod condition; False when it already was so (nothing written)."""
-        try:
-            pod = self.api.get(self.pods, namespace, name)
-        except ApiError:
-            return False
-        conditions = list((pod.get("status") or {}).get("conditions") or [])
-        old = next((c for c in conditions if c["type"] == kind), None)
-        if (
-            old
-            and old["status"] == value
-            and old.get("reason", "") == reason
-            and old.get("message", "") == message
-        ):
-            return False
-        new: dict[str, Any] = {
-            "type": kind,
-            "status": value,
-            "lastProbeTime": None,
-            "lastTransitionTime": now()
-            if not old or old["status"] != value
-            else old["lastTransitionTime"],
-        }
-        if reason:
-            new["reason"] = reason
-        if message:
-            new["message"] = message
-        conditions = [c for c in conditions if c["type"] != kind] + [new]
-        self._patch_status(namespace, name, {"conditions": conditions})
-        return True
+        """Set one pod condition; False when it already was so (nothing written)."""
+        return self._patch_status(namespace, name, {}, ((kind, value, reason, message),))
 
     def _container_statuses(
         self, pod: dict[str, Any], run: PodRun, waiting: tuple[str, str] | None = None
@@ -480,8 +491,8 @@ class Kubelet:
                 "startTime": now(),
                 "containerStatuses": self._container_statuses(pod, run),
             },
+            (("Initialized", "True", "", ""),),
         )
-        self._set_condition(md["namespace"], md["name"], "Initialized", "True")
         run.task = asyncio.get_running_loop().create_task(self._run(run))
         run.task.add_done_callback(self._record_failure)
 
@@ -658,6 +669,7 @@ class Kubelet:
         pod = self._pod(run)
         if pod is None:
             return
+        ready = "True" if waiting is None else "False"
         self._patch_status(
             run.namespace,
             run.name,
@@ -665,10 +677,8 @@ class Kubelet:
                 "phase": "Running",
                 "containerStatuses": self._container_statuses(pod, run, waiting),
             },
+            (("ContainersReady", ready, "", ""), ("Ready", ready, "", "")),
         )
-        ready = "True" if waiting is None else "False"
-        self._set_condition(run.namespace, run.name, "ContainersReady", ready)
-        self._set_condition(run.namespace, run.name, "Ready", ready)
 
     def _report_finished(self, run: PodRun) -> None:
         pod = self._pod(run)
@@ -683,10 +693,13 @@ class Kubelet:
         if run.killed and run.killed[0]:
             change["phase"] = "Failed"
             change["reason"], change["message"] = run.killed[0], run.killed[1]
-        self._patch_status(run.namespace, run.name, change)
         reason = "PodCompleted" if change["phase"] == "Succeeded" else "PodFailed"
-        self._set_condition(run.namespace, run.name, "ContainersReady", "False", reason)
-        self._set_condition(run.namespace, run.name, "Ready", "False", reason)
+        self._patch_status(
+            run.namespace,
+            run.name,
+            change,
+            (("ContainersReady", "False", reason, ""), ("Ready", "False", reason, "")),
+        )
 
     async def _oom_later(self, run: PodRun, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -33,16 +33,14 @@ def _param(name: str, kind: str = "string") -> dict[str, Any]:
     return {"name": name, "in": "query", "schema": {"type": kind, "uniqueItems": True}}
 
 
-def _patch_content_types(rt: ResourceType) -> list[str]:
-    # Like the real server: strategic merge patch is offered for built-in kinds only.
-    kinds = [
-        "application/json-patch+json",
-        "application/merge-patch+json",
-        "application/apply-patch+yaml",
-    ]
-    if rt.crd_name is None:
-        kinds.append("application/strategic-merge-patch+json")
-    return kinds
+# The real server also lists strategic-merge-patch for built-in kinds; kubectl then computes
+# patches from the OpenAPI schema, which these documents do not carry in full. Without it
+# kubectl uses its compiled-in types instead, with the same patch as a result.
+PATCH_TYPES = (
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+)
 
 
 def _paths(rt: ResourceType) -> dict[str, Any]:
@@ -64,9 +62,7 @@ def _paths(rt: ResourceType) -> dict[str, Any]:
         "patch": {
             "operationId": f"patch{rt.kind}",
             "parameters": [*write_params, _param("force", "boolean")],
-            "requestBody": {
-                "content": {t: {"schema": {"type": "object"}} for t in _patch_content_types(rt)}
-            },
+            "requestBody": {"content": {t: {"schema": {"type": "object"}} for t in PATCH_TYPES}},
             "responses": ok,
             **ext,
         },

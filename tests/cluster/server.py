@@ -312,8 +312,14 @@ class ApiServer:
         timeout = float(q.get("timeoutSeconds") or self.default_watch_timeout)
         deadline = time.monotonic() + timeout
 
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+
         async def send(kind: str, obj: dict[str, Any]) -> None:
             obj = {**obj, "apiVersion": rt.api_version, "kind": obj.get("kind", rt.kind)}
+            if as_table and kind in ("ADDED", "MODIFIED", "DELETED"):
+                # `kubectl get -w`: every event carries a one-row Table.
+                rv = obj["metadata"].get("resourceVersion", "")
+                obj = tables.table(rt, [obj], rv, q.get("includeObject", ""))
             await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
 
         try:

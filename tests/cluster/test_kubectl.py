@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -184,3 +186,60 @@ def test_create_commands_that_send_protobuf(cluster: Cluster) -> None:
     assert (cluster.get("configmaps", "cm", "proto") or {}).get("data") == {"a": "b"}
     assert cluster.get("serviceaccounts", "runner", "proto") is not None
     ok(cluster.kubectl("delete", "namespace", "proto"))
+
+
+def test_get_watch_prints_table_rows(cluster: Cluster, namespace: str) -> None:
+    watcher = subprocess.Popen(
+        ["kubectl", "get", "pods", "-n", namespace, "-w"],
+        env=cluster.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        cluster.wait_for(
+            lambda: any(
+                "watch=true" in path and namespace in path for _, path, _, _ in cluster.requests()
+            )
+        )
+        cluster.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "quick", "namespace": namespace},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "m", "image": "x", "command": ["python", "-c", "pass"]}
+                    ],
+                },
+            }
+        )
+        cluster.wait_for_pod_phase(namespace, "quick", "Succeeded")
+        time.sleep(0.5)
+    finally:
+        watcher.terminate()
+        out, _ = watcher.communicate(timeout=10)
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert ["quick", "0/1", "Completed", "0"] in [row[:4] for row in rows[1:]]
+
+
+def test_apply_modifies_a_pod_with_a_strategic_merge_patch(
+    cluster: Cluster, namespace: str
+) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ap, labels: {a: '1'}}\nspec:\n"
+        "  restartPolicy: Never\n  containers:\n  - name: m\n    image: x\n"
+        "    command: [python, -c, 'import time; time.sleep(30)']\n"
+        "    env: [{name: A, value: '1'}, {name: B, value: '2'}]\n"
+    )
+    ok(cluster.kubectl("apply", "-n", namespace, "-f", "-", input=pod))
+    changed = pod.replace("{a: '1'}", "{a: '2', b: '3'}").replace("{name: A, value: '1'}, ", "")
+    result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=changed)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    stored = cluster.get("pods", "ap", namespace)
+    assert stored is not None
+    assert stored["metadata"]["labels"] == {"a": "2", "b": "3"}
+    assert stored["spec"]["containers"][0]["env"] == [{"name": "B", "value": "2"}]
+    cluster.delete("pods", "ap", namespace, grace_period=0)
