@@ -11,6 +11,8 @@ COMMANDS: dict[str, str] = {
     "validate": "Check sweep manifests without a cluster.",
     "crd": "Print the HyperparameterSweep CustomResourceDefinition.",
     "run": "Run a sweep locally: trials as subprocesses, live table, best config, plots.",
+    "operator": "Run the Kubernetes operator (what the Helm chart runs).",
+    "best": "Print a sweep's best configuration as YAML ready to reuse.",
 }
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> None:
-    from kubetune.operator.main import add_arguments
+    from kubetune.operator.options import add_arguments
 
     parser = subparsers.add_parser(
         "operator",

@@ -5,70 +5,13 @@ This is what the Helm chart runs. Options override the environment
 """
 
 import argparse
-import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 
 import kopf
 
-from kubetune import conventions
-from kubetune.operator.config import OperatorConfig
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    scope = parser.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        default=[],
-        metavar="NS",
-        help=f"Watch this namespace (repeatable; default ${conventions.ENV_WATCH_NAMESPACES}, "
-        "else all namespaces).",
-    )
-    scope.add_argument("-A", "--all-namespaces", action="store_true", help="Watch every namespace.")
-    peering = parser.add_mutually_exclusive_group()
-    peering.add_argument(
-        "--standalone",
-        action="store_true",
-        default=True,
-        help="Run without peering (the default: one replica).",
-    )
-    peering.add_argument(
-        "--peering",
-        metavar="NAME",
-        help="Coordinate with other replicas through this KopfPeering object (HA).",
-    )
-    parser.add_argument(
-        "--liveness-port",
-        type=int,
-        default=conventions.OPERATOR_HEALTH_PORT,
-        help="Port of the /healthz liveness endpoint; 0 disables it (default %(default)s).",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=conventions.OPERATOR_METRICS_PORT,
-        help="Port of the operator's own /metrics; 0 disables it (default %(default)s).",
-    )
-    parser.add_argument("--default-image", help="Trainer image for sweeps that name none.")
-    parser.add_argument("--prometheus-url", help="Prometheus for sweeps that name none.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
-
-
-def config_from(args: argparse.Namespace) -> OperatorConfig:
-    config = OperatorConfig.from_environment()
-    changes: dict[str, object] = {"metrics_port": args.metrics_port or None}
-    if args.namespace:
-        changes["namespaces"] = tuple(args.namespace)
-    if args.all_namespaces:
-        changes["namespaces"] = ()
-    if args.default_image:
-        changes["default_image"] = args.default_image
-    if args.prometheus_url:
-        changes["default_prometheus_url"] = args.prometheus_url
-    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+from kubetune.operator.options import add_arguments, config_from
 
 
 def run(args: argparse.Namespace) -> int:
