@@ -46,6 +46,14 @@ def test_asha_judges_a_trial_at_its_highest_rung() -> None:
     assert not pruner.prune(study, study.trials[3])
 
 
+def test_asha_stops_judging_one_rung_below_max_steps() -> None:
+    # min 10, eta 3, max 100: rungs at 10 and 30; a trial past 30 runs to the end.
+    curves = {0: {90: 1.0}, 1: {90: 2.0}, 2: {90: 3.0}, 3: {10: 1.0, 30: 1.0, 90: 9.0}}
+    study = _study(curves, running=3)
+    assert not AshaPruner(10, 3, max_steps=100).prune(study, study.trials[3])
+    assert AshaPruner(10, 3).prune(study, study.trials[3])  # no cap: judged at rung 90
+
+
 def test_asha_does_not_prune_before_min_steps() -> None:
     study = _study({0: {5: 1.0}, 1: {5: 9.0}}, running=1)
     assert not AshaPruner(min_steps=10, reduction_factor=3).prune(study, study.trials[1])

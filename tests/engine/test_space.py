@@ -68,3 +68,13 @@ def test_value_not_among_the_choices_is_named() -> None:
     space = SearchSpace.from_spec(make_spec())
     with pytest.raises(ValueError, match="'lora_r': 12 is not in the search space"):
         space.to_optuna({"learning_rate": 1e-3, "warmup": 0.1, "layers": 2, "lora_r": 12})
+
+
+def test_grid_points_off_zero_are_exact() -> None:
+    spec = make_spec(
+        parameters=[{"name": "x", "type": "float", "min": 0.25, "max": 0.75, "step": 0.5}]
+    )
+    space = SearchSpace.from_spec(spec)
+    assert space.grid() == {"x": [0.25, 0.75]}
+    assert space.distributions["x"] == FloatDistribution(0.25, 0.75, step=0.5)
+    assert space.round("x", 0.7500000000000001) == 0.75

@@ -8,7 +8,11 @@ intermediate values alone: given the same history they prune the same trials.
 Rung k of ASHA sits at ``min_steps * reduction_factor**k`` steps. A trial's value at a rung is
 its first recorded value at or after that step. A running trial is judged at the highest rung
 it has reached, against every trial that reached that rung, and continues while it is among
-the best ``ceil(n / reduction_factor)`` of those ``n``.
+the best ``ceil(n / reduction_factor)`` of those ``n``. Unlike Optuna's ASHA, a trial that
+passed a rung can still be stopped there when better trials arrive before it reaches the
+next one: the history keeps no arrival times, and this frees its slot for better trials
+(bench/search_efficiency.py measured both: this spends ~0.27 of the steps of no pruning
+where "earlier arrivals only" spent ~0.36, at the same best value).
 """
 
 import math
@@ -45,11 +49,21 @@ class AshaPruner(BasePruner):
     """Asynchronous successive halving, decided from intermediate values only."""
 
     def __init__(
-        self, min_steps: int, reduction_factor: int, bracket_of: "Bracketing | None" = None
+        self,
+        min_steps: int,
+        reduction_factor: int,
+        max_steps: int | None = None,
+        bracket_of: "Bracketing | None" = None,
     ):
         self._min_steps = min_steps
         self._eta = reduction_factor
         self._bracket_of = bracket_of
+        # As in ASHA, the last rung is one below max_steps by a factor eta: a trial that
+        # passes it runs to the end (pruning at 90% of the run would save little).
+        self._top: int | None = None
+        if max_steps is not None:
+            ratio = max(1.0, max_steps / min_steps)
+            self._top = max(0, math.floor(math.log(ratio, reduction_factor) + 1e-9) - 1)
 
     def _rung(self, step: int) -> int | None:
         if step < self._min_steps:
@@ -57,7 +71,7 @@ class AshaPruner(BasePruner):
         rung = 0
         while self._min_steps * self._eta ** (rung + 1) <= step:
             rung += 1
-        return rung
+        return rung if self._top is None else min(rung, self._top)
 
     def prune(self, study: Study, trial: FrozenTrial) -> bool:
         step = trial.last_step
@@ -70,8 +84,10 @@ class AshaPruner(BasePruner):
         own = rung_value(trial.intermediate_values, resource)
         if own is None:
             return False
-        competitors = []
+        competitors = [own]
         for other in study.get_trials(deepcopy=False):
+            if other.number == trial.number:
+                continue
             if self._bracket_of is not None and self._bracket_of(other.number) != self._bracket_of(
                 trial.number
             ):
@@ -116,7 +132,9 @@ class HyperbandPruner(BasePruner):
         n_brackets = max(1, math.floor(math.log(ratio, reduction_factor) + 1e-9) + 1)
         self.bracketing = Bracketing(sweep_name, n_brackets, reduction_factor)
         self._asha = [
-            AshaPruner(min_steps * reduction_factor**b, reduction_factor, self.bracketing)
+            AshaPruner(
+                min_steps * reduction_factor**b, reduction_factor, max_steps, self.bracketing
+            )
             for b in range(n_brackets)
         ]
 
@@ -132,7 +150,7 @@ def make_pruner(early: EarlyStopping, sweep_name: str, max_steps: int | None) ->
         # MedianPruner compares with completed trials at the same step: already pure.
         return MedianPruner(n_startup_trials=early.startup_trials, n_warmup_steps=early.min_steps)
     if early.name == "asha":
-        return AshaPruner(early.min_steps, early.reduction_factor)
+        return AshaPruner(early.min_steps, early.reduction_factor, max_steps)
     if early.name == "hyperband":
         top = max_steps or early.min_steps * early.reduction_factor**DEFAULT_HYPERBAND_RUNGS
         return HyperbandPruner(sweep_name, early.min_steps, top, early.reduction_factor)

@@ -28,12 +28,16 @@ from optuna.trial import FrozenTrial, TrialState
 from kubetune.engine.space import SearchSpace
 from kubetune.spec import Algorithm
 
-SamplerFactory = Callable[[int], BaseSampler]
+# (seed for this ask, trial number) -> the sampler that suggests that trial's parameters.
+SamplerFactory = Callable[[int, int], BaseSampler]
 
 # Tuned with bench/search_efficiency.py (see bench/results/search_efficiency.md): multivariate
 # TPE models parameter interactions, and constant liar keeps parallel asks apart.
 DEFAULT_STARTUP_TRIALS = 10
 TPE_EI_CANDIDATES = 24
+TPE_CONSTANT_LIAR = True
+# With parallel trials, TPE takes over once this many have finished (not all startup ones).
+TPE_MIN_OBSERVATIONS = 3
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -79,34 +83,43 @@ def _factory(
     startup = startup_trials(algorithm, max_trials)
     name = algorithm.name
     if name == "tpe":
-        return lambda s: TPESampler(
-            seed=s,
-            n_startup_trials=startup,
-            n_ei_candidates=TPE_EI_CANDIDATES,
-            multivariate=True,
-            constant_liar=True,
-        )
+        # Startup trials are Sobol points rather than random ones: they cover the space
+        # evenly, and trial N's point depends on N alone.
+        sobol = _NumberedQMCSampler(dict(space.distributions), seed)
+
+        def tpe(s: int, number: int) -> BaseSampler:
+            if number < startup:
+                return sobol
+            return TPESampler(
+                seed=s,
+                n_startup_trials=min(startup, TPE_MIN_OBSERVATIONS),
+                n_ei_candidates=TPE_EI_CANDIDATES,
+                multivariate=True,
+                constant_liar=TPE_CONSTANT_LIAR,
+            )
+
+        return tpe
     if name == "random":
-        return lambda s: RandomSampler(seed=s)
+        return lambda s, n: RandomSampler(seed=s)
     if name == "grid":
         # One shuffled grid for the whole sweep: trial N takes grid point N, so the order
         # must not change between asks.
         grid = GridSampler(space.grid(), seed=seed)
-        return lambda s: grid
+        return lambda s, n: grid
     if name == "gp":
-        return lambda s: GPSampler(
+        return lambda s, n: GPSampler(
             seed=s, n_startup_trials=startup, warn_independent_sampling=False
         )
     if name == "cmaes":
-        return lambda s: CmaEsSampler(
+        return lambda s, n: CmaEsSampler(
             seed=s, n_startup_trials=startup, warn_independent_sampling=False
         )
     if name == "qmc":
         qmc = _NumberedQMCSampler(dict(space.distributions), seed)
-        return lambda s: qmc
+        return lambda s, n: qmc
     if name == "nsga2":
         population = max(4, min(50, max_trials // 5))
-        return lambda s: NSGAIISampler(seed=s, population_size=population)
+        return lambda s, n: NSGAIISampler(seed=s, population_size=population)
     raise ValueError(f"algorithm.name: unknown algorithm {name!r}")
 
 
@@ -117,7 +130,7 @@ class TrialSeededSampler(BaseSampler):
         self._factory = factory
         self._seed = seed
         self._space = space
-        self._inner = factory(seed)
+        self._inner = factory(seed, 0)
 
     @property
     def inner(self) -> BaseSampler:
@@ -129,7 +142,7 @@ class TrialSeededSampler(BaseSampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self._inner = self._factory(trial_seed(self._seed, trial.number))
+            self._inner = self._factory(trial_seed(self._seed, trial.number), trial.number)
         self._inner.before_trial(study, trial)
 
     def infer_relative_search_space(

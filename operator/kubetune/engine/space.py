@@ -34,11 +34,9 @@ def round_significant(value: float, digits: int) -> float:
     return float(f"{value:.{digits}g}")
 
 
-def _step_decimals(step: float) -> int:
-    text = repr(float(step))
-    if "e-" in text:
-        return int(text.split("e-")[1]) + 1
-    return len(text.split(".")[1]) if "." in text else 0
+def _grid_point(low: float, step: float, index: int) -> float:
+    # 12 significant digits drop the float noise of low + i * step (0.30000000000000004).
+    return float(f"{low + index * step:.12g}")
 
 
 def _ambiguous(values: list[ParamValue]) -> bool:
@@ -93,10 +91,7 @@ class SearchSpace:
                 if param.step is None:
                     raise ValueError(f"parameters: grid search needs a step for {param.name!r}")
                 count = math.floor((param.max - param.min) / param.step + 1e-9) + 1
-                decimals = _step_decimals(param.step)
-                points[param.name] = [
-                    round(param.min + i * param.step, decimals) for i in range(count)
-                ]
+                points[param.name] = [_grid_point(param.min, param.step, i) for i in range(count)]
         return points
 
     def round(self, name: str, value: Any) -> Any:
@@ -105,7 +100,7 @@ class SearchSpace:
         if not isinstance(dist, FloatDistribution) or not isinstance(value, float):
             return value
         if dist.step is not None:
-            rounded = round(value, _step_decimals(dist.step))
+            rounded = _grid_point(dist.low, dist.step, round((value - dist.low) / dist.step))
         else:
             rounded = round_significant(value, PARAM_DIGITS)
         return min(max(rounded, dist.low), dist.high)
@@ -155,6 +150,7 @@ def _distribution(param: AnyParameter, tagged: set[str]) -> BaseDistribution:
     if param.step is not None:
         # Optuna wants max on the step grid; the last grid point below max is the true top.
         count = math.floor((param.max - param.min) / param.step + 1e-9)
-        high = round(param.min + count * param.step, _step_decimals(param.step))
-        return FloatDistribution(param.min, high, step=param.step)
+        return FloatDistribution(
+            param.min, _grid_point(param.min, param.step, count), step=param.step
+        )
     return FloatDistribution(param.min, param.max, log=param.log)
