@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from .api import Api, DeleteOptions
+from .api import Api
 from .errors import ApiError
 from .faults import Faults
 from .kubelet import Kubelet
+from .lifecycle import DeleteOptions
 from .server import ApiServer
 from .store import Store
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import random
 import re
@@ -91,3 +92,17 @@ def record_manager(meta: dict[str, Any], manager: str, operation: str, api_versi
         }
     )
     meta["managedFields"] = entries
+
+
+def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal apart from resourceVersion and managedFields timestamps."""
+
+    def strip(o: dict[str, Any]) -> dict[str, Any]:
+        o = copy.deepcopy(o)
+        o["metadata"].pop("resourceVersion", None)
+        o["metadata"].pop("managedFields", None)
+        o.pop("apiVersion", None)
+        o.pop("kind", None)
+        return o
+
+    return strip(a) == strip(b)

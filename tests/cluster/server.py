@@ -16,9 +16,10 @@ import yaml
 from aiohttp import web
 
 from . import discovery, openapi, protobuf, tables
-from .api import Api, DeleteOptions, WriteOptions
+from .api import Api, WriteOptions
 from .errors import ApiError
 from .faults import Faults
+from .lifecycle import DeleteOptions
 from .meta import manager_from
 from .resources import ResourceType
 from .selectors import field_matcher, label_matcher
