@@ -13,3 +13,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScrapedRun]:
     workdir: Path = tmp_path_factory.mktemp("scraped-run")
     with scraped_run(workdir) as run:
         yield run
+
+
+# The simulated API server and kubelet (tests/cluster), for the kubectl apply tests.
+from tests.cluster.fixtures import cluster, namespace  # noqa: E402, F401

@@ -175,11 +175,20 @@ def test_rbac_is_least_privilege(scope: str, peering: bool) -> None:
         (API_GROUP, f"{PLURAL}/status"),
         ("", "pods"),
         ("", "events"),
-        ("events.k8s.io", "events"),
     }
     if peering:
         expected.add(("kopf.dev", "clusterkopfpeerings" if scope == "cluster" else "kopfpeerings"))
     assert granted == expected
+    verbs = {
+        (g, r): sorted(rule["verbs"])
+        for rule in rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert verbs[("", "pods")] == ["create", "delete", "get", "list", "watch"]
+    assert verbs[("", "events")] == ["create"]
+    assert verbs[(API_GROUP, PLURAL)] == ["get", "list", "patch", "watch"]
+    assert verbs[(API_GROUP, f"{PLURAL}/status")] == ["get", "patch"]
     cluster_rules = [r for m in by_kind(manifests, "ClusterRole") for r in _rules(m)]
     crd_rule = next(r for r in cluster_rules if "customresourcedefinitions" in r["resources"])
     assert sorted(crd_rule["verbs"]) == ["list", "watch"]
@@ -399,7 +408,14 @@ def test_schema_rejects_bad_values_naming_the_key(values: dict[str, Any], messag
 
 def test_notes_tell_how_to_start_a_sweep() -> None:
     text = notes()
-    assert "kubectl apply -f examples/" in text
+    example = REPO / "examples" / "tiny-sweep.yaml"
+    assert example.exists()
+    assert (
+        f"kubectl apply -f https://raw.githubusercontent.com/kubetune/kubetune/v0.1.0/examples/{example.name}"
+        in text
+    )
+    assert yaml.safe_load(example.read_text())["metadata"]["name"] == "tiny-sweep"
+    assert "kubectl describe hps tiny-sweep" in text
     assert "kubectl get hps" in text
     assert "WARNING: neither metrics.podMonitor.enabled" in text
     text = notes(combination_values(frozenset({"podMonitor", "dashboards"}), "namespaced"))
@@ -407,3 +423,25 @@ def test_notes_tell_how_to_start_a_sweep() -> None:
     assert "-n team-a" in text
     assert "WARNING" not in text
     assert "kubetune / Sweep" in text
+
+
+def _value_keys(values: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys down to where the schema stops listing properties (free-form maps)."""
+    keys = []
+    for key, value in values.items():
+        sub = schema.get("properties", {}).get(key, {})
+        if isinstance(value, dict) and value and sub.get("additionalProperties") is False:
+            keys += _value_keys(value, sub, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def test_readme_documents_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    keys = _value_keys(values, schema)
+    assert len(keys) > 40
+    missing = [key for key in keys if f"| `{key}` |" not in readme]
+    assert missing == []

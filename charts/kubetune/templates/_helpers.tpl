@@ -68,14 +68,15 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: ["kubetune.dev"]
   resources: ["hyperparametersweeps/status"]
   verbs: ["get", "patch"]
-# Trial pods: created per trial, deleted when pruned, watched for their outcome.
+# Trial pods: created per trial, deleted when pruned, watched (kopf index and event
+# handlers, which never write to the pods) for their outcome.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "create", "delete", "patch"]
-# Events on sweeps (kopf.info/warn and the operator's own).
-- apiGroups: ["", "events.k8s.io"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Events on sweeps: kopf posts them (kopf.info/warn/exception) with create only.
+- apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- if and .Values.rbac.kopfPeering .Values.watchNamespaces }}
 # kopf: knowing which other operators run in this namespace (namespaced peering; a
 # cluster-wide operator uses ClusterKopfPeering instead).

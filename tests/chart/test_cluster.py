@@ -1,0 +1,162 @@
+"""The rendered chart on the test cluster: kubectl applies it, and the operator pod it
+defines runs the real operator, which answers on /healthz and hands its defaults to trials.
+
+The simulated API server serves the core kinds, CRDs and their resources, but not
+Deployments, Services, RBAC or the Prometheus operator's kinds (tests/cluster/README.md).
+Those are checked offline against the Kubernetes schemas (test_chart.py); here kubectl must
+refuse exactly them, as unknown kinds, and apply everything else.
+"""
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from kubetune import API_GROUP, PLURAL, conventions
+from tests.chart.prometheus import free_port
+from tests.chart.rendering import CHART, REPO, TOGGLES, combination_values, one
+from tests.chart.rendering import render as render_chart
+from tests.cluster.cluster import Cluster
+
+pytestmark = pytest.mark.slow
+
+NOT_SIMULATED = frozenset(
+    {
+        "Deployment",
+        "Service",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ServiceMonitor",
+        "PodMonitor",
+        "PrometheusRule",
+    }
+)
+CRD = CHART / "crds" / f"{PLURAL}.{API_GROUP}.yaml"
+EXAMPLE = REPO / "examples" / "tiny-sweep.yaml"
+
+
+def render(values: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
+    """The chart as `helm install -n <namespace>` would create it (no test hooks)."""
+    manifests = render_chart(values)
+    for manifest in manifests:
+        if manifest["metadata"].get("namespace") == "kubetune":
+            manifest["metadata"]["namespace"] = namespace
+        for subject in manifest.get("subjects", []):
+            subject["namespace"] = namespace
+    return [m for m in manifests if "helm.sh/hook" not in m["metadata"].get("annotations", {})]
+
+
+def test_kubectl_applies_the_chart(cluster: Cluster, namespace: str) -> None:
+    cluster.apply_crd(CRD)
+    values = combination_values(frozenset(TOGGLES), "cluster")
+    applied, refused = [], []
+    for manifest in render(values, namespace):
+        done = cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        kind = manifest["kind"]
+        if done.returncode == 0:
+            applied.append(kind)
+        else:
+            assert kind in NOT_SIMULATED, f"{kind}: {done.stderr}"
+            assert (
+                "no matches for kind" in done.stderr or "the server could not find" in done.stderr
+            ), done.stderr
+            refused.append(kind)
+    assert sorted(applied) == ["ConfigMap", "ConfigMap", "ConfigMap", "ServiceAccount"]
+    assert set(refused) == NOT_SIMULATED - {"Role", "RoleBinding"}  # cluster-wide install
+    listed = cluster.kubectl(
+        "get", "configmaps", "-n", namespace, "-l", "grafana_dashboard=1", "-o", "name"
+    )
+    assert sorted(listed.stdout.split()) == [
+        "configmap/kubetune-dashboard-operator",
+        "configmap/kubetune-dashboard-sweep",
+    ]
+
+
+def test_the_chart_crd_serves_the_example_sweep(cluster: Cluster, namespace: str) -> None:
+    cluster.apply_crd(CRD)
+    applied = cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE))
+    assert applied.returncode == 0, applied.stderr
+    listed = cluster.kubectl("get", "hps", "-n", namespace)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split()[:2] == ["NAME", "PHASE"]
+    assert "tiny-sweep" in listed.stdout
+
+
+def _operator_pod(values: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The pod the chart's Deployment asks for, as its ReplicaSet would create it."""
+    deployment = one(render(values, namespace), "Deployment")
+    template = deployment["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{deployment['metadata']['name']}-0",
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+        },
+        "spec": template["spec"],
+    }
+
+
+def _wait_live(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not live after {timeout}s")
+        time.sleep(0.5)
+
+
+def test_operator_pod_from_the_chart_is_live_and_applies_defaults(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.apply_crd(CRD)
+    kubelet = cluster.kubelet
+    assert kubelet is not None
+    # The simulated kubelet mounts no service-account token: hand the pod a kubeconfig.
+    kubelet.extra_env["KUBECONFIG"] = str(cluster.kubeconfig)
+    # Free ports instead of 8080/8000: pods share this machine's network namespace.
+    live_port, metrics_port = free_port(), free_port()
+    values = {
+        "watchNamespaces": [namespace],
+        "defaults": {"trainerImage": "registry.example/trainer:test"},
+        "operator": {
+            "extraArgs": ["--liveness-port", str(live_port), "--metrics-port", str(metrics_port)]
+        },
+    }
+    pod = cluster.create(_operator_pod(values, namespace))
+    name = pod["metadata"]["name"]
+    try:
+        cluster.wait_for_pod_phase(namespace, name, "Running")
+        _wait_live(f"http://127.0.0.1:{live_port}/healthz")
+        sweep = yaml.safe_load(EXAMPLE.read_text())
+        sweep["metadata"]["namespace"] = namespace
+        sweep["spec"]["suspend"] = False
+        cluster.create(sweep)
+        trial = cluster.wait_for(
+            lambda: cluster.list_objects(
+                "pods", namespace, label_selector=f"{conventions.LABEL_SWEEP}=tiny-sweep"
+            ),
+            timeout=60,
+            message="the operator created no trial pod",
+        )[0]
+        # The sweep names no image: the chart's default reached the trial.
+        assert trial["spec"]["containers"][0]["image"] == "registry.example/trainer:test"
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        assert "kubetune_reconcile_seconds_count" in metrics
+        logs = cluster.pod_logs(namespace, name)
+        assert "Traceback" not in logs, logs
+    finally:
+        kubelet.extra_env.pop("KUBECONFIG", None)
+        cluster.delete(PLURAL, "tiny-sweep", namespace, group=API_GROUP)
+        for leftover in cluster.list_objects("pods", namespace):
+            cluster.delete("pods", leftover["metadata"]["name"], namespace, grace_period=0)
