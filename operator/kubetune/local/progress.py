@@ -37,6 +37,9 @@ class ProgressView(Protocol):
     def event(self, text: str) -> None:
         """One line worth keeping in the log: a trial started, ended, a new best."""
 
+    def detail(self, text: str) -> None:
+        """A progress line (a new evaluation): logged in plain mode, the table shows it live."""
+
     def update(self, board: Board) -> None:
         """The state of every trial changed (a refresh, not a log line)."""
 
@@ -69,6 +72,9 @@ class LineView:
     def event(self, text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {text}", file=self.stream, flush=True)
 
+    def detail(self, text: str) -> None:
+        self.event(text)
+
     def update(self, board: Board) -> None:
         pass
 
@@ -94,6 +100,9 @@ class LiveView:
 
     def event(self, text: str) -> None:
         self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}", highlight=False)
+
+    def detail(self, text: str) -> None:
+        pass
 
     def update(self, board: Board) -> None:
         self._live.update(render(board))

@@ -190,7 +190,7 @@ class LocalRunner:
                 trial.reported_step = at
                 if not self.spec.multi_objective:
                     self.engine.report(trial.plan.number, at, value)
-                self.view.event(
+                self.view.detail(
                     f"{trial.plan.name} step {at}  {self.objectives[0]}={format_value(value)}"
                 )
 
