@@ -23,21 +23,14 @@ from typing import Any
 from .api import TERMINAL_PHASES, Api
 from .errors import ApiError
 from .meta import now
-from .podenv import ConfigError, command_line, container_env, remap_paths
+from .pod_logs import stream_log
+from .podenv import ConfigError, process_launch
+from .scheduling import GPU, Node, place
 from .store import Event
+from .termination import exit_code_of, terminated_state, termination_message
 
-GPU = "nvidia.com/gpu"
 Condition = tuple[str, str, str, str]  # type, status, reason, message
 OOM_ANNOTATION = "sim.kubetune.dev/oom-kill-after-seconds"
-MESSAGE_LIMIT = 4096  # bytes of a termination message, like the real kubelet
-FALLBACK_LINES, FALLBACK_BYTES = 80, 2048
-
-
-@dataclass
-class Node:
-    name: str
-    gpus: int
-    lost: bool = False
 
 
 @dataclass
@@ -69,15 +62,6 @@ def _die_with_parent() -> None:
     """In the child: get SIGKILL if the test process dies without stopping the cluster."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def gpu_request(pod: dict[str, Any]) -> int:
-    total = 0
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        res = c.get("resources") or {}
-        value = (res.get("limits") or {}).get(GPU, (res.get("requests") or {}).get(GPU, 0))
-        total += int(value)
-    return total
 
 
 class Kubelet:
@@ -277,39 +261,13 @@ class Kubelet:
                 del self.runs[uid]
 
     def _schedule(self, pod: dict[str, Any], pods: list[dict[str, Any]]) -> None:
-        need = gpu_request(pod)
-        selector = (pod.get("spec") or {}).get("nodeSelector") or {}
         nodes_rt = self.api.resource("", "v1", "nodes")
-        chosen = None
-        short_gpu = mismatched = lost = 0
         for node in self.nodes.values():
-            if node.lost:
-                lost += 1
-                continue
-            labels = self.api.get(nodes_rt, "", node.name)["metadata"].get("labels") or {}
-            if any(labels.get(k) != v for k, v in selector.items()):
-                mismatched += 1
-                continue
-            used = sum(
-                gpu_request(p)
-                for p in pods
-                if (p.get("spec") or {}).get("nodeName") == node.name
-                and (p.get("status") or {}).get("phase") not in TERMINAL_PHASES
-            )
-            if node.gpus - used >= need:
-                chosen = node.name
-                break
-            short_gpu += 1
+            stored = self.api.get(nodes_rt, "", node.name)
+            node.labels = stored["metadata"].get("labels") or {}
+        chosen, message = place(pod, pods, list(self.nodes.values()))
         md = pod["metadata"]
         if chosen is None:
-            reasons = [f"{short_gpu} Insufficient {GPU}"] if short_gpu else []
-            if mismatched:
-                reasons.append(f"{mismatched} node(s) didn't match Pod's node affinity/selector")
-            if lost:
-                reasons.append(
-                    f"{lost} node(s) had untolerated taint {{node.kubernetes.io/unreachable: }}"
-                )
-            message = f"0/{len(self.nodes)} nodes are available: {', '.join(reasons)}."
             if self._set_condition(
                 md["namespace"], md["name"], "PodScheduled", "False", "Unschedulable", message
             ):
@@ -548,12 +506,11 @@ class Kubelet:
         self, pod: dict[str, Any], run: PodRun, spec: dict[str, Any]
     ) -> tuple[list[str], dict[str, str]]:
         ns = run.namespace
-        pod = copy.deepcopy(pod)
 
         def lookup(plural: str, name: str) -> dict[str, Any] | None:
             return self.api.store.get(("", plural, ns, name))
 
-        env = {
+        base = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(run.workdir),
             "TMPDIR": str(run.workdir),
@@ -564,22 +521,8 @@ class Kubelet:
             "KUBERNETES_SERVICE_PORT": str(self.api_port),
             **self.extra_env,
         }
-        declared = container_env(pod, spec, lookup)
-        # The process cannot write /dev/termination-log: point it at the per-container file.
-        path = spec.get("terminationMessagePath", "/dev/termination-log")
-        message_file = str(run.containers[spec["name"]].message_file)
-        declared = {k: message_file if v == path else v for k, v in declared.items()}
-        declared.setdefault("KUBETUNE_TERMINATION_LOG", message_file)
-        # Volumes are folders of the pod's directory; paths under a mountPath in env values
-        # and args are rewritten to them (a local process cannot see /workspace).
-        mounts = {}
-        for mount in spec.get("volumeMounts") or []:
-            target = run.workdir / "volumes" / mount["name"] / mount.get("subPath", "")
-            target.mkdir(parents=True, exist_ok=True)
-            mounts[mount["mountPath"].rstrip("/")] = str(target).rstrip("/")
-        env.update({k: remap_paths(v, mounts) for k, v in declared.items()})
-        argv = command_line(spec, env)
-        return argv[:1] + [remap_paths(a, mounts) for a in argv[1:]], env
+        message_file = run.containers[spec["name"]].message_file
+        return process_launch(copy.deepcopy(pod), spec, run.workdir, message_file, base, lookup)
 
     async def _spawn_container(
         self, run: PodRun, name: str, argv: list[str], env: dict[str, str]
@@ -629,41 +572,19 @@ class Kubelet:
             c.terminated = None
 
     def _termination(self, run: PodRun, c: Container, code: int, started: str) -> dict[str, Any]:
-        exit_code = 128 - code if code < 0 else code  # killed by signal N: 128 + N
-        reason = "Completed" if exit_code == 0 else "Error"
-        if run.killed and run.killed[2] == "OOMKilled":
-            reason = "OOMKilled"
-        state: dict[str, Any] = {
-            "exitCode": exit_code,
-            "reason": reason,
-            "startedAt": started,
-            "finishedAt": now(),
-            "containerID": f"sim://{run.uid}/{c.name}",
-        }
-        if code < 0:
-            state["signal"] = -code
-        message = self._message(run, c, exit_code)
-        if message:
-            state["message"] = message
-        return state
-
-    def _message(self, run: PodRun, c: Container, exit_code: int) -> str:
-        pod = self._pod(run)
+        pod = self._pod(run) or {}
         spec: dict[str, Any] = next(
-            (s for s in (pod or {}).get("spec", {}).get("containers", []) if s["name"] == c.name),
-            {},
+            (s for s in pod.get("spec", {}).get("containers", []) if s["name"] == c.name), {}
         )
-        text = ""
-        if c.message_file.exists():
-            text = c.message_file.read_bytes()[:MESSAGE_LIMIT].decode(errors="replace")
-        if (
-            not text
-            and exit_code != 0
-            and spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
-        ):
-            lines = c.log.read_bytes().decode(errors="replace").splitlines()[-FALLBACK_LINES:]
-            text = "\n".join(lines)[-FALLBACK_BYTES:]
-        return text
+        policy = spec.get("terminationMessagePolicy", "File")
+        return terminated_state(
+            code,
+            oom_killed=run.killed is not None and run.killed[2] == "OOMKilled",
+            started=started,
+            finished=now(),
+            container_id=f"sim://{run.uid}/{c.name}",
+            message=termination_message(c.message_file, c.log, exit_code_of(code), policy),
+        )
 
     def _report_running(self, run: PodRun, waiting: tuple[str, str] | None = None) -> None:
         pod = self._pod(run)
@@ -769,31 +690,13 @@ class Kubelet:
         c = self._container_for(namespace, name, container)
         return c.log.read_bytes().decode(errors="replace")
 
-    async def logs(
+    def logs(
         self, namespace: str, name: str, container: str | None, query: dict[str, str]
     ) -> AsyncIterator[bytes]:
         """The `log` subresource: tailLines, limitBytes and follow are honoured."""
         c = self._container_for(namespace, name, container)
-        data = c.log.read_bytes()
-        if "tailLines" in query:
-            lines = data.splitlines(keepends=True)
-            n = int(query["tailLines"])
-            data = b"".join(lines[-n:]) if n else b""
-        if "limitBytes" in query:
-            data = data[: int(query["limitBytes"])]
-        yield data
-        if query.get("follow") != "true":
-            return
-        offset = c.log.stat().st_size
-        while True:
-            size = c.log.stat().st_size
-            if size > offset:
-                with open(c.log, "rb") as f:
-                    f.seek(offset)
-                    chunk = f.read(size - offset)
-                offset = size
-                yield chunk
-                continue
-            if c.process is None or c.process.returncode is not None:
-                return
-            await asyncio.sleep(0.1)
+
+        def running() -> bool:
+            return c.process is not None and c.process.returncode is None
+
+        return stream_log(c.log, query, running)

@@ -6,7 +6,11 @@ import base64
 import re
 import shutil
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from kubetune import conventions
 
 from .selectors import field_value
 
@@ -15,7 +19,8 @@ class ConfigError(Exception):
     """The container cannot start yet: CreateContainerConfigError (e.g. a missing Secret)."""
 
 
-Lookup = Any  # Callable[[str, str], dict | None]: (plural, name) -> object in the pod's namespace
+# (plural, name) -> the object in the pod's namespace, or None.
+Lookup = Callable[[str, str], dict[str, Any] | None]
 
 _REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$\(")
 
@@ -127,3 +132,32 @@ def remap_paths(value: str, mounts: dict[str, str]) -> str:
         if value == mount or value.startswith(mount + "/"):
             return mounts[mount] + value[len(mount) :]
     return value
+
+
+def process_launch(
+    pod: dict[str, Any],
+    spec: dict[str, Any],
+    workdir: Path,
+    message_file: Path,
+    base_env: dict[str, str],
+    lookup: Lookup,
+) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of a container's process.
+
+    The process cannot write /dev/termination-log: env values naming the container's
+    terminationMessagePath point at `message_file` instead, and KUBETUNE_TERMINATION_LOG is
+    set to it unless declared. Volumes are folders of `workdir`; env values and args under a
+    mountPath are rewritten to them (a local process cannot see /workspace).
+    """
+    declared = container_env(pod, spec, lookup)
+    path = spec.get("terminationMessagePath", conventions.DEFAULT_TERMINATION_LOG)
+    declared = {k: str(message_file) if v == path else v for k, v in declared.items()}
+    declared.setdefault(conventions.ENV_TERMINATION_LOG, str(message_file))
+    mounts = {}
+    for mount in spec.get("volumeMounts") or []:
+        target = workdir / "volumes" / mount["name"] / mount.get("subPath", "")
+        target.mkdir(parents=True, exist_ok=True)
+        mounts[mount["mountPath"].rstrip("/")] = str(target).rstrip("/")
+    env = {**base_env, **{k: remap_paths(v, mounts) for k, v in declared.items()}}
+    argv = command_line(spec, env)
+    return argv[:1] + [remap_paths(a, mounts) for a in argv[1:]], env

@@ -19,12 +19,14 @@ from typing import Any
 
 import yaml
 
+from kubetune import conventions
+
 from .cluster import Cluster
-from .pod_discovery import PodDiscovery
+from .pod_discovery import PodDiscovery, sanitize
 
 PROMETHEUS_BIN = "prometheus"
-SWEEP_LABEL_META = "__meta_kubernetes_pod_label_kubetune_dev_sweep"
-TRIAL_LABEL_META = "__meta_kubernetes_pod_label_kubetune_dev_trial"
+SWEEP_LABEL_META = "__meta_kubernetes_pod_label_" + sanitize(conventions.LABEL_SWEEP)
+TRIAL_LABEL_META = "__meta_kubernetes_pod_label_" + sanitize(conventions.LABEL_TRIAL)
 
 
 def free_port() -> int:
