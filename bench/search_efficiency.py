@@ -310,6 +310,23 @@ def markdown(report: dict[str, Any], config: Config) -> str:
             + f" | {fmt(r['tpe_vs_random'], '.3f')}"
             f" | {fmt(r[f'parallel{config.workers}_vs_sequential'], '.2f')} |"
         )
+    lines += [
+        "",
+        f"Median best value after {config.budget} trials (known minima: Branin 0.397887, "
+        "Hartmann6 -3.32237):",
+        "",
+        f"| problem | random | tpe | {par} | grid |",
+        "|---|---|---|---|---|",
+    ]
+    for name, study in report["problems"].items():
+        m = study["methods"]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{m[k]['median_best_at_budget']:.4f}" for k in ("random", "tpe", par, "grid")
+            )
+            + " |"
+        )
     pr = report["pruning"]
     lines += [
         "",

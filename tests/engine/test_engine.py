@@ -324,3 +324,14 @@ def test_full_run_keeps_the_best_and_rebuilds_identically() -> None:
     assert twin.best() == engine.best()
     assert twin.finished() == engine.finished()
     assert len(engine.study.trials) == 12
+
+
+def test_gp_without_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    with pytest.raises(ValueError, match=r"algorithm\.name: gp needs PyTorch"):
+        SweepEngine(make_spec(algorithm={"name": "gp"}), "gp")

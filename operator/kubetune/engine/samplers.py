@@ -5,6 +5,7 @@ then sees only the trials in the study, which a rebuild from history restores ex
 suggestion for trial N does not depend on how many asks this process happened to make before.
 """
 
+import importlib.util
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -107,6 +108,8 @@ def _factory(
         grid = GridSampler(space.grid(), seed=seed)
         return lambda s, n: grid
     if name == "gp":
+        if importlib.util.find_spec("torch") is None:
+            raise ValueError("algorithm.name: gp needs PyTorch installed where the engine runs")
         return lambda s, n: GPSampler(
             seed=s, n_startup_trials=startup, warn_independent_sampling=False
         )
