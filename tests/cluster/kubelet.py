@@ -24,12 +24,12 @@ from .api import TERMINAL_PHASES, Api
 from .errors import ApiError
 from .meta import now
 from .pod_logs import stream_log
+from .pod_status import Condition, container_status, merge_conditions
 from .podenv import ConfigError, process_launch
 from .scheduling import GPU, Node, place
 from .store import Event
 from .termination import exit_code_of, terminated_state, termination_message
 
-Condition = tuple[str, str, str, str]  # type, status, reason, message
 OOM_ANNOTATION = "sim.kubetune.dev/oom-kill-after-seconds"
 
 
@@ -40,6 +40,7 @@ class Container:
     message_file: Path
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    started: str | None = None  # when the current process started
     terminated: dict[str, Any] | None = None
 
 
@@ -339,30 +340,7 @@ class Kubelet:
             return False  # deleted meanwhile
         status = copy.deepcopy(pod.get("status") or {})
         status.update(change)
-        current = list(status.get("conditions") or [])
-        for kind, value, reason, message in conditions:
-            old = next((c for c in current if c["type"] == kind), None)
-            if old and (old["status"], old.get("reason", ""), old.get("message", "")) == (
-                value,
-                reason,
-                message,
-            ):
-                continue
-            new: dict[str, Any] = {
-                "type": kind,
-                "status": value,
-                "lastProbeTime": None,
-                "lastTransitionTime": old["lastTransitionTime"]
-                if old and old["status"] == value
-                else now(),
-            }
-            if reason:
-                new["reason"] = reason
-            if message:
-                new["message"] = message
-            current = [c if c["type"] != kind else new for c in current]
-            if old is None:
-                current.append(new)
+        current = merge_conditions(status.get("conditions") or [], conditions, now())
         if current:
             status["conditions"] = current
         if status == pod.get("status"):
@@ -389,24 +367,16 @@ class Kubelet:
         out = []
         for spec in pod["spec"]["containers"]:
             c = run.containers[spec["name"]]
-            if c.terminated is not None:
-                state: dict[str, Any] = {"terminated": c.terminated}
-            elif c.process is not None and c.process.returncode is None:
-                state = {"running": {"startedAt": now()}}
-            else:
-                reason, message = waiting or ("ContainerCreating", "")
-                state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+            alive = c.process is not None and c.process.returncode is None
             out.append(
-                {
-                    "name": spec["name"],
-                    "image": spec.get("image", ""),
-                    "imageID": f"sim://{spec.get('image', '')}",
-                    "containerID": f"sim://{run.uid}/{spec['name']}",
-                    "ready": "running" in state,
-                    "started": "running" in state,
-                    "restartCount": c.restarts,
-                    "state": state,
-                }
+                container_status(
+                    spec,
+                    pod_uid=run.uid,
+                    restarts=c.restarts,
+                    terminated=c.terminated,
+                    running_since=c.started if alive else None,
+                    waiting=waiting,
+                )
             )
         return out
 
@@ -552,7 +522,7 @@ class Kubelet:
                         "finishedAt": now(),
                     }
                     return
-            started = now()
+            started = c.started = now()
             self._report_running(run)
             current = self._pod(run)
             if current is not None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from .errors import ApiError
 from .patches import json_patch, merge_patch, strategic_merge_patch
+from .pod_status import merge_conditions
 from .protobuf import decode
+from .scheduling import Node, place
 from .schema import apply_defaults, prune, validate
 from .selectors import field_matcher, label_matcher
 from .tables import human_age, jsonpath
+from .termination import terminated_state, termination_message
 
 SCHEMA = {
     "type": "object",
@@ -196,3 +202,62 @@ def test_protobuf_bodies_as_kubectl_sends_them() -> None:
     with pytest.raises(ApiError) as err:
         decode(pod)
     assert err.value.code == 415 and "'Pod'" in err.value.message
+
+
+def test_place_explains_why_no_node_fits() -> None:
+    def gpu_pod(n: int, node: str = "", phase: str = "Running") -> dict[str, Any]:
+        return {
+            "spec": {
+                "nodeName": node,
+                "containers": [{"resources": {"limits": {"nvidia.com/gpu": n}}}],
+            },
+            "status": {"phase": phase},
+        }
+
+    nodes = [
+        Node("a", 2, labels={"zone": "x"}),
+        Node("b", 4, lost=True),
+        Node("c", 8, labels={"zone": "y"}),
+    ]
+    running = [gpu_pod(2, "a"), gpu_pod(8, "c", phase="Succeeded")]
+    assert place(gpu_pod(1), running, nodes) == ("c", "")  # finished pods free their GPUs
+    pick_a = {**gpu_pod(1), "spec": {**gpu_pod(1)["spec"], "nodeSelector": {"zone": "x"}}}
+    assert place(pick_a, running, nodes) == (
+        None,
+        "0/3 nodes are available: 1 Insufficient "
+        "nvidia.com/gpu, 1 node(s) didn't match Pod's node "
+        "affinity/selector, 1 node(s) had untolerated taint "
+        "{node.kubernetes.io/unreachable: }.",
+    )
+
+
+def test_terminated_state_and_message(tmp_path: Path) -> None:
+    killed = terminated_state(
+        -9, oom_killed=False, started="s", finished="f", container_id="c", message=""
+    )
+    assert (killed["exitCode"], killed["signal"], killed["reason"]) == (137, 9, "Error")
+    oom = terminated_state(
+        -9, oom_killed=True, started="s", finished="f", container_id="c", message=""
+    )
+    assert oom["reason"] == "OOMKilled"
+    log, msg = tmp_path / "log", tmp_path / "msg"
+    log.write_text("\n".join(f"line {i}" for i in range(100)))
+    assert termination_message(msg, log, 1, "File") == ""
+    fallback = termination_message(msg, log, 1, "FallbackToLogsOnError")
+    assert fallback.splitlines()[0] == "line 20" and fallback.endswith("line 99")
+    assert termination_message(msg, log, 0, "FallbackToLogsOnError") == ""
+    msg.write_bytes(b"x" * 5000)
+    assert termination_message(msg, log, 1, "FallbackToLogsOnError") == "x" * 4096
+
+
+def test_merge_conditions_moves_transition_time_only_on_flips() -> None:
+    first = merge_conditions([], [("Ready", "False", "", "")], "t1")
+    same = merge_conditions(first, [("Ready", "False", "PodCompleted", "")], "t2")
+    assert same[0]["lastTransitionTime"] == "t1" and same[0]["reason"] == "PodCompleted"
+    flipped = merge_conditions(
+        same, [("Ready", "True", "", ""), ("Initialized", "True", "", "")], "t3"
+    )
+    assert [(c["type"], c["status"], c["lastTransitionTime"]) for c in flipped] == [
+        ("Ready", "True", "t3"),
+        ("Initialized", "True", "t3"),
+    ]
