@@ -16,10 +16,14 @@ import pytest
 import yaml
 
 from kubetune import API_GROUP, PLURAL, conventions
+from kubetune.builders.pod import build_trial_pod
+from kubetune.spec import effective_spec, parse_sweep
 from tests.chart.prometheus import free_port
 from tests.chart.rendering import CHART, REPO, TOGGLES, combination_values, one
 from tests.chart.rendering import render as render_chart
 from tests.cluster.cluster import Cluster
+from tests.cluster.pod_discovery import PodDiscovery
+from tests.cluster.prometheus import Prometheus as ClusterPrometheus
 
 pytestmark = pytest.mark.slow
 
@@ -160,3 +164,95 @@ def test_operator_pod_from_the_chart_is_live_and_applies_defaults(
         cluster.delete(PLURAL, "tiny-sweep", namespace, group=API_GROUP)
         for leftover in cluster.list_objects("pods", namespace):
             cluster.delete("pods", leftover["metadata"]["name"], namespace, grace_period=0)
+
+
+# A trial container that serves one trainer series where the operator says it should.
+_EXPORTER = """
+import os, time
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+labels = {k: os.environ['KUBETUNE_' + k.upper()] for k in ('sweep', 'trial', 'namespace')}
+registry = CollectorRegistry()
+Gauge('kubetune_trial_step', 'step', list(labels), registry=registry).labels(**labels).set(7)
+start_http_server(int(os.environ['KUBETUNE_METRICS_PORT']), os.environ['KUBETUNE_METRICS_ADDR'], registry)
+time.sleep(120)
+"""
+
+
+def _trial_pod(namespace: str) -> dict[str, Any]:
+    sweep = parse_sweep(
+        {
+            "apiVersion": f"{API_GROUP}/v1alpha1",
+            "kind": "HyperparameterSweep",
+            "metadata": {"name": "demo", "namespace": namespace},
+            "spec": {
+                "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "trial",
+                                "image": "python:3.11-slim",
+                                "command": ["python", "-c", _EXPORTER],
+                            }
+                        ]
+                    }
+                },
+            },
+        }
+    )
+    return build_trial_pod(sweep, effective_spec(sweep.spec), 0, {"x": 0.5})
+
+
+def test_fallback_scrape_config_scrapes_trial_pods_on_the_cluster(
+    cluster: Cluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The chart's pod job, fed the targets Kubernetes SD (role pod) would give.
+
+    Debian's Prometheus has no Kubernetes SD, so the test cluster's discovery bridge
+    serves the same targets and __meta_kubernetes_pod_* labels over HTTP SD.
+    """
+    manifests = render(combination_values(frozenset({"scrapeConfig"}), "cluster"), namespace)
+    config_map = one(manifests, "ConfigMap", "kubetune-scrape-config")
+    job = yaml.safe_load(config_map["data"]["kubetune-scrape-config.yaml"])["scrape_configs"][0]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
+    trial = cluster.create(_trial_pod(namespace))
+    # A pod that asks to be scraped but is no trial of kubetune's.
+    other = cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "other",
+                "namespace": namespace,
+                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": "9400"},
+            },
+            "spec": {
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "x",
+                        "ports": [{"name": "metrics", "containerPort": 9400}],
+                    }
+                ]
+            },
+        }
+    )
+    discovery = PodDiscovery(cluster, namespaces=[namespace]).start()
+    del job["kubernetes_sd_configs"]
+    job["http_sd_configs"] = [{"url": discovery.url, "refresh_interval": "1s"}]
+    prometheus = ClusterPrometheus(tmp_path_factory.mktemp("fallback"), extra_scrape_configs=[job])
+    try:
+        cluster.wait_for_pod_phase(namespace, trial["metadata"]["name"], "Running")
+        cluster.wait_for_pod_phase(namespace, other["metadata"]["name"], "Running")
+        with prometheus:
+            (series,) = prometheus.wait_for(
+                'kubetune_trial_step{job="kubetune-trials"}', timeout=45
+            )
+            targets = prometheus.targets()
+    finally:
+        discovery.stop()
+    assert series["metric"]["namespace"] == namespace
+    assert series["metric"]["sweep"] == "demo"
+    assert series["metric"]["trial"] == trial["metadata"]["name"]
+    assert series["metric"]["pod"] == trial["metadata"]["name"]
+    assert [t["labels"]["pod"] for t in targets] == [trial["metadata"]["name"]]

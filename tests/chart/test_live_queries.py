@@ -9,6 +9,7 @@ must have data.
 """
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -114,6 +115,37 @@ def test_alert_evaluates_and_its_series_exist(scraped: ScrapedRun, alert: str) -
     for selector in vector_selectors(expr):
         result = scraped.prometheus.query_range(str(selector), scraped.start, scraped.end, 1)
         assert finite_values(result), f"{alert}: {selector} has no data"
+
+
+def with_bool_threshold(expr: str) -> str:
+    """The condition as a 0/1 value per series: `x > 0.5` becomes `x > bool 0.5`."""
+    probe, count = re.subn(r"(==|!=|>=|<=|>|<)(?=\s)", r"\1 bool", expr, count=1)
+    assert count == 1, f"no threshold in {expr}"
+    return probe
+
+
+def _mid_run(run: ScrapedRun) -> float:
+    """A moment when the operator counted both trials running and both reported metrics."""
+    both = (
+        "count by (namespace, sweep) (kubetune_trial_step) == 2 and on (namespace, sweep) "
+        'kubetune_trials{state="running"} == 2'
+    )
+    (series,) = run.prometheus.query_range(both, run.start, run.end, 1)
+    return float(series["values"][len(series["values"]) // 2][0])
+
+
+@pytest.mark.parametrize("alert", sorted(ALERTS))
+def test_alert_condition_without_threshold_sees_the_running_sweep(
+    scraped: ScrapedRun, alert: str
+) -> None:
+    """Mid-run, each condition yields a series for the sweep or operator, and it is false."""
+    result = scraped.prometheus.query(with_bool_threshold(ALERTS[alert]), _mid_run(scraped))
+    assert finite_values(result) and set(finite_values(result)) == {0.0}, result
+    if alert in ("KubetuneTrialFailureRatioHigh", "KubetuneTrialMetricsMissing"):
+        # Operator and trainer series joined on the sweep's namespace and name.
+        assert [(r["metric"]["namespace"], r["metric"]["sweep"]) for r in result] == [
+            (NAMESPACE, SWEEP)
+        ]
 
 
 def test_healthy_run_fires_no_alert_but_operator_down_would(scraped: ScrapedRun) -> None:
