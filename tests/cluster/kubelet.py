@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import ctypes
 import ipaddress
 import os
 import random
@@ -26,6 +25,7 @@ from .meta import now
 from .pod_logs import stream_log
 from .pod_status import Condition, container_status, merge_conditions
 from .podenv import ConfigError, process_launch
+from .processes import die_with_parent
 from .scheduling import GPU, Node, place
 from .store import Event
 from .termination import exit_code_of, terminated_state, termination_message
@@ -57,12 +57,6 @@ class PodRun:
     # Why the kubelet itself ended the pod: (phase reason, message, container reason).
     killed: tuple[str, str, str] | None = None
     stopping: bool = False
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL if the test process dies without stopping the cluster."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Kubelet:
@@ -511,7 +505,7 @@ class Kubelet:
                         stderr=log,
                         stdin=asyncio.subprocess.DEVNULL,
                         start_new_session=True,
-                        preexec_fn=_die_with_parent,
+                        preexec_fn=die_with_parent,
                     )
                 except OSError as err:
                     c.terminated = {

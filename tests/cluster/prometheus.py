@@ -23,6 +23,7 @@ from kubetune import conventions
 
 from .cluster import Cluster
 from .pod_discovery import PodDiscovery, sanitize
+from .processes import die_with_parent
 
 PROMETHEUS_BIN = "prometheus"
 SWEEP_LABEL_META = "__meta_kubernetes_pod_label_" + sanitize(conventions.LABEL_SWEEP)
@@ -146,6 +147,7 @@ class Prometheus:
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -302,3 +302,70 @@ def test_https_with_a_self_signed_certificate(tmp_path: Path) -> None:
         assert "default" in names
         result = secure.kubectl("get", "ns", "default", "-o", "name")
         assert result.stdout.strip() == "namespace/default", result.stderr
+
+
+def test_crd_created_by_the_client_is_served_and_deleting_it_deletes_its_objects(
+    cluster: Cluster,
+) -> None:
+    extensions: Any = client.ApiextensionsV1Api(cluster.api_client())
+    crd = {
+        "metadata": {"name": "gadgets.example.kubetune.dev"},
+        "spec": {
+            "group": "example.kubetune.dev",
+            "scope": "Cluster",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    made = extensions.create_custom_resource_definition(crd)
+    assert {c.type: c.status for c in made.status.conditions} == {
+        "NamesAccepted": "True",
+        "Established": "True",
+    }
+    custom: Any = client.CustomObjectsApi(cluster.api_client())
+    custom.create_cluster_custom_object(
+        "example.kubetune.dev",
+        "v1",
+        "gadgets",
+        {
+            "apiVersion": "example.kubetune.dev/v1",
+            "kind": "Gadget",
+            "metadata": {"name": "g1"},
+            "anything": {"goes": True},
+        },
+    )
+    listed = custom.list_cluster_custom_object("example.kubetune.dev", "v1", "gadgets")
+    assert [(i["metadata"]["name"], i["anything"]) for i in listed["items"]] == [
+        ("g1", {"goes": True})
+    ]
+
+    bad = {**crd, "metadata": {"name": "wrong.example.kubetune.dev"}}
+    with pytest.raises(ApiException) as err:
+        extensions.create_custom_resource_definition(bad)
+    assert err.value.status == 422 and "spec.names.plural" in str(err.value.body)
+
+    extensions.delete_custom_resource_definition("gadgets.example.kubetune.dev")
+    cluster.wait_for_deletion(
+        "customresourcedefinitions",
+        "gadgets.example.kubetune.dev",
+        namespace="",
+        group="apiextensions.k8s.io",
+    )
+    with pytest.raises(ApiException) as err:
+        custom.list_cluster_custom_object("example.kubetune.dev", "v1", "gadgets")
+    assert err.value.status == 404
+    assert (
+        cluster.call(lambda: cluster.api.store.items("example.kubetune.dev", "gadgets", None)) == []
+    )
