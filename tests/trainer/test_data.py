@@ -7,7 +7,7 @@ import pytest
 
 from kubetune.spec import DatasetSpec
 from kubetune_trainer import synthetic
-from kubetune_trainer.data import folds, load_splits, parse_split
+from kubetune_trainer.data import load_splits, parse_split
 from kubetune_trainer.errors import ConfigError
 
 
@@ -22,11 +22,13 @@ def test_synthetic_splits_are_disjoint_and_have_answers() -> None:
     assert int(example.response) == (int(a) + int(b) if op == "plus" else int(a) - int(b))
 
 
-def test_pretraining_corpus_never_shows_test_problems_as_instructions() -> None:
-    corpus = set(synthetic.pretraining_corpus())
-    for task in synthetic.TASKS:
-        for example in synthetic.task_split(task, "test"):
-            assert f"{example.prompt}{example.response}" not in corpus
+def test_pretraining_corpus_never_shows_test_problems_as_questions() -> None:
+    corpus = synthetic.pretraining_corpus()
+    questions = {line for line in corpus if line.startswith("Q: ")}
+    assert questions and not any(" plus " in q or "Reverse the word" in q for q in questions)
+    for example in synthetic.task_split("arithmetic", "test"):
+        terse = example.prompt.replace("What is ", "").replace(" plus ", " + ")
+        assert f"{terse.replace(' minus ', ' - ')}{example.response}" not in questions
 
 
 def test_split_slices_apply() -> None:
@@ -90,12 +92,3 @@ def test_missing_field_names_record_and_field(tmp_path: Path) -> None:
     path.write_text('{"q": "a", "a": "b"}\n{"q": "c"}\n')
     with pytest.raises(ConfigError, match=r"dataset.responseField: record 1 has no field 'a'"):
         load_splits(DatasetSpec(path=str(path), prompt_field="q", response_field="a"))
-
-
-def test_folds_partition_the_data() -> None:
-    examples = synthetic.task_split("reverse", "test")[:10]
-    parts = folds(examples, 3)
-    held = [e for _, h in parts for e in h]
-    assert held == examples
-    for train, h in parts:
-        assert len(train) + len(h) == 10 and not set(train) & set(h)

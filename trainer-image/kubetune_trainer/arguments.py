@@ -125,9 +125,6 @@ class TrainingArguments(BaseModel):
     divergence_factor: float = Field(
         default=4.0, gt=1.0, description="Fail when train loss exceeds this times its start."
     )
-    num_folds: int | None = Field(
-        default=None, ge=2, le=20, description="k-fold cross-validation on the train split."
-    )
 
     # Architecture, for a model trained from scratch.
     from_scratch: bool = Field(

@@ -116,9 +116,11 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
             trial = Run(config, loaded, splits, metrics, progress, stop)
             try:
                 trial.train()
-            finally:
+            except Stopped:
                 if progress.step > 0:
-                    trial.save(config.output_dir)
+                    trial.save(config.output_dir)  # a pruned trial's adapter may still be of use
+                raise
+            trial.save(config.output_dir)
     except Stopped:
         status, reason, code = (
             "stopped",

@@ -37,19 +37,26 @@ class Example:
 
 @dataclass(frozen=True)
 class _Problem:
-    instruction: str
-    fact: str
+    instruction: str  # what the fine-tuning task asks
+    fact: str  # the plain statement in the pre-training corpus
     answer: str
+    terse: str  # the instruction in symbols, as some pre-training text has it
 
 
 def _arithmetic() -> list[_Problem]:
     problems = []
     for a in _OPERANDS:
         for b in _OPERANDS:
-            problems.append(_Problem(f"What is {a} plus {b}?", f"{a} + {b} = {a + b}", str(a + b)))
+            problems.append(
+                _Problem(
+                    f"What is {a} plus {b}?", f"{a} + {b} = {a + b}", str(a + b), f"{a} + {b}?"
+                )
+            )
             if a >= b:
                 problems.append(
-                    _Problem(f"What is {a} minus {b}?", f"{a} - {b} = {a - b}", str(a - b))
+                    _Problem(
+                        f"What is {a} minus {b}?", f"{a} - {b} = {a - b}", str(a - b), f"{a} - {b}?"
+                    )
                 )
     return problems
 
@@ -60,7 +67,7 @@ def _reverse() -> list[_Problem]:
     while len(words) < _WORDS:
         words.add("".join(rng.choices(_LETTERS, k=rng.randint(3, 5))))
     return [
-        _Problem(f"Reverse the word {w}.", f"{w} reversed is {w[::-1]}", w[::-1])
+        _Problem(f"Reverse the word {w}.", f"{w} reversed is {w[::-1]}", w[::-1], f"{w} <-")
         for w in sorted(words)
     ]
 
@@ -91,16 +98,18 @@ def task_split(task: str, split: str) -> list[Example]:
 
 
 def pretraining_corpus() -> list[str]:
-    """Plain statements of every task's facts, plus some instructions, interleaved.
+    """Plain statements of every task's facts, plus some terse questions, interleaved.
 
-    A fraction of the train problems also appears in the instruction format (a base
-    model has seen some instruction-like text); test problems only as plain facts.
+    A quarter of the train problems also appears as a terse question and answer
+    ("Q: 23 + 17?\nA: 40"): the base model knows the Q/A layout, but not the wording
+    of the tasks ("What is 23 plus 17?"), which fine-tuning has to teach. Test
+    problems appear only as plain facts.
     """
     lines: list[str] = []
     for task in TASKS:
         problems = _problems(task)
         lines.extend(p.fact for p in problems)
         shown = problems[_TEST_SIZE::_INSTRUCTION_STRIDE]
-        lines.extend(f"{format_prompt(p.instruction)} {p.answer}" for p in shown)
+        lines.extend(f"{format_prompt(p.terse)} {p.answer}" for p in shown)
     random.Random(_SEED).shuffle(lines)
     return lines
