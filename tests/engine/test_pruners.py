@@ -100,3 +100,12 @@ def test_no_pruner_never_prunes() -> None:
     for step in range(50, 401, 50):
         engine.report(1, step, 100.0)
     assert engine.to_prune() == []
+
+
+def test_rung_at_max_steps_prunes_nothing_and_first_rung_always_counts() -> None:
+    curves = {0: {100: 1.0}, 1: {100: 2.0}, 2: {100: 9.0}}
+    study = _study(curves, running=2)
+    # Hyperband's last bracket starts at max_steps: no early stopping there.
+    assert not AshaPruner(100, 3, max_steps=100).prune(study, study.trials[2])
+    # minSteps 100 of 200 leaves less than eta x room, but the user asked for that rung.
+    assert AshaPruner(100, 3, max_steps=200).prune(study, study.trials[2])
