@@ -44,6 +44,10 @@ MAIN_PANELS: dict[str, tuple[str, ...]] = {
         "Suggestion latency",
     ),
 }
+# Why a panel may rightly be empty in these pictures.
+NO_DATA_NOTES = {
+    "GPU memory per trial": "(CPU-only trials: the trainer reports it on CUDA devices only)"
+}
 _LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 Series = list[dict[str, Any]]
 
@@ -169,7 +173,10 @@ def render_dashboard(run: ScrapedRun, name: str, out_dir: Path) -> dict[str, int
             drawn[title] = _time_series(axes, run, panel)
         axes.set_title(title)
         if not drawn[title]:
-            axes.text(0.5, 0.5, "No data", ha="center", va="center", transform=axes.transAxes)
+            note = NO_DATA_NOTES.get(title, "")
+            axes.text(
+                0.5, 0.5, f"No data\n{note}", ha="center", va="center", transform=axes.transAxes
+            )
         elif panel["type"] != "table":
             axes.legend(fontsize=7, loc="best")
             axes.grid(alpha=0.3)
