@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import crds, kinds, meta, patches, schema
+from . import builtin_fields, crds, kinds, meta, patches, schema
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .lifecycle import CRD_GROUP, CRD_PLURAL, DeleteOptions, Lifecycle
 from .resources import Registry, ResourceType, crd_resource_types
@@ -148,8 +148,12 @@ class Api:
         """Schema pruning, defaulting and validation (custom resources), and basic checks."""
         name = obj["metadata"].get("name", "")
         causes = meta.name_causes(name, dns_label=rt.plural == "namespaces")
-        if rt.schema is not None:
-            pruned, dropped = schema.prune(obj, rt.schema)
+        model = builtin_fields.model_of(rt.group, rt.plural)
+        if rt.schema is not None or model is not None:
+            if model is not None:
+                pruned, dropped = builtin_fields.prune_unknown(obj, model)
+            else:
+                pruned, dropped = schema.prune(obj, rt.schema or {})
             if dropped and opts.field_validation == "Strict":
                 listed = ", ".join(f'unknown field "{p}"' for p in dropped)
                 raise ApiError(
@@ -159,7 +163,9 @@ class Api:
                 )
             if dropped and opts.field_validation in ("Warn", ""):
                 opts.warnings += [f'unknown field "{p}"' for p in dropped]
-            obj = schema.apply_defaults(pruned, rt.schema)
+            obj = pruned
+        if rt.schema is not None:
+            obj = schema.apply_defaults(obj, rt.schema)
             causes += schema.validate(obj, rt.schema)
         if (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL):
             decode_error = crds.crd_decode_error(obj)

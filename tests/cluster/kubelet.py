@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import TERMINAL_PHASES, Api
+from .api import TERMINAL_PHASES, Api, WriteOptions
 from .errors import ApiError
 from .meta import now
 from .pod_logs import stream_log
@@ -79,6 +79,11 @@ class Kubelet:
         api.pod_is_running = self._holds_process
         api.store.listeners.append(self._on_event)
 
+    @staticmethod
+    def _strict() -> WriteOptions:
+        """The kubelet's own writes: an unknown field is a bug of the simulation."""
+        return WriteOptions(field_validation="Strict", manager="kubelet")
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -137,10 +142,10 @@ class Kubelet:
             },
         }
         try:
-            self.api.create(rt, "", body)
+            self.api.create(rt, "", body, self._strict())
         except ApiError:
             self.api.remove(rt, "", name)
-            self.api.create(rt, "", body)
+            self.api.create(rt, "", body, self._strict())
         self._set_node_status(name, body["status"])
         self._kick()
 
@@ -161,7 +166,7 @@ class Kubelet:
         rt = self.api.resource("", "v1", "nodes")
         node = self.api.get(rt, "", name)
         node["status"] = status
-        self.api.update(rt, "", name, node, subresource="status")
+        self.api.update(rt, "", name, node, self._strict(), subresource="status")
 
     async def lose_node(self, name: str) -> None:
         node = self.nodes[name]
@@ -270,7 +275,7 @@ class Kubelet:
             return
         bound = self.api.get(self.pods, md["namespace"], md["name"])
         bound["spec"]["nodeName"] = chosen
-        self.api.update(self.pods, md["namespace"], md["name"], bound)
+        self.api.update(self.pods, md["namespace"], md["name"], bound, self._strict())
         self._set_condition(md["namespace"], md["name"], "PodScheduled", "True")
         self._event(
             pod,
@@ -288,8 +293,11 @@ class Kubelet:
         stamp = now()
         # Like the real kubelet, an event that cannot be posted (e.g. the namespace is
         # terminating) is dropped.
-        with contextlib.suppress(ApiError):
+        try:
             self._post_event(md, stamp, kind, reason, message, component)
+        except ApiError as err:
+            if err.code == 400:  # a malformed event is a bug of the simulation
+                raise
 
     def _post_event(
         self, md: dict[str, Any], stamp: str, kind: str, reason: str, message: str, component: str
@@ -315,6 +323,7 @@ class Kubelet:
                 "count": 1,
                 "reportingComponent": component,
             },
+            self._strict(),
         )
 
     # -- status writes ------------------------------------------------------------------------
@@ -340,7 +349,7 @@ class Kubelet:
         if status == pod.get("status"):
             return False
         pod["status"] = status
-        self.api.update(self.pods, namespace, name, pod, subresource="status")
+        self.api.update(self.pods, namespace, name, pod, self._strict(), subresource="status")
         return True
 
     def _set_condition(

@@ -243,3 +243,14 @@ def test_apply_modifies_a_pod_with_a_strategic_merge_patch(
     assert stored["metadata"]["labels"] == {"a": "2", "b": "3"}
     assert stored["spec"]["containers"][0]["env"] == [{"name": "B", "value": "2"}]
     cluster.delete("pods", "ap", namespace, grace_period=0)
+
+
+def test_unknown_fields_of_built_in_kinds_are_refused(cluster: Cluster, namespace: str) -> None:
+    typo = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\nspec:\n  containers:\n"
+        "  - name: m\n    image: x\n    imagePullPolicyy: Always\n"
+    )
+    result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=typo)
+    assert result.returncode != 0
+    assert 'unknown field "spec.containers[0].imagePullPolicyy"' in result.stderr
+    assert cluster.get("pods", "typo", namespace) is None

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -369,3 +370,23 @@ def test_crd_created_by_the_client_is_served_and_deleting_it_deletes_its_objects
     assert (
         cluster.call(lambda: cluster.api.store.items("example.kubetune.dev", "gadgets", None)) == []
     )
+
+
+def test_unknown_fields_of_built_in_kinds_are_dropped_with_a_warning(
+    cluster: Cluster, core: Any, namespace: str
+) -> None:
+    # Raw HTTP: the client's own models would refuse to send the typo at all.
+    body = {"metadata": {"name": "w"}, "data": {"a": "b"}, "dta": {"c": "d"}}
+    response = httpx.post(
+        f"{cluster.server_url}/api/v1/namespaces/{namespace}/configmaps", json=body
+    )
+    assert response.status_code == 201
+    assert response.headers["Warning"] == '299 - "unknown field \\"dta\\""'
+    assert core.read_namespaced_config_map("w", namespace).data == {"a": "b"}
+    strict = httpx.post(
+        f"{cluster.server_url}/api/v1/namespaces/{namespace}/configmaps",
+        params={"fieldValidation": "Strict"},
+        json={**body, "metadata": {"name": "w2"}},
+    )
+    assert strict.status_code == 400
+    assert 'strict decoding error: unknown field "dta"' in strict.json()["message"]
