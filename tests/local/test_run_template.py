@@ -11,7 +11,7 @@ import yaml
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from tests.local.cli import kubetune, read_state, start_kubetune
+from tests.local.cli import REPO, kubetune, read_state, start_kubetune
 from tests.local.sweeps import template_sweep, write
 
 pytestmark = pytest.mark.slow
@@ -237,3 +237,14 @@ def test_an_existing_run_needs_resume_or_overwrite(tmp_path: Path) -> None:
     assert changed.returncode == 2 and "spec.parameters: changed since the run" in changed.stderr
     fresh = kubetune("run", str(sweep), "--output", str(out), "--overwrite")
     assert fresh.returncode == 0, fresh.stderr
+
+
+def test_custom_trainer_example_runs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = kubetune("run", "examples/custom-trainer/sweep.yaml", "--output", str(out), cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = rows(out)
+    assert len(table) == 8
+    finished = [float(r["eval_loss"]) for r in table if r["state"] == "Succeeded"]
+    assert finished and min(finished) < 0.5  # a sensible lr fits the regression
+    assert set(yaml.safe_load((out / "best.yaml").read_text())) == {"lr", "momentum"}
