@@ -248,3 +248,61 @@ def test_custom_trainer_example_runs(tmp_path: Path) -> None:
     finished = [float(r["eval_loss"]) for r in table if r["state"] == "Succeeded"]
     assert finished and min(finished) < 0.5  # a sensible lr fits the regression
     assert set(yaml.safe_load((out / "best.yaml").read_text())) == {"lr", "momentum"}
+
+
+def _trial_processes(marker: str) -> list[int]:
+    """Pids of live processes whose command line contains marker."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        if marker in cmdline and "State:\tZ" not in status:
+            found.append(int(entry.name))
+    return found
+
+
+def test_kill_9_then_resume_requeues_the_running_trials(tmp_path: Path) -> None:
+    launches = tmp_path / "launches.txt"
+    sweep = write(
+        tmp_path,
+        template_sweep(
+            script_args=[
+                "--steps",
+                "200",
+                "--sleep",
+                "0.1",
+                "--result",
+                "--launch-log",
+                str(launches),
+            ],
+            budget={"maxTrials": 2, "parallelism": 2},
+        ),
+    )
+    out = tmp_path / "out"
+    first = start_kubetune("run", str(sweep), "--output", str(out))
+    deadline = time.monotonic() + 60
+    while not (launches.exists() and len(launches.read_text().split()) == 2):
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    first.kill()  # no chance to stop the trials or save anything more
+    first.communicate(timeout=30)
+    # The orphaned trials get SIGTERM from the kernel when kubetune dies.
+    deadline = time.monotonic() + 30
+    while _trial_processes(str(launches)):
+        assert time.monotonic() < deadline, "trials outlived a kill -9 of kubetune"
+        time.sleep(0.2)
+    running = read_state(out)["history"]
+    assert isinstance(running, list) and {r["s"] for r in running} == {"Running"}
+
+    sweep.write_text(sweep.read_text().replace("'200'", "'3'"))
+    second = kubetune("run", str(sweep), "--output", str(out), "--resume")
+    assert second.returncode == 0, second.stdout + second.stderr
+    final = read_state(out)["history"]
+    assert isinstance(final, list)
+    assert [(r["n"], r["s"], r["rq"]) for r in final] == [(0, "Succeeded", 1), (1, "Succeeded", 1)]
+    assert sorted(launches.read_text().split()) == sorted(["demo-t0000", "demo-t0001"] * 2)

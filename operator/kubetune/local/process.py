@@ -2,14 +2,17 @@
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
 from kubetune.local.launch import TrialLaunch
 
 LOG_FILE = "trial.log"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class TrialProcess:
@@ -38,6 +41,7 @@ class TrialProcess:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         return cls(process, log_path)
 
@@ -83,3 +87,15 @@ class TrialProcess:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, sig)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if kubetune dies without stopping it (Linux).
+
+    A trial runs in its own session, so nothing else would stop it after a kill -9 of
+    kubetune; --resume then reruns it, and an orphan must not write into the same folder.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
