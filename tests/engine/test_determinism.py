@@ -22,7 +22,22 @@ def test_rebuild_at_every_event_decides_like_the_live_engine(algorithm: str, pru
     engine = SweepEngine(make_spec(**fields), "det")
     log = simulate(engine, random.Random(1), events=120, check=True)
     assert any(line.startswith("start") for line in log)
+    assert any(line.startswith("requeue") for line in log)
+    if pruner == "asha":
+        assert any(line.startswith("prune") for line in log)
     assert engine.finished() is not None
+
+
+@pytest.mark.parametrize("pruner", ["median", "hyperband"])
+def test_rebuild_decides_like_the_live_engine_with_other_pruners(pruner: str) -> None:
+    spec = make_spec(
+        algorithm={"name": "tpe", "seed": 5, "startupTrials": 4},
+        earlyStopping={"name": pruner, "minSteps": 50, "startupTrials": 2, "reductionFactor": 2},
+        budget={"maxTrials": 16, "parallelism": 3, "maxFailedTrials": 10},
+    )
+    engine = SweepEngine(spec, "det-pruners")
+    log = simulate(engine, random.Random(8), events=150, check=True)
+    assert any(line.startswith("prune") for line in log)
 
 
 @pytest.mark.parametrize("algorithm", ["tpe", "random", "qmc", "grid", "cmaes", "nsga2"])
