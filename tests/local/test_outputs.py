@@ -9,6 +9,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from kubetune.engine import SweepEngine
 from kubetune.local.board import Board, TrialRow
+from kubetune.local.outputs import csv_columns
 from kubetune.local.progress import render
 from kubetune.local.report import write_outputs
 from kubetune.spec import SweepSpec, effective_spec
@@ -152,3 +153,19 @@ def test_live_table_shows_running_and_best() -> None:
     assert "demo-t0001 *" in text  # the best is marked
     lines = [line for line in text.splitlines() if line.startswith("demo-t000")]
     assert lines[0].startswith("demo-t0002")  # running trials first
+
+
+def test_csv_columns_never_collide() -> None:
+    spec = SweepSpec.model_validate(
+        {
+            "objectives": [
+                {"metric": "eval_loss", "direction": "minimize"},
+                {"metric": "step", "direction": "maximize"},
+            ],
+            "parameters": [{"name": "state", "type": "categorical", "values": ["a"]}],
+            "template": {"spec": {"containers": [{"name": "t", "command": ["t"]}]}},
+        }
+    )
+    columns = csv_columns(spec)
+    assert len(columns) == len(set(columns))
+    assert "objective_step" in columns and "param_state" in columns

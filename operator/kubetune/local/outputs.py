@@ -14,11 +14,29 @@ BEST_YAML = "best.yaml"
 FIXED_COLUMNS = ("trial", "number", "state", "step", "reason", "requeues", "wall_seconds")
 
 
+def _columns(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]]:
+    """CSV column of each objective metric and each parameter, kept apart from the fixed
+    columns: a metric or parameter named like one (e.g. step) gets a prefix."""
+    taken = set(FIXED_COLUMNS)
+    metrics: dict[str, str] = {}
+    for objective in spec.objective_list:
+        column = (
+            objective.metric if objective.metric not in taken else f"objective_{objective.metric}"
+        )
+        metrics[objective.metric] = column
+        taken.add(column)
+    params: dict[str, str] = {}
+    for param in spec.parameters:
+        column = param.name if param.name not in taken else f"param_{param.name}"
+        params[param.name] = column
+        taken.add(column)
+    return metrics, params
+
+
 def csv_columns(spec: SweepSpec) -> list[str]:
     """trial, number, state, <objective metrics>, step, reason, requeues, wall_seconds, <params>."""
-    metrics = [o.metric for o in spec.objective_list]
-    params = [p.name for p in spec.parameters]
-    return [*FIXED_COLUMNS[:3], *metrics, *FIXED_COLUMNS[3:], *params]
+    metrics, params = _columns(spec)
+    return [*FIXED_COLUMNS[:3], *metrics.values(), *FIXED_COLUMNS[3:], *params.values()]
 
 
 def write_trials_csv(
@@ -28,10 +46,9 @@ def write_trials_csv(
     history: list[TrialRecord],
     wall_seconds: Mapping[int, float],
 ) -> None:
-    columns = csv_columns(spec)
-    metrics = [o.metric for o in spec.objective_list]
+    metrics, params = _columns(spec)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv.DictWriter(handle, fieldnames=csv_columns(spec))
         writer.writeheader()
         for record in sorted(history, key=lambda r: r.n):
             row: dict[str, object] = {
@@ -43,11 +60,11 @@ def write_trials_csv(
                 "requeues": record.rq or 0,
                 "wall_seconds": f"{wall_seconds[record.n]:.1f}" if record.n in wall_seconds else "",
             }
-            for index, metric in enumerate(metrics):
-                row[metric] = record.v[index] if record.v and index < len(record.v) else ""
+            for index, column in enumerate(metrics.values()):
+                row[column] = record.v[index] if record.v and index < len(record.v) else ""
             for name, value in record.p.items():
-                if name in columns:
-                    row[name] = value
+                if name in params:
+                    row[params[name]] = value
             writer.writerow(row)
 
 

@@ -154,6 +154,11 @@ def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> Run
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
         try:
+            if prepared.spec.metrics.prometheus is not None:
+                view.event(
+                    "note: spec.metrics.prometheus is the operator's; local trials are "
+                    "scraped directly, each on its own port (KUBETUNE_METRICS_PORT)"
+                )
             if needs_tiny(prepared.spec):
                 view.event("preparing the tiny model (built once per machine, then cached)")
                 problem = await build_tiny(os.environ, stop)
