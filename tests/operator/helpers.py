@@ -62,8 +62,12 @@ def event_reasons(cluster: Cluster, namespace: str) -> dict[str, list[str]]:
     return found
 
 
-def condition(current: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in current.get("conditions") or [] if c["type"] == type_), None)
+def condition(current: dict[str, Any], type_: str) -> dict[str, Any]:
+    """The condition of that type; an empty dict when the status has none."""
+    found: dict[str, Any] = next(
+        (c for c in current.get("conditions") or [] if c["type"] == type_), {}
+    )
+    return found
 
 
 def history(current: dict[str, Any]) -> dict[int, dict[str, Any]]:

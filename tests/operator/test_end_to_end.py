@@ -28,6 +28,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def real_operator(crd: Cluster, prometheus: Prometheus) -> Iterator[InProcessOperator]:
     # Like a node-level model cache: trial pods reuse the locally built tiny model.
+    assert crd.kubelet is not None
     crd.kubelet.extra_env["KUBETUNE_CACHE_DIR"] = str(default_cache_dir(os.environ))
     config = OperatorConfig(
         metrics_port=None,

@@ -13,6 +13,7 @@ from .helpers import (
     condition,
     event_reasons,
     history,
+    sweep,
     trial_pods,
     wait_phase,
     wait_status,
@@ -58,7 +59,7 @@ def test_sweep_runs_to_success_with_status_and_events(
 
     pods = trial_pods(crd, namespace, "basic")
     assert sorted(p["metadata"]["name"] for p in pods) == [f"basic-t000{i}" for i in range(4)]
-    owner = crd.get(PLURAL, "basic", namespace=namespace, group=API_GROUP)
+    owner = sweep(crd, namespace, "basic")
     for pod in pods:
         refs = pod["metadata"]["ownerReferences"]
         assert refs[0]["uid"] == owner["metadata"]["uid"] and refs[0]["controller"] is True
@@ -95,11 +96,7 @@ def test_median_pruner_stops_a_bad_trial(
         assert records[number]["st"] < 8, "stopped before its last step"
         # A pruned trial's pod is deleted, not left holding its slot or GPU.
         name = conventions.trial_name("prune", number)
-        crd.wait_for(
-            lambda n=name: crd.get("pods", n, namespace=namespace) is None,
-            timeout=30,
-            message=f"{name} deleted",
-        )
+        crd.wait_for_deletion("pods", name, namespace=namespace, timeout=30)
     assert final["trials"]["pruned"] == sum(r["s"] == "Pruned" for r in records.values())
     assert final["best"]["number"] not in (3, 5)
     assert "TrialPruned" in event_reasons(crd, namespace)
@@ -153,7 +150,7 @@ def test_budget_edit_is_applied_and_search_space_edit_refused(
         crd,
         namespace,
         "edit",
-        lambda s: (condition(s, "SpecAccepted") or {}).get("status") == "False",
+        lambda s: condition(s, "SpecAccepted").get("status") == "False",
         what="SpecAccepted=False",
     )
     accepted = condition(refused, "SpecAccepted")

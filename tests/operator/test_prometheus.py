@@ -68,7 +68,7 @@ def test_prometheus_outage_is_a_condition_not_a_failure(
             crd,
             namespace,
             "outage",
-            lambda s: (condition(s, "MetricsAvailable") or {}).get("status") == "False",
+            lambda s: condition(s, "MetricsAvailable").get("status") == "False",
             timeout=30,
             what="MetricsAvailable=False",
         )
