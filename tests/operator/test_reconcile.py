@@ -219,3 +219,27 @@ def test_completion_stops_running_trials() -> None:
     assert states(effects) == {0: "Succeeded", 1: "Pruned"}
     assert effects.delete == [("s-t0001", "uid-s-t0001-1")], "no GPU stays held"
     assert "SweepFinished" in [e.reason for e in effects.events]
+
+
+def test_multi_objective_status_has_a_pareto_front() -> None:
+    rec = new()
+    sweep = body(
+        objectives=[
+            {"metric": "eval_loss", "direction": "minimize"},
+            {"metric": "latency", "direction": "minimize"},
+        ]
+    )
+    reconcile(rec, sweep, {})
+
+    def done(name: str, loss: float, latency: float) -> PodView:
+        result = TrialResult(status="succeeded", metrics={"eval_loss": loss, "latency": latency})
+        return PodView(
+            name=name, uid=name, attempt=1, kind="succeeded", result=result, owner_uid=UID
+        )
+
+    effects = reconcile(
+        rec, sweep, {"s-t0000": done("s-t0000", 0.5, 2.0), "s-t0001": done("s-t0001", 0.9, 1.0)}
+    )
+    front = effects.status["paretoFront"]
+    assert sorted(p["values"] for p in front) == [[0.5, 2.0], [0.9, 1.0]]
+    assert effects.status["objective"] == "eval_loss,latency"

@@ -107,7 +107,7 @@ def trial_pod_changed(
         return
     phase = (body.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        runtime.pod_finished()
+        runtime.pod_finished(str(body.get("metadata", {}).get("uid", "")))
     else:
         runtime.poke()
 

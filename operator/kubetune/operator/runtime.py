@@ -73,14 +73,17 @@ class SweepRuntime:
         self.last_patched: dict[str, Any] | None = None
         self.pending_events: list[Event] = []
         self.finished_at: list[float] = []
+        self._finished_uids: set[str] = set()
         self.retry_soon = False
 
     def poke(self) -> None:
         self.wake.set()
 
-    def pod_finished(self) -> None:
-        """A trial pod of this sweep just ended: its slot is free, reconcile now."""
-        self.finished_at.append(time.monotonic())
+    def pod_finished(self, uid: str) -> None:
+        """A trial pod of this sweep ended: its slot is free, reconcile now."""
+        if uid not in self._finished_uids:  # later events of the same pod are no new ending
+            self._finished_uids.add(uid)
+            self.finished_at.append(time.monotonic())
         self.wake.set()
 
     async def wait(self) -> None:
