@@ -243,3 +243,15 @@ def test_multi_objective_status_has_a_pareto_front() -> None:
     front = effects.status["paretoFront"]
     assert sorted(p["values"] for p in front) == [[0.5, 2.0], [0.9, 1.0]]
     assert effects.status["objective"] == "eval_loss,latency"
+
+
+def test_refused_edit_after_a_restart_leaves_running_trials_alone() -> None:
+    first = reconcile(new(), body(), {})
+    pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
+    wider = copy.deepcopy(body()["spec"]["parameters"])
+    wider[0]["max"] = 2.0
+    restarted = reconcile(new(), body(generation=2, status=first.status, parameters=wider), pods)
+    assert not restarted.delete and not restarted.create
+    assert restarted.status["phase"] == "Running"
+    accepted = {c["type"]: c for c in restarted.status["conditions"]}["SpecAccepted"]
+    assert accepted["reason"] == "SearchSpaceChanged"

@@ -230,9 +230,12 @@ class SweepReconciler:
         wall = time.time() if wall is None else wall
         engine = self.engine
         if engine is None or self.spec is None or self.sweep is None:
-            # Never accepted: nothing runs, but a leftover pod of ours must not hold a GPU.
+            # No engine: an invalid spec (no trial may run, nor hold a GPU), or an edit
+            # refused before this process ever accepted the sweep (after a restart): its
+            # trials keep running untouched until the edit is reverted.
             effects = Effects(status=self._compose_status(None))
-            effects.delete = self._stray_pods(pods, set(), now)
+            if self.invalid:
+                effects.delete = self._stray_pods(pods, set(), now)
             effects.events = self._take_events()
             return effects
         self._note_metrics(metrics)
@@ -471,8 +474,10 @@ class SweepReconciler:
             )
 
     def _phase(self, completion: Completion | None) -> Phase:
-        if self.engine is None or self.invalid:
-            return "Invalid" if self.invalid else "Pending"
+        if self.invalid:
+            return "Invalid"
+        if self.engine is None:
+            return self.status.phase if self.hold else "Pending"
         if completion is not None:
             return "Succeeded" if completion.succeeded else "Failed"
         if self.spec is not None and self.spec.suspend:
