@@ -146,3 +146,19 @@ def test_bad_promql_is_a_query_error(prometheus_url: str) -> None:
 def test_absent_series_is_empty_not_an_error(prometheus_url: str) -> None:
     found = run_with(prometheus_url, lambda s: s.collect("ns", "no-such-sweep", TRIALS))
     assert found == {}
+
+
+def test_for_objectives_takes_metrics_and_custom_queries() -> None:
+    from kubetune.spec import Objective
+
+    source = PrometheusSource.for_objectives(
+        "http://prometheus:9090/",
+        [
+            Objective(metric="eval_loss"),
+            Objective(metric="score", query='my_score{trial="{trial}"}'),
+        ],
+    )
+    assert source.url == "http://prometheus:9090"
+    assert source.metrics == ["eval_loss", "score"]
+    assert source.queries == {"score": 'my_score{trial="{trial}"}'}
+    asyncio.run(source.aclose())

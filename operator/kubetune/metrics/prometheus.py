@@ -19,6 +19,7 @@ from kubetune.metrics.types import (
     TrialTarget,
     short_name,
 )
+from kubetune.spec import Objective
 
 Labels = dict[str, str]
 # Prometheus refuses range queries of more than 11,000 points per series.
@@ -46,6 +47,18 @@ class PrometheusSource:
         self.queries = {short_name(k): v for k, v in (queries or {}).items()}
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._owns_client = client is None
+
+    @classmethod
+    def for_objectives(
+        cls, url: str, objectives: Sequence[Objective], **kwargs: Any
+    ) -> "PrometheusSource":
+        """A source reading a sweep's objective metrics, with each Objective.query honoured."""
+        return cls(
+            url,
+            metrics=[o.metric for o in objectives],
+            queries={o.metric: o.query for o in objectives if o.query},
+            **kwargs,
+        )
 
     async def query(self, promql: str, time: float | None = None) -> list[tuple[Labels, float]]:
         """An instant query: (labels, value) per series; NaN samples left out."""
