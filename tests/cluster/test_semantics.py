@@ -9,6 +9,7 @@ import pytest
 
 from .errors import ApiError
 from .patches import json_patch, merge_patch, strategic_merge_patch
+from .pod_discovery import target_groups
 from .pod_status import merge_conditions
 from .protobuf import decode
 from .scheduling import Node, place
@@ -261,3 +262,44 @@ def test_merge_conditions_moves_transition_time_only_on_flips() -> None:
         ("Ready", "True", "t3"),
         ("Initialized", "True", "t3"),
     ]
+
+
+def test_target_groups_match_kubernetes_sd_labels() -> None:
+    pod = {
+        "metadata": {
+            "name": "p",
+            "namespace": "ns",
+            "uid": "u",
+            "labels": {"kubetune.dev/sweep": "s", "app.kubernetes.io/name": "x"},
+            "annotations": {"prometheus.io/port": "9400"},
+            "ownerReferences": [{"kind": "HyperparameterSweep", "name": "s", "controller": True}],
+        },
+        "spec": {
+            "nodeName": "n",
+            "containers": [
+                {
+                    "name": "a",
+                    "image": "img",
+                    "ports": [{"name": "metrics", "containerPort": 9400}, {"containerPort": 22}],
+                },
+                {"name": "b", "image": "img2"},
+            ],
+        },
+        "status": {
+            "podIP": "127.9.0.2",
+            "hostIP": "127.0.0.1",
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    groups = target_groups([pod, {**pod, "status": {}}])  # the pod without an IP is skipped
+    assert [g["targets"] for g in groups] == [["127.9.0.2:9400"], ["127.9.0.2:22"], ["127.9.0.2"]]
+    labels = groups[0]["labels"]
+    assert labels["__meta_kubernetes_pod_label_kubetune_dev_sweep"] == "s"
+    assert labels["__meta_kubernetes_pod_labelpresent_app_kubernetes_io_name"] == "true"
+    assert labels["__meta_kubernetes_pod_annotation_prometheus_io_port"] == "9400"
+    assert labels["__meta_kubernetes_pod_container_port_name"] == "metrics"
+    assert labels["__meta_kubernetes_pod_container_port_number"] == "9400"
+    assert labels["__meta_kubernetes_pod_ready"] == "true"
+    assert labels["__meta_kubernetes_pod_controller_kind"] == "HyperparameterSweep"
+    assert "__meta_kubernetes_pod_container_port_name" not in groups[2]["labels"]
