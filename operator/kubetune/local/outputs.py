@@ -88,6 +88,6 @@ def write_best_yaml(path: Path, spec: SweepSpec, best: BestTrial) -> None:
     step = f" at step {best.step}" if best.step is not None else ""
     header = f"# Best trial {best.trial}: {scores}{step}\n"
     if spec.trainer is not None:
-        header += "# Paste under spec: of a sweep, or hand trainer.args to the trainer.\n"
+        header += "# Merge into spec.trainer of a sweep to reuse these settings.\n"
     body = yaml.safe_dump(best_document(spec, best), sort_keys=False, default_flow_style=False)
     path.write_text(header + body, encoding="utf-8")
