@@ -209,12 +209,17 @@ class SweepReconciler:
         if self.engine is None or self.spec is None:
             return []
         port = self.spec.metrics.scrape.port
+        wanted = [short_name(o.metric) for o in self.spec.objective_list]
         targets = []
         for number in self.engine.running():
             name = trial_name(self.name, number)
             pod = pods.get(name)
-            if pod is not None and pod.kind in ("running", "succeeded"):
-                targets.append(TrialTarget(name=name, address=pod.ip, port=port))
+            if pod is None or pod.kind not in ("running", "succeeded"):
+                continue
+            finished = pod.kind == "succeeded" and pod.result is not None
+            if finished and all(m in pod.result.metrics for m in wanted):  # type: ignore[union-attr]
+                continue  # its termination message has the final values already
+            targets.append(TrialTarget(name=name, address=pod.ip, port=port))
         return targets
 
     # ---- decide ------------------------------------------------------------------------
