@@ -216,8 +216,8 @@ class SweepReconciler:
             pod = pods.get(name)
             if pod is None or pod.kind not in ("running", "succeeded"):
                 continue
-            finished = pod.kind == "succeeded" and pod.result is not None
-            if finished and all(m in pod.result.metrics for m in wanted):  # type: ignore[union-attr]
+            result = pod.result if pod.kind == "succeeded" else None
+            if result is not None and all(m in result.metrics for m in wanted):
                 continue  # its termination message has the final values already
             targets.append(TrialTarget(name=name, address=pod.ip, port=port))
         return targets
