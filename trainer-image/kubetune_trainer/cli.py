@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kubetune import conventions
 from kubetune.trial_result import TrialOutcome, TrialResult
-from kubetune_trainer.config import RunConfig, resolve
+from kubetune_trainer.config import TINY_MODEL, RunConfig, resolve
 from kubetune_trainer.errors import ConfigError, Stopped, TrainingFailed
 from kubetune_trainer.result import write_result
 from kubetune_trainer.stopping import StopFlag
@@ -71,6 +71,9 @@ def quiet_libraries() -> None:
 
 
 def _execute(config: RunConfig, stop: StopFlag) -> int:
+    if config.trainer.model == TINY_MODEL:
+        # Before huggingface_hub is imported: it reads the setting once, at import.
+        os.environ["HF_HUB_OFFLINE"] = "1"
     # Heavy imports only now: a config error above costs no torch import.
     import torch
 

@@ -25,6 +25,8 @@ from kubetune_trainer.errors import ConfigError
 DEFAULT_SCRAPE_WAIT_SECONDS = 15.0
 DEFAULT_OUTPUT_DIR = "kubetune-output"
 ENV_CACHE_DIR = "KUBETUNE_CACHE_DIR"
+# The model name that means "the locally built tiny model".
+TINY_MODEL = "tiny"
 
 
 @dataclass(frozen=True)

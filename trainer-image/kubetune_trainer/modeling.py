@@ -11,9 +11,8 @@ import torch
 
 from kubetune_trainer import tiny
 from kubetune_trainer.arguments import TrainingArguments
+from kubetune_trainer.config import TINY_MODEL
 from kubetune_trainer.errors import ConfigError
-
-TINY = "tiny"
 
 
 @dataclass
@@ -47,9 +46,9 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def resolve_source(model: str, cache_dir: Path, should_stop: Callable[[], bool]) -> str:
     """`tiny` becomes the cached pre-trained tiny model's folder (built on first use)."""
-    if model != TINY:
+    if model != TINY_MODEL:
         return model
-    # Nothing of the tiny model lives on the hub; make sure nothing tries to reach it.
+    # Nothing of the tiny model lives on the hub (cli also sets this before any import).
     os.environ["HF_HUB_OFFLINE"] = "1"
     return str(tiny.ensure_tiny(cache_dir, should_stop))
 

@@ -167,9 +167,14 @@ def ensure_tiny(cache_dir: Path, should_stop: Callable[[], bool] = lambda: False
         started = time.monotonic()
         tokenizer = build_tokenizer(synthetic.pretraining_corpus(), PRETRAIN["vocab_size"])
         model = build_model(tokenizer)
-        # With the trial's own thread count: more threads than free cores makes torch's
-        # OpenMP workers spin against each other and runs slower, not faster.
-        loss = pretrain(model, tokenizer, should_stop)
+        # Trials started alongside this one sleep on the lock meanwhile, so the cores
+        # are free for this once-per-machine job even when each trial uses one thread.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(threads, min(4, os.cpu_count() or 1)))
+        try:
+            loss = pretrain(model, tokenizer, should_stop)
+        finally:
+            torch.set_num_threads(threads)
         staging = Path(f"{target}.tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         model.save_pretrained(staging)
