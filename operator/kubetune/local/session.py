@@ -53,6 +53,7 @@ class Prepared:
     engine: SweepEngine
     state: RunState
     output: Path
+    source: str
 
 
 def prepare(sweep_file: str, output: str | None, resume: bool, overwrite: bool) -> Prepared:
@@ -105,7 +106,7 @@ def prepare(sweep_file: str, output: str | None, resume: bool, overwrite: bool) 
     # Trials that were running when a previous run died run again, same params.
     for number in engine.running():
         engine.requeue(number, REASON_INTERRUPTED)
-    return Prepared(sweep, spec, engine, state, folder)
+    return Prepared(sweep, spec, engine, state, folder, sweep_file)
 
 
 def _check_launchable(source: str, spec: SweepSpec, name: str) -> None:
@@ -202,7 +203,7 @@ def finish(prepared: Prepared, result: RunResult, out: TextIO = sys.stdout) -> i
             f" ({len(result.requeued)} interrupted trial(s) run again)" if result.requeued else ""
         )
         print(
-            f"Stopped. Continue with: kubetune run <sweep.yaml> --resume "
+            f"Stopped. Continue with: kubetune run {prepared.source} --resume "
             f"--output {prepared.output}{again}",
             file=out,
         )
