@@ -5,7 +5,13 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from kubetune.engine import SweepEngine
-from kubetune.engine.pruners import AshaPruner, HyperbandPruner, rung_value, survives
+from kubetune.engine.pruners import (
+    AshaPruner,
+    HyperbandPruner,
+    MedianPruner,
+    rung_value,
+    survives,
+)
 from tests.engine.helpers import make_spec, rebuilt
 
 
@@ -109,3 +115,14 @@ def test_rung_at_max_steps_prunes_nothing_and_first_rung_always_counts() -> None
     assert not AshaPruner(100, 3, max_steps=100).prune(study, study.trials[2])
     # minSteps 100 of 200 leaves less than eta x room, but the user asked for that rung.
     assert AshaPruner(100, 3, max_steps=200).prune(study, study.trials[2])
+
+
+def test_median_compares_with_the_last_value_before_the_step() -> None:
+    # Finished trials were read at steps 2, 5, 8; the running one at step 6.
+    curves = {0: {2: 3.0, 5: 2.0, 8: 1.0}, 1: {2: 3.5, 5: 2.5, 8: 1.5}, 2: {3: 5.0, 6: 4.0}}
+    study = _study(curves, running=2)
+    assert MedianPruner(startup_trials=2, min_steps=2).prune(study, study.trials[2])
+    assert not MedianPruner(startup_trials=3, min_steps=2).prune(study, study.trials[2])
+    assert not MedianPruner(startup_trials=2, min_steps=7).prune(study, study.trials[2])
+    good = _study({**curves, 2: {3: 2.0, 6: 2.1}}, running=2)
+    assert not MedianPruner(startup_trials=2, min_steps=2).prune(good, good.trials[2])

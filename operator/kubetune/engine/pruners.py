@@ -1,5 +1,8 @@
 """Pruners for each spec earlyStopping name, as Optuna pruners whose decisions are pure.
 
+All of them read only the intermediate values in the study, which are exactly the ones the
+history keeps, and tolerate trials reporting at different steps (metrics are scraped).
+
 Optuna's successive-halving pruners remember which rungs a trial passed in trial attributes
 written at the moment of each check, so their decisions depend on when checks happened and
 are lost on a rebuild from history. The ASHA and Hyperband pruners here decide from the
@@ -16,11 +19,12 @@ where judging against earlier arrivals only spent 0.36, with best values within 
 """
 
 import math
+import statistics
 import zlib
 
-from optuna.pruners import BasePruner, MedianPruner, NopPruner
+from optuna.pruners import BasePruner, NopPruner
 from optuna.study import Study, StudyDirection
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from kubetune.spec import EarlyStopping
 
@@ -43,6 +47,39 @@ def survives(value: float, competitors: list[float], eta: int, maximize: bool) -
     ranked = sorted(competitors, reverse=maximize)
     threshold = ranked[keep - 1]
     return value >= threshold if maximize else value <= threshold
+
+
+def value_at(intermediate: dict[int, float], step: int) -> float | None:
+    """The last value recorded at or before ``step``, if any."""
+    steps = [s for s in intermediate if s <= step]
+    return intermediate[max(steps)] if steps else None
+
+
+class MedianPruner(BasePruner):
+    """Stop a trial whose latest value is worse than the median of finished trials there.
+
+    Optuna's MedianPruner compares values at exactly the same step; trials read through
+    Prometheus report whatever step a scrape caught, so here each finished trial
+    contributes its last value at or before the running trial's step.
+    """
+
+    def __init__(self, startup_trials: int, min_steps: int) -> None:
+        self._startup = startup_trials
+        self._min_steps = min_steps
+
+    def prune(self, study: Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self._min_steps:
+            return False
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(finished) < max(1, self._startup):
+            return False
+        peers = [v for t in finished if (v := value_at(t.intermediate_values, step)) is not None]
+        if not peers:
+            return False
+        median = statistics.median(peers)
+        own = trial.intermediate_values[step]
+        return own < median if study.direction == StudyDirection.MAXIMIZE else own > median
 
 
 class AshaPruner(BasePruner):
@@ -154,8 +191,7 @@ def make_pruner(early: EarlyStopping, sweep_name: str, max_steps: int | None) ->
     if early.name == "none":
         return NopPruner()
     if early.name == "median":
-        # MedianPruner compares with completed trials at the same step: already pure.
-        return MedianPruner(n_startup_trials=early.startup_trials, n_warmup_steps=early.min_steps)
+        return MedianPruner(early.startup_trials, early.min_steps)
     if early.name == "asha":
         return AshaPruner(early.min_steps, early.reduction_factor, max_steps)
     if early.name == "hyperband":
