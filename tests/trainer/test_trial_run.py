@@ -195,3 +195,53 @@ def test_bad_configuration_fails_with_one_clear_line(
     assert len(errors) == 1 and message in errors[0], trial.stderr
     result = TrialResult.from_message((tmp_path / "termination-log").read_text())
     assert result.status == "failed" and result.reason is not None and message in result.reason
+
+
+def test_full_fine_tune_with_packing_saves_the_model(tiny_cache: Path, tmp_path: Path) -> None:
+    env = env_for(
+        tmp_path,
+        tiny_cache,
+        method="full",
+        maxSteps=6,
+        evalEvery=3,
+        args={"packing": True, "eval_max_samples": 8, "gradient_accumulation_steps": 2},
+    )
+    env[conventions.ENV_PARAMS] = json.dumps({"learning_rate": 1e-4, "weight_decay": 0.01})
+    env[conventions.ENV_METRICS_PORT] = "-1"
+    trial = TrialProcess(env)
+    try:
+        assert trial.wait(timeout=120) == conventions.EXIT_OK, trial.stderr
+    finally:
+        trial.kill()
+    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    assert result.status == "succeeded" and result.steps == 6
+    assert [step for step, _ in result.intermediate["eval_loss"]] == [3, 6]
+    assert result.adapter_path is not None
+    assert (Path(result.adapter_path) / "config.json").exists()  # a whole model, not an adapter
+
+
+def test_architecture_search_trains_a_model_from_scratch(tiny_cache: Path, tmp_path: Path) -> None:
+    env = env_for(
+        tmp_path,
+        tiny_cache,
+        method="full",
+        maxSteps=4,
+        evalEvery=4,
+        args={"from_scratch": True, "eval_max_samples": 4},
+    )
+    params = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "activation": "gelu"}
+    env[conventions.ENV_PARAMS] = json.dumps({**params, "learning_rate": 1e-3})
+    env[conventions.ENV_METRICS_PORT] = "-1"
+    trial = TrialProcess(env)
+    try:
+        assert trial.wait(timeout=120) == conventions.EXIT_OK, trial.stderr
+    finally:
+        trial.kill()
+    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    assert result.status == "succeeded"
+    config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"], config["hidden_act"]) == (
+        2,
+        64,
+        "gelu",
+    )
