@@ -177,7 +177,12 @@ def bench_turnover(cluster: Cluster, trials: int) -> dict[str, Any]:
 
 
 def bench_scale(
-    cluster: Cluster, proc: subprocess.Popen[bytes], sweeps: int, parallel: int, per: int
+    cluster: Cluster,
+    proc: subprocess.Popen[bytes],
+    sweeps: int,
+    parallel: int,
+    per: int,
+    sleep: float,
 ) -> dict[str, Any]:
     namespace = "scale"
     cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -185,9 +190,9 @@ def bench_scale(
     started = time.monotonic()
     names = [f"s{i:02d}" for i in range(sweeps)]
     for name in names:
-        cluster.create(sweep(name, namespace, per, parallel, sleep=8))
+        cluster.create(sweep(name, namespace, per, parallel, sleep=sleep))
     peak_running = 0
-    deadline = time.monotonic() + 120 + per * 10
+    deadline = time.monotonic() + 180 + sleep * per / parallel
     rss_samples = []
     while time.monotonic() < deadline:
         pods = cluster.list_objects("pods", namespace=namespace)
@@ -209,6 +214,7 @@ def bench_scale(
         "sweeps": sweeps,
         "parallelism": parallel,
         "trials_per_sweep": per,
+        "trial_seconds": sleep,
         "peak_running_pods": peak_running,
         "wall_s": elapsed,
         "operator_cpu_s": cpu1 - cpu0,
@@ -312,7 +318,8 @@ def main() -> int:
                 print(f"  {out['turnover']}")
                 print("scale")
                 sweeps, parallel = (10, 5) if quick else (50, 10)
-                out["scale"] = bench_scale(cluster, proc, sweeps, parallel, parallel * 2)
+                # Long trials, one wave per sweep: all sweeps x parallel trials run at once.
+                out["scale"] = bench_scale(cluster, proc, sweeps, parallel, parallel, sleep=90)
                 print(f"  {out['scale']}")
             finally:
                 proc.terminate()
