@@ -186,3 +186,10 @@ def ensure_tiny(cache_dir: Path, should_stop: Callable[[], bool] = lambda: False
         staging.rename(target)
         _log(f"tiny model ready in {time.monotonic() - started:.0f}s (final loss {loss:.3f})")
     return target
+
+
+if __name__ == "__main__":
+    # `python -m kubetune_trainer.tiny`: build the cache ahead of time (setup scripts, CI).
+    from kubetune_trainer.config import default_cache_dir
+
+    print(ensure_tiny(default_cache_dir(os.environ)))
