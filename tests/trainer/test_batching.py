@@ -74,3 +74,17 @@ def test_micro_batches_cover_an_epoch() -> None:
     packed = list(micro_batches(items, 2, 64, packing=True, seed=1))
     assert sum(len(i) for mb in packed for row in mb for i in row) == sum(range(1, 21))
     assert len(packed) < len(plain)
+
+
+def test_trained_tokens_match_what_the_model_counts(tokenizer: object) -> None:
+    # Gradient accumulation divides every micro-batch's summed loss by the step's
+    # trained_tokens total; it must equal the targets the model's shifted loss sees.
+    items = [
+        tokenize_pair(tokenizer, "Q: What is 1 plus 2?\nA:", " 3", 64, False),
+        tokenize_pair(tokenizer, "", "12 + 30 = 42", 64, True),
+        tokenize_pair(tokenizer, "Q: Reverse the word abc.\nA:", " cba", 64, True),
+    ]
+    batch = collate(fill_rows(items, 40), pad_id=0)
+    assert int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()) == sum(
+        i.trained_tokens for i in items
+    )

@@ -63,3 +63,28 @@ def test_unwritable_termination_log_is_a_warning(
     write_result(result, tmp_path, tmp_path / "missing-dir" / "termination-log")
     assert (tmp_path / conventions.RESULT_FILE).exists()
     assert "warning: cannot write the termination message" in capsys.readouterr().err
+
+
+def test_epochs_and_warmup_ratio_resolve_against_the_data() -> None:
+    from kubetune.spec import TrainerSpec
+    from kubetune_trainer.arguments import parse_args
+    from kubetune_trainer.batching import Tokenized
+    from kubetune_trainer.config import RunConfig
+    from kubetune_trainer.training import plan_steps
+
+    items = [Tokenized([1] * 5, [1] * 5) for _ in range(10)]
+    args = parse_args(
+        {
+            "num_train_epochs": 2,
+            "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 1,
+            "warmup_ratio": 0.5,
+        }
+    )
+    plan = plan_steps(RunConfig(trainer=TrainerSpec(), args=args), items)
+    assert (plan.max_steps, plan.warmup_steps) == (6, 3)  # 3 micro-batches an epoch
+    packed = parse_args({"num_train_epochs": 1, "packing": True, "max_length": 20})
+    assert plan_steps(RunConfig(trainer=TrainerSpec(), args=packed), items).max_steps == 1
+    fixed = parse_args({"warmup_steps": 50})
+    capped = plan_steps(RunConfig(trainer=TrainerSpec(max_steps=30), args=fixed), items)
+    assert (capped.max_steps, capped.warmup_steps) == (30, 30)  # warmup never exceeds the run

@@ -117,9 +117,3 @@ def micro_batches(
     random.Random(seed + 1).shuffle(rows)
     for start in range(0, len(rows), batch_size):
         yield rows[start : start + batch_size]
-
-
-def count_micro_batches(n_items: int, batch_size: int, rows: int | None = None) -> int:
-    """Micro-batches per epoch (rows: the packed row count when packing)."""
-    total = rows if rows is not None else n_items
-    return max(1, -(-total // batch_size))

@@ -56,7 +56,8 @@ class RunConfig:
 
     @property
     def max_steps(self) -> int:
-        """Optimizer steps unless epochs decide (see data-dependent resolve in training)."""
+        """Optimizer steps: args.max_steps, else maxSteps (num_train_epochs is resolved
+        against the data in training.plan_steps)."""
         return self.args.max_steps or self.trainer.max_steps
 
 

@@ -39,11 +39,6 @@ class Progress:
             return value > self.best.value
         return value < self.best.value
 
-    @property
-    def last_eval_step(self) -> int | None:
-        points = self.history.get(self.best_metric) or next(iter(self.history.values()), None)
-        return points[-1][0] if points else None
-
     def result(self, status: TrialOutcome, reason: str | None = None) -> TrialResult:
         return TrialResult(
             status=status,

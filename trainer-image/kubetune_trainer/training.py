@@ -48,7 +48,6 @@ class Plan:
 
     max_steps: int
     warmup_steps: int
-    micro_batches_per_epoch: int
 
 
 def plan_steps(run: RunConfig, items: list[Tokenized]) -> Plan:
@@ -68,7 +67,7 @@ def plan_steps(run: RunConfig, items: list[Tokenized]) -> Plan:
         warmup = min(args.warmup_steps, steps)
     else:
         warmup = math.ceil((args.warmup_ratio or 0.0) * steps)
-    return Plan(steps, warmup, per_epoch)
+    return Plan(steps, warmup)
 
 
 def tokenize_all(tokenizer: Any, examples: list[Any], args: TrainingArguments) -> list[Tokenized]:
