@@ -1,6 +1,8 @@
 """Dataset loading: synthetic tasks, local files, split syntax, bad paths."""
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,27 @@ def test_missing_field_names_record_and_field(tmp_path: Path) -> None:
     path.write_text('{"q": "a", "a": "b"}\n{"q": "c"}\n')
     with pytest.raises(ConfigError, match=r"dataset.responseField: record 1 has no field 'a'"):
         load_splits(DatasetSpec(path=str(path), prompt_field="q", response_field="a"))
+
+
+def test_hub_dataset_without_the_datasets_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import fails as if not installed
+    with pytest.raises(ConfigError, match=r"dataset\.path: 'org/alpaca' is not a local file"):
+        load_splits(DatasetSpec(path="org/alpaca"))
+
+
+def test_hub_dataset_splits_go_to_load_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def load_dataset(path: str, split: str) -> list[dict[str, str]]:
+        calls.append((path, split))
+        if path == "org/offline":
+            raise ConnectionError("no network")
+        return [{"question": f"q{i}", "answer": f"a{i}"} for i in range(5)]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    spec = DatasetSpec(path="org/qa", train_split="train[:5]", eval_split="train[5:7]")
+    splits = load_splits(spec)
+    assert calls == [("org/qa", "train[:5]"), ("org/qa", "train[5:7]")]
+    assert splits.train[0].response == " a0" and len(splits.eval) == 5
+    with pytest.raises(ConfigError, match="cannot load hub dataset 'org/offline': no network"):
+        load_splits(DatasetSpec(path="org/offline"))
