@@ -72,7 +72,7 @@ def test_tiny_sweep_with_the_real_trainer(
         "Succeeded",
         f"{best['value']:g}",
         "eval_loss",
-        "3",
+        "2",
     ]
 
     os.environ["KUBECONFIG"] = str(crd.kubeconfig)
