@@ -33,6 +33,10 @@ def test_series_use_declared_names_and_trial_labels() -> None:
     finally:
         server.stop()
     assert set(series) <= DECLARED, set(series) - DECLARED
+    # No eval has run: no eval sample at all, rather than a 0 a pruner would read as perfect.
+    assert names.EVAL_LOSS not in series and names.EVAL_STEP not in series
+    assert series[names.STEP] == [(IDENTITY.labels(), 0.0)]
+    assert series[names.TRIAL_DONE] == [(IDENTITY.labels(), 0.0)]
     assert series[names.TRAIN_LOSS] == [(IDENTITY.labels(), 1.5)]
     assert series[names.TOKENS_TOTAL] == [(IDENTITY.labels(), 100.0)]
     [(info, value)] = series[names.TRIAL_INFO]

@@ -48,6 +48,21 @@ def _label_value(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+class LazyGauge:
+    """A labelled gauge whose series appears only once it has a value.
+
+    An eval_loss of 0 exported before the first evaluation would look like a perfect
+    trial to a pruner; no sample at all is the honest answer.
+    """
+
+    def __init__(self, gauge: Gauge, labels: dict[str, str]) -> None:
+        self._gauge = gauge
+        self._labels = labels
+
+    def set(self, value: float) -> None:
+        self._gauge.labels(**self._labels).set(value)
+
+
 class TrialMetrics:
     """The gauges and counters one trial exposes, already bound to its labels."""
 
@@ -56,8 +71,8 @@ class TrialMetrics:
         labels = identity.labels()
         label_names = list(names.TRIAL_LABELS)
 
-        def gauge(name: str, doc: str) -> Any:
-            return Gauge(name, doc, label_names, registry=self.registry).labels(**labels)
+        def gauge(name: str, doc: str) -> LazyGauge:
+            return LazyGauge(Gauge(name, doc, label_names, registry=self.registry), labels)
 
         self.train_loss = gauge(names.TRAIN_LOSS, "Training loss of the last optimizer step.")
         self.eval_loss = gauge(names.EVAL_LOSS, "Loss on the eval split at the last evaluation.")
@@ -69,13 +84,7 @@ class TrialMetrics:
         self.tokens_per_second = gauge(names.TOKENS_PER_SECOND, "Training tokens per second.")
         self.eval_step = gauge(names.EVAL_STEP, "Step at which the eval_* values were measured.")
         self.done = gauge(names.TRIAL_DONE, "1 once the final values are set.")
-        self._gpu_memory_gauge = Gauge(
-            names.GPU_MEMORY_BYTES,
-            "Peak GPU memory allocated.",
-            label_names,
-            registry=self.registry,
-        )
-        self._labels = labels
+        self.gpu_memory = gauge(names.GPU_MEMORY_BYTES, "Peak GPU memory allocated.")
         self.tokens = Counter(
             names.TOKENS_TOTAL, "Training tokens processed.", label_names, registry=self.registry
         ).labels(**labels)
@@ -92,9 +101,6 @@ class TrialMetrics:
         self._final_lock = threading.Condition()
         self._scrapes = 0
         self._scrapes_at_final: int | None = None
-
-    def set_gpu_memory(self, value: float) -> None:
-        self._gpu_memory_gauge.labels(**self._labels).set(value)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -283,7 +283,7 @@ class Run:
             self.metrics.tokens_per_second.set(train_tokens / max(train_seconds, 1e-9))
             self.metrics.step.set(step)
             if device.type == "cuda":
-                self.metrics.set_gpu_memory(torch.cuda.max_memory_allocated())
+                self.metrics.gpu_memory.set(torch.cuda.max_memory_allocated())
             if step % self.run.trainer.eval_every == 0 or step == self.plan.max_steps:
                 self.evaluate(step)
 
