@@ -142,3 +142,16 @@ def test_bad_configuration_names_the_field(
         resolve(argv, env(**extra))
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+def test_config_file_may_be_a_whole_sweep(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        "apiVersion: kubetune.dev/v1alpha1\nkind: HyperparameterSweep\nmetadata: {name: s}\n"
+        "spec:\n  trainer: {model: tiny, maxSteps: 9, args: {lora_r: 4}}\n"
+    )
+    config = resolve(["--config", str(path), "--param", "learning_rate=0.01"], {})
+    assert (config.max_steps, config.args.lora_r, config.args.learning_rate) == (9, 4, 0.01)
+    path.write_text("kind: HyperparameterSweep\nspec: {template: {spec: {}}}\n")
+    with pytest.raises(ConfigError, match=r"has no spec\.trainer block"):
+        resolve(["--config", str(path)], {})

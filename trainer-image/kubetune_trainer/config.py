@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kubetune import conventions
+from kubetune import KIND, conventions
 from kubetune.spec import TrainerSpec
 from kubetune.spec.errors import describe
 from kubetune_trainer.arguments import TrainingArguments, describe_errors, parse_args
@@ -122,6 +122,16 @@ def _parse_flag_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+def _trainer_of(block: dict[str, Any]) -> dict[str, Any]:
+    """A whole HyperparameterSweep manifest works too: its spec.trainer is the block."""
+    if block.get("kind") != KIND:
+        return block
+    trainer = (block.get("spec") or {}).get("trainer")
+    if not isinstance(trainer, dict):
+        raise ConfigError("--config", f"this {KIND} has no spec.trainer block")
+    return trainer
+
+
 def _load_trainer_block(flags: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
     if flags.config:
         path = Path(flags.config)
@@ -138,8 +148,9 @@ def _load_trainer_block(flags: argparse.Namespace, env: Mapping[str, str]) -> di
                 raise ConfigError("--config", f"is not valid YAML: {error}") from None
             if not isinstance(block, dict):
                 raise ConfigError("--config", "must hold a mapping (the trainer block)")
-            return block
-        return _json_object(text, "--config")
+        else:
+            block = _json_object(text, "--config")
+        return _trainer_of(block)
     if env.get(conventions.ENV_TRAINER_CONFIG):
         return _json_object(env[conventions.ENV_TRAINER_CONFIG], conventions.ENV_TRAINER_CONFIG)
     return {}
