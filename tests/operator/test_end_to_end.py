@@ -50,7 +50,7 @@ def test_tiny_sweep_with_the_real_trainer(
     applied = crd.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE))
     assert applied.returncode == 0, applied.stderr
     final = wait_phase(crd, namespace, "tiny-sweep", "Succeeded", "Failed", timeout=300)
-    assert final["phase"] == "Succeeded", final
+    assert final["phase"] == "Succeeded", final.get("history")
     records = history(final)
     assert sorted(records) == [0, 1]
     assert {r["s"] for r in records.values()} <= {"Succeeded", "Pruned"}
