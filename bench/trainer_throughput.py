@@ -85,7 +85,7 @@ def prepare_model(size: str, workdir: Path) -> str:
     overrides = dict(MODEL_SIZES[size])
     vocab = overrides.pop("vocab_size")
     model = tiny.build_model(tokenizer, overrides)
-    model.resize_token_embeddings(vocab)
+    model.resize_token_embeddings(vocab, mean_resizing=False)  # random weights anyway
     target = workdir / f"model-{size}"
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)

@@ -7,6 +7,7 @@ from kubetune_trainer import synthetic, tiny
 from kubetune_trainer.batching import (
     IGNORE_INDEX,
     Tokenized,
+    balanced_rows,
     collate,
     fill_rows,
     micro_batches,
@@ -30,6 +31,19 @@ def test_fill_rows_respects_capacity_and_keeps_every_example() -> None:
     assert all(sum(len(i) for i in row) <= 10 for row in rows)
     assert sorted(len(i) for row in rows for i in row) == [1, 2, 3, 5, 7, 9]
     assert len(rows) == 3  # 27 tokens in rows of 10: no wasted row
+
+
+def test_balanced_rows_pad_less_than_first_fit() -> None:
+    items = [item(n) for n in (100, 100, 100, 100, 100, 100, 100, 100)]
+    first_fit = fill_rows(items, 512)  # 5 + 3 examples: the batch pads 3 x 100 = 200 tokens
+    balanced = balanced_rows(items, 512)  # 4 + 4: nothing padded
+    assert [len(r) for r in first_fit] == [5, 3]
+    assert [len(r) for r in balanced] == [4, 4]
+    assert collate(balanced, 0)["input_ids"].shape == (2, 400)
+    odd = [item(n) for n in (9, 3, 7, 2, 5, 1)]
+    rows = balanced_rows(odd, 10)
+    assert all(sum(len(i) for i in row) <= 10 for row in rows)
+    assert sorted(len(i) for row in rows for i in row) == [1, 2, 3, 5, 7, 9]
 
 
 def test_collate_restarts_positions_and_masks_boundaries() -> None:

@@ -66,6 +66,25 @@ def fill_rows(items: Sequence[Tokenized], capacity: int) -> list[list[Tokenized]
     return rows
 
 
+def balanced_rows(items: Sequence[Tokenized], capacity: int) -> list[list[Tokenized]]:
+    """As few rows as first-fit needs, with tokens spread evenly so little is padded.
+
+    Longest example first into the emptiest row (LPT); the batch is padded to its
+    longest row, so even rows waste the least. Falls back to first-fit when an
+    even spread would overflow a row.
+    """
+    first_fit = fill_rows(items, capacity)
+    rows: list[list[Tokenized]] = [[] for _ in first_fit]
+    sizes = [0] * len(rows)
+    for item in sorted(items, key=len, reverse=True):
+        index = sizes.index(min(sizes))
+        if sizes[index] + len(item) > capacity:
+            return first_fit
+        rows[index].append(item)
+        sizes[index] += len(item)
+    return rows
+
+
 def collate(rows: Sequence[Sequence[Tokenized]], pad_id: int) -> dict[str, torch.Tensor]:
     """Rows of examples to input_ids / labels / position_ids tensors, no attention mask."""
     width = max(sum(len(item) for item in row) for row in rows)
@@ -111,7 +130,7 @@ def micro_batches(
     shuffled = [items[i] for i in order]
     if not packing:
         for start in range(0, len(shuffled), batch_size):
-            yield fill_rows(shuffled[start : start + batch_size], max_length)
+            yield balanced_rows(shuffled[start : start + batch_size], max_length)
         return
     rows = fill_rows(shuffled, max_length)
     random.Random(seed + 1).shuffle(rows)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from kubetune_trainer.batching import Tokenized, collate, fill_rows
+from kubetune_trainer.batching import Tokenized, balanced_rows, collate
 from kubetune_trainer.synthetic import Example
 
 
@@ -38,7 +38,7 @@ def eval_batches(
     items: Sequence[Tokenized], batch_size: int, max_length: int
 ) -> Iterator[list[list[Tokenized]]]:
     for start in range(0, len(items), batch_size):
-        yield fill_rows(items[start : start + batch_size], max_length)
+        yield balanced_rows(items[start : start + batch_size], max_length)
 
 
 @torch.no_grad()
