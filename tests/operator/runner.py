@@ -73,9 +73,17 @@ class InProcessOperator:
 class SubprocessOperator:
     """`python -m kubetune.operator` as a child process; kill() is SIGKILL (no cleanup)."""
 
-    def __init__(self, env: dict[str, str], log: Path, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+        liveness_port: int = 0,
+        metrics_port: int = 0,
+    ):
         self.env = {**os.environ, **env, **(extra_env or {})}
         self.log = log
+        self.ports = (liveness_port, metrics_port)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SubprocessOperator:
@@ -88,9 +96,9 @@ class SubprocessOperator:
                 "--all-namespaces",
                 "--standalone",
                 "--liveness-port",
-                "0",
+                str(self.ports[0]),
                 "--metrics-port",
-                "0",
+                str(self.ports[1]),
             ],
             env=self.env,
             cwd=REPO,
