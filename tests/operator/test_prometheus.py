@@ -87,3 +87,31 @@ def test_prometheus_outage_is_a_condition_not_a_failure(
     assert sorted(records) == [0, 1, 2, 3]
     assert condition(final, "MetricsAvailable")["status"] == "True"
     assert "PrometheusUnreachable" in event_reasons(crd, namespace)
+
+
+def test_unreachable_prometheus_url_is_a_condition_with_retries(
+    operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    env = {"STEPS": "8", "STEP_SECONDS": "0.2"}
+    manifest = sweep_manifest(
+        "nowhere",
+        namespace,
+        env=env,
+        max_trials=2,
+        parallelism=2,
+        extra_spec={"metrics": {"prometheus": {"url": dead}, "interval": "1s"}},
+    )
+    crd.create(manifest)
+    down = wait_status(
+        crd,
+        namespace,
+        "nowhere",
+        lambda s: condition(s, "MetricsAvailable").get("status") == "False",
+        what="MetricsAvailable=False",
+    )
+    assert down["phase"] == "Running"
+    assert dead in condition(down, "MetricsAvailable")["message"]
+    # The termination message still carries every final value: nothing is lost or failed.
+    final = wait_phase(crd, namespace, "nowhere", "Succeeded", "Failed", timeout=60)
+    assert final["phase"] == "Succeeded" and final["trials"]["failed"] == 0

@@ -255,3 +255,28 @@ def test_refused_edit_after_a_restart_leaves_running_trials_alone() -> None:
     assert restarted.status["phase"] == "Running"
     accepted = {c["type"]: c for c in restarted.status["conditions"]}["SpecAccepted"]
     assert accepted["reason"] == "SearchSpaceChanged"
+
+
+def test_status_of_a_thousand_trial_sweep_stays_small() -> None:
+    import json
+    import random
+
+    rng = random.Random(0)
+    history = [
+        {
+            "n": n,
+            "s": "Succeeded",
+            "p": {"x": round(rng.random(), 6)},
+            "v": [round(rng.uniform(0.5, 2.0), 6)],
+            "st": 400,
+            "iv": [[step, round(rng.uniform(0.5, 3.0), 5)] for step in range(50, 401, 50)],
+        }
+        for n in range(1000)
+    ]
+    sweep = body(
+        budget={"maxTrials": 1000, "parallelism": 4, "maxFailedTrials": 1},
+        status={"phase": "Running", "history": history},
+    )
+    effects = reconcile(new(), sweep, {})
+    assert effects.status["phase"] == "Succeeded"
+    assert len(json.dumps(effects.status).encode()) < 256 * 1024
