@@ -88,3 +88,18 @@ def test_epochs_and_warmup_ratio_resolve_against_the_data() -> None:
     fixed = parse_args({"warmup_steps": 50})
     capped = plan_steps(RunConfig(trainer=TrainerSpec(max_steps=30), args=fixed), items)
     assert (capped.max_steps, capped.warmup_steps) == (30, 30)  # warmup never exceeds the run
+
+
+def test_waiting_for_the_tiny_model_lock_still_answers_a_stop(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    from kubetune_trainer import tiny
+    from kubetune_trainer.errors import Stopped
+
+    held = FileLock(str(tmp_path / f"tiny-{tiny.cache_key()}") + ".lock")
+    held.acquire()  # another trial is building it
+    try:
+        with pytest.raises(Stopped, match="waiting for another trial"):
+            tiny.ensure_tiny(tmp_path, should_stop=lambda: True)
+    finally:
+        held.release()

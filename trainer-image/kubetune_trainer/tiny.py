@@ -6,6 +6,7 @@ through the same from_pretrained path as any hub model. Several trial processes
 may start at once: a file lock makes one of them build it while the others wait.
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -14,12 +15,12 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from kubetune_trainer import synthetic
 from kubetune_trainer.batching import Tokenized, collate, fill_rows, tokenize_pair
@@ -154,13 +155,30 @@ def pretrain(model: Any, tokenizer: Any, should_stop: Callable[[], bool]) -> flo
     return loss_value
 
 
+@contextlib.contextmanager
+def _locked(lock: FileLock, should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Hold `lock`; while another process builds, keep answering SIGTERM promptly."""
+    while True:
+        try:
+            lock.acquire(timeout=0.5)
+            break
+        except Timeout:
+            if should_stop():
+                message = "stopped while waiting for another trial to build the tiny model"
+                raise Stopped(message) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def ensure_tiny(cache_dir: Path, should_stop: Callable[[], bool] = lambda: False) -> Path:
     """Path of the pre-trained tiny model, building it once per cache directory."""
     target = cache_dir / f"tiny-{cache_key()}"
     if (target / READY_MARKER).exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with _locked(FileLock(str(target) + ".lock"), should_stop):
         if (target / READY_MARKER).exists():
             return target  # another trial built it while this one waited
         _log(f"building and pre-training the tiny model once, into {target}")
