@@ -12,6 +12,7 @@ from kubetune_trainer.batching import (
     fill_rows,
     micro_batches,
     tokenize_pair,
+    tokenize_pairs,
 )
 
 
@@ -102,3 +103,11 @@ def test_trained_tokens_match_what_the_model_counts(tokenizer: object) -> None:
     assert int((batch["labels"][:, 1:] != IGNORE_INDEX).sum()) == sum(
         i.trained_tokens for i in items
     )
+
+
+def test_batched_tokenization_matches_one_at_a_time(tokenizer: object) -> None:
+    pairs = [("Q: What is 1 plus 2?\nA:", " 3"), ("", "7 + 5 = 12"), ("Q: Reverse abc.\nA:", "")]
+    for train_on_prompt in (False, True):
+        batched = tokenize_pairs(tokenizer, pairs, 12, train_on_prompt)
+        assert batched == [tokenize_pair(tokenizer, p, r, 12, train_on_prompt) for p, r in pairs]
+        assert all(item.input_ids[0] == tokenizer.bos_token_id for item in batched)  # type: ignore[attr-defined]

@@ -23,7 +23,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from kubetune_trainer import synthetic
-from kubetune_trainer.batching import Tokenized, collate, fill_rows, tokenize_pair
+from kubetune_trainer.batching import Tokenized, collate, fill_rows, tokenize_pairs
 from kubetune_trainer.errors import Stopped
 
 # Bump when the build code changes in a way the cache key cannot see.
@@ -120,9 +120,9 @@ def pretrain(model: Any, tokenizer: Any, should_stop: Callable[[], bool]) -> flo
 
     torch.manual_seed(PRETRAIN["seed"])
     corpus = synthetic.pretraining_corpus()
-    items: list[Tokenized] = [
-        tokenize_pair(tokenizer, "", line, 64, train_on_prompt=True) for line in corpus
-    ]
+    items: list[Tokenized] = tokenize_pairs(
+        tokenizer, [("", line) for line in corpus], 64, train_on_prompt=True
+    )
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=PRETRAIN["learning_rate"], weight_decay=0.01
     )

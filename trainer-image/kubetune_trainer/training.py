@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from kubetune_trainer.arguments import TrainingArguments
-from kubetune_trainer.batching import Tokenized, collate, fill_rows, micro_batches, tokenize_pair
+from kubetune_trainer.batching import Tokenized, collate, fill_rows, micro_batches, tokenize_pairs
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits
 from kubetune_trainer.errors import Stopped, TrainingFailed
@@ -71,10 +71,8 @@ def plan_steps(run: RunConfig, items: list[Tokenized]) -> Plan:
 
 
 def tokenize_all(tokenizer: Any, examples: list[Any], args: TrainingArguments) -> list[Tokenized]:
-    return [
-        tokenize_pair(tokenizer, e.prompt, e.response, args.max_length, args.train_on_prompt)
-        for e in examples
-    ]
+    pairs = [(e.prompt, e.response) for e in examples]
+    return tokenize_pairs(tokenizer, pairs, args.max_length, args.train_on_prompt)
 
 
 def _endless(items: list[Tokenized], args: TrainingArguments) -> Iterator[list[list[Tokenized]]]:
