@@ -115,3 +115,26 @@ def test_template_container_rules(
 def test_template_with_named_container_is_valid(write_manifest: Write) -> None:
     template = {"container": "main", "spec": {"containers": [{"name": "side"}, {"name": "main"}]}}
     assert main(["validate", str(write_manifest(manifest(trainer=None, template=template)))]) == 0
+
+
+def test_parameters_are_checked_against_the_trainer_arguments(
+    write_manifest: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_manifest(
+        manifest(
+            parameters=[
+                {"name": "learnin_rate", "type": "float", "min": 1e-5, "max": 1e-3, "log": True},
+                {"name": "lora_r", "type": "categorical", "values": [8, "big"]},
+                {"name": "lora_dropout", "type": "float", "min": 0.0, "max": 2.0},
+            ],
+            trainer={"maxSteps": 20, "evalEvery": 10, "args": {"per_device_train_batch_size": -4}},
+        )
+    )
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"{path}: spec.trainer.args.per_device_train_batch_size: must be >= 1, got -4",
+        f"{path}: spec.parameters[0].name: unknown trainer argument (did you mean learning_rate?)",
+        f"{path}: spec.parameters[1].values[1]: must be an integer, got 'big'",
+        f"{path}: spec.parameters[2].max: must be < 1.0, got 2.0",
+    ]

@@ -22,23 +22,25 @@ def semantic_problems(sweep: HyperparameterSweep) -> list[str]:
     except ImportError:  # the trainer's schema ships in the same distribution; be lenient if absent
         return []
     problems = [f"spec.trainer.args.{p}" for p in validate_args(dict(trainer.args))]
+    if not sweep.spec.parameters:
+        return problems  # the default search space is known to be valid
     for index, param in enumerate(spec.parameters):
-        if not sweep.spec.parameters:
-            break  # the default search space is known to be valid
         # Every choice, or both ends of a range, must be a value the trainer accepts.
-        for sample in _samples(param):
+        for field, sample in _samples(param):
             found = validate_args({param.name: sample})
-            problems.extend(f"spec.parameters[{index}]: {p}" for p in found)
             if found:
+                where = "name" if "unknown trainer argument" in found[0] else field
+                rule = found[0].removeprefix(f"{param.name}: ")
+                problems.append(f"spec.parameters[{index}].{where}: {rule}")
                 break
     return problems
 
 
-def _samples(param: object) -> list[object]:
+def _samples(param: object) -> list[tuple[str, object]]:
     values = getattr(param, "values", None)
     if values:
-        return list(values)
-    return [getattr(param, "min", None), getattr(param, "max", None)]
+        return [(f"values[{i}]", value) for i, value in enumerate(values)]
+    return [("min", getattr(param, "min", None)), ("max", getattr(param, "max", None))]
 
 
 def template_problems(template: TemplateSpec) -> list[str]:
@@ -51,6 +53,6 @@ def template_problems(template: TemplateSpec) -> list[str]:
     if template.container is not None and template.container not in names:
         return [
             f"spec.template.container: no container named {template.container!r} "
-            f"in spec.template.spec.containers (have {', '.join(names)})"
+            f"in spec.template.spec.containers (have {', '.join(map(str, names))})"
         ]
     return []
