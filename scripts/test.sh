@@ -12,6 +12,6 @@ ruff format --check .
 echo "== mypy"
 mypy operator/kubetune trainer-image/kubetune_trainer tests bench
 echo "== hadolint"
-hadolint trainer-image/Dockerfile
+hadolint trainer-image/Dockerfile operator/Dockerfile
 echo "== pytest"
 pytest -q -p no:cacheprovider "$@"
