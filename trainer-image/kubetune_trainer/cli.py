@@ -145,7 +145,12 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     result = progress.result(status, reason)
     write_result(result, config.output_dir, config.termination_log)
     metrics.mark_final()
-    _say(f"{status}: {result.metrics} -> {config.output_dir / conventions.RESULT_FILE}")
+    finals = " ".join(
+        f"{k} {v:.4g}" for k, v in result.metrics.items() if k.startswith(("eval_", "train_loss"))
+    )
+    _say(
+        f"{status} after {result.steps} steps: {finals} -> {config.output_dir / conventions.RESULT_FILE}"
+    )
     if server is not None:
         if code in (conventions.EXIT_OK, conventions.EXIT_FAILED):
             _wait_for_scrape(metrics, config.scrape_wait_seconds, stop)

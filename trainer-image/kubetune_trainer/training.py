@@ -211,8 +211,14 @@ class Run:
             self.metrics.eval_accuracy.set(values["eval_accuracy"])
         self.metrics.eval_step.set(step)
         self.progress.record_eval(step, values)
+        latest = self.progress.latest
         shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
-        log(f"step {step}/{self.plan.max_steps}: {shown} ({time.monotonic() - started:.1f}s)")
+        if step > 0:
+            shown += (
+                f" | train_loss {latest['train_loss']:.4f} lr {latest['learning_rate']:.3g}"
+                f" {latest['tokens_per_second']:.0f} tokens/s"
+            )
+        log(f"step {step}/{self.plan.max_steps}: {shown} (eval {time.monotonic() - started:.1f}s)")
         return values
 
     def train(self) -> None:
