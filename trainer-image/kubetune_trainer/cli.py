@@ -17,6 +17,8 @@ from kubetune import conventions
 from kubetune.trial_result import TrialOutcome, TrialResult
 from kubetune_trainer.config import TINY_MODEL, RunConfig, resolve
 from kubetune_trainer.errors import ConfigError, Stopped, TrainingFailed
+from kubetune_trainer.metrics import MetricsServer, TrialMetrics
+from kubetune_trainer.progress import Progress
 from kubetune_trainer.result import write_result
 from kubetune_trainer.stopping import StopFlag
 
@@ -44,10 +46,7 @@ def _config_failure(error: ConfigError) -> int:
     return conventions.EXIT_CONFIG_ERROR
 
 
-def _wait_for_scrape(metrics: object, seconds: float, stop: StopFlag) -> None:
-    from kubetune_trainer.metrics import TrialMetrics
-
-    assert isinstance(metrics, TrialMetrics)
+def _wait_for_scrape(metrics: TrialMetrics, seconds: float, stop: StopFlag) -> None:
     deadline = time.monotonic() + seconds
     while not stop():
         left = deadline - time.monotonic()
@@ -70,19 +69,58 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
 
 
+def _run_trial(
+    config: RunConfig, metrics: TrialMetrics, progress: Progress, stop: StopFlag
+) -> None:
+    """Train (or generate) and save; raises Stopped, TrainingFailed or ConfigError."""
+    from kubetune_trainer import modeling
+    from kubetune_trainer.data import load_splits
+    from kubetune_trainer.generate import run_generate
+    from kubetune_trainer.training import Run, seed_everything
+
+    seed_everything(config.args.seed)
+    spec = config.trainer
+    if spec.mode == "generate":
+        splits = load_splits(spec.dataset)
+        loaded = modeling.load_for_generation(spec.model, spec.adapter, config.cache_dir, stop)
+        run_generate(config, loaded, splits, metrics, progress, stop)
+        return
+    modeling.check_method(spec.method)  # before any model is built or downloaded
+    splits = load_splits(spec.dataset)
+    loaded = modeling.load_model(spec.model, spec.method, config.args, config.cache_dir, stop)
+    trial = Run(config, loaded, splits, metrics, progress, stop)
+    try:
+        trial.train()
+    except Stopped:
+        if progress.step > 0:
+            trial.save(config.output_dir)  # a pruned trial's adapter may still be of use
+        raise
+    trial.save(config.output_dir)
+
+
+def _outcome(error: Exception | None, stop: StopFlag) -> tuple[TrialOutcome, str | None, int]:
+    """Result status, reason and exit status for how the trial ended."""
+    if error is None:
+        return "succeeded", None, conventions.EXIT_OK
+    if isinstance(error, Stopped):
+        return "stopped", f"stopped by {stop.signal_name or 'request'}", conventions.EXIT_STOPPED
+    if isinstance(error, ConfigError):
+        _say(f"config error: {error}")
+        return "failed", f"config error: {error}", conventions.EXIT_CONFIG_ERROR
+    if isinstance(error, TrainingFailed):
+        _say(f"failed: {error}")
+        return "failed", str(error), conventions.EXIT_FAILED
+    # Anything else: the reason goes in the result, the traceback in the log.
+    traceback.print_exception(error)
+    return "failed", f"{type(error).__name__}: {error}", conventions.EXIT_FAILED
+
+
 def _execute(config: RunConfig, stop: StopFlag) -> int:
     if config.trainer.model == TINY_MODEL:
         # Before huggingface_hub is imported: it reads the setting once, at import.
         os.environ["HF_HUB_OFFLINE"] = "1"
     # Heavy imports only now: a config error above costs no torch import.
     import torch
-
-    from kubetune_trainer import modeling
-    from kubetune_trainer.data import load_splits
-    from kubetune_trainer.generate import run_generate
-    from kubetune_trainer.metrics import MetricsServer, TrialMetrics
-    from kubetune_trainer.progress import Progress
-    from kubetune_trainer.training import Run, seed_everything
 
     quiet_libraries()
     if config.args.num_threads:
@@ -99,48 +137,12 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
             ) from None
     generating = config.trainer.mode == "generate"
     progress = Progress(best_metric="eval_accuracy" if generating else config.args.best_metric)
-    status: TrialOutcome = "succeeded"
-    reason: str | None = None
-    code = conventions.EXIT_OK
+    failure: Exception | None = None
     try:
-        seed_everything(config.args.seed)
-        if not generating:
-            modeling.check_method(config.trainer.method)
-        splits = load_splits(config.trainer.dataset)
-        if generating:
-            loaded = modeling.load_for_generation(
-                config.trainer.model, config.trainer.adapter, config.cache_dir, stop
-            )
-            run_generate(config, loaded, splits, metrics, progress, stop)
-        else:
-            loaded = modeling.load_model(
-                config.trainer.model, config.trainer.method, config.args, config.cache_dir, stop
-            )
-            trial = Run(config, loaded, splits, metrics, progress, stop)
-            try:
-                trial.train()
-            except Stopped:
-                if progress.step > 0:
-                    trial.save(config.output_dir)  # a pruned trial's adapter may still be of use
-                raise
-            trial.save(config.output_dir)
-    except Stopped:
-        status, reason, code = (
-            "stopped",
-            f"stopped by {stop.signal_name or 'request'}",
-            conventions.EXIT_STOPPED,
-        )
-    except TrainingFailed as error:
-        status, reason, code = "failed", str(error), conventions.EXIT_FAILED
-        _say(f"failed: {error}")
-    except ConfigError as error:
-        _say(f"config error: {error}")
-        status, reason, code = "failed", f"config error: {error}", conventions.EXIT_CONFIG_ERROR
-    except (
-        Exception
-    ) as error:  # anything else: report it in the result, keep the traceback in the log
-        traceback.print_exc()
-        status, reason, code = "failed", f"{type(error).__name__}: {error}", conventions.EXIT_FAILED
+        _run_trial(config, metrics, progress, stop)
+    except Exception as error:  # every ending is reported; _outcome sorts them
+        failure = error
+    status, reason, code = _outcome(failure, stop)
 
     result = progress.result(status, reason)
     write_result(result, config.output_dir, config.termination_log)
@@ -148,10 +150,10 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     finals = " ".join(
         f"{k} {v:.4g}" for k, v in result.metrics.items() if k.startswith(("eval_", "train_loss"))
     )
-    _say(
-        f"{status} after {result.steps} steps: {finals} -> {config.output_dir / conventions.RESULT_FILE}"
-    )
+    where = config.output_dir / conventions.RESULT_FILE
+    _say(f"{status} after {result.steps} steps: {finals} -> {where}")
     if server is not None:
+        # A stopped trial was pruned or deleted: nobody waits for its last values.
         if code in (conventions.EXIT_OK, conventions.EXIT_FAILED):
             _wait_for_scrape(metrics, config.scrape_wait_seconds, stop)
         server.stop()
