@@ -79,7 +79,15 @@ def test_median_pruner_stops_a_bad_trial(
     operator: InProcessOperator, crd: Cluster, namespace: str
 ) -> None:
     # Trials 3 and 5 report a flat loss of 10, slowly: the median rule must stop them.
-    env = {"STEPS": "8", "STEP_SECONDS": "0.15", "BAD_TRIALS": "3,5", "BAD_SLOWDOWN": "5"}
+    # Evaluations every 2 steps, as a trainer's evalEvery does: the median rule compares
+    # trials at the same evaluation steps.
+    env = {
+        "STEPS": "8",
+        "STEP_SECONDS": "0.15",
+        "EVAL_EVERY": "2",
+        "BAD_TRIALS": "3,5",
+        "BAD_SLOWDOWN": "5",
+    }
     manifest = sweep_manifest(
         "prune",
         namespace,

@@ -5,7 +5,8 @@ Environment knobs (set in the sweep's template): STEPS, STEP_SECONDS, FAIL_AT (e
 that step), NO_RESULT=1 (write no termination message), BAD_ABOVE (x above it) or BAD_TRIALS
 (trial numbers, e.g. "3,5") give a flat loss of 10: a trial the pruner should stop;
 BAD_SLOWDOWN multiplies a bad trial's step time,
-RUN_LOG (a file to append the trial name to when it starts).
+RUN_LOG (a file to append the trial name to when it starts), EVAL_EVERY (evaluate, i.e.
+report the loss, every that many steps, like a trainer's evalEvery).
 """
 
 import json
@@ -21,6 +22,7 @@ x = float(params.get("x", 0.5))
 steps = int(os.environ.get("STEPS", "10"))
 pause = float(os.environ.get("STEP_SECONDS", "0.1"))
 fail_at = int(os.environ.get("FAIL_AT", "-1"))
+eval_every = int(os.environ.get("EVAL_EVERY", "1"))
 labels = {
     "sweep": os.environ.get("KUBETUNE_SWEEP", ""),
     "trial": os.environ.get("KUBETUNE_TRIAL", ""),
@@ -66,7 +68,7 @@ def write(status: str, reason: str | None = None) -> None:
         "reason": reason,
         "metrics": {"eval_loss": last} if last is not None else {},
         "intermediate": {"eval_loss": history},
-        "steps": len(history),
+        "steps": int(history[-1][0]) if history else 0,
     }
     with open(message_path, "w") as out:
         out.write(json.dumps(result))
@@ -83,11 +85,13 @@ for step in range(1, steps + 1):
     if step == fail_at:
         write("failed", f"deliberate failure at step {step}")
         sys.exit(1)
+    step_g.set(step)
+    if step % eval_every:
+        continue
     loss = 10.0 if bad else (x - 0.3) ** 2 + 1.0 / step
     history.append([step, loss])
     loss_g.set(loss)
     eval_step_g.set(step)
-    step_g.set(step)
 done_g.set(1)
 write("succeeded")
 time.sleep(float(os.environ.get("LINGER_SECONDS", "0")))

@@ -125,13 +125,22 @@ class SweepRuntime:
         self.retry_soon = False
         with self.metrics.time_reconcile():
             rec = self.reconciler
-            if rec.accept(body) or (self.source is None and rec.spec is not None):
+            # Engine work (a rebuild from history, a GP ask at 1000 trials) can take seconds:
+            # off the event loop, so watches, other sweeps and /healthz carry on meanwhile.
+            snapshot = {
+                key: body[key]
+                for key in ("apiVersion", "kind", "metadata", "spec", "status")
+                if key in body
+            }
+            if await asyncio.to_thread(rec.accept, snapshot) or (
+                self.source is None and rec.spec is not None
+            ):
                 await self.close()
                 if rec.spec is not None:
                     self.source = make_source(rec.spec, self.config.default_prometheus_url)
             pods = _by_name(pod_views)
             reading = await self.read_metrics(pods)
-            effects = rec.decide(pods, reading)
+            effects = await asyncio.to_thread(rec.decide, pods, reading)
             for seconds in rec.take_suggestion_times():
                 self.metrics.suggestion.observe(seconds)
             self.pending_events.extend(effects.events)
