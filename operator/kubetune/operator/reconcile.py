@@ -25,6 +25,7 @@ from kubetune.operator import conditions as cond
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.spec_guard import search_space_hash
 from kubetune.spec import (
+    CategoricalParameter,
     HyperparameterSweep,
     SpecError,
     SweepSpec,
@@ -111,7 +112,6 @@ class SweepReconciler:
         self.last_values: dict[str, TrialMetrics] = {}
         # Trials that ran while the metrics source was down: their readings have gaps.
         self.blind: set[str] = set()
-        self.finished_at: list[float] = []  # monotonic times trial pods were seen ending
         self.best_number: int | None = None
         self.announced_finish = False
         self.metrics_down = False
@@ -181,10 +181,10 @@ class SweepReconciler:
 
     def _probe_build(self, sweep: HyperparameterSweep, spec: SweepSpec) -> None:
         # Building one pod now finds a template or image problem before any trial is recorded.
-        sample: dict[str, Any] = {}
-        for param in spec.parameters:
-            values = getattr(param, "values", None)
-            sample[param.name] = values[0] if values else param.min  # type: ignore[union-attr]
+        sample: dict[str, Any] = {
+            p.name: p.values[0] if isinstance(p, CategoricalParameter) else p.min
+            for p in spec.parameters
+        }
         build_trial_pod(sweep, spec, 0, sample, default_image=self.default_image)
 
     def _refuse(self, reason: str, message: str, *, invalid: bool) -> None:
