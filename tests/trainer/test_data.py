@@ -9,7 +9,7 @@ import pytest
 
 from kubetune.spec import DatasetSpec
 from kubetune_trainer import synthetic
-from kubetune_trainer.data import load_splits, parse_split
+from kubetune_trainer.data import folds, load_splits, parse_split
 from kubetune_trainer.errors import ConfigError
 
 
@@ -118,3 +118,13 @@ def test_hub_dataset_splits_go_to_load_dataset(monkeypatch: pytest.MonkeyPatch) 
     assert splits.train[0].response == " a0" and len(splits.eval) == 5
     with pytest.raises(ConfigError, match="cannot load hub dataset 'org/offline': no network"):
         load_splits(DatasetSpec(path="org/offline"))
+
+
+def test_folds_partition_the_data() -> None:
+    examples = synthetic.task_split("reverse", "test")[:10]
+    parts = folds(examples, 3)
+    assert [e for _, held in parts for e in held] == examples
+    for train, held in parts:
+        assert len(train) + len(held) == 10 and not set(train) & set(held)
+    with pytest.raises(ConfigError, match="num_folds: needs at least 3 train examples, got 2"):
+        folds(examples[:2], 3)

@@ -245,3 +245,27 @@ def test_architecture_search_trains_a_model_from_scratch(tiny_cache: Path, tmp_p
         64,
         "gelu",
     )
+
+
+def test_cross_validation_reports_mean_and_spread(tiny_cache: Path, tmp_path: Path) -> None:
+    env = env_for(
+        tmp_path,
+        tiny_cache,
+        maxSteps=3,
+        evalEvery=3,
+        dataset={"path": "synthetic:reverse", "trainSplit": "train[:40]"},
+        args={"num_folds": 2, "eval_max_samples": 4, "num_threads": 1},
+    )
+    env[conventions.ENV_METRICS_PORT] = "-1"
+    trial = TrialProcess(env)
+    try:
+        assert trial.wait(timeout=120) == conventions.EXIT_OK, trial.stderr
+    finally:
+        trial.kill()
+    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    assert result.status == "succeeded" and result.steps == 6
+    per_fold = [value for _, value in result.intermediate["eval_loss_fold"]]
+    assert len(per_fold) == 2
+    assert result.metrics["eval_loss"] == pytest.approx(sum(per_fold) / 2)
+    assert result.metrics["eval_loss_std"] == pytest.approx(abs(per_fold[0] - per_fold[1]) / 2)
+    assert result.adapter_path is None

@@ -126,6 +126,14 @@ class TrainingArguments(BaseModel):
         default=4.0, gt=1.0, description="Fail when train loss exceeds this times its start."
     )
 
+    num_folds: int | None = Field(
+        default=None,
+        ge=2,
+        le=20,
+        description="k-fold cross-validation over the train split (eval split unused): "
+        "the result reports the folds' mean eval values and their spread; no adapter is kept.",
+    )
+
     # Architecture, for a model trained from scratch.
     from_scratch: bool = Field(
         default=False, description="Random init from the model's config; needs method full."

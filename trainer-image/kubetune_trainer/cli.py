@@ -87,6 +87,11 @@ def _run_trial(
         return
     modeling.check_method(spec.method)  # before any model is built or downloaded
     splits = load_splits(spec.dataset)
+    if config.args.num_folds:
+        from kubetune_trainer.crossval import cross_validate
+
+        cross_validate(config, splits, metrics, progress, stop)
+        return
     loaded = modeling.load_model(spec.model, spec.method, config.args, config.cache_dir, stop)
     trial = Run(config, loaded, splits, metrics, progress, stop)
     try:

@@ -213,3 +213,16 @@ def load_splits(spec: DatasetSpec) -> Splits:
     if not splits.eval:
         raise ConfigError("dataset.evalSplit", f"selects no examples from {splits.source}")
     return splits
+
+
+def folds(examples: list[Example], k: int) -> list[tuple[list[Example], list[Example]]]:
+    """k (train, held-out) partitions for cross-validation: contiguous, disjoint, covering."""
+    if len(examples) < k:
+        raise ConfigError(
+            "trainer.args.num_folds", f"needs at least {k} train examples, got {len(examples)}"
+        )
+    bounds = [round(i * len(examples) / k) for i in range(k + 1)]
+    return [
+        (examples[: bounds[i]] + examples[bounds[i + 1] :], examples[bounds[i] : bounds[i + 1]])
+        for i in range(k)
+    ]

@@ -155,7 +155,10 @@ class Run:
         metrics: TrialMetrics,
         progress: Progress,
         stop: StopFlag,
+        fold: tuple[int, int] = (0, 1),
     ) -> None:
+        """`fold` = (index, count) under cross-validation: the live step metrics count
+        on across folds, so a scraper never sees the step go backwards."""
         self.run = run
         self.args = run.args
         self.loaded = loaded
@@ -167,6 +170,8 @@ class Run:
         self.train_items = tokenize_all(tokenizer, splits.train, self.args)
         self.eval_items = tokenize_all(tokenizer, splits.eval, self.args)
         self.plan = plan_steps(run, self.train_items)
+        self.step_offset = fold[0] * self.plan.max_steps
+        self.total_steps = fold[1] * self.plan.max_steps
         self.pad_id: int = tokenizer.pad_token_id
         if run.trainer.method == "full":
             self.model = loaded.model
@@ -209,7 +214,7 @@ class Run:
         self.metrics.eval_loss.set(values["eval_loss"])
         if "eval_accuracy" in values:
             self.metrics.eval_accuracy.set(values["eval_accuracy"])
-        self.metrics.eval_step.set(step)
+        self.metrics.eval_step.set(self.step_offset + step)
         self.progress.record_eval(step, values)
         latest = self.progress.latest
         shown = " ".join(f"{k} {v:.4f}" for k, v in values.items())
@@ -227,7 +232,7 @@ class Run:
         optimizer = _optimizer(self.model, args)
         scheduler = _scheduler(optimizer, args, self.plan)
         batches = _endless(self.train_items, args)
-        self.metrics.max_steps.set(self.plan.max_steps)
+        self.metrics.max_steps.set(self.total_steps)
         log(
             f"training {self.plan.max_steps} steps on {len(self.train_items)} examples "
             f"(eval {len(self.eval_items)}), warmup {self.plan.warmup_steps}"
@@ -285,7 +290,7 @@ class Run:
             self.metrics.grad_norm.set(grad_norm)
             self.metrics.tokens.inc(tokens)
             self.metrics.tokens_per_second.set(train_tokens / max(train_seconds, 1e-9))
-            self.metrics.step.set(step)
+            self.metrics.step.set(self.step_offset + step)
             if device.type == "cuda":
                 self.metrics.gpu_memory.set(torch.cuda.max_memory_allocated())
             if step % self.run.trainer.eval_every == 0 or step == self.plan.max_steps:
