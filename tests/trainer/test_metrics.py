@@ -67,6 +67,9 @@ def test_final_wait_needs_a_scrape_after_the_final_update() -> None:
         scrape(server.port)  # an earlier scrape does not count
         metrics.mark_final()
         assert not metrics.wait_for_final_scrape(0.2)
+        # Nor does one rendered before the final update but sent after it.
+        metrics.count_scrape(rendered_after_final=False)
+        assert not metrics.wait_for_final_scrape(0.1)
         timer = threading.Timer(0.3, scrape, args=(server.port,))
         timer.start()
         assert metrics.wait_for_final_scrape(10)

@@ -9,7 +9,6 @@ final values: a short trial is never lost between two Prometheus scrapes.
 import re
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -98,41 +97,30 @@ class TrialMetrics:
         info.labels(**labels, **extra).set(1)
         self.done.set(0)
         self.step.set(0)
-        self._final_lock = threading.Condition()
-        self._scrapes = 0
-        self._scrapes_at_final: int | None = None
+        self._final = threading.Event()
+        self._final_scraped = threading.Event()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    # Scrape accounting.
-    def count_scrape(self) -> None:
-        with self._final_lock:
-            self._scrapes += 1
-            self._final_lock.notify_all()
-
+    # Scrape accounting: did a scrape that was rendered after the final update go out?
     @property
-    def scrapes(self) -> int:
-        with self._final_lock:
-            return self._scrapes
+    def is_final(self) -> bool:
+        return self._final.is_set()
+
+    def count_scrape(self, rendered_after_final: bool) -> None:
+        """Called once a scrape's response is sent, with is_final as read before rendering."""
+        if rendered_after_final:
+            self._final_scraped.set()
 
     def mark_final(self) -> None:
-        """The final values are set; scrapes served from now on carry them."""
+        """The final values are set; scrapes rendered from now on carry them."""
         self.done.set(1)
-        with self._final_lock:
-            self._scrapes_at_final = self._scrapes
+        self._final.set()
 
     def wait_for_final_scrape(self, timeout: float) -> bool:
-        """True once a scrape began after mark_final, False after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        with self._final_lock:
-            base = self._scrapes_at_final if self._scrapes_at_final is not None else self._scrapes
-            while self._scrapes <= base:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._final_lock.wait(left)
-            return True
+        """True once a scrape rendered after mark_final was sent; False after `timeout` s."""
+        return self._final_scraped.wait(timeout)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -141,10 +129,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            # Render first, count after: the count says "a scrape with these values went out".
+            # Read the flag before rendering, report after sending: only a response that
+            # carries the final values, and reached the scraper, ends the final wait.
+            after_final = self.metrics.is_final
             body = self.metrics.exposition()
             self._send(200, CONTENT_TYPE_LATEST, body)
-            self.metrics.count_scrape()
+            self.metrics.count_scrape(after_final)
         elif path in ("/healthz", "/"):
             self._send(200, "text/plain; charset=utf-8", b"ok\n")
         else:
