@@ -17,6 +17,8 @@ ENV_OUTPUT_DIR: Final = "KUBETUNE_OUTPUT_DIR"
 ENV_TERMINATION_LOG: Final = "KUBETUNE_TERMINATION_LOG"
 # Seconds the trainer waits, at most, for one scrape after its final update.
 ENV_SCRAPE_WAIT: Final = "KUBETUNE_SCRAPE_WAIT_SECONDS"
+# Built-in trainer: cache of the locally built tiny model (default ~/.cache/kubetune).
+ENV_CACHE_DIR: Final = "KUBETUNE_CACHE_DIR"
 
 DEFAULT_METRICS_PORT: Final = 9400
 DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"

@@ -29,7 +29,7 @@ TRAINER: dict[str, Any] = {
 
 def env_for(tmp: Path, cache: Path, **trainer: Any) -> dict[str, str]:
     env = trial_env(tmp, {**TRAINER, **trainer}, PARAMS)
-    env["KUBETUNE_CACHE_DIR"] = str(cache)
+    env[conventions.ENV_CACHE_DIR] = str(cache)
     return env
 
 

@@ -24,7 +24,6 @@ from kubetune_trainer.errors import ConfigError
 
 DEFAULT_SCRAPE_WAIT_SECONDS = 15.0
 DEFAULT_OUTPUT_DIR = "kubetune-output"
-ENV_CACHE_DIR = "KUBETUNE_CACHE_DIR"
 # The model name that means "the locally built tiny model".
 TINY_MODEL = "tiny"
 
@@ -62,8 +61,8 @@ class RunConfig:
 
 
 def default_cache_dir(env: Mapping[str, str]) -> Path:
-    if env.get(ENV_CACHE_DIR):
-        return Path(env[ENV_CACHE_DIR])
+    if env.get(conventions.ENV_CACHE_DIR):
+        return Path(env[conventions.ENV_CACHE_DIR])
     base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "kubetune"
 
