@@ -13,5 +13,9 @@ echo "== mypy"
 mypy operator/kubetune trainer-image/kubetune_trainer tests bench
 echo "== hadolint"
 hadolint trainer-image/Dockerfile operator/Dockerfile
+echo "== tiny model cache"
+# Built once per machine (about a minute on 2 cores); trainer, local-run and operator
+# tests share it, so build it here rather than inside whichever test runs first.
+python -m kubetune_trainer.tiny
 echo "== pytest"
 pytest -q -p no:cacheprovider "$@"
