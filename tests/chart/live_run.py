@@ -25,13 +25,8 @@ from prometheus_client import start_http_server
 from kubetune import conventions, metric_names
 from kubetune.operator.metrics import OperatorMetrics
 from kubetune.spec.status import Phase, TrialCounts
-from tests.chart.prometheus import (
-    Prometheus,
-    PromQLError,
-    ScrapeJob,
-    free_port,
-    prometheus_server,
-)
+from tests.chart.prometheus import Prometheus, PromQLError, ScrapeJob, prometheus_server
+from tests.cluster.prometheus import free_port
 
 NAMESPACE = "ml-team"
 SWEEP = "demo"

@@ -1,10 +1,7 @@
-"""A real Prometheus (Debian's /usr/bin/prometheus) with given scrape jobs, and a small query client."""
+"""A real Prometheus (the test cluster's fixture) with given scrape jobs, and a small query client."""
 
 import math
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,17 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+from tests.cluster.prometheus import Prometheus as PrometheusServer
+
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -89,52 +79,5 @@ def finite_values(series: list[dict[str, Any]]) -> list[float]:
 @contextmanager
 def prometheus_server(workdir: Path, jobs: list[ScrapeJob]) -> Iterator[Prometheus]:
     """Start Prometheus on a free port scraping every second; yields it once ready."""
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [job.config() for job in jobs],
-            }
-        )
-    )
-    port = free_port()
-    log_path = workdir / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_ready(process, url, log_path)
-            yield Prometheus(url)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"prometheus exited: {log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("prometheus did not become ready in 60s")
-        time.sleep(0.2)
+    with PrometheusServer(workdir, extra_scrape_configs=[job.config() for job in jobs]) as server:
+        yield Prometheus(server.url)

@@ -18,12 +18,12 @@ import yaml
 from kubetune import API_GROUP, PLURAL, conventions
 from kubetune.builders.pod import build_trial_pod
 from kubetune.spec import effective_spec, parse_sweep
-from tests.chart.prometheus import free_port
 from tests.chart.rendering import CHART, REPO, TOGGLES, combination_values, one
 from tests.chart.rendering import render as render_chart
 from tests.cluster.cluster import Cluster
 from tests.cluster.pod_discovery import PodDiscovery
 from tests.cluster.prometheus import Prometheus as ClusterPrometheus
+from tests.cluster.prometheus import free_port
 
 pytestmark = pytest.mark.slow
 

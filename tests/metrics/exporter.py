@@ -1,6 +1,5 @@
 """An in-process trial exporter: the series a kubetune trainer serves, on a real HTTP server."""
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -8,13 +7,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from kubetune import metric_names
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.cluster.prometheus import free_port
 
 
 @dataclass
