@@ -86,6 +86,30 @@ BUILTINS: tuple[ResourceType, ...] = (
     _core("secrets", "Secret"),
     _core("serviceaccounts", "ServiceAccount", short_names=("sa",)),
     _core("nodes", "Node", False, short_names=("no",), subresources=("status",)),
+    # Stored only (no controllers): so the Helm chart's manifests apply as they would.
+    _core(
+        "services", "Service", short_names=("svc",), categories=("all",), subresources=("status",)
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        True,
+        short_names=("deploy",),
+        categories=("all",),
+        subresources=("status",),
+    ),
+    *(
+        ResourceType("rbac.authorization.k8s.io", "v1", plural, plural[:-1], kind, namespaced)
+        for plural, kind, namespaced in (
+            ("roles", "Role", True),
+            ("rolebindings", "RoleBinding", True),
+            ("clusterroles", "ClusterRole", False),
+            ("clusterrolebindings", "ClusterRoleBinding", False),
+        )
+    ),
     ResourceType("events.k8s.io", "v1", "events", "event", "Event", True, short_names=("ev",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
     ResourceType(
