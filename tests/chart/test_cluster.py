@@ -72,7 +72,7 @@ def test_kubectl_applies_the_namespaced_install(cluster: Cluster, namespace: str
     cluster.apply_crd(CRD)
     values = combination_values(frozenset(), "namespaced")
     for watched in values["watchNamespaces"]:
-        if cluster.get("namespaces", watched, namespace=None) is None:
+        if cluster.get("namespaces", watched) is None:
             cluster.kubectl("create", "namespace", watched, check=True)
     manifests = render(values, namespace)
     kinds = [m["kind"] for m in manifests]
