@@ -215,21 +215,25 @@ def test_finalizers_hold_deletion(custom: Any, namespace: str) -> None:
     assert err.value.status == 404
 
 
-def test_owner_deletion_collects_dependents(core: Any, custom: Any, namespace: str) -> None:
+def create_owner_and_dependent(core: Any, custom: Any, namespace: str, **ref: Any) -> None:
+    """Experiment "owner" and ConfigMap "dep" whose ownerReference (plus `ref`) names it."""
     owner = custom.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, experiment("owner")
     )
-    ref = {
+    reference = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Experiment",
         "name": "owner",
         "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
+        **ref,
     }
     core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "dep", "ownerReferences": [ref]}}
+        namespace, {"metadata": {"name": "dep", "ownerReferences": [reference]}}
     )
+
+
+def test_owner_deletion_collects_dependents(core: Any, custom: Any, namespace: str) -> None:
+    create_owner_and_dependent(core, custom, namespace, controller=True, blockOwnerDeletion=True)
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "kept"}})
     custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "owner")
     names = [c.metadata.name for c in core.list_namespaced_config_map(namespace).items]
@@ -237,18 +241,7 @@ def test_owner_deletion_collects_dependents(core: Any, custom: Any, namespace: s
 
 
 def test_orphan_propagation_keeps_dependents(core: Any, custom: Any, namespace: str) -> None:
-    owner = custom.create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, experiment("owner")
-    )
-    ref = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Experiment",
-        "name": "owner",
-        "uid": owner["metadata"]["uid"],
-    }
-    core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "dep", "ownerReferences": [ref]}}
-    )
+    create_owner_and_dependent(core, custom, namespace)
     custom.delete_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "owner", propagation_policy="Orphan"
     )
