@@ -51,6 +51,11 @@ class TrialMetrics:
         return _as_int(self.values.get(EVAL_STEP))
 
     @property
+    def measured_at(self) -> int | None:
+        """Step of the latest eval_* values: eval_step, or step for trainers without it."""
+        return self.eval_step if self.eval_step is not None else self.step
+
+    @property
     def done(self) -> bool:
         """The trial has set its final values."""
         return self.values.get(DONE, 0.0) >= 1.0
@@ -67,7 +72,7 @@ class TrialMetrics:
         before evaluating shows eval_loss 0 at eval_step 0, which is no measurement.
         """
         value = self.value(metric)
-        at = self.eval_step if self.eval_step is not None else self.step
+        at = self.measured_at
         if value is None or at is None or at <= 0:
             return None
         return at, value

@@ -324,7 +324,7 @@ class SweepReconciler:
             return
         objective = self.spec.objective_list[0]
         value = values.value(objective.metric)
-        step = values.eval_step if values.eval_step is not None else values.step
+        step = values.measured_at
         if value is not None and step is not None:
             engine.report(number, step, value)
 
@@ -600,7 +600,7 @@ def _final_step(result: TrialResult | None, last: TrialMetrics | None) -> int | 
     if result is not None and result.steps:
         return result.steps
     if last is not None:
-        return last.eval_step if last.eval_step is not None else last.step
+        return last.measured_at
     return None
 
 
