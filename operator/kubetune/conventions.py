@@ -5,7 +5,9 @@ Environment variables, pod labels, exit statuses and the result file layout.
 
 from typing import Final
 
-# Environment handed to every trial.
+# Environment handed to every trial. The prefix is kubetune's own: a user's value
+# of that name is refused (trainer) or overridden (template).
+ENV_PREFIX: Final = "KUBETUNE_"
 ENV_SWEEP: Final = "KUBETUNE_SWEEP"
 ENV_TRIAL: Final = "KUBETUNE_TRIAL"
 ENV_NAMESPACE: Final = "KUBETUNE_NAMESPACE"
@@ -35,6 +37,10 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1  # training error, e.g. NaN or diverging loss
 EXIT_CONFIG_ERROR: Final = 2  # bad configuration, message names the field
 EXIT_STOPPED: Final = 143  # stopped by SIGTERM (pruned or deleted): 128 + 15
+
+
+def is_kubetune_env(name: str) -> bool:
+    return name.startswith(ENV_PREFIX)
 
 
 def trial_name(sweep: str, number: int) -> str:

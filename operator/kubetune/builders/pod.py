@@ -10,8 +10,9 @@ from typing import Any
 
 from kubetune import conventions
 from kubetune.builders.errors import BuildError
-from kubetune.builders.substitute import ParamValue, substitute_container
-from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
+from kubetune.builders.substitute import ParamValue, params_json, substitute_container
+from kubetune.spec import HyperparameterSweep, SweepSpec, TemplateSpec, TrainerSpec
+from kubetune.spec.checks import template_problems
 
 TRAINER_CONTAINER = "trainer"
 TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
@@ -66,7 +67,7 @@ def kubetune_env(
         {"name": conventions.ENV_SWEEP, "value": sweep.name},
         {"name": conventions.ENV_TRIAL, "value": trial},
         {"name": conventions.ENV_NAMESPACE, "value": sweep.namespace},
-        {"name": conventions.ENV_PARAMS, "value": json.dumps(dict(params), sort_keys=True)},
+        {"name": conventions.ENV_PARAMS, "value": params_json(params)},
         {"name": conventions.ENV_METRICS_PORT, "value": str(port)},
         {
             "name": conventions.ENV_METRICS_ADDR,
@@ -106,7 +107,9 @@ def build_trial_pod(
         raise BuildError("trainer", "set exactly one of trainer or template")
 
     user_env = [
-        var for var in container.get("env") or [] if not _is_kubetune_var(var.get("name", ""))
+        var
+        for var in container.get("env") or []
+        if not conventions.is_kubetune_env(var.get("name", ""))
     ]
     container["env"] = kubetune_env(sweep, trial, params, port) + user_env
     if spec.trainer is not None:
@@ -182,26 +185,27 @@ def _from_template(
     spec: SweepSpec, params: Mapping[str, ParamValue]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     assert spec.template is not None
+    index = template_container_index(spec.template)
     pod_spec = copy.deepcopy(spec.template.spec)
     metadata = copy.deepcopy(spec.template.metadata or {})
-    containers = pod_spec.get("containers")
-    if not isinstance(containers, list) or not containers:
-        raise BuildError("spec.template.spec.containers", "must list at least one container")
     for kind in ("initContainers", "containers"):
-        for index, item in enumerate(pod_spec.get(kind) or []):
+        for position, item in enumerate(pod_spec.get(kind) or []):
             if not isinstance(item, dict):
-                raise BuildError(f"spec.template.spec.{kind}[{index}]", "must be a mapping")
-            substitute_container(item, params, f"spec.template.spec.{kind}[{index}]")
-    wanted = spec.template.container
-    if wanted is None:
-        return pod_spec, metadata, containers[0]
-    for container in containers:
-        if container.get("name") == wanted:
-            return pod_spec, metadata, container
-    names = ", ".join(str(c.get("name")) for c in containers)
-    raise BuildError(
-        "spec.template.container", f"no container named {wanted!r} in the template ({names})"
-    )
+                raise BuildError(f"spec.template.spec.{kind}[{position}]", "must be a mapping")
+            substitute_container(item, params, f"spec.template.spec.{kind}[{position}]")
+    return pod_spec, metadata, pod_spec["containers"][index]
+
+
+def template_container_index(template: TemplateSpec) -> int:
+    """Position of the trial's container in the template; BuildError as `validate` words it."""
+    problems = template_problems(template)
+    if problems:
+        field, rule = problems[0].split(": ", 1)
+        raise BuildError(field, rule)
+    containers: list[dict[str, Any]] = template.spec["containers"]
+    if template.container is None:
+        return 0
+    return [c["name"] for c in containers].index(template.container)
 
 
 def _ensure_metrics_port(container: dict[str, Any], port: int) -> None:
@@ -225,7 +229,3 @@ def _merge_defaults(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:
             merged.pop("allowPrivilegeEscalation", None)
         merged.update(copy.deepcopy(given))
     return merged
-
-
-def _is_kubetune_var(name: str) -> bool:
-    return name.startswith("KUBETUNE_")

@@ -1,4 +1,4 @@
-"""${params.NAME} placeholders in a user pod template."""
+"""How a trial's parameters reach its container: ${params.NAME} placeholders and KUBETUNE_PARAMS."""
 
 import json
 import re
@@ -17,6 +17,11 @@ def render_value(value: ParamValue) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def params_json(params: Mapping[str, ParamValue]) -> str:
+    """The KUBETUNE_PARAMS value: the parameters as one JSON object, keys sorted."""
+    return json.dumps(dict(params), sort_keys=True)
 
 
 def substitute(text: str, params: Mapping[str, ParamValue], field: str) -> str:

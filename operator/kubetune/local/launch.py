@@ -1,18 +1,16 @@
 """What one local trial runs: argv, environment and working directory (pure, no I/O)."""
 
 import copy
-import json
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kubetune import conventions
 from kubetune.builders.errors import BuildError
-from kubetune.builders.pod import trainer_config
-from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.builders.pod import template_container_index, trainer_config
+from kubetune.builders.substitute import ParamValue, params_json, substitute_container
 from kubetune.spec import SweepSpec
 
 LOCAL_NAMESPACE = "local"
@@ -36,7 +34,7 @@ def kubetune_env(
         conventions.ENV_SWEEP: sweep,
         conventions.ENV_TRIAL: trial,
         conventions.ENV_NAMESPACE: LOCAL_NAMESPACE,
-        conventions.ENV_PARAMS: json.dumps(dict(params), sort_keys=True),
+        conventions.ENV_PARAMS: params_json(params),
         conventions.ENV_METRICS_ADDR: "127.0.0.1",
         conventions.ENV_METRICS_PORT: str(port),
         conventions.ENV_OUTPUT_DIR: str(trial_dir),
@@ -82,21 +80,9 @@ def _template_launch(
     spec: SweepSpec, params: Mapping[str, ParamValue], env: dict[str, str]
 ) -> TrialLaunch:
     assert spec.template is not None
-    containers: Any = spec.template.spec.get("containers")
-    if not isinstance(containers, list) or not containers:
-        raise BuildError("spec.template.spec.containers", "must list at least one container")
-    index = 0
-    if spec.template.container is not None:
-        names = [c.get("name") if isinstance(c, dict) else None for c in containers]
-        if spec.template.container not in names:
-            raise BuildError(
-                "spec.template.container", f"no container named {spec.template.container!r}"
-            )
-        index = names.index(spec.template.container)
+    index = template_container_index(spec.template)
     field = f"spec.template.spec.containers[{index}]"
-    container = copy.deepcopy(containers[index])
-    if not isinstance(container, dict):
-        raise BuildError(field, "must be a mapping")
+    container = copy.deepcopy(spec.template.spec["containers"][index])
     substitute_container(container, params, field)
     command = container.get("command")
     if not command:
@@ -108,7 +94,7 @@ def _template_launch(
         name = var.get("name") if isinstance(var, dict) else None
         if not isinstance(name, str):
             raise BuildError(f"{field}.env[{var_index}].name", "required field is missing")
-        if name.startswith("KUBETUNE_"):
+        if conventions.is_kubetune_env(name):
             continue  # kubetune's own values win, as in the operator's pods
         if isinstance(var.get("value"), str):
             env[name] = var["value"]

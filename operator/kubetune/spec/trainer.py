@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from kubetune import conventions
 from kubetune.spec.parameters import SpecModel
 
 TrainerArgValue = bool | int | float | str | list[str]
@@ -89,7 +90,7 @@ class TrainerSpec(SpecModel):
     @classmethod
     def _no_reserved_env(cls, env: list[EnvVar]) -> list[EnvVar]:
         for index, var in enumerate(env):
-            if var.name.startswith("KUBETUNE_"):
+            if conventions.is_kubetune_env(var.name):
                 raise ValueError(f"[{index}].name: KUBETUNE_* variables are set by kubetune")
             if var.value is not None and var.value_from is not None:
                 raise ValueError(f"[{index}]: set value or valueFrom, not both")
