@@ -119,23 +119,19 @@ def test_too_many_failures_fails_the_sweep(tmp_path: Path) -> None:
     assert len(table) == 1  # no trial started after the sweep failed
 
 
-def test_ctrl_c_then_resume_repeats_and_loses_no_trial(tmp_path: Path) -> None:
-    launches = tmp_path / "launches.txt"
-    sweep = write(
-        tmp_path,
-        template_sweep(
-            script_args=[
-                "--steps",
-                "25",
-                "--sleep",
-                "0.2",
-                "--result",
-                "--launch-log",
-                str(launches),
-            ],
-            budget={"maxTrials": 5, "parallelism": 2},
-        ),
+def launch_logged_sweep(tmp: Path, steps: int, sleep: float, trials: int) -> tuple[Path, Path]:
+    """A two-at-a-time sweep whose trials append their names to the returned log as they start."""
+    launches = tmp / "launches.txt"
+    script_args = ["--steps", str(steps), "--sleep", str(sleep), "--result"]
+    manifest = template_sweep(
+        script_args=[*script_args, "--launch-log", str(launches)],
+        budget={"maxTrials": trials, "parallelism": 2},
     )
+    return write(tmp, manifest), launches
+
+
+def test_ctrl_c_then_resume_repeats_and_loses_no_trial(tmp_path: Path) -> None:
+    sweep, launches = launch_logged_sweep(tmp_path, steps=25, sleep=0.2, trials=5)
     out = tmp_path / "out"
     first = start_kubetune("run", str(sweep), "--output", str(out), "--grace", "5")
     deadline = time.monotonic() + 120
@@ -267,22 +263,7 @@ def _trial_processes(marker: str) -> list[int]:
 
 
 def test_kill_9_then_resume_requeues_the_running_trials(tmp_path: Path) -> None:
-    launches = tmp_path / "launches.txt"
-    sweep = write(
-        tmp_path,
-        template_sweep(
-            script_args=[
-                "--steps",
-                "200",
-                "--sleep",
-                "0.1",
-                "--result",
-                "--launch-log",
-                str(launches),
-            ],
-            budget={"maxTrials": 2, "parallelism": 2},
-        ),
-    )
+    sweep, launches = launch_logged_sweep(tmp_path, steps=200, sleep=0.1, trials=2)
     out = tmp_path / "out"
     first = start_kubetune("run", str(sweep), "--output", str(out))
     deadline = time.monotonic() + 60
