@@ -27,10 +27,31 @@ TRAINER: dict[str, Any] = {
 }
 
 
-def env_for(tmp: Path, cache: Path, **trainer: Any) -> dict[str, str]:
-    env = trial_env(tmp, {**TRAINER, **trainer}, PARAMS)
+def env_for(
+    tmp: Path, cache: Path, params: dict[str, Any] = PARAMS, **trainer: Any
+) -> dict[str, str]:
+    env = trial_env(tmp, {**TRAINER, **trainer}, params)
     env[conventions.ENV_CACHE_DIR] = str(cache)
     return env
+
+
+def finish_unscraped(
+    tmp: Path, cache: Path, expect: int, params: dict[str, Any] = PARAMS, **trainer: Any
+) -> TrialProcess:
+    """Runs a trial to its end with its metrics server off; fails unless it exits with `expect`."""
+    env = env_for(tmp, cache, params, **trainer)
+    env[conventions.ENV_METRICS_PORT] = "-1"
+    trial = TrialProcess(env)
+    try:
+        code = trial.wait(timeout=120)
+    finally:
+        trial.kill()
+    assert code == expect, trial.stderr
+    return trial
+
+
+def written_result(tmp: Path) -> TrialResult:
+    return TrialResult.from_message((tmp / "termination-log").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -119,23 +140,16 @@ def test_generate_mode_scores_a_trained_adapter(
     finished_trial: tuple[TrialProcess, Series, Series, Path], tiny_cache: Path, tmp_path: Path
 ) -> None:
     _, _, _, trained = finished_trial
-    env = env_for(
+    finish_unscraped(
         tmp_path,
         tiny_cache,
+        conventions.EXIT_OK,
+        {"temperature": 0.7, "top_k": 20, "presence_penalty": 0.5},
         mode="generate",
         adapter=str(trained / "out" / "adapter"),
         args={"eval_max_samples": 16, "num_threads": 1},
     )
-    env[conventions.ENV_PARAMS] = json.dumps(
-        {"temperature": 0.7, "top_k": 20, "presence_penalty": 0.5}
-    )
-    env[conventions.ENV_METRICS_PORT] = "-1"
-    trial = TrialProcess(env)
-    try:
-        assert trial.wait(timeout=120) == conventions.EXIT_OK, trial.stderr
-    finally:
-        trial.kill()
-    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    result = written_result(tmp_path)
     assert result.status == "succeeded" and result.steps == 0
     assert result.best is not None and result.best.metric == "eval_accuracy"
     assert 0.0 <= result.metrics["eval_accuracy"] <= 1.0
@@ -153,7 +167,7 @@ def test_sigterm_stops_promptly_with_a_partial_result(tiny_cache: Path, tmp_path
         trial.kill()
     assert code == conventions.EXIT_STOPPED, trial.stderr
     assert elapsed < 10, f"took {elapsed:.1f}s to stop"
-    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    result = written_result(tmp_path)
     assert result.status == "stopped"
     assert result.reason is not None and "SIGTERM" in result.reason
     assert 3 <= result.steps < 100000
@@ -181,39 +195,26 @@ def test_bad_configuration_fails_with_one_clear_line(
     change: dict[str, Any], message: str, tiny_cache: Path, tmp_path: Path
 ) -> None:
     params = change.pop("params", PARAMS)
-    env = env_for(tmp_path, tiny_cache, **change)
-    env[conventions.ENV_PARAMS] = json.dumps(params)
-    env[conventions.ENV_METRICS_PORT] = "-1"
-    trial = TrialProcess(env)
-    try:
-        code = trial.wait(timeout=120)
-    finally:
-        trial.kill()
-    assert code == conventions.EXIT_CONFIG_ERROR, trial.stderr
+    trial = finish_unscraped(tmp_path, tiny_cache, conventions.EXIT_CONFIG_ERROR, params, **change)
     assert "Traceback" not in trial.stderr
     errors = [line for line in trial.lines if "config error" in line]
     assert len(errors) == 1 and message in errors[0], trial.stderr
-    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    result = written_result(tmp_path)
     assert result.status == "failed" and result.reason is not None and message in result.reason
 
 
 def test_full_fine_tune_with_packing_saves_the_model(tiny_cache: Path, tmp_path: Path) -> None:
-    env = env_for(
+    finish_unscraped(
         tmp_path,
         tiny_cache,
+        conventions.EXIT_OK,
+        {"learning_rate": 1e-4, "weight_decay": 0.01},
         method="full",
         maxSteps=6,
         evalEvery=3,
         args={"packing": True, "eval_max_samples": 8, "gradient_accumulation_steps": 2},
     )
-    env[conventions.ENV_PARAMS] = json.dumps({"learning_rate": 1e-4, "weight_decay": 0.01})
-    env[conventions.ENV_METRICS_PORT] = "-1"
-    trial = TrialProcess(env)
-    try:
-        assert trial.wait(timeout=120) == conventions.EXIT_OK, trial.stderr
-    finally:
-        trial.kill()
-    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    result = written_result(tmp_path)
     assert result.status == "succeeded" and result.steps == 6
     assert [step for step, _ in result.intermediate["eval_loss"]] == [3, 6]
     assert result.adapter_path is not None
@@ -221,23 +222,18 @@ def test_full_fine_tune_with_packing_saves_the_model(tiny_cache: Path, tmp_path:
 
 
 def test_architecture_search_trains_a_model_from_scratch(tiny_cache: Path, tmp_path: Path) -> None:
-    env = env_for(
+    params = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "activation": "gelu"}
+    finish_unscraped(
         tmp_path,
         tiny_cache,
+        conventions.EXIT_OK,
+        {**params, "learning_rate": 1e-3},
         method="full",
         maxSteps=4,
         evalEvery=4,
         args={"from_scratch": True, "eval_max_samples": 4},
     )
-    params = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "activation": "gelu"}
-    env[conventions.ENV_PARAMS] = json.dumps({**params, "learning_rate": 1e-3})
-    env[conventions.ENV_METRICS_PORT] = "-1"
-    trial = TrialProcess(env)
-    try:
-        assert trial.wait(timeout=120) == conventions.EXIT_OK, trial.stderr
-    finally:
-        trial.kill()
-    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    result = written_result(tmp_path)
     assert result.status == "succeeded"
     config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"], config["hidden_act"]) == (
@@ -248,21 +244,16 @@ def test_architecture_search_trains_a_model_from_scratch(tiny_cache: Path, tmp_p
 
 
 def test_cross_validation_reports_mean_and_spread(tiny_cache: Path, tmp_path: Path) -> None:
-    env = env_for(
+    finish_unscraped(
         tmp_path,
         tiny_cache,
+        conventions.EXIT_OK,
         maxSteps=3,
         evalEvery=3,
         dataset={"path": "synthetic:reverse", "trainSplit": "train[:40]"},
         args={"num_folds": 2, "eval_max_samples": 4, "num_threads": 1},
     )
-    env[conventions.ENV_METRICS_PORT] = "-1"
-    trial = TrialProcess(env)
-    try:
-        assert trial.wait(timeout=120) == conventions.EXIT_OK, trial.stderr
-    finally:
-        trial.kill()
-    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    result = written_result(tmp_path)
     assert result.status == "succeeded" and result.steps == 6
     per_fold = [value for _, value in result.intermediate["eval_loss_fold"]]
     assert len(per_fold) == 2
