@@ -228,6 +228,13 @@ def _output_dir(spec: TrainerSpec, env: Mapping[str, str], identity: Identity) -
     return base / (identity.trial or "local")
 
 
+def termination_log(env: Mapping[str, str], flag: str | None = None) -> Path:
+    """Where the result message goes: --termination-log, else the env var, else Kubernetes'."""
+    return Path(
+        flag or env.get(conventions.ENV_TERMINATION_LOG) or conventions.DEFAULT_TERMINATION_LOG
+    )
+
+
 def resolve(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> RunConfig:
     """The run configuration; raises ConfigError naming the offending field."""
     env = os.environ if env is None else env
@@ -265,11 +272,7 @@ def resolve(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = N
         metrics_port=_metrics_port(flags, env),
         metrics_addr=flags.metrics_addr or env.get(conventions.ENV_METRICS_ADDR) or "0.0.0.0",
         output_dir=Path(flags.output_dir) if flags.output_dir else _output_dir(spec, env, identity),
-        termination_log=Path(
-            flags.termination_log
-            or env.get(conventions.ENV_TERMINATION_LOG)
-            or conventions.DEFAULT_TERMINATION_LOG
-        ),
+        termination_log=termination_log(env, flags.termination_log),
         scrape_wait_seconds=scrape_wait,
         cache_dir=default_cache_dir(env),
     )
