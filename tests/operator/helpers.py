@@ -45,6 +45,32 @@ def wait_phase(
     )
 
 
+def wait_running(
+    cluster: Cluster, namespace: str, name: str, count: int, timeout: float = 60
+) -> dict[str, Any]:
+    return wait_status(
+        cluster,
+        namespace,
+        name,
+        lambda s: s.get("trials", {}).get("running") == count,
+        timeout,
+        what=f"{count} trials running",
+    )
+
+
+def wait_condition(
+    cluster: Cluster, namespace: str, name: str, type_: str, value: str, timeout: float = 60
+) -> dict[str, Any]:
+    return wait_status(
+        cluster,
+        namespace,
+        name,
+        lambda s: condition(s, type_).get("status") == value,
+        timeout,
+        what=f"{type_}={value}",
+    )
+
+
 def trial_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     return cluster.list_objects(
         "pods", namespace=namespace, label_selector=f"{conventions.LABEL_SWEEP}={name}"

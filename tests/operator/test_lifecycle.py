@@ -15,7 +15,9 @@ from .helpers import (
     history,
     sweep,
     trial_pods,
+    wait_condition,
     wait_phase,
+    wait_running,
     wait_status,
 )
 from .runner import InProcessOperator, sweep_manifest
@@ -115,7 +117,7 @@ def test_suspend_requeues_and_resume_finishes(
 ) -> None:
     env = {"STEPS": "40", "STEP_SECONDS": "0.1"}
     crd.create(sweep_manifest("pause", namespace, env=env, max_trials=3, parallelism=2))
-    wait_status(crd, namespace, "pause", lambda s: s.get("trials", {}).get("running") == 2)
+    wait_running(crd, namespace, "pause", 2)
     _patch_spec(crd, namespace, "pause", {"suspend": True})
     suspended = wait_phase(crd, namespace, "pause", "Suspended", timeout=30)
     crd.wait_for(
@@ -147,20 +149,14 @@ def test_budget_edit_is_applied_and_search_space_edit_refused(
 ) -> None:
     env = {"STEPS": "20", "STEP_SECONDS": "0.1"}
     crd.create(sweep_manifest("edit", namespace, env=env, max_trials=2, parallelism=1))
-    wait_status(crd, namespace, "edit", lambda s: s.get("trials", {}).get("running") == 1)
+    wait_running(crd, namespace, "edit", 1)
     _patch_spec(
         crd,
         namespace,
         "edit",
         {"parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 5.0}]},
     )
-    refused = wait_status(
-        crd,
-        namespace,
-        "edit",
-        lambda s: condition(s, "SpecAccepted").get("status") == "False",
-        what="SpecAccepted=False",
-    )
+    refused = wait_condition(crd, namespace, "edit", "SpecAccepted", "False")
     accepted = condition(refused, "SpecAccepted")
     assert accepted["reason"] == "SearchSpaceChanged"
     assert "spec.parameters" in accepted["message"]
@@ -271,7 +267,7 @@ def test_deleting_a_sweep_removes_its_pods(
 ) -> None:
     env = {"STEPS": "100", "STEP_SECONDS": "0.1"}
     crd.create(sweep_manifest("gone", namespace, env=env, max_trials=2, parallelism=2))
-    wait_status(crd, namespace, "gone", lambda s: s.get("trials", {}).get("running") == 2)
+    wait_running(crd, namespace, "gone", 2)
     result = crd.kubectl("delete", "hps", "gone", "-n", namespace, "--wait=false")
     assert result.returncode == 0, result.stderr
     crd.wait_for(

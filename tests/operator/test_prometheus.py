@@ -4,12 +4,21 @@ and a Prometheus outage is a visible condition that misjudges no trial."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from kubetune.spec.status import TrialRecord
 from tests.cluster.cluster import Cluster
 from tests.cluster.prometheus import Prometheus
 
-from .helpers import condition, event_reasons, history, wait_phase, wait_status
+from .helpers import (
+    condition,
+    event_reasons,
+    history,
+    wait_condition,
+    wait_phase,
+    wait_running,
+    wait_status,
+)
 from .runner import InProcessOperator, sweep_manifest
 
 # No termination message: the final value can only come from Prometheus. Prometheus applies
@@ -24,18 +33,28 @@ def _final_loss(record: dict[str, object], steps: int) -> float:
     return (x - 0.3) ** 2 + 1.0 / steps
 
 
+def _sweep_reading(
+    url: str, name: str, namespace: str, *, env: dict[str, str], max_trials: int, parallelism: int
+) -> dict[str, Any]:
+    """A sweep whose operator reads trial metrics from the Prometheus at url, every second."""
+    return sweep_manifest(
+        name,
+        namespace,
+        env=env,
+        max_trials=max_trials,
+        parallelism=parallelism,
+        extra_spec={"metrics": {"prometheus": {"url": url}, "interval": "1s"}},
+    )
+
+
 def test_objective_read_through_promql(
     operator: InProcessOperator, crd: Cluster, namespace: str, prometheus: Prometheus
 ) -> None:
-    manifest = sweep_manifest(
-        "promql",
-        namespace,
-        env=PROM_ONLY,
-        max_trials=3,
-        parallelism=3,
-        extra_spec={"metrics": {"prometheus": {"url": prometheus.url}, "interval": "1s"}},
+    crd.create(
+        _sweep_reading(
+            prometheus.url, "promql", namespace, env=PROM_ONLY, max_trials=3, parallelism=3
+        )
     )
-    crd.create(manifest)
     final = wait_phase(crd, namespace, "promql", "Succeeded", "Failed", timeout=90)
     assert final["phase"] == "Succeeded", final
     for record in history(final).values():
@@ -51,27 +70,15 @@ def test_objective_read_through_promql(
 def test_prometheus_outage_is_a_condition_not_a_failure(
     operator: InProcessOperator, crd: Cluster, namespace: str, prometheus: Prometheus
 ) -> None:
-    env = PROM_ONLY
-    manifest = sweep_manifest(
-        "outage",
-        namespace,
-        env=env,
-        max_trials=4,
-        parallelism=2,
-        extra_spec={"metrics": {"prometheus": {"url": prometheus.url}, "interval": "1s"}},
+    crd.create(
+        _sweep_reading(
+            prometheus.url, "outage", namespace, env=PROM_ONLY, max_trials=4, parallelism=2
+        )
     )
-    crd.create(manifest)
-    wait_status(crd, namespace, "outage", lambda s: s.get("trials", {}).get("running") == 2)
+    wait_running(crd, namespace, "outage", 2)
     prometheus.stop()
     try:
-        down = wait_status(
-            crd,
-            namespace,
-            "outage",
-            lambda s: condition(s, "MetricsAvailable").get("status") == "False",
-            timeout=30,
-            what="MetricsAvailable=False",
-        )
+        down = wait_condition(crd, namespace, "outage", "MetricsAvailable", "False", timeout=30)
         assert condition(down, "MetricsAvailable")["reason"] == "PrometheusUnreachable"
         time.sleep(5)  # trials finish while Prometheus is away: none may be judged now
         during = history(wait_status(crd, namespace, "outage", lambda s: True))
@@ -94,22 +101,8 @@ def test_unreachable_prometheus_url_is_a_condition_with_retries(
 ) -> None:
     dead = "http://127.0.0.1:9"  # discard port: nothing listens
     env = {"STEPS": "8", "STEP_SECONDS": "0.2"}
-    manifest = sweep_manifest(
-        "nowhere",
-        namespace,
-        env=env,
-        max_trials=2,
-        parallelism=2,
-        extra_spec={"metrics": {"prometheus": {"url": dead}, "interval": "1s"}},
-    )
-    crd.create(manifest)
-    down = wait_status(
-        crd,
-        namespace,
-        "nowhere",
-        lambda s: condition(s, "MetricsAvailable").get("status") == "False",
-        what="MetricsAvailable=False",
-    )
+    crd.create(_sweep_reading(dead, "nowhere", namespace, env=env, max_trials=2, parallelism=2))
+    down = wait_condition(crd, namespace, "nowhere", "MetricsAvailable", "False")
     assert down["phase"] == "Running"
     assert dead in condition(down, "MetricsAvailable")["message"]
     # The termination message still carries every final value: nothing is lost or failed.
