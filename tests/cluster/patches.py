@@ -34,32 +34,30 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
-def _parent(doc: Any, parts: list[str], path: str) -> Any:
+def _walk(doc: Any, parts: list[str], missing: str) -> Any:
+    """The node the pointer parts lead to; a 422 with the message `missing` where one is absent."""
     node = doc
-    for part in parts[:-1]:
+    for part in parts:
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            raise ApiError(
-                422,
-                f"the server rejected our request due to an error in our "
-                f"request: doc is missing path: {path!r}",
-            )
+            raise ApiError(422, missing)
     return node
+
+
+def _parent(doc: Any, parts: list[str], path: str) -> Any:
+    return _walk(
+        doc,
+        parts[:-1],
+        f"the server rejected our request due to an error in our "
+        f"request: doc is missing path: {path!r}",
+    )
 
 
 def _get(doc: Any, path: str) -> Any:
-    node = doc
-    for part in _pointer(path):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise ApiError(422, f"doc is missing path: {path!r}")
-    return node
+    return _walk(doc, _pointer(path), f"doc is missing path: {path!r}")
 
 
 def _add(doc: Any, path: str, value: Any) -> Any:
