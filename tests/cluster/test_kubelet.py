@@ -382,36 +382,29 @@ def test_volume_mount_paths_map_to_a_shared_pod_folder(cluster: Cluster, namespa
         "import os, sys; open(os.path.join(os.environ['OUT'], 'r.json'), 'w').write('1');"
         "print(sys.argv[1])"
     )
-    cluster.create(
-        pod(
-            "vol",
-            namespace,
-            writer,
-            volumes=[{"name": "work", "emptyDir": {}}],
-            container={
-                "args": ["/workspace/run"],
-                "env": [{"name": "OUT", "value": "/workspace/out"}],
-                "volumeMounts": [{"name": "work", "mountPath": "/workspace"}],
-            },
+
+    def create_mounting(name: str, script: str) -> None:
+        """A pod running script with emptyDir "work" at /workspace and OUT=/workspace/out."""
+        cluster.create(
+            pod(
+                name,
+                namespace,
+                script,
+                volumes=[{"name": "work", "emptyDir": {}}],
+                container={
+                    "args": ["/workspace/run"],
+                    "env": [{"name": "OUT", "value": "/workspace/out"}],
+                    "volumeMounts": [{"name": "work", "mountPath": "/workspace"}],
+                },
+            )
         )
-    )
+
+    create_mounting("vol", writer)
     done = cluster.wait_for_pod_phase(namespace, "vol", "Succeeded", "Failed")
     assert done["status"]["phase"] == "Failed"  # /workspace/out does not exist yet: honest
     assert "No such file or directory" in cluster.pod_logs(namespace, "vol")
     fixed = writer.replace("open(", "os.makedirs(os.environ['OUT'], exist_ok=True); open(", 1)
-    cluster.create(
-        pod(
-            "vol2",
-            namespace,
-            fixed,
-            volumes=[{"name": "work", "emptyDir": {}}],
-            container={
-                "args": ["/workspace/run"],
-                "env": [{"name": "OUT", "value": "/workspace/out"}],
-                "volumeMounts": [{"name": "work", "mountPath": "/workspace"}],
-            },
-        )
-    )
+    create_mounting("vol2", fixed)
     done = cluster.wait_for_pod_phase(namespace, "vol2", "Succeeded", "Failed")
     assert done["status"]["phase"] == "Succeeded", cluster.pod_logs(namespace, "vol2")
     printed = cluster.pod_logs(namespace, "vol2").strip()
