@@ -15,10 +15,10 @@ import kopf
 from kubetune import API_GROUP, API_VERSION, PLURAL, conventions
 from kubetune.builders.pod import trial_selector
 from kubetune.operator.config import OperatorConfig
+from kubetune.operator.effects import Event
 from kubetune.operator.kube import ApiError, KubeClient, bearer_token, load_configuration
 from kubetune.operator.metrics import METRICS
 from kubetune.operator.pod_state import PodView, view
-from kubetune.operator.reconcile import Event
 from kubetune.operator.runtime import SweepRuntime
 
 log = logging.getLogger(__name__)

@@ -8,13 +8,11 @@ Pods are converged level-based: every pass compares the trials the engine has in
 with the pods that exist.
 """
 
-import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import build_trial_pod
@@ -22,8 +20,10 @@ from kubetune.conventions import trial_name
 from kubetune.engine import Completion, HistoryError, SweepEngine
 from kubetune.metrics import TrialMetrics, TrialTarget, short_name
 from kubetune.operator import conditions as cond
+from kubetune.operator.effects import Effects, Event, EventType, MetricsReading, PodToCreate
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.spec_guard import search_space_hash
+from kubetune.operator.sweep_status import compose_status, status_from
 from kubetune.spec import (
     CategoricalParameter,
     HyperparameterSweep,
@@ -34,52 +34,13 @@ from kubetune.spec import (
     parse_sweep,
 )
 from kubetune.spec.checks import semantic_problems
-from kubetune.spec.status import Phase, TrialRecord
+from kubetune.spec.status import TrialRecord
 from kubetune.trial_result import TrialResult
 
-log = logging.getLogger(__name__)
-
-EventType = Literal["Normal", "Warning"]
 # A pod we created may take this long to show up in the watch-fed index.
 CREATE_GRACE_SECONDS = 30.0
 # Do not ask again to delete a pod we asked to delete this recently.
 DELETE_RETRY_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class Event:
-    type: EventType
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class PodToCreate:
-    number: int
-    name: str
-    attempt: int
-    params: dict[str, Any]
-    manifest: dict[str, Any]
-
-
-@dataclass
-class Effects:
-    """What one pass wants done, in order: patch status, delete, create, post events."""
-
-    status: dict[str, Any]
-    delete: list[tuple[str, str]] = field(default_factory=list)  # (pod name, uid)
-    create: list[PodToCreate] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-
-
-@dataclass
-class MetricsReading:
-    """The metrics source's answer: per-trial values, or why it could not be read."""
-
-    values: Mapping[str, TrialMetrics] = field(default_factory=dict)
-    problem: str | None = None  # set when the source was unavailable
-    reason: str = "PrometheusUnreachable"
-    queried: bool = True  # False: nothing to read this pass; says nothing about the source
 
 
 class SweepReconciler:
@@ -130,7 +91,7 @@ class SweepReconciler:
         first_look = self.generation is None
         self.generation = generation
         if first_look:
-            self.status = _status_from(body)
+            self.status = status_from(body)
             self.accepted_hash = self.status.search_space_hash
             self.announced_finish = self.status.phase in ("Succeeded", "Failed")
         try:
@@ -478,56 +439,17 @@ class SweepReconciler:
                 generation=self.generation,
             )
 
-    def _phase(self, completion: Completion | None) -> Phase:
-        if self.invalid:
-            return "Invalid"
-        if self.engine is None:
-            return self.status.phase if self.hold else "Pending"
-        if completion is not None:
-            return "Succeeded" if completion.succeeded else "Failed"
-        if self.spec is not None and self.spec.suspend:
-            return "Suspended"
-        return "Running" if self.engine.counts().total else "Pending"
-
     def _compose_status(self, completion: Completion | None) -> dict[str, Any]:
-        status = self.status
-        phase = self._phase(completion)
-        status.phase = phase
-        status.observed_generation = self.generation
-        engine = self.engine
-        if engine is not None and self.spec is not None:
-            status.objective = ",".join(o.metric for o in self.spec.objective_list)
-            status.trials = engine.counts()
-            status.best = engine.best()
-            status.pareto_front = engine.pareto_front() if self.spec.multi_objective else None
-            status.history = engine.history()
-            status.search_space_hash = self.accepted_hash
-            if status.start_time is None and status.trials.total:
-                status.start_time = cond.now_iso()
-        if completion is not None:
-            status.message = completion.message
-            if status.completion_time is None:
-                status.completion_time = cond.now_iso()
-            ready: tuple[bool, str] = (completion.succeeded, completion.reason)
-        else:
-            status.completion_time = None
-            counts = status.trials
-            status.message = (
-                self.hold
-                if self.hold
-                else f"{counts.running} running, {counts.succeeded} succeeded, "
-                f"{counts.pruned} pruned, {counts.failed} failed"
-            )
-            ready = (False, phase)
-        status.conditions = cond.set_condition(
-            status.conditions,
-            cond.READY,
-            ready[0],
-            ready[1],
-            status.message,
+        return compose_status(
+            self.status,
+            self.engine,
+            self.spec,
+            completion,
+            invalid=self.invalid,
+            hold=self.hold,
             generation=self.generation,
+            accepted_hash=self.accepted_hash,
         )
-        return status.to_patch()
 
     def _announce(self, engine: SweepEngine, completion: Completion | None) -> None:
         best = engine.best()
@@ -566,15 +488,6 @@ def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
         },
         "spec": dict(body.get("spec") or {}),
     }
-
-
-def _status_from(body: Mapping[str, Any]) -> SweepStatus:
-    raw = body.get("status") or {}
-    try:
-        return SweepStatus.model_validate({k: v for k, v in dict(raw).items() if k != "kopf"})
-    except ValueError as error:
-        log.warning("ignoring unreadable status: %s", error)
-        return SweepStatus()
 
 
 def _best_n(engine: SweepEngine) -> int | None:

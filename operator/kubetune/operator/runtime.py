@@ -16,10 +16,11 @@ from kubetune.metrics import (
     ScrapeSource,
 )
 from kubetune.operator.config import OperatorConfig
+from kubetune.operator.effects import Event, MetricsReading, PodToCreate
 from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.metrics import METRICS, OperatorMetrics
 from kubetune.operator.pod_state import PodView
-from kubetune.operator.reconcile import Event, MetricsReading, PodToCreate, SweepReconciler
+from kubetune.operator.reconcile import SweepReconciler
 from kubetune.spec import SweepSpec, parse_duration
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,45 @@
+"""What a reconcile pass reads in (a metrics reading) and hands out (status, pods, events)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kubetune.metrics import TrialMetrics
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PodToCreate:
+    number: int
+    name: str
+    attempt: int
+    params: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+@dataclass
+class Effects:
+    """What one pass wants done, in order: patch status, delete, create, post events."""
+
+    status: dict[str, Any]
+    delete: list[tuple[str, str]] = field(default_factory=list)  # (pod name, uid)
+    create: list[PodToCreate] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class MetricsReading:
+    """The metrics source's answer: per-trial values, or why it could not be read."""
+
+    values: Mapping[str, TrialMetrics] = field(default_factory=dict)
+    problem: str | None = None  # set when the source was unavailable
+    reason: str = "PrometheusUnreachable"
+    queried: bool = True  # False: nothing to read this pass; says nothing about the source
