@@ -5,9 +5,7 @@ import asyncio
 import sys
 from typing import Any
 
-import yaml
-
-from kubetune.spec import BestTrial, SpecError, SweepStatus, parse_sweep
+from kubetune.spec import SpecError, SweepStatus, parse_sweep
 
 
 def add_parser(subparsers: Any) -> None:
@@ -26,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
 
 def render(body: dict[str, Any]) -> str:
     """The YAML for a sweep object as the API returns it; ValueError when there is no best."""
-    from kubetune.local.outputs import best_document
+    from kubetune.local.outputs import best_scores, best_yaml
 
     name = body.get("metadata", {}).get("name", "?")
     status = SweepStatus.model_validate(
@@ -40,17 +38,9 @@ def render(body: dict[str, Any]) -> str:
         spec = parse_sweep(plain, name).spec
     except SpecError as error:
         raise ValueError(f"sweep {name} has an invalid spec: {error}") from None
-    header = _header(name, status.objective or "objective", status.best)
-    body_yaml = yaml.safe_dump(best_document(spec, status.best), sort_keys=False)
-    return header + body_yaml
-
-
-def _header(name: str, objective: str, best: BestTrial) -> str:
-    metrics = objective.split(",")
-    values = best.values if best.values is not None else [best.value]
-    scores = ", ".join(f"{m}={v}" for m, v in zip(metrics, values, strict=False))
-    step = f" at step {best.step}" if best.step is not None else ""
-    return f"# Best trial of {name}: {best.trial}, {scores}{step}\n"
+    metrics = (status.objective or "objective").split(",")
+    header = f"# Best trial of {name}: {status.best.trial}, {best_scores(metrics, status.best)}\n"
+    return header + best_yaml(spec, status.best)
 
 
 async def _fetch(name: str, namespace: str, kubeconfig: str | None) -> dict[str, Any] | None:

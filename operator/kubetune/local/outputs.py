@@ -81,13 +81,21 @@ def best_document(spec: SweepSpec, best: BestTrial) -> dict[str, object]:
     return dict(best.parameters)
 
 
-def write_best_yaml(path: Path, spec: SweepSpec, best: BestTrial) -> None:
-    metrics = [o.metric for o in spec.objective_list]
+def best_scores(metrics: list[str], best: BestTrial) -> str:
+    """`eval_loss=0.41 at step 120`: the best trial's objective values for a header line."""
     values = best.values if best.values is not None else [best.value]
     scores = ", ".join(f"{m}={v}" for m, v in zip(metrics, values, strict=False))
-    step = f" at step {best.step}" if best.step is not None else ""
-    header = f"# Best trial {best.trial}: {scores}{step}\n"
+    return scores + (f" at step {best.step}" if best.step is not None else "")
+
+
+def best_yaml(spec: SweepSpec, best: BestTrial) -> str:
+    """best_document as YAML, keys in the order a sweep file has them."""
+    return yaml.safe_dump(best_document(spec, best), sort_keys=False)
+
+
+def write_best_yaml(path: Path, spec: SweepSpec, best: BestTrial) -> None:
+    metrics = [o.metric for o in spec.objective_list]
+    header = f"# Best trial {best.trial}: {best_scores(metrics, best)}\n"
     if spec.trainer is not None:
         header += "# Merge into spec.trainer of a sweep to reuse these settings.\n"
-    body = yaml.safe_dump(best_document(spec, best), sort_keys=False, default_flow_style=False)
-    path.write_text(header + body, encoding="utf-8")
+    path.write_text(header + best_yaml(spec, best), encoding="utf-8")
