@@ -1,7 +1,7 @@
 """The operator's configuration: command-line options with environment defaults."""
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubetune import conventions
 
@@ -14,7 +14,6 @@ class OperatorConfig:
     metrics_port: int | None = conventions.OPERATOR_METRICS_PORT  # None: do not serve
     # Seconds between passes of a sweep with nothing in flight (pod events wake it sooner).
     idle_interval: float = 30.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_environment(cls) -> "OperatorConfig":

@@ -53,13 +53,11 @@ class SweepReconciler:
         uid: str | None,
         *,
         default_image: str | None = None,
-        default_prometheus_url: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self.uid = uid
         self.default_image = default_image
-        self.default_prometheus_url = default_prometheus_url
         self.engine: SweepEngine | None = None
         self.spec: SweepSpec | None = None  # effective spec the engine runs
         self.sweep: HyperparameterSweep | None = None

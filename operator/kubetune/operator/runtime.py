@@ -62,13 +62,7 @@ class SweepRuntime:
         self.kube = kube
         self.config = config
         self.metrics = metrics
-        self.reconciler = SweepReconciler(
-            namespace,
-            name,
-            uid,
-            default_image=config.default_image,
-            default_prometheus_url=config.default_prometheus_url,
-        )
+        self.reconciler = SweepReconciler(namespace, name, uid, default_image=config.default_image)
         self.source: MetricsSource | None = None
         self.wake = asyncio.Event()
         self.last_patched: dict[str, Any] | None = None
