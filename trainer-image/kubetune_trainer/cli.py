@@ -15,7 +15,13 @@ from pathlib import Path
 
 from kubetune import conventions
 from kubetune.trial_result import TrialOutcome, TrialResult
-from kubetune_trainer.config import TINY_MODEL, RunConfig, resolve, termination_log
+from kubetune_trainer.config import (
+    TINY_MODEL,
+    RunConfig,
+    launcher_output_dir,
+    resolve,
+    termination_log,
+)
 from kubetune_trainer.errors import ConfigError, Stopped, TrainingFailed
 from kubetune_trainer.metrics import MetricsServer, TrialMetrics
 from kubetune_trainer.progress import Progress
@@ -34,12 +40,12 @@ def _config_failure(error: ConfigError) -> int:
     """Report a configuration error where the launcher will look, without a traceback."""
     _say(f"config error: {error}")
     result = TrialResult(status="failed", reason=f"config error: {error}")
-    output = os.environ.get(conventions.ENV_OUTPUT_DIR)
+    output = launcher_output_dir(os.environ)
     # Outside a pod there is usually no termination log; stderr has the message.
     with contextlib.suppress(OSError):
         termination_log(os.environ).write_text(result.to_message())
-    if output:
-        write_result(result, Path(output), Path(os.devnull))
+    if output is not None:
+        write_result(result, output, Path(os.devnull))
     return conventions.EXIT_CONFIG_ERROR
 
 

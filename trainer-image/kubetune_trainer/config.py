@@ -220,10 +220,17 @@ def _metrics_port(flags: argparse.Namespace, env: Mapping[str, str]) -> int | No
     return port
 
 
+def launcher_output_dir(env: Mapping[str, str]) -> Path | None:
+    """The trial folder the launcher chose (KUBETUNE_OUTPUT_DIR), taken verbatim; None if unset."""
+    raw = env.get(conventions.ENV_OUTPUT_DIR)
+    return Path(raw) if raw else None
+
+
 def _output_dir(spec: TrainerSpec, env: Mapping[str, str], identity: Identity) -> Path:
-    # The launcher's choice is taken verbatim; a shared outputDir gets one folder per trial.
-    if env.get(conventions.ENV_OUTPUT_DIR):
-        return Path(env[conventions.ENV_OUTPUT_DIR])
+    chosen = launcher_output_dir(env)
+    if chosen is not None:
+        return chosen
+    # A shared outputDir gets one folder per trial.
     base = Path(spec.output_dir) if spec.output_dir is not None else Path(DEFAULT_OUTPUT_DIR)
     return base / (identity.trial or "local")
 
