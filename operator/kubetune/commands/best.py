@@ -27,9 +27,7 @@ def render(body: dict[str, Any]) -> str:
     from kubetune.local.outputs import best_scores, best_yaml
 
     name = body.get("metadata", {}).get("name", "?")
-    status = SweepStatus.model_validate(
-        {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
-    )
+    status = SweepStatus.of(body)
     if status.best is None:
         raise ValueError(f"sweep {name} has no succeeded trial yet (phase {status.phase})")
     plain = {k: body.get(k) for k in ("apiVersion", "kind", "spec")}

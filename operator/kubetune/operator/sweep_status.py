@@ -14,9 +14,8 @@ log = logging.getLogger(__name__)
 
 def status_from(body: Mapping[str, Any]) -> SweepStatus:
     """The status a sweep carries (kopf's bookkeeping aside); empty when unreadable."""
-    raw = body.get("status") or {}
     try:
-        return SweepStatus.model_validate({k: v for k, v in dict(raw).items() if k != "kopf"})
+        return SweepStatus.of(body)
     except ValueError as error:
         log.warning("ignoring unreadable status: %s", error)
         return SweepStatus()

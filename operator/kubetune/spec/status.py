@@ -1,5 +1,6 @@
 """The status a sweep reports: phase, conditions, counts, best trial, history."""
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,3 +78,12 @@ class SweepStatus(StatusModel):
 
     def to_patch(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> "SweepStatus":
+        """The status a sweep object carries, kopf's bookkeeping left out.
+
+        Raises pydantic's ValidationError (a ValueError) when it does not parse.
+        """
+        raw = body.get("status") or {}
+        return cls.model_validate({k: v for k, v in dict(raw).items() if k != "kopf"})
