@@ -280,3 +280,16 @@ def test_status_of_a_thousand_trial_sweep_stays_small() -> None:
     effects = reconcile(new(), sweep, {})
     assert effects.status["phase"] == "Succeeded"
     assert len(json.dumps(effects.status).encode()) < 256 * 1024
+
+
+def test_gauges_at_step_zero_are_not_evaluations() -> None:
+    """A trainer serving its gauges before it evaluates shows 0 at step 0: no intermediate value."""
+    rec = new()
+    reconcile(rec, body(), {})
+    pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
+    early = TrialMetrics({"eval_loss": 0.0, "eval_step": 0.0, "step": 0.0})
+    effects = reconcile(rec, body(), pods, MetricsReading(values={"s-t0000": early}))
+    assert "iv" not in next(r for r in effects.status["history"] if r["n"] == 0)
+    evaluated = TrialMetrics({"eval_loss": 0.7, "eval_step": 10.0, "step": 12.0})
+    effects = reconcile(rec, body(), pods, MetricsReading(values={"s-t0000": evaluated}))
+    assert next(r for r in effects.status["history"] if r["n"] == 0)["iv"] == [[10, 0.7]]

@@ -281,11 +281,10 @@ class SweepReconciler:
         assert self.spec is not None
         if values is None or self.spec.multi_objective:
             return
-        objective = self.spec.objective_list[0]
-        value = values.value(objective.metric)
-        step = values.measured_at
-        if value is not None and step is not None:
-            engine.report(number, step, value)
+        # Same rule as the local runner: a gauge at step 0 is no evaluation yet.
+        evaluation = values.evaluation(self.spec.objective_list[0].metric)
+        if evaluation is not None:
+            engine.report(number, *evaluation)
 
     def _finish(
         self, engine: SweepEngine, number: int, pod: PodView, metrics: MetricsReading
