@@ -62,12 +62,6 @@ def effective_spec(spec: SweepSpec) -> SweepSpec:
         update["parameters"] = default_parameters(spec.trainer)
     if not update:
         return spec
-    # Re-validate so the cross-field rules see the filled-in parameters too.
-    merged = spec.model_dump(by_alias=True, exclude_none=True) | {
-        key: value if not isinstance(value, list) else [v.model_dump(by_alias=True) for v in value]
-        for key, value in update.items()
-        if key == "parameters"
-    }
-    if "objective" in update:
-        merged["objective"] = update["objective"].model_dump(by_alias=True, exclude_none=True)
-    return SweepSpec.model_validate(merged)
+    filled = spec.model_copy(update=update)
+    # Re-validate so the cross-field rules see the filled-in values too.
+    return SweepSpec.model_validate(filled.model_dump(by_alias=True, exclude_none=True))
