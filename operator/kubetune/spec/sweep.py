@@ -7,9 +7,6 @@ from pydantic import Field, field_validator, model_validator
 
 from kubetune.spec.durations import DURATION_PATTERN, parse_duration
 from kubetune.spec.parameters import (
-    CategoricalParameter,
-    FloatParameter,
-    IntParameter,
     Parameter,
     SpecModel,
     grid_size,
@@ -193,6 +190,3 @@ class SweepSpec(SpecModel):
         if any(size is None for size in sizes):
             return None
         return math.prod(size for size in sizes if size is not None)
-
-
-ParameterTypes = (FloatParameter, IntParameter, CategoricalParameter)
