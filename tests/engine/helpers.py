@@ -78,7 +78,7 @@ def simulate(
         if not running:
             continue
         number = rng.choice(running)
-        params = engine.trial(number).p
+        params = engine.trial(number).params
         roll = rng.random()
         step = steps.get(number, 0) + 50
         steps[number] = step

@@ -112,8 +112,8 @@ def test_requeued_trial_comes_back_first_with_its_number_and_params() -> None:
         assert again[0].attempt == 2
         assert [p.number for p in again] == [1, 2]
     assert engine.history() == twin.history()
-    assert engine.trial(1).r == "node lost"
-    assert engine.trial(1).rq == 1
+    assert engine.trial(1).reason == "node lost"
+    assert engine.trial(1).requeues == 1
 
 
 def test_pruning_after_rebuild_matches_live_decisions() -> None:
@@ -146,6 +146,6 @@ def test_stateful_samplers_resume_without_repeating_or_losing_trials(algorithm: 
     twin = rebuilt(engine)
     assert twin.history() == before
     plans = twin.start_trials()
-    known = {r.n for r in before}
+    known = {r.number for r in before}
     assert all(p.number not in known for p in plans)
     assert [p.number for p in plans] == list(range(len(before), len(before) + len(plans)))

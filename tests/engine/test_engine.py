@@ -119,7 +119,7 @@ def test_too_many_failures_is_a_failed_sweep() -> None:
     assert done is not None and done.reason == "TooManyFailures" and not done.succeeded
     assert "maxFailedTrials=1" in done.message
     assert engine.counts().failed == 2
-    assert engine.trial(1).r == "OOMKilled"
+    assert engine.trial(1).reason == "OOMKilled"
 
 
 def test_max_trials_with_no_success_is_not_a_success() -> None:
@@ -201,7 +201,7 @@ def test_events_after_the_end_of_a_trial_change_nothing() -> None:
     assert not engine.prune(0)
     assert not engine.requeue(0, "late")
     assert not engine.report(0, 450, 0.1)
-    assert engine.trial(0).v == [1.2]
+    assert engine.trial(0).values == [1.2]
 
 
 def test_unknown_trial_and_wrong_value_count_are_errors() -> None:
@@ -217,8 +217,8 @@ def test_non_finite_final_value_fails_the_trial() -> None:
     engine = SweepEngine(make_spec(), "nan")
     engine.start_trials()
     engine.complete(0, [float("nan")], 400)
-    assert engine.trial(0).s == "Failed"
-    assert "not finite" in (engine.trial(0).r or "")
+    assert engine.trial(0).state == "Failed"
+    assert "not finite" in (engine.trial(0).reason or "")
     assert not engine.report(1, 50, float("inf"))
 
 

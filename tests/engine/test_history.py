@@ -67,6 +67,6 @@ def test_reported_values_are_rounded() -> None:
     engine = SweepEngine(make_spec(), "round")
     engine.start_trials()
     engine.report(0, 50, 1.23456789)
-    assert engine.trial(0).iv == [(50, 1.235)]
+    assert engine.trial(0).intermediate == [(50, 1.235)]
     engine.complete(0, [1.23456789], 400)
-    assert engine.trial(0).v == [1.23457]
+    assert engine.trial(0).values == [1.23457]

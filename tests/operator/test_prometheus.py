@@ -28,7 +28,7 @@ PROM_ONLY = {"STEPS": "8", "STEP_SECONDS": "0.6", "NO_RESULT": "1", "LINGER_SECO
 
 
 def _final_loss(record: dict[str, object], steps: int) -> float:
-    x = TrialRecord.model_validate(record).p["x"]
+    x = TrialRecord.model_validate(record).params["x"]
     assert isinstance(x, float)
     return (x - 0.3) ** 2 + 1.0 / steps
 

@@ -82,11 +82,11 @@ class SweepEngine:
         self._study_id = self._storage.get_study_id_from_name(sweep_name)
         self._trials: dict[int, Trial] = {}
         for record in history:
-            if record.n in self._trials:
-                raise HistoryError(f"history: trial {record.n} appears twice")
-            if record.n < 0:
-                raise HistoryError(f"history: trial number must be >= 0, got {record.n}")
-            self._trials[record.n] = Trial.from_record(record)
+            if record.number in self._trials:
+                raise HistoryError(f"history: trial {record.number} appears twice")
+            if record.number < 0:
+                raise HistoryError(f"history: trial number must be >= 0, got {record.number}")
+            self._trials[record.number] = Trial.from_record(record)
         replay(self.study, list(self._trials.values()), self._space)
 
     # ---- decisions -------------------------------------------------------------------

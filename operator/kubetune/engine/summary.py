@@ -40,26 +40,26 @@ class Trial:
     @classmethod
     def from_record(cls, record: TrialRecord) -> "Trial":
         return cls(
-            number=record.n,
-            state=record.s,
-            params=dict(record.p),
-            values=list(record.v) if record.v is not None else None,
-            step=record.st,
-            intermediate=[(int(s), float(v)) for s, v in record.iv or []],
-            reason=record.r,
-            requeues=record.rq or 0,
+            number=record.number,
+            state=record.state,
+            params=dict(record.params),
+            values=list(record.values) if record.values is not None else None,
+            step=record.step,
+            intermediate=[(int(s), float(v)) for s, v in record.intermediate or []],
+            reason=record.reason,
+            requeues=record.requeues or 0,
         )
 
     def record(self) -> TrialRecord:
         return TrialRecord(
-            n=self.number,
-            s=self.state,
-            p=dict(self.params),
-            v=list(self.values) if self.values is not None else None,
-            st=self.step,
-            iv=list(self.intermediate) or None,
-            r=self.reason,
-            rq=self.requeues or None,
+            number=self.number,
+            state=self.state,
+            params=dict(self.params),
+            values=list(self.values) if self.values is not None else None,
+            step=self.step,
+            intermediate=list(self.intermediate) or None,
+            reason=self.reason,
+            requeues=self.requeues or None,
         )
 
 

@@ -50,19 +50,23 @@ def write_trials_csv(
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=csv_columns(spec))
         writer.writeheader()
-        for record in sorted(history, key=lambda r: r.n):
+        for record in sorted(history, key=lambda r: r.number):
             row: dict[str, object] = {
-                "trial": trial_name(sweep, record.n),
-                "number": record.n,
-                "state": record.s,
-                "step": record.st if record.st is not None else "",
-                "reason": record.r or "",
-                "requeues": record.rq or 0,
-                "wall_seconds": f"{wall_seconds[record.n]:.1f}" if record.n in wall_seconds else "",
+                "trial": trial_name(sweep, record.number),
+                "number": record.number,
+                "state": record.state,
+                "step": record.step if record.step is not None else "",
+                "reason": record.reason or "",
+                "requeues": record.requeues or 0,
+                "wall_seconds": f"{wall_seconds[record.number]:.1f}"
+                if record.number in wall_seconds
+                else "",
             }
             for index, column in enumerate(metrics.values()):
-                row[column] = record.v[index] if record.v and index < len(record.v) else ""
-            for name, value in record.p.items():
+                row[column] = (
+                    record.values[index] if record.values and index < len(record.values) else ""
+                )
+            for name, value in record.params.items():
                 if name in params:
                     row[params[name]] = value
             writer.writerow(row)

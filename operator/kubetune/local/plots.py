@@ -28,8 +28,10 @@ def plot_objective(path: Path, history: list[TrialRecord], objective: Objective)
     better: Callable[[float, float], bool] = (
         (lambda a, b: a < b) if objective.direction == "minimize" else (lambda a, b: a > b)
     )
-    done = sorted((r.n, r.v[0]) for r in history if r.s == "Succeeded" and r.v)
-    pruned = sorted((r.n, r.iv[-1][1]) for r in history if r.s == "Pruned" and r.iv)
+    done = sorted((r.number, r.values[0]) for r in history if r.state == "Succeeded" and r.values)
+    pruned = sorted(
+        (r.number, r.intermediate[-1][1]) for r in history if r.state == "Pruned" and r.intermediate
+    )
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     if done:
         ax.scatter(*zip(*done, strict=True), label="completed", color="tab:blue", zorder=3)

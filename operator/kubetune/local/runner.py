@@ -122,7 +122,7 @@ class LocalRunner:
                 for trial in self.trials.values():
                     trial.process.kill_if_overdue()
                 for number in await self._reap(stop):
-                    if self.engine.trial(number).s == "Requeued":
+                    if self.engine.trial(number).state == "Requeued":
                         requeued.append(number)
                 self._refresh()
                 if (interrupted or completion is not None) and not self.trials:
@@ -261,14 +261,14 @@ class LocalRunner:
         self.state.wall_seconds[number] = round(trial.process.elapsed(), 1)
         record = self.engine.trial(number)
         row = self.board.rows[number]
-        row.state = record.s
+        row.state = record.state
         row.elapsed = trial.process.elapsed()
-        row.note = record.r or ""
-        if record.v:
-            row.value = record.v[0]
-        if record.st is not None:
-            row.step = record.st
-        self._event_for(trial.plan.name, record.s, record.v, record.st, record.r)
+        row.note = record.reason or ""
+        if record.values:
+            row.value = record.values[0]
+        if record.step is not None:
+            row.step = record.step
+        self._event_for(trial.plan.name, record.state, record.values, record.step, record.reason)
         self.checkpoint()
 
     def _tell(self, number: int, outcome: Outcome) -> None:
@@ -308,12 +308,17 @@ class LocalRunner:
 
     def _load_board(self) -> None:
         for record in self.engine.history():
-            row = TrialRow(record.n, trial_name(self.sweep, record.n), dict(record.p), record.s)
-            row.value = record.v[0] if record.v else None
-            row.step = record.st
-            row.note = record.r or ""
-            row.elapsed = self.state.wall_seconds.get(record.n, 0.0)
-            self.board.rows[record.n] = row
+            row = TrialRow(
+                record.number,
+                trial_name(self.sweep, record.number),
+                dict(record.params),
+                record.state,
+            )
+            row.value = record.values[0] if record.values else None
+            row.step = record.step
+            row.note = record.reason or ""
+            row.elapsed = self.state.wall_seconds.get(record.number, 0.0)
+            self.board.rows[record.number] = row
 
     def _refresh(self) -> None:
         for number, trial in self.trials.items():

@@ -249,7 +249,7 @@ class SweepReconciler:
             name = trial_name(self.name, number)
             pod = pods.get(name)
             if pod is None or not self._current(pod, record):
-                if pod is None and record.s == "Running" and not self._recently_created(name):
+                if pod is None and record.state == "Running" and not self._recently_created(name):
                     engine.requeue(number, "PodDeleted: the trial pod disappeared")
                     self._events.append(
                         Event("Warning", "TrialRequeued", f"{name}: pod disappeared; rerunning")
@@ -347,7 +347,7 @@ class SweepReconciler:
         for number in engine.running():
             record = engine.trial(number)
             name = trial_name(self.name, number)
-            attempt = (record.rq or 0) + 1
+            attempt = record.attempt
             wanted.add(name)
             pod = pods.get(name)
             if pod is not None and self._current(pod, record):
@@ -364,11 +364,11 @@ class SweepReconciler:
                 self.sweep,
                 self.spec,
                 number,
-                record.p,
+                record.params,
                 attempt=attempt,
                 default_image=self.default_image,
             )
-            effects.create.append(PodToCreate(number, name, attempt, dict(record.p), manifest))
+            effects.create.append(PodToCreate(number, name, attempt, dict(record.params), manifest))
         effects.delete.extend(self._stray_pods(pods, wanted, now))
 
     def _stray_pods(
@@ -388,7 +388,7 @@ class SweepReconciler:
     def _current(self, pod: PodView, record: TrialRecord) -> bool:
         if self.uid is not None and pod.owner_uid not in (None, self.uid):
             return False
-        return pod.attempt == (record.rq or 0) + 1
+        return pod.attempt == record.attempt
 
     def _recently_created(self, name: str, attempt: int | None = None) -> bool:
         entry = self.created.get(name)

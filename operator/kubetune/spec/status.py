@@ -46,19 +46,35 @@ class BestTrial(StatusModel):
 class TrialRecord(StatusModel):
     """One trial, kept compact: 1000 of them must fit well under 256 KiB.
 
-    Short keys on purpose: this list is the engine's memory across operator restarts.
+    The stored keys are short on purpose (this list is the engine's memory across operator
+    restarts); code reads the long field names, and the short keys are only their aliases.
     """
 
-    n: int = Field(description="Trial number.")
-    s: TrialState = Field(description="State.")
-    p: dict[str, ParamValue] = Field(default_factory=dict, description="Parameters.")
-    v: list[float] | None = Field(default=None, description="Final objective value(s).")
-    st: int | None = Field(default=None, description="Step of the final value.")
-    iv: list[tuple[int, float]] | None = Field(
-        default=None, description="Intermediate values [[step, value], ...] for pruning."
+    number: int = Field(alias="n", description="Trial number.")
+    state: TrialState = Field(alias="s", description="State.")
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, alias="p", description="Parameters."
     )
-    r: str | None = Field(default=None, description="Reason, for failed and requeued trials.")
-    rq: int | None = Field(default=None, description="Times requeued after preemption or eviction.")
+    values: list[float] | None = Field(
+        default=None, alias="v", description="Final objective value(s)."
+    )
+    step: int | None = Field(default=None, alias="st", description="Step of the final value.")
+    intermediate: list[tuple[int, float]] | None = Field(
+        default=None,
+        alias="iv",
+        description="Intermediate values [[step, value], ...] for pruning.",
+    )
+    reason: str | None = Field(
+        default=None, alias="r", description="Reason, for failed and requeued trials."
+    )
+    requeues: int | None = Field(
+        default=None, alias="rq", description="Times requeued after preemption or eviction."
+    )
+
+    @property
+    def attempt(self) -> int:
+        """Which run of this trial the current (or last) pod or process is: 1 + requeues."""
+        return (self.requeues or 0) + 1
 
 
 class SweepStatus(StatusModel):
