@@ -490,6 +490,8 @@ class Kubelet:
             "HOSTNAME": run.name,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
+            # A checkout other than the installed one (a git worktree) stands in for the image.
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
             "KUBERNETES_SERVICE_HOST": "127.0.0.1",
             "KUBERNETES_SERVICE_PORT": str(self.api_port),
             **self.extra_env,
