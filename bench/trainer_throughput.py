@@ -105,7 +105,7 @@ def run_ours(opts: argparse.Namespace, model_path: str, data: Path) -> dict[str,
     from kubetune_trainer.arguments import parse_args
     from kubetune_trainer.config import Identity, RunConfig
     from kubetune_trainer.data import load_splits
-    from kubetune_trainer.metrics import TrialMetrics
+    from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.modeling import load_model
     from kubetune_trainer.progress import Progress
     from kubetune_trainer.stopping import StopFlag
@@ -136,7 +136,7 @@ def run_ours(opts: argparse.Namespace, model_path: str, data: Path) -> dict[str,
     loaded = load_model(model_path, "lora", args, Path(tempfile.gettempdir()), stop)
     progress = Progress()
     run = Run(
-        config, loaded, load_splits(spec.dataset), TrialMetrics(Identity(), {}), progress, stop
+        config, loaded, load_splits(spec.dataset), TrainerMetrics(Identity(), {}), progress, stop
     )
     run.evaluate = lambda step: {}  # type: ignore[method-assign]  # training only
     run.train()

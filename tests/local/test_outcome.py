@@ -2,7 +2,7 @@ from pathlib import Path
 
 from kubetune import conventions
 from kubetune.local.outcome import StopReason, classify, read_result
-from kubetune.metrics import TrialMetrics
+from kubetune.metrics import TrialReading
 from kubetune.trial_result import TrialResult
 
 OBJ = ["eval_loss"]
@@ -16,19 +16,19 @@ def test_success_takes_the_result_file_over_the_last_scrape() -> None:
     final = result(
         metrics={"eval_loss": 1.25}, steps=40, intermediate={"eval_loss": [[20, 1.5], [40, 1.25]]}
     )
-    outcome = classify(0, final, None, TrialMetrics({"eval_loss": 9.0}), OBJ)
+    outcome = classify(0, final, None, TrialReading({"eval_loss": 9.0}), OBJ)
     assert (outcome.kind, outcome.values, outcome.step) == ("complete", [1.25], 40)
     assert outcome.intermediate == [(20, 1.5), (40, 1.25)]
 
 
 def test_template_without_result_uses_the_last_scrape() -> None:
-    last = TrialMetrics({"eval_loss": 0.5, "eval_step": 30.0, "step": 31.0})
+    last = TrialReading({"eval_loss": 0.5, "eval_step": 30.0, "step": 31.0})
     outcome = classify(0, None, None, last, OBJ)
     assert (outcome.kind, outcome.values, outcome.step) == ("complete", [0.5], 30)
 
 
 def test_exit_zero_without_objective_fails_with_the_reason() -> None:
-    outcome = classify(0, None, None, TrialMetrics({"step": 3.0}), OBJ)
+    outcome = classify(0, None, None, TrialReading({"step": 3.0}), OBJ)
     assert outcome.kind == "fail"
     assert outcome.reason is not None and outcome.reason.startswith("NoObjective")
 
@@ -53,7 +53,7 @@ def test_stopped_trials_by_stop_reason() -> None:
 
 
 def test_scraped_values_are_not_final_for_a_stopped_template_trial() -> None:
-    last = TrialMetrics({"eval_loss": 0.5, "eval_step": 3.0})
+    last = TrialReading({"eval_loss": 0.5, "eval_step": 3.0})
     assert classify(-15, None, "pruned", last, OBJ).kind == "prune"
     assert classify(0, None, "pruned", last, OBJ).kind == "prune"
 

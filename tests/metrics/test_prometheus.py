@@ -9,7 +9,7 @@ from kubetune.metrics import (
     MetricsUnavailable,
     PrometheusSource,
     QueryError,
-    TrialMetrics,
+    TrialReading,
     TrialTarget,
     trial_selector,
 )
@@ -73,7 +73,7 @@ def test_collect_reads_every_trial_in_one_query_per_metric(
     exporter.set("other-t0000", eval_loss=9.0)  # same namespace, another sweep
     wait_until(scraped(prometheus_url, trial_selector("step", "ns", "demo", "demo-t0001"), 11))
 
-    found: dict[str, TrialMetrics] = run_with(
+    found: dict[str, TrialReading] = run_with(
         prometheus_url, lambda s: s.collect("ns", "demo", TRIALS), metrics=["eval_loss"]
     )
     assert set(found) == {"demo-t0000", "demo-t0001"}  # t0002 has no series: absent

@@ -7,7 +7,7 @@ from kubetune.metrics import (
     MetricsError,
     MetricsUnavailable,
     ScrapeSource,
-    TrialMetrics,
+    TrialReading,
     TrialTarget,
     parse_exposition,
 )
@@ -37,21 +37,21 @@ def test_parse_keeps_trial_series_only_and_drops_nan() -> None:
 
 
 def test_trial_metrics_accessors() -> None:
-    metrics = TrialMetrics({"eval_loss": 1.5, "eval_step": 20.0, "step": 25.0, "done": 1.0})
+    metrics = TrialReading({"eval_loss": 1.5, "eval_step": 20.0, "step": 25.0, "done": 1.0})
     assert metrics.value("kubetune_trial_eval_loss") == 1.5
     assert (metrics.step, metrics.eval_step, metrics.done) == (25, 20, True)
-    assert TrialMetrics({"step": math.inf}).step is None
+    assert TrialReading({"step": math.inf}).step is None
 
 
 def test_evaluation_pairs_value_and_step_and_ignores_gauges_at_zero() -> None:
-    assert TrialMetrics({"eval_loss": 1.5, "eval_step": 20.0, "step": 25.0}).evaluation(
+    assert TrialReading({"eval_loss": 1.5, "eval_step": 20.0, "step": 25.0}).evaluation(
         "eval_loss"
     ) == (20, 1.5)
     # Trainers without eval_step: the training step.
-    assert TrialMetrics({"score": 0.5, "step": 7.0}).evaluation("score") == (7, 0.5)
+    assert TrialReading({"score": 0.5, "step": 7.0}).evaluation("score") == (7, 0.5)
     # Freshly registered gauges read 0 before the first evaluation.
-    assert TrialMetrics({"eval_loss": 0.0, "eval_step": 0.0}).evaluation("eval_loss") is None
-    assert TrialMetrics({"eval_step": 10.0}).evaluation("eval_loss") is None
+    assert TrialReading({"eval_loss": 0.0, "eval_step": 0.0}).evaluation("eval_loss") is None
+    assert TrialReading({"eval_step": 10.0}).evaluation("eval_loss") is None
 
 
 def test_scrape_reads_a_live_exporter() -> None:
@@ -59,7 +59,7 @@ def test_scrape_reads_a_live_exporter() -> None:
         exporter.set("demo-t0000", eval_loss=2.5, eval_step=10, step=12, done=0)
         exporter.tokens.labels(sweep="demo", trial="demo-t0000", namespace="ns").inc(640)
 
-        async def read() -> TrialMetrics:
+        async def read() -> TrialReading:
             source = ScrapeSource()
             try:
                 return await source.fetch("127.0.0.1", exporter.port)
@@ -90,7 +90,7 @@ def test_collect_leaves_out_trials_that_do_not_answer() -> None:
     with trial_exporter() as exporter:
         exporter.set("demo-t0000", eval_loss=1.0, eval_step=5)
 
-        async def read() -> dict[str, TrialMetrics]:
+        async def read() -> dict[str, TrialReading]:
             source = ScrapeSource(timeout=1.0)
             try:
                 return await source.collect(

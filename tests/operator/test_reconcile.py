@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubetune.metrics import TrialMetrics
+from kubetune.metrics import TrialReading
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.reconcile import Effects, MetricsReading, SweepReconciler
 from kubetune.trial_result import TrialResult
@@ -134,7 +134,7 @@ def test_no_final_value_waits_while_metrics_are_down_and_fails_when_absent() -> 
 def test_final_value_from_the_last_reading_when_there_is_no_message() -> None:
     rec = new()
     reconcile(rec, body(), {})
-    reading = MetricsReading(values={"s-t0000": TrialMetrics({"eval_loss": 0.4, "step": 3.0})})
+    reading = MetricsReading(values={"s-t0000": TrialReading({"eval_loss": 0.4, "step": 3.0})})
     reconcile(rec, body(), {"s-t0000": running("s-t0000")}, reading)
     effects = reconcile(rec, body(), {"s-t0000": succeeded("s-t0000", None)}, MetricsReading())
     record = effects.status["history"][0]
@@ -287,9 +287,9 @@ def test_gauges_at_step_zero_are_not_evaluations() -> None:
     rec = new()
     reconcile(rec, body(), {})
     pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
-    early = TrialMetrics({"eval_loss": 0.0, "eval_step": 0.0, "step": 0.0})
+    early = TrialReading({"eval_loss": 0.0, "eval_step": 0.0, "step": 0.0})
     effects = reconcile(rec, body(), pods, MetricsReading(values={"s-t0000": early}))
     assert "iv" not in next(r for r in effects.status["history"] if r["n"] == 0)
-    evaluated = TrialMetrics({"eval_loss": 0.7, "eval_step": 10.0, "step": 12.0})
+    evaluated = TrialReading({"eval_loss": 0.7, "eval_step": 10.0, "step": 12.0})
     effects = reconcile(rec, body(), pods, MetricsReading(values={"s-t0000": evaluated}))
     assert next(r for r in effects.status["history"] if r["n"] == 0)["iv"] == [[10, 0.7]]

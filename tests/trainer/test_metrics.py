@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kubetune import metric_names as names
 from kubetune_trainer.config import Identity
-from kubetune_trainer.metrics import MetricsServer, TrialMetrics, info_labels
+from kubetune_trainer.metrics import MetricsServer, TrainerMetrics, info_labels
 
 IDENTITY = Identity(sweep="demo", trial="demo-t0001", namespace="ml")
 DECLARED = {*names.TRAINER_GAUGES, names.TOKENS_TOTAL, names.TRIAL_INFO}
@@ -24,7 +24,7 @@ def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def test_series_use_declared_names_and_trial_labels() -> None:
-    metrics = TrialMetrics(IDENTITY, {"learning_rate": 0.0001, "lora_r": 16, "packing": True})
+    metrics = TrainerMetrics(IDENTITY, {"learning_rate": 0.0001, "lora_r": 16, "packing": True})
     metrics.train_loss.set(1.5)
     metrics.tokens.inc(100)
     server = MetricsServer(metrics, "127.0.0.1", 0).start()
@@ -61,7 +61,7 @@ def test_info_labels_are_valid_prometheus_names() -> None:
 
 
 def test_final_wait_needs_a_scrape_after_the_final_update() -> None:
-    metrics = TrialMetrics(IDENTITY, {})
+    metrics = TrainerMetrics(IDENTITY, {})
     server = MetricsServer(metrics, "127.0.0.1", 0).start()
     try:
         scrape(server.port)  # an earlier scrape does not count

@@ -23,7 +23,7 @@ from kubetune_trainer.config import (
     termination_log,
 )
 from kubetune_trainer.errors import ConfigError, Stopped, TrainingFailed
-from kubetune_trainer.metrics import MetricsServer, TrialMetrics
+from kubetune_trainer.metrics import MetricsServer, TrainerMetrics
 from kubetune_trainer.progress import Progress
 from kubetune_trainer.result import write_result
 from kubetune_trainer.stopping import StopFlag
@@ -49,7 +49,7 @@ def _config_failure(error: ConfigError) -> int:
     return conventions.EXIT_CONFIG_ERROR
 
 
-def _wait_for_scrape(metrics: TrialMetrics, seconds: float, stop: StopFlag) -> None:
+def _wait_for_scrape(metrics: TrainerMetrics, seconds: float, stop: StopFlag) -> None:
     deadline = time.monotonic() + seconds
     while not stop():
         left = deadline - time.monotonic()
@@ -73,7 +73,7 @@ def quiet_libraries() -> None:
 
 
 def _run_trial(
-    config: RunConfig, metrics: TrialMetrics, progress: Progress, stop: StopFlag
+    config: RunConfig, metrics: TrainerMetrics, progress: Progress, stop: StopFlag
 ) -> None:
     """Train (or generate) and save; raises Stopped, TrainingFailed or ConfigError."""
     from kubetune_trainer import modeling
@@ -133,7 +133,7 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     quiet_libraries()
     if config.args.num_threads:
         torch.set_num_threads(config.args.num_threads)
-    metrics = TrialMetrics(config.identity, config.params)
+    metrics = TrainerMetrics(config.identity, config.params)
     server = None
     if config.metrics_port is not None:
         try:

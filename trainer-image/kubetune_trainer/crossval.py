@@ -7,7 +7,7 @@ import statistics
 
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits, folds
-from kubetune_trainer.metrics import TrialMetrics
+from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.modeling import load_model
 from kubetune_trainer.progress import Progress
 from kubetune_trainer.stopping import StopFlag
@@ -15,7 +15,7 @@ from kubetune_trainer.training import Run, log, seed_everything
 
 
 def cross_validate(
-    config: RunConfig, splits: Splits, metrics: TrialMetrics, progress: Progress, stop: StopFlag
+    config: RunConfig, splits: Splits, metrics: TrainerMetrics, progress: Progress, stop: StopFlag
 ) -> None:
     """Train a fresh model on each fold; progress gets the folds' mean eval values.
 

@@ -10,7 +10,7 @@ from kubetune_trainer.evaluation import (
     exact_match,
     generate_answers,
 )
-from kubetune_trainer.metrics import TrialMetrics
+from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.modeling import LoadedModel
 from kubetune_trainer.progress import Progress
 from kubetune_trainer.stopping import StopFlag
@@ -35,7 +35,7 @@ def run_generate(
     run: RunConfig,
     loaded: LoadedModel,
     splits: Splits,
-    metrics: TrialMetrics,
+    metrics: TrainerMetrics,
     progress: Progress,
     stop: StopFlag,
 ) -> None:

@@ -62,7 +62,7 @@ class LazyGauge:
         self._gauge.labels(**self._labels).set(value)
 
 
-class TrialMetrics:
+class TrainerMetrics:
     """The gauges and counters one trial exposes, already bound to its labels."""
 
     def __init__(self, identity: Identity, params: dict[str, Any]) -> None:
@@ -124,7 +124,7 @@ class TrialMetrics:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    metrics: TrialMetrics  # set on the per-server subclass
+    metrics: TrainerMetrics  # set on the per-server subclass
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -154,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
 class MetricsServer:
     """Serves /metrics from a daemon thread; port 0 picks a free port."""
 
-    def __init__(self, metrics: TrialMetrics, addr: str, port: int) -> None:
+    def __init__(self, metrics: TrainerMetrics, addr: str, port: int) -> None:
         handler = type("TrialMetricsHandler", (_Handler,), {"metrics": metrics})
         self._server = ThreadingHTTPServer((addr, port), handler)
         self._server.daemon_threads = True

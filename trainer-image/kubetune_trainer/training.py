@@ -29,7 +29,7 @@ from kubetune_trainer.evaluation import (
     exact_match,
     generate_answers,
 )
-from kubetune_trainer.metrics import TrialMetrics
+from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.modeling import LoadedModel, apply_lora
 from kubetune_trainer.progress import Progress
 from kubetune_trainer.stopping import StopFlag
@@ -152,7 +152,7 @@ class Run:
         run: RunConfig,
         loaded: LoadedModel,
         splits: Splits,
-        metrics: TrialMetrics,
+        metrics: TrainerMetrics,
         progress: Progress,
         stop: StopFlag,
         fold: tuple[int, int] = (0, 1),

@@ -48,7 +48,7 @@ def default_seed(sweep_name: str) -> int:
 
 
 class SweepEngine:
-    """The search for one sweep; see the module doc and engine_contract.md for the rules."""
+    """The search for one sweep; the module doc states the rebuild rule it keeps."""
 
     def __init__(
         self, spec: SweepSpec, sweep_name: str, history: Sequence[TrialRecord] = ()
@@ -97,7 +97,7 @@ class SweepEngine:
             return []
         slots = self.spec.budget.parallelism - len(self.running())
         plans: list[TrialPlan] = []
-        for trial in self._sorted("Requeued"):
+        for trial in self._with_state("Requeued"):
             if slots <= 0:
                 break
             trial.state = "Pending"
@@ -111,7 +111,7 @@ class SweepEngine:
     def to_prune(self) -> list[int]:
         """Running trials the pruner says to stop now (idempotent until they are pruned)."""
         doomed = []
-        for trial in self._sorted("Running"):
+        for trial in self._in_flight():
             if not trial.intermediate:
                 continue
             frozen = self._storage.get_trial(self._trial_id(trial.number))
@@ -259,9 +259,11 @@ class SweepEngine:
             attempt=trial.requeues + 1,
         )
 
-    def _sorted(self, state: str) -> list[Trial]:
-        if state == "Running":
-            return [self._trials[n] for n in self.running()]
+    def _in_flight(self) -> list[Trial]:
+        """Pending and running trials, by number: the ones holding a parallelism slot."""
+        return [self._trials[n] for n in self.running()]
+
+    def _with_state(self, state: str) -> list[Trial]:
         return [self._trials[n] for n in sorted(self._trials) if self._trials[n].state == state]
 
     def _get(self, number: int) -> Trial:

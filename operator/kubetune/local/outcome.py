@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from kubetune import conventions
 from kubetune.local.launch import TERMINATION_LOG
-from kubetune.metrics import TrialMetrics, short_name
+from kubetune.metrics import TrialReading, short_name
 from kubetune.trial_result import TrialResult
 
 # Why kubetune stopped a trial itself; None when the trial ended on its own.
@@ -52,7 +52,7 @@ def classify(
     exit_code: int,
     result: TrialResult | None,
     stop_reason: StopReason | None,
-    last: TrialMetrics | None,
+    last: TrialReading | None,
     objectives: list[str],
     timeout: str | None = None,
     log_tail: str = "",
@@ -85,7 +85,7 @@ def classify(
 def _final_values(
     exit_code: int,
     result: TrialResult | None,
-    last: TrialMetrics | None,
+    last: TrialReading | None,
     metrics: list[str],
     stop_reason: StopReason | None,
 ) -> tuple[list[float] | None, int | None]:

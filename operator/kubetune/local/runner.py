@@ -17,7 +17,7 @@ from kubetune.local.outcome import Outcome, StopReason, classify, read_result
 from kubetune.local.process import TrialProcess
 from kubetune.local.progress import ProgressView
 from kubetune.local.state import RunState, save_state
-from kubetune.metrics import ScrapeSource, TrialMetrics, TrialTarget
+from kubetune.metrics import ScrapeSource, TrialReading, TrialTarget
 from kubetune.spec import SweepSpec
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class RunningTrial:
     trial_dir: Path
     waiter: asyncio.Task[int]
     stop_reason: StopReason | None = None
-    last: TrialMetrics | None = None
+    last: TrialReading | None = None
     reported_step: int = -1
 
 

@@ -1,6 +1,6 @@
 """Trial metric sources: direct scrape of /metrics, or Prometheus through its HTTP API.
 
-Both return TrialMetrics keyed by trial name; a trial with no series yet is simply
+Both return TrialReading keyed by trial name; a trial with no series yet is simply
 missing, while a source that cannot be read raises MetricsUnavailable.
 """
 
@@ -13,7 +13,7 @@ from kubetune.metrics.types import (
     MetricsSource,
     MetricsUnavailable,
     QueryError,
-    TrialMetrics,
+    TrialReading,
     TrialTarget,
     short_name,
 )
@@ -25,7 +25,7 @@ __all__ = [
     "PrometheusSource",
     "QueryError",
     "ScrapeSource",
-    "TrialMetrics",
+    "TrialReading",
     "TrialTarget",
     "parse_exposition",
     "render_template",

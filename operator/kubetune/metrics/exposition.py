@@ -1,14 +1,14 @@
-"""Parse a trial's /metrics page (Prometheus text format) into TrialMetrics."""
+"""Parse a trial's /metrics page (Prometheus text format) into TrialReading."""
 
 import math
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubetune import metric_names
-from kubetune.metrics.types import TrialMetrics, short_name
+from kubetune.metrics.types import TrialReading, short_name
 
 
-def parse_exposition(text: str) -> TrialMetrics:
+def parse_exposition(text: str) -> TrialReading:
     """The kubetune_trial_* values on one trial's metrics page.
 
     NaN marks a value not measured yet (e.g. eval_loss before the first evaluation),
@@ -27,4 +27,4 @@ def parse_exposition(text: str) -> TrialMetrics:
             if math.isnan(sample.value):
                 continue
             values[short_name(name)] = float(sample.value)
-    return TrialMetrics(values=values)
+    return TrialReading(values=values)

@@ -15,7 +15,7 @@ from kubetune.metrics.types import (
     STEP,
     MetricsUnavailable,
     QueryError,
-    TrialMetrics,
+    TrialReading,
     TrialTarget,
     short_name,
 )
@@ -94,7 +94,7 @@ class PrometheusSource:
 
     async def collect(
         self, namespace: str, sweep: str, trials: list[TrialTarget]
-    ) -> dict[str, TrialMetrics]:
+    ) -> dict[str, TrialReading]:
         """Latest values of the given trials; trials with no series yet are left out."""
         wanted = {t.name for t in trials}
         names = [*self.metrics, STEP, EVAL_STEP, DONE]
@@ -106,7 +106,7 @@ class PrometheusSource:
             for trial, value in by_trial.items():
                 if trial in wanted:
                     values.setdefault(trial, {})[name] = value
-        return {trial: TrialMetrics(values=v) for trial, v in values.items()}
+        return {trial: TrialReading(values=v) for trial, v in values.items()}
 
     async def eval_history(
         self,

@@ -7,7 +7,7 @@ import httpx
 
 from kubetune import conventions
 from kubetune.metrics.exposition import parse_exposition
-from kubetune.metrics.types import MetricsError, MetricsUnavailable, TrialMetrics, TrialTarget
+from kubetune.metrics.types import MetricsError, MetricsUnavailable, TrialReading, TrialTarget
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class ScrapeSource:
 
     async def fetch(
         self, address: str, port: int = conventions.DEFAULT_METRICS_PORT
-    ) -> TrialMetrics:
+    ) -> TrialReading:
         """One trial's latest values.
 
         MetricsUnavailable when the endpoint does not answer (not started yet, or gone);
@@ -48,7 +48,7 @@ class ScrapeSource:
 
     async def collect(
         self, namespace: str, sweep: str, trials: list[TrialTarget]
-    ) -> dict[str, TrialMetrics]:
+    ) -> dict[str, TrialReading]:
         """Every reachable trial's values; a trial that does not answer is left out.
 
         Each trial is its own server, so one that is not up is not a source outage:
@@ -59,9 +59,9 @@ class ScrapeSource:
             *(self.fetch(t.address or "", t.port or 0) for t in targets),
             return_exceptions=True,
         )
-        found: dict[str, TrialMetrics] = {}
+        found: dict[str, TrialReading] = {}
         for target, answer in zip(targets, answers, strict=True):
-            if isinstance(answer, TrialMetrics):
+            if isinstance(answer, TrialReading):
                 found[target.name] = answer
             elif isinstance(answer, MetricsError):
                 log.debug("trial %s not read: %s", target.name, answer)

@@ -35,7 +35,7 @@ class QueryError(MetricsError):
 
 
 @dataclass(frozen=True)
-class TrialMetrics:
+class TrialReading:
     """The latest values one trial reported, by short metric name (eval_loss, step, ...)."""
 
     values: Mapping[str, float] = field(default_factory=dict)
@@ -102,6 +102,6 @@ class MetricsSource(Protocol):
 
     async def collect(
         self, namespace: str, sweep: str, trials: list[TrialTarget]
-    ) -> dict[str, TrialMetrics]: ...
+    ) -> dict[str, TrialReading]: ...
 
     async def aclose(self) -> None: ...

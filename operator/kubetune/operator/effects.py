@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubetune.metrics import TrialMetrics
+from kubetune.metrics import TrialReading
 
 EventType = Literal["Normal", "Warning"]
 
@@ -39,7 +39,7 @@ class Effects:
 class MetricsReading:
     """The metrics source's answer: per-trial values, or why it could not be read."""
 
-    values: Mapping[str, TrialMetrics] = field(default_factory=dict)
+    values: Mapping[str, TrialReading] = field(default_factory=dict)
     problem: str | None = None  # set when the source was unavailable
     reason: str = "PrometheusUnreachable"
     queried: bool = True  # False: nothing to read this pass; says nothing about the source

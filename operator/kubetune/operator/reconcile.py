@@ -18,7 +18,7 @@ from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import build_trial_pod
 from kubetune.conventions import trial_name
 from kubetune.engine import Completion, HistoryError, SweepEngine
-from kubetune.metrics import TrialMetrics, TrialTarget, short_name
+from kubetune.metrics import TrialReading, TrialTarget, short_name
 from kubetune.operator import conditions as cond
 from kubetune.operator.effects import Effects, Event, EventType, MetricsReading, PodToCreate
 from kubetune.operator.pod_state import PodView
@@ -68,7 +68,7 @@ class SweepReconciler:
         self.status = SweepStatus()
         self.created: dict[str, tuple[int, float]] = {}
         self.deleting: dict[str, float] = {}
-        self.last_values: dict[str, TrialMetrics] = {}
+        self.last_values: dict[str, TrialReading] = {}
         # Trials that ran while the metrics source was down: their readings have gaps.
         self.blind: set[str] = set()
         self.best_number: int | None = None
@@ -277,7 +277,7 @@ class SweepReconciler:
                         Event("Normal", "TrialRequeued", f"{name}: {reason}; rerunning")
                     )
 
-    def _report(self, engine: SweepEngine, number: int, values: TrialMetrics | None) -> None:
+    def _report(self, engine: SweepEngine, number: int, values: TrialReading | None) -> None:
         assert self.spec is not None
         if values is None or self.spec.multi_objective:
             return
@@ -493,7 +493,7 @@ def _best_n(engine: SweepEngine) -> int | None:
 
 
 def _final_value(
-    metric: str, result: TrialResult | None, last: TrialMetrics | None
+    metric: str, result: TrialResult | None, last: TrialReading | None
 ) -> float | None:
     """The termination message wins (written at the very end); else the last reading."""
     key = short_name(metric)
@@ -506,7 +506,7 @@ def _final_value(
     return None
 
 
-def _final_step(result: TrialResult | None, last: TrialMetrics | None) -> int | None:
+def _final_step(result: TrialResult | None, last: TrialReading | None) -> int | None:
     if result is not None and result.steps:
         return result.steps
     if last is not None:

@@ -34,8 +34,8 @@ from kubetune.spec.sweep import (
     EarlyStopping,
     MetricsSpec,
     Objective,
-    PrometheusSource,
-    ScrapeSource,
+    PrometheusSettings,
+    ScrapeSettings,
     SweepSpec,
 )
 from kubetune.spec.trainer import DatasetSpec, EnvVar, TemplateSpec, TrainerSpec
@@ -60,8 +60,8 @@ __all__ = [
     "Objective",
     "Parameter",
     "Phase",
-    "PrometheusSource",
-    "ScrapeSource",
+    "PrometheusSettings",
+    "ScrapeSettings",
     "SpecError",
     "SweepSpec",
     "SweepStatus",

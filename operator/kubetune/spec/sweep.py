@@ -85,11 +85,11 @@ class Budget(SpecModel):
         return None if self.trial_timeout is None else parse_duration(self.trial_timeout)
 
 
-class PrometheusSource(SpecModel):
+class PrometheusSettings(SpecModel):
     url: str = Field(pattern=r"^https?://", description="Prometheus base URL.")
 
 
-class ScrapeSource(SpecModel):
+class ScrapeSettings(SpecModel):
     port: int = Field(default=9400, ge=1, le=65535, description="Trial metrics port.")
     path: str = Field(default="/metrics", pattern=r"^/")
 
@@ -97,8 +97,8 @@ class ScrapeSource(SpecModel):
 class MetricsSpec(SpecModel):
     """Where trial metrics come from: Prometheus when set, else direct scrape of each trial."""
 
-    prometheus: PrometheusSource | None = None
-    scrape: ScrapeSource = Field(default_factory=ScrapeSource)
+    prometheus: PrometheusSettings | None = None
+    scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
     interval: str = Field(
         default="5s", pattern=DURATION_PATTERN, description="How often running trials are read."
     )
