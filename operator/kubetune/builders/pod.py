@@ -4,25 +4,25 @@ Pure: no kopf, no API calls. The handler adds the owner reference with kopf.adop
 """
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from kubetune import conventions
+from kubetune.builders.contract import (
+    ATTEMPT_ANNOTATION,
+    CONTAINER_ANNOTATION,
+    template_container_index,
+    trainer_config,
+    trial_env,
+)
 from kubetune.builders.errors import BuildError
-from kubetune.builders.substitute import ParamValue, params_json, substitute_container
-from kubetune.spec import HyperparameterSweep, SweepSpec, TemplateSpec, TrainerSpec
-from kubetune.spec.checks import template_problems
+from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
 
 TRAINER_CONTAINER = "trainer"
 TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
 METRICS_PORT_NAME = "metrics"
 TRIAL_COMPONENT = "trial"
-# How many times this trial was requeued before this pod: a rerun reuses the pod name,
-# and this tells the new pod from a leftover of an earlier attempt.
-ATTEMPT_ANNOTATION = "kubetune.dev/attempt"
-# The container whose exit status and termination message are the trial's result.
-CONTAINER_ANNOTATION = "kubetune.dev/container"
 
 # Hardened unless the template says otherwise, key by key.
 POD_SECURITY_DEFAULTS: dict[str, Any] = {
@@ -34,9 +34,6 @@ CONTAINER_SECURITY_DEFAULTS: dict[str, Any] = {
     "privileged": False,
     "capabilities": {"drop": ["ALL"]},
 }
-# The trainer config env var carries what the trainer needs; never env or resources,
-# which may name secrets and are the pod's business, not the trainer's.
-_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image"}
 
 
 def trial_labels(sweep: str, trial: str) -> dict[str, str]:
@@ -59,29 +56,27 @@ def metrics_port(spec: SweepSpec) -> int:
     return spec.metrics.scrape.port
 
 
-def kubetune_env(
+def pod_env(
     sweep: HyperparameterSweep, trial: str, params: Mapping[str, ParamValue], port: int
 ) -> list[dict[str, Any]]:
-    """The KUBETUNE_* variables every trial container gets."""
-    return [
-        {"name": conventions.ENV_SWEEP, "value": sweep.name},
-        {"name": conventions.ENV_TRIAL, "value": trial},
-        {"name": conventions.ENV_NAMESPACE, "value": sweep.namespace},
-        {"name": conventions.ENV_PARAMS, "value": params_json(params)},
-        {"name": conventions.ENV_METRICS_PORT, "value": str(port)},
+    """The trial contract's variables as a container's env list."""
+    shared = trial_env(
+        sweep=sweep.name,
+        namespace=sweep.namespace,
+        trial=trial,
+        params=params,
+        port=port,
+        termination_log=conventions.DEFAULT_TERMINATION_LOG,
+    )
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in shared.items()]
+    # The trainer binds its metrics server to the pod's own address, known only at run time.
+    env.append(
         {
             "name": conventions.ENV_METRICS_ADDR,
             "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
-        },
-        {"name": conventions.ENV_TERMINATION_LOG, "value": conventions.DEFAULT_TERMINATION_LOG},
-    ]
-
-
-def trainer_config(trainer: TrainerSpec) -> str:
-    config = trainer.model_dump(by_alias=True, exclude_none=True, mode="json")
-    for key in _TRAINER_CONFIG_EXCLUDE:
-        config.pop(key, None)
-    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+        }
+    )
+    return env
 
 
 def build_trial_pod(
@@ -111,7 +106,7 @@ def build_trial_pod(
         for var in container.get("env") or []
         if not conventions.is_kubetune_env(var.get("name", ""))
     ]
-    container["env"] = kubetune_env(sweep, trial, params, port) + user_env
+    container["env"] = pod_env(sweep, trial, params, port) + user_env
     if spec.trainer is not None:
         container["env"].append(
             {"name": conventions.ENV_TRAINER_CONFIG, "value": trainer_config(spec.trainer)}
@@ -194,18 +189,6 @@ def _from_template(
                 raise BuildError(f"spec.template.spec.{kind}[{position}]", "must be a mapping")
             substitute_container(item, params, f"spec.template.spec.{kind}[{position}]")
     return pod_spec, metadata, pod_spec["containers"][index]
-
-
-def template_container_index(template: TemplateSpec) -> int:
-    """Position of the trial's container in the template; BuildError as `validate` words it."""
-    problems = template_problems(template)
-    if problems:
-        field, rule = problems[0].split(": ", 1)
-        raise BuildError(field, rule)
-    containers: list[dict[str, Any]] = template.spec["containers"]
-    if template.container is None:
-        return 0
-    return [c["name"] for c in containers].index(template.container)
 
 
 def _ensure_metrics_port(container: dict[str, Any], port: int) -> None:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune import conventions
+from kubetune.builders.contract import template_container_index, trainer_config, trial_env
 from kubetune.builders.errors import BuildError
-from kubetune.builders.pod import template_container_index, trainer_config
-from kubetune.builders.substitute import ParamValue, params_json, substitute_container
+from kubetune.builders.substitute import ParamValue, substitute_container
 from kubetune.spec import SweepSpec
 
 LOCAL_NAMESPACE = "local"
@@ -26,21 +26,22 @@ class TrialLaunch:
     cwd: str | None = None
 
 
-def kubetune_env(
+def local_env(
     sweep: str, trial: str, params: Mapping[str, ParamValue], port: int, trial_dir: Path
 ) -> dict[str, str]:
-    """The KUBETUNE_* contract for a local trial: same names as in a pod, local values."""
-    return {
-        conventions.ENV_SWEEP: sweep,
-        conventions.ENV_TRIAL: trial,
-        conventions.ENV_NAMESPACE: LOCAL_NAMESPACE,
-        conventions.ENV_PARAMS: params_json(params),
-        conventions.ENV_METRICS_ADDR: "127.0.0.1",
-        conventions.ENV_METRICS_PORT: str(port),
-        conventions.ENV_OUTPUT_DIR: str(trial_dir),
-        conventions.ENV_TERMINATION_LOG: str(trial_dir / TERMINATION_LOG),
-        conventions.ENV_SCRAPE_WAIT: str(SCRAPE_WAIT_SECONDS),
-    }
+    """The trial contract for a local trial: same names as in a pod, local values."""
+    env = trial_env(
+        sweep=sweep,
+        namespace=LOCAL_NAMESPACE,
+        trial=trial,
+        params=params,
+        port=port,
+        termination_log=str(trial_dir / TERMINATION_LOG),
+    )
+    env[conventions.ENV_METRICS_ADDR] = "127.0.0.1"
+    env[conventions.ENV_OUTPUT_DIR] = str(trial_dir)
+    env[conventions.ENV_SCRAPE_WAIT] = str(SCRAPE_WAIT_SECONDS)
+    return env
 
 
 def build_launch(
@@ -60,7 +61,7 @@ def build_launch(
     env = dict(os.environ if base_env is None else base_env)
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")]).rstrip(os.pathsep)
-    env.update(kubetune_env(sweep, trial, params, port, trial_dir))
+    env.update(local_env(sweep, trial, params, port, trial_dir))
     if spec.trainer is not None:
         for index, var in enumerate(spec.trainer.env):
             if var.value is not None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from kubetune.builders.errors import BuildError
 from kubetune.engine import HistoryError, SweepEngine
 from kubetune.local.launch import build_launch
@@ -24,11 +26,12 @@ from kubetune.local.state import (
     load_state,
     now,
     spec_dump,
-    study_changes,
 )
 from kubetune.spec import HyperparameterSweep, SpecError, SweepSpec, effective_spec, load_sweep
 from kubetune.spec.checks import semantic_problems
 from kubetune.spec.durations import parse_duration
+from kubetune.spec.identity import study_changes
+from kubetune.spec.parameters import sample_point
 
 EXIT_OK = 0
 EXIT_SWEEP_FAILED = 1
@@ -76,12 +79,17 @@ def prepare(sweep_file: str, output: str | None, resume: bool, overwrite: bool) 
             raise BadInput([f"--resume: {error}"]) from None
         if state.sweep != sweep.name:
             raise BadInput([f"--resume: {folder} holds sweep {state.sweep!r}, not {sweep.name!r}"])
-        changed = study_changes(state.spec, spec)
+        try:
+            saved = SweepSpec.model_validate(state.spec)
+        except ValidationError:
+            raise BadInput([f"--resume: {state_path}: spec: not a kubetune sweep spec"]) from None
+        changed = study_changes(saved, spec)
         if changed:
             raise BadInput(
                 [
                     f"{sweep_file}: {field}: changed since the run in {folder} started; "
-                    "a resumed study must keep its search space (use another --output)"
+                    "a resumed study must keep its search space, objective and algorithm "
+                    "(use another --output)"
                     for field in changed
                 ]
             )
@@ -111,20 +119,11 @@ def prepare(sweep_file: str, output: str | None, resume: bool, overwrite: bool) 
 
 def _check_launchable(source: str, spec: SweepSpec, name: str) -> None:
     """Build one trial's command from sample params, so a bad template fails before trials do."""
-    sample = {p.name: _sample(p) for p in spec.parameters}
+    sample = sample_point(spec.parameters)
     try:
         build_launch(spec, name, f"{name}-t0000", sample, 0, Path("."), base_env={})
     except BuildError as error:
         raise BadInput([f"{source}: {error.field}: {error.rule}"]) from None
-
-
-def _sample(param: object) -> bool | int | float | str:
-    values = getattr(param, "values", None)
-    if values:
-        first: bool | int | float | str = values[0]
-        return first
-    low: int | float = getattr(param, "min", 0)
-    return low
 
 
 def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> RunResult:

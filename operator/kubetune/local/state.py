@@ -63,17 +63,6 @@ def load_state(path: Path) -> RunState:
     return state
 
 
-# Fields that define the study: changing them under a running study would mix trials
-# from different searches. Budget, trainer settings and pruning may change on resume.
-_STUDY_FIELDS = ("objective", "objectives", "parameters", "algorithm")
-
-
-def study_changes(saved: dict[str, Any], spec: SweepSpec) -> list[str]:
-    """The study-defining fields that differ between a saved spec and the current one."""
-    current = spec_dump(spec)
-    return [f"spec.{name}" for name in _STUDY_FIELDS if saved.get(name) != current.get(name)]
-
-
 def spec_dump(spec: SweepSpec) -> dict[str, Any]:
     dumped: dict[str, Any] = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
     return dumped

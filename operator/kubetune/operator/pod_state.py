@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from kubetune import conventions
-from kubetune.builders.pod import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION
+from kubetune.builders.contract import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION
 from kubetune.trial_result import TrialResult
 
 # Pod-level reasons that mean the cluster took the pod away: rerun, not a failure.

@@ -5,6 +5,7 @@ Shared by `kubetune validate`, `kubetune run` and the operator, so all three ref
 
 from typing import Any
 
+from kubetune.spec.parameters import edge_values
 from kubetune.spec.resource import HyperparameterSweep, effective_spec
 from kubetune.spec.trainer import TemplateSpec
 
@@ -26,7 +27,7 @@ def semantic_problems(sweep: HyperparameterSweep) -> list[str]:
         return problems  # the default search space is known to be valid
     for index, param in enumerate(spec.parameters):
         # Every choice, or both ends of a range, must be a value the trainer accepts.
-        for field, sample in _samples(param):
+        for field, sample in edge_values(param):
             found = validate_args({param.name: sample})
             if found:
                 where = "name" if "unknown trainer argument" in found[0] else field
@@ -34,13 +35,6 @@ def semantic_problems(sweep: HyperparameterSweep) -> list[str]:
                 problems.append(f"spec.parameters[{index}].{where}: {rule}")
                 break
     return problems
-
-
-def _samples(param: object) -> list[tuple[str, object]]:
-    values = getattr(param, "values", None)
-    if values:
-        return [(f"values[{i}]", value) for i, value in enumerate(values)]
-    return [("min", getattr(param, "min", None)), ("max", getattr(param, "max", None))]
 
 
 def template_problems(template: TemplateSpec) -> list[str]:

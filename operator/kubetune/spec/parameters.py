@@ -112,3 +112,18 @@ def grid_size(param: FloatParameter | IntParameter | CategoricalParameter) -> in
     if param.step is None:
         return None
     return math.floor((param.max - param.min) / param.step + 1e-9) + 1
+
+
+def edge_values(param: Parameter) -> list[tuple[str, bool | int | float | str]]:
+    """The values that bound a parameter, each with its field: every choice, or both ends."""
+    if isinstance(param, CategoricalParameter):
+        return [(f"values[{i}]", value) for i, value in enumerate(param.values)]
+    return [("min", param.min), ("max", param.max)]
+
+
+def sample_point(parameters: list[Parameter]) -> dict[str, bool | int | float | str]:
+    """One valid point of the space (the first edge of each parameter).
+
+    Building a trial from it finds a template or launch problem before any trial is recorded.
+    """
+    return {p.name: edge_values(p)[0][1] for p in parameters}

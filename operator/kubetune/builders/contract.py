@@ -1,0 +1,67 @@
+"""The trial contract: what every trial gets from kubetune, in a pod or as a local process.
+
+One place for the environment a trial reads, the trainer's configuration, which container
+of a template is the trial, and the annotations that tie a pod to one attempt of a trial.
+The pod builder and the local launcher both build on it, so the two runtimes hand a trial
+the same contract (pure, no I/O).
+"""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubetune import conventions
+from kubetune.builders.errors import BuildError
+from kubetune.builders.substitute import ParamValue, params_json
+from kubetune.spec import TemplateSpec, TrainerSpec
+from kubetune.spec.checks import template_problems
+
+# How many times this trial was requeued before this pod: a rerun reuses the pod name,
+# and this tells the new pod from a leftover of an earlier attempt.
+ATTEMPT_ANNOTATION = "kubetune.dev/attempt"
+# The container whose exit status and termination message are the trial's result.
+CONTAINER_ANNOTATION = "kubetune.dev/container"
+
+# The trainer config env var carries what the trainer needs; never env or resources,
+# which may name secrets and are the pod's business, not the trainer's.
+_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image"}
+
+
+def trial_env(
+    *,
+    sweep: str,
+    namespace: str,
+    trial: str,
+    params: Mapping[str, ParamValue],
+    port: int,
+    termination_log: str,
+) -> dict[str, str]:
+    """The KUBETUNE_* variables with the same value in a pod and in a local process."""
+    return {
+        conventions.ENV_SWEEP: sweep,
+        conventions.ENV_TRIAL: trial,
+        conventions.ENV_NAMESPACE: namespace,
+        conventions.ENV_PARAMS: params_json(params),
+        conventions.ENV_METRICS_PORT: str(port),
+        conventions.ENV_TERMINATION_LOG: termination_log,
+    }
+
+
+def trainer_config(trainer: TrainerSpec) -> str:
+    """The built-in trainer's settings as the JSON it reads from KUBETUNE_TRAINER_CONFIG."""
+    config = trainer.model_dump(by_alias=True, exclude_none=True, mode="json")
+    for key in _TRAINER_CONFIG_EXCLUDE:
+        config.pop(key, None)
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def template_container_index(template: TemplateSpec) -> int:
+    """Position of the trial's container in the template; BuildError as `validate` words it."""
+    problems = template_problems(template)
+    if problems:
+        field, rule = problems[0].split(": ", 1)
+        raise BuildError(field, rule)
+    containers: list[dict[str, Any]] = template.spec["containers"]
+    if template.container is None:
+        return 0
+    return [c["name"] for c in containers].index(template.container)
