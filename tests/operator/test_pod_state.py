@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from kubetune.operator.pod_state import view
+from kubetune.operator.pod_state import PodView, view
+from kubetune.trial_ending import judge
 
 
 def pod(
@@ -64,25 +65,36 @@ def test_running_pod() -> None:
     )
 
 
+def judged(seen: PodView) -> tuple[str, str]:
+    assert seen.kind == "ended" and seen.ending is not None
+    verdict = judge(seen.ending, ["eval_loss"])
+    return verdict.kind, verdict.reason or ""
+
+
 def test_succeeded_pod_carries_its_result() -> None:
     text = message(metrics={"eval_loss": 0.5}, steps=10)
     seen = view(pod("Succeeded", terminated={"exitCode": 0, "message": text}))
-    assert seen.kind == "succeeded"
+    assert seen.kind == "ended" and not seen.live
     assert seen.result is not None and seen.result.metrics == {"eval_loss": 0.5}
+    assert judged(seen) == ("complete", "")
 
 
 def test_judged_by_the_marked_container_not_the_first() -> None:
     seen = view(pod("Failed", terminated={"exitCode": 1, "reason": "Error"}, container="main"))
-    assert seen.kind == "failed" and seen.reason == "Error, exit code 1"
+    assert judged(seen) == ("fail", "Error: exit code 1: Error")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "kind", "reason"),
     [
-        ({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}, "failed", "OOMKilled"),
-        ({"reason": "Evicted", "terminated": {"exitCode": 137}}, "disrupted", "Evicted"),
-        ({"reason": "NodeLost"}, "disrupted", "NodeLost"),
-        ({"reason": "DeadlineExceeded"}, "failed", "DeadlineExceeded: trial ran past trialTimeout"),
+        (
+            {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
+            "fail",
+            "OOMKilled: the container ran out of memory",
+        ),
+        ({"reason": "Evicted", "terminated": {"exitCode": 137}}, "requeue", "Evicted"),
+        ({"reason": "NodeLost"}, "requeue", "NodeLost"),
+        ({"reason": "DeadlineExceeded"}, "fail", "Timeout: ran past budget.trialTimeout"),
         (
             {
                 "conditions": [
@@ -94,10 +106,14 @@ def test_judged_by_the_marked_container_not_the_first() -> None:
                 ],
                 "terminated": {"exitCode": 143},
             },
-            "disrupted",
+            "requeue",
             "PreemptionByScheduler",
         ),
-        ({"terminated": {"exitCode": 143}}, "disrupted", "Stopped (exit code 143)"),
+        (
+            {"terminated": {"exitCode": 143}},
+            "fail",
+            "Stopped: SIGTERM from outside kubetune (exit code 143)",
+        ),
         (
             {
                 "terminated": {
@@ -105,45 +121,57 @@ def test_judged_by_the_marked_container_not_the_first() -> None:
                     "message": json.dumps({"status": "failed", "reason": "loss is NaN"}),
                 }
             },
-            "failed",
-            "loss is NaN",
+            "fail",
+            "TrialFailed: loss is NaN",
         ),
-        ({"terminated": {"exitCode": 2, "message": "Traceback ..."}}, "failed", "exit code 2"),
+        ({"terminated": {"exitCode": 2, "message": "Traceback ..."}}, "fail", "Error: exit code 2"),
     ],
 )
 def test_failed_pods(kwargs: dict[str, Any], kind: str, reason: str) -> None:
-    seen = view(pod("Failed", **kwargs))
-    assert seen.kind == kind
-    assert seen.reason == reason
+    assert judged(view(pod("Failed", **kwargs))) == (kind, reason)
 
 
 def test_exit_zero_with_failed_result_is_a_failure() -> None:
     text = json.dumps({"status": "failed", "reason": "diverged"})
     seen = view(pod("Succeeded", terminated={"exitCode": 0, "message": text}))
-    assert (seen.kind, seen.reason) == ("failed", "diverged")
+    assert judged(seen) == ("fail", "TrialFailed: diverged")
 
 
 def test_unknown_phase_means_node_lost() -> None:
-    assert view(pod("Unknown")).kind == "disrupted"
-    assert view(pod("Unknown")).reason == "NodeLost"
+    assert judged(view(pod("Unknown"))) == ("requeue", "NodeLost")
 
 
-def test_waiting_that_never_resolves_is_a_failure() -> None:
+def test_a_pod_deleted_from_outside_is_a_disruption() -> None:
+    seen = view(pod("Failed", terminated={"exitCode": 143}, deleting=True))
+    assert judged(seen) == ("requeue", "PodDeleted: the trial pod was deleted")
+
+
+def test_start_problems_are_reported_not_judged() -> None:
     seen = view(pod("Pending", waiting={"reason": "ImagePullBackOff", "message": "no such image"}))
-    assert (seen.kind, seen.reason) == ("failed", "ImagePullBackOff: no such image")
-    assert view(pod("Pending", waiting={"reason": "ContainerCreating"})).kind == "pending"
+    assert (seen.kind, seen.waiting) == ("pending", ("ImagePullBackOff", "no such image"))
+    assert view(pod("Pending", waiting={"reason": "ContainerCreating"})).waiting is None
 
 
-def test_unschedulable_pod_waits_with_a_reason() -> None:
+def test_unschedulable_pod_waits_with_the_schedulers_message() -> None:
     seen = view(
         pod(
             "Pending",
-            conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+            conditions=[
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+                }
+            ],
         )
     )
-    assert (seen.kind, seen.reason) == ("pending", "Unschedulable")
+    assert (seen.kind, seen.unschedulable) == (
+        "pending",
+        "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    )
 
 
 def test_terminating_and_attempt() -> None:
     seen = view(pod("Running", deleting=True, attempt="3"))
-    assert (seen.kind, seen.attempt) == ("terminating", 3)
+    assert (seen.kind, seen.attempt, seen.live) == ("terminating", 3, False)

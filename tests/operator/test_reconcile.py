@@ -8,6 +8,7 @@ from typing import Any
 from kubetune.metrics import TrialReading
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.reconcile import Effects, MetricsReading, SweepReconciler
+from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
 
 UID = "sweep-uid"
@@ -38,19 +39,34 @@ def running(name: str, attempt: int = 1) -> PodView:
         kind="running",
         ip="10.0.0.1",
         owner_uid=UID,
+        live=True,
+    )
+
+
+def ended(
+    name: str,
+    exit_code: int,
+    result: TrialResult | None = None,
+    *,
+    attempt: int = 1,
+    live: bool = False,
+    **facts: Any,
+) -> PodView:
+    return PodView(
+        name=name,
+        uid=f"uid-{name}-{attempt}",
+        attempt=attempt,
+        kind="ended",
+        result=result,
+        owner_uid=UID,
+        live=live,
+        ending=TrialEnding(exit_code, result=result, **facts),
     )
 
 
 def succeeded(name: str, loss: float | None) -> PodView:
     result = TrialResult(status="succeeded", metrics={"eval_loss": loss} if loss else {}, steps=5)
-    return PodView(
-        name=name,
-        uid=f"uid-{name}",
-        attempt=1,
-        kind="succeeded",
-        result=result if loss else None,
-        owner_uid=UID,
-    )
+    return ended(name, 0, result if loss else None)
 
 
 def reconcile(
@@ -66,8 +82,8 @@ def reconcile(
     return effects
 
 
-def new() -> SweepReconciler:
-    return SweepReconciler("ns", "s", UID)
+def new(**options: Any) -> SweepReconciler:
+    return SweepReconciler("ns", "s", UID, **options)
 
 
 def states(effects: Effects) -> dict[int, str]:
@@ -128,7 +144,7 @@ def test_no_final_value_waits_while_metrics_are_down_and_fails_when_absent() -> 
     reconcile(rec, body(), {})
     effects = reconcile(rec, body(), pods, MetricsReading(values={}))
     assert states(effects)[0] == "Failed"
-    assert "NoObjectiveValue" in effects.status["history"][0]["r"]
+    assert "NoObjective" in effects.status["history"][0]["r"]
 
 
 def test_final_value_from_the_last_reading_when_there_is_no_message() -> None:
@@ -144,12 +160,10 @@ def test_final_value_from_the_last_reading_when_there_is_no_message() -> None:
 def test_disrupted_trial_is_requeued_then_rerun_as_a_new_attempt() -> None:
     rec = new()
     reconcile(rec, body(), {})
-    evicted = PodView(
-        name="s-t0000", uid="old", attempt=1, kind="disrupted", reason="Evicted", owner_uid=UID
-    )
+    evicted = ended("s-t0000", 143, disruption="Evicted")
     effects = reconcile(rec, body(), {"s-t0000": evicted, "s-t0001": running("s-t0001")})
     assert effects.status["history"][0]["rq"] == 1
-    assert effects.delete == [("s-t0000", "old")], "the old attempt's pod goes first"
+    assert effects.delete == [("s-t0000", "uid-s-t0000-1")], "the old attempt's pod goes first"
     assert not effects.create
     effects = reconcile(rec, body(), {"s-t0001": running("s-t0001")})
     assert [(c.name, c.attempt) for c in effects.create] == [("s-t0000", 2)]
@@ -233,9 +247,7 @@ def test_multi_objective_status_has_a_pareto_front() -> None:
 
     def done(name: str, loss: float, latency: float) -> PodView:
         result = TrialResult(status="succeeded", metrics={"eval_loss": loss, "latency": latency})
-        return PodView(
-            name=name, uid=name, attempt=1, kind="succeeded", result=result, owner_uid=UID
-        )
+        return ended(name, 0, result)
 
     effects = reconcile(
         rec, sweep, {"s-t0000": done("s-t0000", 0.5, 2.0), "s-t0001": done("s-t0001", 0.9, 1.0)}
@@ -293,3 +305,169 @@ def test_gauges_at_step_zero_are_not_evaluations() -> None:
     evaluated = TrialReading({"eval_loss": 0.7, "eval_step": 10.0, "step": 12.0})
     effects = reconcile(rec, body(), pods, MetricsReading(values={"s-t0000": evaluated}))
     assert next(r for r in effects.status["history"] if r["n"] == 0)["iv"] == [[10, 0.7]]
+
+
+def condition(effects: Effects, kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = {c["type"]: c for c in effects.status["conditions"]}[kind]
+    return found
+
+
+def test_a_sidecar_keeps_the_pod_running_but_the_trial_ends_and_the_pod_goes() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+    done = TrialResult(status="succeeded", metrics={"eval_loss": 0.3}, steps=4)
+    pods = {"s-t0000": ended("s-t0000", 0, done, live=True), "s-t0001": running("s-t0001")}
+    effects = reconcile(rec, body(), pods)
+    assert states(effects)[0] == "Succeeded"
+    assert ("s-t0000", "uid-s-t0000-1") in effects.delete, "the sidecar must not hold the node"
+
+
+def test_sigterm_without_a_disruption_fails_instead_of_requeueing_forever() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+    pods = {"s-t0000": ended("s-t0000", 143), "s-t0001": running("s-t0001")}
+    effects = reconcile(rec, body(), pods)
+    record = effects.status["history"][0]
+    assert (record["s"], record["r"].split(":")[0]) == ("Failed", "Stopped")
+
+
+def test_requeues_after_disruptions_are_capped() -> None:
+    rec = new()
+    sweep = body(budget={"maxTrials": 4, "parallelism": 1, "maxFailedTrials": 3, "maxRequeues": 2})
+    reconcile(rec, sweep, {})
+    for attempt in (1, 2, 3):
+        effects = reconcile(
+            rec, sweep, {"s-t0000": ended("s-t0000", 143, attempt=attempt, disruption="Evicted")}
+        )
+    record = effects.status["history"][0]
+    assert record["s"] == "Failed" and record["r"].startswith("TooManyRequeues")
+    assert "budget.maxRequeues 2" in record["r"]
+    # Suspending is kubetune's own stop: it never counts toward the cap.
+    rec = new()
+    reconcile(rec, sweep, {})
+    for generation in range(2, 8):
+        reconcile(rec, body(generation=generation, suspend=generation % 2 == 0), {})
+    assert rec.engine is not None and rec.engine.trial(0).state != "Failed"
+
+
+def test_a_refused_create_is_a_condition_and_fails_the_trial_when_it_lasts() -> None:
+    rec = new()
+    effects = reconcile(rec, body(), {})
+    refused = effects.create[0]
+    for _ in range(3):
+        rec.create_refused(refused.name, refused.attempt, 403, 'pods "x" is forbidden: violates')
+        effects = rec.decide({}, MetricsReading(queried=False))
+        if states(effects)[0] == "Failed":
+            break
+        assert condition(effects, "TrialsStarted")["reason"] == "CreateRefused"
+    assert states(effects)[0] == "Failed"
+    assert effects.status["history"][0]["r"].startswith("CreateRefused: HTTP 403")
+    warnings = [e for e in effects.events if e.type == "Warning"]
+    assert {e.reason for e in warnings} >= {"TrialFailed"}
+
+
+def test_a_full_quota_waits_instead_of_failing() -> None:
+    rec = new()
+    effects = reconcile(rec, body(), {})
+    item = effects.create[0]
+    for _ in range(5):
+        rec.create_refused(item.name, item.attempt, 403, "exceeded quota: gpu-quota")
+        effects = rec.decide({}, MetricsReading(queried=False))
+    assert states(effects)[0] == "Pending"
+    assert "exceeded quota" in condition(effects, "TrialsStarted")["message"]
+
+
+def test_image_pull_errors_get_a_grace_period() -> None:
+    clock = [1_000_000.0]
+    rec = new(start_grace=60.0, wall_clock=lambda: clock[0])
+    reconcile(rec, body(), {})
+    created = "1970-01-12T13:46:40Z"  # = 1_000_000 s
+
+    def pulling(reason: str) -> PodView:
+        return PodView(
+            name="s-t0000",
+            uid="p",
+            attempt=1,
+            kind="pending",
+            owner_uid=UID,
+            live=True,
+            created_at=created,
+            waiting=(reason, "back-off pulling image"),
+        )
+
+    effects = reconcile(rec, body(), {"s-t0000": pulling("ImagePullBackOff")})
+    assert states(effects)[0] == "Pending"
+    started = condition(effects, "TrialsStarted")
+    assert (started["status"], started["reason"]) == ("False", "ImagePullBackOff")
+    clock[0] += 61
+    effects = reconcile(rec, body(), {"s-t0000": pulling("ImagePullBackOff")})
+    assert states(effects)[0] == "Failed"
+    assert effects.status["history"][0]["r"].startswith("StartFailed: ImagePullBackOff")
+    # A name that can never resolve fails at once.
+    rec = new(start_grace=60.0, wall_clock=lambda: clock[0] - 61)
+    reconcile(rec, body(), {})
+    effects = reconcile(rec, body(), {"s-t0000": pulling("InvalidImageName")})
+    assert states(effects)[0] == "Failed"
+
+
+def test_unschedulable_trials_show_the_schedulers_message() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+    waiting = PodView(
+        name="s-t0000",
+        uid="p",
+        attempt=1,
+        kind="pending",
+        owner_uid=UID,
+        live=True,
+        unschedulable="Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    )
+    effects = reconcile(rec, body(), {"s-t0000": waiting, "s-t0001": running("s-t0001")})
+    started = condition(effects, "TrialsStarted")
+    assert started["status"] == "False" and "Insufficient nvidia.com/gpu" in started["message"]
+    effects = reconcile(rec, body(), {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")})
+    assert condition(effects, "TrialsStarted")["status"] == "True"
+
+
+def test_invalid_spec_after_a_restart_keeps_the_running_trials() -> None:
+    first = reconcile(new(), body(), {})
+    pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
+    bad = body(generation=2, status=first.status)
+    bad["spec"]["template"]["container"] = "nope"
+    restarted = reconcile(new(), bad, pods)
+    assert restarted.status["phase"] == "Invalid"
+    assert not restarted.delete and not restarted.create
+    assert len(restarted.status["history"]) == 2, "no record lost while held"
+
+
+def test_a_trials_free_text_reaches_status_and_events_only_as_a_masked_excerpt() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+    leak = "hf_" + "A1b2C3d4" * 4
+    hostile = TrialResult(status="failed", reason=f"auth failed token={leak} " + "y" * 10_000)
+    effects = reconcile(
+        rec, body(), {"s-t0000": ended("s-t0000", 1, hostile), "s-t0001": running("s-t0001")}
+    )
+    reason = effects.status["history"][0]["r"]
+    assert reason.startswith("TrialFailed: auth failed") and leak not in reason
+    messages = [e.message for e in effects.events]
+    assert messages and all(leak not in m and len(m) <= 512 for m in messages)
+
+
+def test_algorithm_edit_is_refused_and_a_status_from_0_1_is_adopted() -> None:
+    from kubetune.spec import effective_spec, parse_sweep
+    from kubetune.spec.identity import legacy_search_space_digest
+
+    rec = new()
+    first = reconcile(rec, body(), {})
+    pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
+    effects = reconcile(rec, body(generation=2, algorithm={"name": "tpe", "seed": 1}), pods)
+    assert condition(effects, "SpecAccepted")["reason"] == "SearchSpaceChanged"
+    assert "spec.algorithm" in condition(effects, "SpecAccepted")["message"]
+    # An operator upgraded from 0.1 finds the old digest in status and carries on.
+    old = dict(first.status)
+    spec = effective_spec(parse_sweep(body(), "ns/s").spec)
+    old["searchSpaceHash"] = legacy_search_space_digest(spec)
+    restarted = reconcile(new(), body(status=old), pods)
+    assert condition(restarted, "SpecAccepted")["status"] == "True"
+    assert restarted.status["searchSpaceHash"] == first.status["searchSpaceHash"]

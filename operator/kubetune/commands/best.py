@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
 
 def render(body: dict[str, Any]) -> str:
     """The YAML for a sweep object as the API returns it; ValueError when there is no best."""
-    from kubetune.local.outputs import best_scores, best_yaml
+    from kubetune.best import best_scores, best_yaml
 
     name = body.get("metadata", {}).get("name", "?")
     status = SweepStatus.of(body)

@@ -24,6 +24,7 @@ from kubetune.engine.samplers import make_sampler
 from kubetune.engine.space import ParamValue, SearchSpace
 from kubetune.engine.summary import IN_FLIGHT, Trial
 from kubetune.spec import BestTrial, SweepSpec, TrialCounts, TrialRecord, effective_spec
+from kubetune.trial_ending import Verdict
 
 # Optuna logs every tell at INFO; the operator reports trials through status and events.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -189,19 +190,56 @@ class SweepEngine:
         self.study.tell(number, state=TrialState.FAIL)
         return True
 
-    def requeue(self, number: int, reason: str) -> bool:
-        """Run the trial again later with the same params (preempted, evicted, node lost).
+    def requeue(self, number: int, reason: str, *, disruption: bool = False) -> bool:
+        """Run the trial again later with the same params; False if it was not in flight.
 
         Not a failure. Its intermediate values stay: a rerun's reports count again once
-        they pass the last recorded step.
+        they pass the last recorded step. A disruption (the cluster took the trial away)
+        counts toward budget.maxRequeues; past it the trial fails instead, so a trial that
+        keeps being taken away cannot hold the sweep forever.
         """
         trial = self._get(number)
         if trial.state not in IN_FLIGHT:
             return False
+        if disruption:
+            trial.disruptions += 1
+            limit = self.spec.budget.max_requeues
+            if trial.disruptions > limit:
+                return self.fail(
+                    number,
+                    f"TooManyRequeues: taken away {trial.disruptions} times "
+                    f"(budget.maxRequeues {limit}); last: {reason}",
+                )
         trial.state = "Requeued"
         trial.reason = summary.short_reason(reason)
         trial.requeues += 1
         return True
+
+    def conclude(self, number: int, verdict: Verdict) -> bool:
+        """Record an ended trial as judged (trial_ending.judge); False if nothing changed.
+
+        The result's evaluations go in first: a pruner reads them, and a trial that ended
+        between two readings would otherwise leave gaps.
+        """
+        if not self.spec.multi_objective:
+            for step, value in verdict.intermediate:
+                self.report(number, step, value)
+        if verdict.kind == "complete":
+            assert verdict.values is not None
+            return self.complete(number, verdict.values, verdict.step)
+        if verdict.kind == "prune":
+            return self.prune(number)
+        if verdict.kind == "requeue":
+            return self.requeue(number, verdict.reason or "", disruption=verdict.disruption)
+        return self.fail(number, verdict.reason or "Failed")
+
+    def plan(self, number: int) -> TrialPlan:
+        """Trial `number` as it runs (or last ran): name, params and attempt."""
+        return self._plan(self._get(number))
+
+    def in_flight(self) -> list[TrialPlan]:
+        """What each trial holding a slot should be running: name, params and attempt."""
+        return [self._plan(trial) for trial in self._in_flight()]
 
     # ---- what the status shows -------------------------------------------------------
 

@@ -36,6 +36,7 @@ class Trial:
     intermediate: list[tuple[int, float]] = field(default_factory=list)
     reason: str | None = None
     requeues: int = 0
+    disruptions: int = 0
 
     @classmethod
     def from_record(cls, record: TrialRecord) -> "Trial":
@@ -48,6 +49,7 @@ class Trial:
             intermediate=[(int(s), float(v)) for s, v in record.intermediate or []],
             reason=record.reason,
             requeues=record.requeues or 0,
+            disruptions=record.disruptions or 0,
         )
 
     def record(self) -> TrialRecord:
@@ -60,6 +62,7 @@ class Trial:
             intermediate=list(self.intermediate) or None,
             reason=self.reason,
             requeues=self.requeues or None,
+            disruptions=self.disruptions or None,
         )
 
 

@@ -4,8 +4,7 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
+from kubetune.best import best_scores, best_yaml
 from kubetune.conventions import trial_name
 from kubetune.spec import BestTrial, SweepSpec, TrialRecord
 
@@ -70,31 +69,6 @@ def write_trials_csv(
                 if name in params:
                     row[params[name]] = value
             writer.writerow(row)
-
-
-def best_document(spec: SweepSpec, best: BestTrial) -> dict[str, object]:
-    """The best parameters in the shape the sweep file takes them back.
-
-    Built-in trainer: a `trainer.args` block (the sweep's fixed args with the winning
-    parameters on top). Template: the plain parameters.
-    """
-    if spec.trainer is not None:
-        args: dict[str, object] = dict(spec.trainer.args)
-        args.update(best.parameters)
-        return {"trainer": {"args": args}}
-    return dict(best.parameters)
-
-
-def best_scores(metrics: list[str], best: BestTrial) -> str:
-    """`eval_loss=0.41 at step 120`: the best trial's objective values for a header line."""
-    values = best.values if best.values is not None else [best.value]
-    scores = ", ".join(f"{m}={v}" for m, v in zip(metrics, values, strict=False))
-    return scores + (f" at step {best.step}" if best.step is not None else "")
-
-
-def best_yaml(spec: SweepSpec, best: BestTrial) -> str:
-    """best_document as YAML, keys in the order a sweep file has them."""
-    return yaml.safe_dump(best_document(spec, best), sort_keys=False)
 
 
 def write_best_yaml(path: Path, spec: SweepSpec, best: BestTrial) -> None:

@@ -13,12 +13,13 @@ from kubetune.conventions import trial_name
 from kubetune.engine import Completion, SweepEngine, TrialPlan
 from kubetune.local.board import Board, TrialRow, format_params, format_value
 from kubetune.local.launch import TERMINATION_LOG, build_launch
-from kubetune.local.outcome import Outcome, StopReason, classify, read_result
+from kubetune.local.outcome import process_ending, read_result
 from kubetune.local.process import TrialProcess
 from kubetune.local.progress import ProgressView
 from kubetune.local.state import RunState, save_state
 from kubetune.metrics import ScrapeSource, TrialReading, TrialTarget
 from kubetune.spec import SweepSpec
+from kubetune.trial_ending import StopReason, judge
 
 log = logging.getLogger(__name__)
 
@@ -243,21 +244,15 @@ class LocalRunner:
 
     def _record(self, trial: RunningTrial) -> None:
         number = trial.plan.number
-        exit_code = trial.waiter.result()
-        outcome = classify(
-            exit_code,
+        ending = process_ending(
+            trial.waiter.result(),
             read_result(trial.trial_dir),
             trial.stop_reason,
             trial.last,
-            self.objectives,
             self.spec.budget.trial_timeout,
             trial.process.log_tail(),
         )
-        if not self.spec.multi_objective:
-            for step, value in outcome.intermediate:
-                if step > trial.reported_step:
-                    self.engine.report(number, step, value)
-        self._tell(number, outcome)
+        self.engine.conclude(number, judge(ending, self.objectives))
         self.state.wall_seconds[number] = round(trial.process.elapsed(), 1)
         record = self.engine.trial(number)
         row = self.board.rows[number]
@@ -270,17 +265,6 @@ class LocalRunner:
             row.step = record.step
         self._event_for(trial.plan.name, record.state, record.values, record.step, record.reason)
         self.checkpoint()
-
-    def _tell(self, number: int, outcome: Outcome) -> None:
-        if outcome.kind == "complete":
-            assert outcome.values is not None
-            self.engine.complete(number, outcome.values, outcome.step)
-        elif outcome.kind == "prune":
-            self.engine.prune(number)
-        elif outcome.kind == "requeue":
-            self.engine.requeue(number, outcome.reason or "")
-        else:
-            self.engine.fail(number, outcome.reason or "failed")
 
     def _event_for(
         self,

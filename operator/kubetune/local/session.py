@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from kubetune.builders.errors import BuildError
 from kubetune.engine import HistoryError, SweepEngine
 from kubetune.local.launch import build_launch
-from kubetune.local.outcome import REASON_INTERRUPTED
 from kubetune.local.prepare import build_tiny, needs_tiny
 from kubetune.local.progress import ProgressView
 from kubetune.local.report import Outputs, write_outputs
@@ -32,6 +31,7 @@ from kubetune.spec.checks import semantic_problems
 from kubetune.spec.durations import parse_duration
 from kubetune.spec.identity import study_changes
 from kubetune.spec.parameters import sample_point
+from kubetune.trial_ending import REASON_INTERRUPTED
 
 EXIT_OK = 0
 EXIT_SWEEP_FAILED = 1

@@ -4,11 +4,14 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from kubetune.spec.status import Condition
+from kubetune.text import MESSAGE_LIMIT, bounded
 
 # Condition types a sweep reports.
 READY = "Ready"  # True once the sweep finished with a result
 SPEC_ACCEPTED = "SpecAccepted"  # False: invalid spec, or a refused edit
 METRICS_AVAILABLE = "MetricsAvailable"  # False: Prometheus unreachable or query rejected
+# False: some trial cannot start (unschedulable, image or config errors, a refused create).
+TRIALS_STARTED = "TrialsStarted"
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -35,7 +38,7 @@ def set_condition(
         type=type_,
         status=text,
         reason=reason,
-        message=message,
+        message=bounded(message, MESSAGE_LIMIT),
         last_transition_time=(now or now_iso())
         if changed or previous is None
         else previous.last_transition_time,

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubetune.metrics import TrialReading
+from kubetune.text import MESSAGE_LIMIT, bounded
 
 EventType = Literal["Normal", "Warning"]
 
@@ -14,6 +15,10 @@ class Event:
     type: EventType
     reason: str
     message: str
+
+    def __post_init__(self) -> None:
+        # Whatever a pass puts in an Event, it reaches the API bounded.
+        object.__setattr__(self, "message", bounded(self.message, MESSAGE_LIMIT))
 
 
 @dataclass(frozen=True)

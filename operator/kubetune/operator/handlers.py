@@ -7,7 +7,8 @@
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import kopf
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 FINALIZER = f"{API_GROUP}/cleanup"
 SWEEPS = (API_GROUP, API_VERSION, PLURAL)
 TRIAL_PODS = {conventions.LABEL_MANAGED_BY: conventions.MANAGED_BY}
-TERMINAL_KINDS = frozenset({"succeeded", "failed", "disrupted"})
+NO_PODS: Mapping[tuple[str, str], Iterable[PodView]] = MappingProxyType({})
 
 
 class Registry(dict[tuple[str, str], SweepRuntime]):
@@ -129,10 +130,11 @@ async def sweep_loop(
     body: kopf.Body,
     memo: Any,
     stopped: kopf.DaemonStopped,
-    **kwargs: Any,
+    # Kopf passes the index by the name of its function; the default only satisfies
+    # kopf's typing of daemon handlers, which has no parameter for it.
+    trial_pods: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
+    **_: Any,
 ) -> None:
-    # Kopf passes each index as a keyword named after its function.
-    index: kopf.Index[tuple[str, str], PodView] = kwargs["trial_pods"]
     kube, config, registry = _state(memo)
     namespace = namespace or "default"  # the CRD is namespaced; this only satisfies typing
     runtime = SweepRuntime(namespace, name, uid, kube, config)
@@ -148,7 +150,7 @@ async def sweep_loop(
         while not stopped:
             try:
                 await runtime.reconcile_once(
-                    body, list(index.get((namespace, name), [])), post, adopt
+                    body, list(trial_pods.get((namespace, name), [])), post, adopt
                 )
             except Exception as error:
                 # One bad sweep must never stop the others: count it, say it, retry.

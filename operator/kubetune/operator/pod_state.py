@@ -1,6 +1,8 @@
-"""What a trial pod says about its trial: still going, finished, failed, or to be retried.
+"""What a trial pod says about its trial: still starting, running, or ended (and how).
 
-Pure functions over the pod as a dict (the shape the API returns).
+Pure functions over the pod as a dict (the shape the API returns). The pod only supplies
+the facts; whether an ending is a success, a failure or a rerun is trial_ending.judge's
+call, the same one `kubetune run` makes for a local process.
 """
 
 from collections.abc import Mapping
@@ -9,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from kubetune import conventions
 from kubetune.builders.contract import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION
+from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
 
 # Pod-level reasons that mean the cluster took the pod away: rerun, not a failure.
@@ -30,20 +32,15 @@ DISRUPTION_REASONS = frozenset(
         "UnexpectedAdmissionError",
     }
 )
-# Waiting reasons that will never resolve on their own.
-FATAL_WAITING = frozenset(
-    {
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "ImagePullBackOff",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-    }
+# Waiting reasons that can never resolve: the trial fails at once.
+PERMANENT_WAITING = frozenset({"InvalidImageName", "ErrImageNeverPull"})
+# Waiting reasons that often resolve on their own (a registry hiccup, a Secret created a
+# few seconds late): the trial fails only if they last past the start grace period.
+TRANSIENT_WAITING = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError"}
 )
-# Killed by a signal from outside (SIGTERM, SIGKILL) without an OOM: someone stopped it.
-SIGNAL_EXITS = frozenset({conventions.EXIT_STOPPED, 137})
 
-Kind = Literal["pending", "running", "succeeded", "failed", "disrupted", "terminating"]
+Kind = Literal["pending", "running", "ended", "terminating"]
 
 
 @dataclass(frozen=True)
@@ -54,11 +51,19 @@ class PodView:
     uid: str
     attempt: int
     kind: Kind
-    reason: str | None = None
     ip: str | None = None
     result: TrialResult | None = None
     started_at: str | None = None
+    created_at: str | None = None
     owner_uid: str | None = None
+    # Still holds its node's resources (a sidecar can keep a pod running after the trial ended).
+    live: bool = False
+    # kind "ended": the facts of the ending, without the metrics (the reconcile adds them).
+    ending: TrialEnding | None = None
+    # The trial container cannot start yet: (reason, message).
+    waiting: tuple[str, str] | None = None
+    # The scheduler cannot place the pod: its message.
+    unschedulable: str | None = None
 
 
 def attempt_of(pod: Mapping[str, Any]) -> int:
@@ -75,70 +80,66 @@ def view(pod: Mapping[str, Any]) -> PodView:
     status = pod.get("status") or {}
     container_name = (meta.get("annotations") or {}).get(CONTAINER_ANNOTATION)
     container = _container_status(status, container_name)
-    terminated = (container.get("state") or {}).get("terminated") if container else None
-    waiting = (container.get("state") or {}).get("waiting") if container else None
+    state = (container or {}).get("state") or {}
+    terminated = state.get("terminated")
+    waiting = state.get("waiting")
+    phase = status.get("phase", "Pending")
+    deleting = bool(meta.get("deletionTimestamp"))
     result = _result(terminated)
-    base = {
+    base: dict[str, Any] = {
         "name": meta.get("name", ""),
         "uid": meta.get("uid", ""),
         "attempt": attempt_of(pod),
         "ip": status.get("podIP"),
         "result": result,
         "started_at": status.get("startTime"),
+        "created_at": meta.get("creationTimestamp"),
         "owner_uid": next(
             (ref.get("uid") for ref in meta.get("ownerReferences") or [] if ref.get("controller")),
             None,
         ),
+        "live": phase in ("Pending", "Running") and not deleting,
     }
-    phase = status.get("phase", "Pending")
     disruption = _disruption(status)
-
-    if phase == "Succeeded":
-        if result is not None and result.status == "failed":
-            return PodView(kind="failed", reason=result.reason or "TrialFailed", **base)
-        return PodView(kind="succeeded", **base)
-    if phase == "Failed":
-        if disruption:
-            return PodView(kind="disrupted", reason=disruption, **base)
-        return _failed(terminated, result, status, base)
     if phase == "Unknown":
         # The node stopped reporting: the pod's fate is unknowable, rerun it elsewhere.
-        return PodView(kind="disrupted", reason=status.get("reason") or "NodeLost", **base)
-    if meta.get("deletionTimestamp"):
-        return PodView(kind="terminating", reason=disruption, **base)
-    if waiting and waiting.get("reason") in FATAL_WAITING:
-        message = waiting.get("message") or ""
-        reason = f"{waiting['reason']}: {message}".rstrip(": ")
-        return PodView(kind="failed", reason=reason, **base)
+        ending = TrialEnding(None, disruption=str(status.get("reason") or "NodeLost"))
+        return PodView(kind="ended", ending=ending, **base)
+    if phase in ("Succeeded", "Failed") or terminated:
+        # A trial ends with its own container, whatever a sidecar still does.
+        if disruption is None and deleting and phase != "Succeeded":
+            disruption = "PodDeleted: the trial pod was deleted"
+        return PodView(kind="ended", ending=_ending(terminated, result, status, disruption), **base)
+    if deleting:
+        return PodView(kind="terminating", **base)
+    if waiting and waiting.get("reason") in PERMANENT_WAITING | TRANSIENT_WAITING:
+        base["waiting"] = (str(waiting["reason"]), str(waiting.get("message") or ""))
     if phase == "Running":
         return PodView(kind="running", **base)
-    return PodView(kind="pending", reason=_pending_reason(status), **base)
+    return PodView(kind="pending", unschedulable=_unschedulable(status), **base)
 
 
-def _failed(
+def _ending(
     terminated: dict[str, Any] | None,
     result: TrialResult | None,
     status: dict[str, Any],
-    base: dict[str, Any],
-) -> PodView:
+    disruption: str | None,
+) -> TrialEnding:
+    terminated = terminated or {}
+    exit_code = terminated.get("exitCode")
+    if exit_code is None and status.get("phase") == "Succeeded":
+        exit_code = 0
     pod_reason = status.get("reason")
-    if pod_reason == "DeadlineExceeded":
-        return PodView(
-            kind="failed", reason="DeadlineExceeded: trial ran past trialTimeout", **base
-        )
-    term_reason = (terminated or {}).get("reason")
-    exit_code = (terminated or {}).get("exitCode")
-    if term_reason == "OOMKilled":
-        return PodView(kind="failed", reason="OOMKilled", **base)
-    stopped = result is not None and result.status == "stopped"
-    if exit_code in SIGNAL_EXITS or stopped:
-        return PodView(kind="disrupted", reason=f"Stopped (exit code {exit_code})", **base)
-    if result is not None and result.reason:
-        return PodView(kind="failed", reason=result.reason, **base)
-    parts = [p for p in (pod_reason, term_reason) if p]
-    if exit_code is not None:
-        parts.append(f"exit code {exit_code}")
-    return PodView(kind="failed", reason=", ".join(parts) or "Failed", **base)
+    detail = ", ".join(str(p) for p in (pod_reason, terminated.get("reason")) if p)
+    return TrialEnding(
+        exit_code=exit_code if isinstance(exit_code, int) else None,
+        result=result,
+        # activeDeadlineSeconds is budget.trialTimeout: kubetune's own stop.
+        stop="timeout" if pod_reason == "DeadlineExceeded" else None,
+        disruption=disruption,
+        oom=terminated.get("reason") == "OOMKilled",
+        detail=detail,
+    )
 
 
 def _container_status(status: dict[str, Any], name: str | None) -> dict[str, Any] | None:
@@ -170,8 +171,10 @@ def _disruption(status: dict[str, Any]) -> str | None:
     return None
 
 
-def _pending_reason(status: dict[str, Any]) -> str | None:
+def _unschedulable(status: dict[str, Any]) -> str | None:
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return str(condition.get("reason") or "Unschedulable")
+            reason = str(condition.get("reason") or "Unschedulable")
+            message = str(condition.get("message") or "")
+            return f"{reason}: {message}" if message else reason
     return None

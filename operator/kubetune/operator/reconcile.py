@@ -5,27 +5,27 @@ writes the status first and acts second (creates and deletes pods, posts events)
 status is the write-ahead log, so an operator killed between the two redoes the acts
 from the status after a restart and never runs a trial twice or loses its result.
 Pods are converged level-based: every pass compares the trials the engine has in flight
-with the pods that exist.
+with the pods that exist. How an ended trial is recorded is trial_ending.judge's call,
+the same one `kubetune run` makes.
 """
 
-import math
+import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import build_trial_pod
-from kubetune.conventions import trial_name
-from kubetune.engine import Completion, HistoryError, SweepEngine
+from kubetune.engine import Completion, HistoryError, SweepEngine, TrialPlan
 from kubetune.metrics import TrialReading, TrialTarget, short_name
 from kubetune.operator import conditions as cond
 from kubetune.operator.effects import Effects, Event, EventType, MetricsReading, PodToCreate
-from kubetune.operator.pod_state import PodView
-from kubetune.operator.spec_guard import search_space_hash
+from kubetune.operator.pod_ledger import PodLedger
+from kubetune.operator.pod_state import PERMANENT_WAITING, PodView
 from kubetune.operator.sweep_status import compose_status, status_from
 from kubetune.spec import (
-    CategoricalParameter,
     HyperparameterSweep,
     SpecError,
     SweepSpec,
@@ -34,17 +34,54 @@ from kubetune.spec import (
     parse_sweep,
 )
 from kubetune.spec.checks import semantic_problems
-from kubetune.spec.status import TrialRecord
-from kubetune.trial_result import TrialResult
+from kubetune.spec.identity import legacy_search_space_digest, study_changes, study_digest
+from kubetune.spec.parameters import sample_point
+from kubetune.text import excerpt
+from kubetune.trial_ending import (
+    REASON_METRICS_LOST,
+    REASON_NO_OBJECTIVE,
+    REASON_SUSPENDED,
+    REASON_TIMEOUT,
+    judge,
+)
 
-# A pod we created may take this long to show up in the watch-fed index.
-CREATE_GRACE_SECONDS = 30.0
-# Do not ask again to delete a pod we asked to delete this recently.
-DELETE_RETRY_SECONDS = 10.0
+# An image pull or container config error may clear up (a registry hiccup, a Secret
+# created a few seconds late); the trial fails only if it lasts this long.
+START_GRACE_SECONDS = 300.0
+# A create the API server refuses for good (4xx) is tried this many times, then the trial fails.
+CREATE_ATTEMPTS = 3
+# Trials named in the TrialsStarted condition's message, at most.
+STUCK_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The spec this sweep runs under, and the engine built from it."""
+
+    sweep: HyperparameterSweep
+    spec: SweepSpec  # effective spec
+    engine: SweepEngine
+    digest: str  # spec.identity.study_digest of spec
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server refused to create a trial's pod."""
+
+    attempt: int
+    count: int
+    status: int
+    message: str
+
+    @property
+    def permanent(self) -> bool:
+        # 409 and 429 pass; a quota that is full now frees up as other pods end.
+        quota = "exceeded quota" in self.message
+        return 400 <= self.status < 500 and self.status not in (409, 429) and not quota
 
 
 class SweepReconciler:
-    """The in-memory state of one sweep across passes: engine, accepted spec, status."""
+    """The in-memory state of one sweep across passes: accepted spec, engine, status."""
 
     def __init__(
         self,
@@ -53,21 +90,25 @@ class SweepReconciler:
         uid: str | None,
         *,
         default_image: str | None = None,
+        start_grace: float = START_GRACE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self.uid = uid
         self.default_image = default_image
-        self.engine: SweepEngine | None = None
-        self.spec: SweepSpec | None = None  # effective spec the engine runs
-        self.sweep: HyperparameterSweep | None = None
+        self.start_grace = start_grace
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.accepted: Accepted | None = None
         self.generation: int | None = None  # generation last looked at
-        self.accepted_hash: str | None = None
+        self.digest: str | None = None  # study digest the sweep's trials ran under
         self.hold: str | None = None  # why no new trials start (invalid or refused edit)
         self.invalid = False
         self.status = SweepStatus()
-        self.created: dict[str, tuple[int, float]] = {}
-        self.deleting: dict[str, float] = {}
+        self.pods = PodLedger()
+        self.refusals: dict[str, Refusal] = {}
         self.last_values: dict[str, TrialReading] = {}
         # Trials that ran while the metrics source was down: their readings have gaps.
         self.blind: set[str] = set()
@@ -77,39 +118,52 @@ class SweepReconciler:
         self._events: list[Event] = []
         self.suggestion_seconds: list[float] = []
 
+    @property
+    def spec(self) -> SweepSpec | None:
+        return self.accepted.spec if self.accepted is not None else None
+
+    @property
+    def engine(self) -> SweepEngine | None:
+        return self.accepted.engine if self.accepted is not None else None
+
     # ---- spec ------------------------------------------------------------------------
 
     def accept(self, body: Mapping[str, Any]) -> bool:
         """Look at the sweep's current spec; True when the metrics source must be rebuilt."""
         meta = body.get("metadata") or {}
         generation = meta.get("generation")
-        settled = self.engine is not None or self.hold is not None
+        settled = self.accepted is not None or self.hold is not None
         if settled and generation == self.generation:
             return False
-        first_look = self.generation is None
-        self.generation = generation
-        if first_look:
+        if self.generation is None:  # first look, e.g. after a restart
             self.status = status_from(body)
-            self.accepted_hash = self.status.search_space_hash
+            self.digest = self.status.search_space_hash
             self.announced_finish = self.status.phase in ("Succeeded", "Failed")
+        self.generation = generation
         try:
             sweep = parse_sweep(_plain(body), f"{self.namespace}/{self.name}")
             problems = semantic_problems(sweep)
             if problems:
                 raise SpecError(f"{self.namespace}/{self.name}", problems)
             spec = effective_spec(sweep.spec)
-            self._probe_build(sweep, spec)
+            # Building one pod now finds a template, image or policy problem before any
+            # trial is recorded.
+            build_trial_pod(
+                sweep, spec, 0, sample_point(spec.parameters), default_image=self.default_image
+            )
         except SpecError as error:
             self._refuse("InvalidSpec", "; ".join(error.problems), invalid=True)
             return False
         except BuildError as error:
             self._refuse("InvalidSpec", str(error), invalid=True)
             return False
-        digest = search_space_hash(spec)
-        if self.accepted_hash is not None and digest != self.accepted_hash:
+        digest = study_digest(spec)
+        if self.digest not in (None, digest, legacy_search_space_digest(spec)):
+            changed = study_changes(self.accepted.spec, spec) if self.accepted else []
+            fields = " / ".join(changed) or "spec.parameters / spec.objective / spec.algorithm"
             self._refuse(
                 "SearchSpaceChanged",
-                "spec.parameters / spec.objective cannot change once a sweep has started; "
+                f"{fields} cannot change once a sweep has started; "
                 "revert the edit or create a new sweep",
                 invalid=False,
             )
@@ -121,11 +175,13 @@ class SweepReconciler:
             self._refuse("InvalidHistory", f"status.history: {error}", invalid=True)
             return False
         rebuilt_source = self.spec is None or self.spec.metrics != spec.metrics
-        self.engine, self.spec, self.sweep = engine, spec, sweep
-        self.accepted_hash = digest
+        self.accepted = Accepted(sweep, spec, engine, digest)
+        self.digest = digest
         self.hold = None
         self.invalid = False
-        self.best_number = self.best_number if self.best_number is not None else _best_n(engine)
+        if self.best_number is None:
+            best = engine.best()
+            self.best_number = best.number if best is not None else None
         self.status.conditions = cond.set_condition(
             self.status.conditions,
             cond.SPEC_ACCEPTED,
@@ -138,15 +194,8 @@ class SweepReconciler:
             self.announced_finish = False  # e.g. maxTrials raised after the end: carry on
         return rebuilt_source
 
-    def _probe_build(self, sweep: HyperparameterSweep, spec: SweepSpec) -> None:
-        # Building one pod now finds a template or image problem before any trial is recorded.
-        sample: dict[str, Any] = {
-            p.name: p.values[0] if isinstance(p, CategoricalParameter) else p.min
-            for p in spec.parameters
-        }
-        build_trial_pod(sweep, spec, 0, sample, default_image=self.default_image)
-
     def _refuse(self, reason: str, message: str, *, invalid: bool) -> None:
+        """Hold the sweep: no new trial starts, and the trials in flight keep running."""
         already = self.hold == message
         self.hold = message
         self.invalid = invalid
@@ -164,251 +213,298 @@ class SweepReconciler:
     # ---- metrics -----------------------------------------------------------------------
 
     def metric_targets(self, pods: Mapping[str, PodView]) -> list[TrialTarget]:
-        """Trials to read: running ones, and finished ones still waiting for a final value."""
-        if self.engine is None or self.spec is None:
+        """Trials to read: running ones, and ended ones still waiting for a final value."""
+        if self.accepted is None:
             return []
-        port = self.spec.metrics.scrape.port
-        wanted = [short_name(o.metric) for o in self.spec.objective_list]
+        spec = self.accepted.spec
+        port = spec.metrics.scrape.port
+        wanted = [short_name(o.metric) for o in spec.objective_list]
         targets = []
-        for number in self.engine.running():
-            name = trial_name(self.name, number)
-            pod = pods.get(name)
-            if pod is None or pod.kind not in ("running", "succeeded"):
+        for plan in self.accepted.engine.in_flight():
+            pod = pods.get(plan.name)
+            if pod is None or pod.kind not in ("running", "ended"):
                 continue
-            result = pod.result if pod.kind == "succeeded" else None
-            if result is not None and all(m in result.metrics for m in wanted):
+            if pod.result is not None and all(m in pod.result.metrics for m in wanted):
                 continue  # its termination message has the final values already
-            targets.append(TrialTarget(name=name, address=pod.ip, port=port))
+            targets.append(TrialTarget(name=plan.name, address=pod.ip, port=port))
         return targets
 
     # ---- decide ------------------------------------------------------------------------
 
-    def decide(
-        self,
-        pods: Mapping[str, PodView],
-        metrics: MetricsReading,
-        now: float | None = None,
-        wall: float | None = None,
-    ) -> Effects:
-        now = time.monotonic() if now is None else now
-        wall = time.time() if wall is None else wall
-        engine = self.engine
-        if engine is None or self.spec is None or self.sweep is None:
-            # No engine: an invalid spec (no trial may run, nor hold a GPU), or an edit
-            # refused before this process ever accepted the sweep (after a restart): its
-            # trials keep running untouched until the edit is reverted.
+    def decide(self, pods: Mapping[str, PodView], metrics: MetricsReading) -> Effects:
+        now = self.clock()
+        accepted = self.accepted
+        if accepted is None:
+            # No engine: a spec that was never valid, or one refused before this process
+            # accepted it (after a restart). Trials in flight keep running untouched, as
+            # they do under a live operator, until the spec is fixed or the edit reverted.
             effects = Effects(status=self._compose_status(None))
-            if self.invalid:
-                effects.delete = self._stray_pods(pods, set(), now)
             effects.events = self._take_events()
             return effects
+        engine, spec = accepted.engine, accepted.spec
         self._note_metrics(metrics)
         for name, values in metrics.values.items():
             self.last_values[name] = values
         if metrics.problem is not None:
-            self.blind.update(trial_name(self.name, n) for n in engine.running())
-        self._observe(engine, pods, metrics, wall)
+            self.blind.update(plan.name for plan in engine.in_flight())
+        stuck = self._observe(accepted, pods, metrics, now)
         completion = engine.finished()
-        if completion is None and metrics.problem is None and not self.spec.multi_objective:
+        if completion is None and metrics.problem is None and not spec.multi_objective:
             for number in engine.to_prune():
                 if engine.prune(number):
-                    self._events.append(
-                        Event(
-                            "Normal",
-                            "TrialPruned",
-                            f"{trial_name(self.name, number)} stopped early",
-                        )
-                    )
+                    self._event("Normal", "TrialPruned", engine, number, "stopped early")
         completion = engine.finished()
         if completion is not None:
-            self._stop_all(engine, "sweep finished")
-        elif self.spec.suspend:
-            for number in engine.running():
-                engine.requeue(number, "Suspended")
+            for plan in engine.in_flight():
+                if engine.prune(plan.number):
+                    self._event("Normal", "TrialStopped", engine, plan.number, "sweep finished")
+        elif spec.suspend:
+            for plan in engine.in_flight():
+                engine.requeue(plan.number, REASON_SUSPENDED)
         elif self.hold is None:
             started = time.perf_counter()
             engine.start_trials()
             self.suggestion_seconds.append(time.perf_counter() - started)
+        self._note_stuck(stuck)
         effects = Effects(status=self._compose_status(completion))
-        self._converge(engine, pods, effects, now)
+        self._converge(accepted, pods, effects, now)
         self._announce(engine, completion)
         effects.events = self._take_events()
         return effects
 
     def _observe(
         self,
-        engine: SweepEngine,
+        accepted: Accepted,
         pods: Mapping[str, PodView],
         metrics: MetricsReading,
-        wall: float,
-    ) -> None:
-        assert self.spec is not None
-        timeout = self.spec.budget.trial_timeout_seconds()
-        for number in engine.running():
-            record = engine.trial(number)
-            name = trial_name(self.name, number)
-            pod = pods.get(name)
-            if pod is None or not self._current(pod, record):
-                if pod is None and record.state == "Running" and not self._recently_created(name):
-                    engine.requeue(number, "PodDeleted: the trial pod disappeared")
-                    self._events.append(
-                        Event("Warning", "TrialRequeued", f"{name}: pod disappeared; rerunning")
-                    )
+        now: float,
+    ) -> list[tuple[str, str]]:
+        """Record what the pods say; returns the trials that cannot start, with why."""
+        engine, spec = accepted.engine, accepted.spec
+        timeout = spec.budget.trial_timeout_seconds()
+        wall = self.wall_clock()
+        stuck: list[tuple[str, str]] = []
+        for plan in engine.in_flight():
+            pod = pods.get(plan.name)
+            if pod is None or not self._current(pod, plan.attempt):
+                if pod is None:
+                    self._missing(engine, plan, now, stuck)
+                continue
+            if pod.kind == "ended":
+                self._conclude(accepted, plan, pod, metrics)
+                continue
+            if pod.kind == "terminating":
                 continue
             if pod.kind == "running":
-                engine.mark_running(number)
-                if timeout is not None and _age(pod.started_at, wall) > timeout:
-                    engine.fail(
-                        number, f"TrialTimeout: ran past budget.trialTimeout ({timeout:g}s)"
-                    )
-                    self._events.append(Event("Warning", "TrialFailed", f"{name}: trial timeout"))
-                    continue
-                self._report(engine, number, metrics.values.get(name))
-            elif pod.kind == "succeeded":
-                self._finish(engine, number, pod, metrics)
-            elif pod.kind == "failed":
-                reason = pod.reason or "Failed"
-                if engine.fail(number, reason):
-                    self._events.append(Event("Warning", "TrialFailed", f"{name}: {reason}"))
-            elif pod.kind == "disrupted":
-                reason = pod.reason or "Disrupted"
-                if engine.requeue(number, reason):
-                    self._events.append(
-                        Event("Normal", "TrialRequeued", f"{name}: {reason}; rerunning")
-                    )
-
-    def _report(self, engine: SweepEngine, number: int, values: TrialReading | None) -> None:
-        assert self.spec is not None
-        if values is None or self.spec.multi_objective:
-            return
-        # Same rule as the local runner: a gauge at step 0 is no evaluation yet.
-        evaluation = values.evaluation(self.spec.objective_list[0].metric)
-        if evaluation is not None:
-            engine.report(number, *evaluation)
-
-    def _finish(
-        self, engine: SweepEngine, number: int, pod: PodView, metrics: MetricsReading
-    ) -> None:
-        assert self.spec is not None
-        name = trial_name(self.name, number)
-        result = pod.result
-        objectives = self.spec.objective_list
-        # While the source is down an older reading may not be the final one: wait for it.
-        last = (
-            None
-            if metrics.problem is not None
-            else metrics.values.get(name) or self.last_values.get(name)
-        )
-        if name in self.blind and last is not None and not last.done:
-            last = None  # read before an outage: maybe not the trial's final value
-        values: list[float] = []
-        for objective in objectives:
-            value = _final_value(objective.metric, result, last)
-            if value is None:
-                if metrics.problem is not None:
-                    return  # wait rather than misjudge the trial
-                if name in self.blind:
-                    # The source was down while it ran: its values are lost, not bad. Rerun.
-                    self.blind.discard(name)
-                    if engine.requeue(number, "MetricsLost: metrics unreadable while it ran"):
-                        self._events.append(
-                            Event("Warning", "TrialRequeued", f"{name}: metrics lost; rerunning")
-                        )
-                    return
-                reason = f"NoObjectiveValue: the trial reported no {objective.metric}"
-                if engine.fail(number, reason):
-                    self._events.append(Event("Warning", "TrialFailed", f"{name}: {reason}"))
-                return
-            values.append(value)
-        if not self.spec.multi_objective and result is not None:
-            metric = short_name(objectives[0].metric)
-            for at, point in result.intermediate.get(metric, []):
-                engine.report(number, at, point)
-        if engine.complete(number, values, _final_step(result, last)):
-            self.last_values.pop(name, None)
-            self.blind.discard(name)
-            text = ", ".join(f"{o.metric}={v:g}" for o, v in zip(objectives, values, strict=True))
-            self._events.append(Event("Normal", "TrialSucceeded", f"{name}: {text}"))
-
-    def _stop_all(self, engine: SweepEngine, why: str) -> None:
-        for number in engine.running():
-            if engine.prune(number):
-                self._events.append(
-                    Event("Normal", "TrialStopped", f"{trial_name(self.name, number)}: {why}")
+                engine.mark_running(plan.number)
+            if pod.waiting is not None:
+                self._waiting(engine, plan, pod, wall, stuck)
+                continue
+            if pod.unschedulable is not None:
+                stuck.append((plan.name, pod.unschedulable))
+            if pod.kind != "running":
+                continue
+            if timeout is not None and _age(pod.started_at, wall) > timeout:
+                reason = (
+                    f"{REASON_TIMEOUT}: ran past budget.trialTimeout ({spec.budget.trial_timeout})"
                 )
+                if engine.fail(plan.number, reason):
+                    self._event("Warning", "TrialFailed", engine, plan.number, reason)
+                continue
+            values = metrics.values.get(plan.name)
+            if values is not None and not spec.multi_objective:
+                # Same rule as the local runner: a gauge at step 0 is no evaluation yet.
+                evaluation = values.evaluation(spec.objective_list[0].metric)
+                if evaluation is not None:
+                    engine.report(plan.number, *evaluation)
+        return stuck
+
+    def _missing(
+        self, engine: SweepEngine, plan: TrialPlan, now: float, stuck: list[tuple[str, str]]
+    ) -> None:
+        """A trial in flight has no pod: refused, not created yet, or gone."""
+        refusal = self.refusals.get(plan.name)
+        if refusal is not None and refusal.attempt == plan.attempt:
+            if refusal.permanent and refusal.count >= CREATE_ATTEMPTS:
+                reason = f"CreateRefused: HTTP {refusal.status}: {refusal.message}"
+                if engine.fail(plan.number, reason):
+                    self._event("Warning", "TrialFailed", engine, plan.number, reason)
+                self.refusals.pop(plan.name, None)
+            else:
+                stuck.append(
+                    (plan.name, f"CreateRefused: HTTP {refusal.status}: {refusal.message}")
+                )
+            return
+        running = engine.trial(plan.number).state == "Running"
+        if (
+            running
+            and not self.pods.recently_created(plan.name, now)
+            and engine.requeue(
+                plan.number, "PodDeleted: the trial pod disappeared", disruption=True
+            )
+        ):
+            self._trial_event(engine, plan.number)
+
+    def _waiting(
+        self,
+        engine: SweepEngine,
+        plan: TrialPlan,
+        pod: PodView,
+        wall: float,
+        stuck: list[tuple[str, str]],
+    ) -> None:
+        assert pod.waiting is not None
+        reason, message = pod.waiting
+        text = f"{reason}: {excerpt(message)}" if message else reason
+        waited = _age(pod.created_at, wall)
+        if reason in PERMANENT_WAITING or waited > self.start_grace:
+            why = f"StartFailed: {text}"
+            if reason not in PERMANENT_WAITING:
+                why = f"StartFailed: {reason} for {waited:.0f}s: {excerpt(message)}"
+            if engine.fail(plan.number, why):
+                self._event("Warning", "TrialFailed", engine, plan.number, why)
+            return
+        stuck.append((plan.name, text))
+
+    def _conclude(
+        self, accepted: Accepted, plan: TrialPlan, pod: PodView, metrics: MetricsReading
+    ) -> None:
+        assert pod.ending is not None
+        engine, spec = accepted.engine, accepted.spec
+        name = plan.name
+        # While the source is down an older reading may not be the final one: wait for it.
+        last = None if metrics.problem is not None else metrics.values.get(name)
+        last = last or (None if metrics.problem is not None else self.last_values.get(name))
+        blind = name in self.blind
+        ending = dataclasses.replace(
+            pod.ending,
+            last=last,
+            # Read before an outage: maybe not the trial's final value.
+            last_is_final=not (blind and last is not None and not last.done),
+            metrics_gap=blind,
+            timeout=spec.budget.trial_timeout,
+        )
+        verdict = judge(ending, [o.metric for o in spec.objective_list])
+        lacking = (verdict.reason or "").startswith((REASON_NO_OBJECTIVE, REASON_METRICS_LOST))
+        if metrics.problem is not None and lacking:
+            return  # the final value may still be read: wait rather than misjudge the trial
+        if not engine.conclude(plan.number, verdict):
+            return
+        self.last_values.pop(name, None)
+        self.blind.discard(name)
+        self._trial_event(engine, plan.number)
+
+    def _trial_event(self, engine: SweepEngine, number: int) -> None:
+        """The Event for a trial that just ended or was requeued, by what it became."""
+        record = engine.trial(number)
+        if record.state == "Succeeded" and record.values is not None:
+            pairs = zip(engine.spec.objective_list, record.values, strict=True)
+            text = ", ".join(f"{o.metric}={v:g}" for o, v in pairs)
+            self._event("Normal", "TrialSucceeded", engine, number, text)
+        elif record.state == "Requeued":
+            self._event("Normal", "TrialRequeued", engine, number, f"{record.reason}; rerunning")
+        elif record.state == "Failed":
+            self._event("Warning", "TrialFailed", engine, number, record.reason or "")
+
+    def _event(
+        self, kind: EventType, reason: str, engine: SweepEngine, number: int, text: str
+    ) -> None:
+        self._events.append(Event(kind, reason, f"{engine.plan(number).name}: {text}"))
 
     # ---- pods --------------------------------------------------------------------------
 
     def _converge(
-        self, engine: SweepEngine, pods: Mapping[str, PodView], effects: Effects, now: float
+        self, accepted: Accepted, pods: Mapping[str, PodView], effects: Effects, now: float
     ) -> None:
-        assert self.sweep is not None and self.spec is not None
         wanted: set[str] = set()
-        for number in engine.running():
-            record = engine.trial(number)
-            name = trial_name(self.name, number)
-            attempt = record.attempt
-            wanted.add(name)
-            pod = pods.get(name)
-            if pod is not None and self._current(pod, record):
-                self.created.pop(name, None)
+        for plan in accepted.engine.in_flight():
+            wanted.add(plan.name)
+            pod = pods.get(plan.name)
+            if pod is not None and self._current(pod, plan.attempt):
+                self.pods.seen(plan.name)
                 continue
             if pod is not None:
                 # A leftover of an earlier attempt (or of another sweep of this name).
-                if pod.kind != "terminating" and self._may_delete(name, now):
-                    effects.delete.append((name, pod.uid))
+                if pod.kind != "terminating" and self.pods.may_delete(plan.name, now):
+                    effects.delete.append((plan.name, pod.uid))
                 continue
-            if self._recently_created(name, attempt):
+            if self.pods.recently_created(plan.name, now, plan.attempt):
                 continue
             manifest = build_trial_pod(
-                self.sweep,
-                self.spec,
-                number,
-                record.params,
-                attempt=attempt,
+                accepted.sweep,
+                accepted.spec,
+                plan.number,
+                plan.params,
+                attempt=plan.attempt,
                 default_image=self.default_image,
             )
-            effects.create.append(PodToCreate(number, name, attempt, dict(record.params), manifest))
+            effects.create.append(
+                PodToCreate(plan.number, plan.name, plan.attempt, dict(plan.params), manifest)
+            )
         effects.delete.extend(self._stray_pods(pods, wanted, now))
 
     def _stray_pods(
         self, pods: Mapping[str, PodView], wanted: set[str], now: float
     ) -> list[tuple[str, str]]:
-        """Pods no trial in flight wants: stop the live ones; a foreign finished one goes too."""
+        """Pods no trial in flight wants: stop the live ones (a sidecar can keep a finished
+        trial's pod running); a foreign finished one goes too."""
         doomed = []
         for name, pod in pods.items():
             if name in wanted or pod.kind == "terminating":
                 continue
-            live = pod.kind in ("pending", "running")
             foreign = self.uid is not None and pod.owner_uid not in (None, self.uid)
-            if (live or foreign) and self._may_delete(name, now):
+            if (pod.live or foreign) and self.pods.may_delete(name, now):
                 doomed.append((name, pod.uid))
         return doomed
 
-    def _current(self, pod: PodView, record: TrialRecord) -> bool:
+    def _current(self, pod: PodView, attempt: int) -> bool:
         if self.uid is not None and pod.owner_uid not in (None, self.uid):
             return False
-        return pod.attempt == record.attempt
-
-    def _recently_created(self, name: str, attempt: int | None = None) -> bool:
-        entry = self.created.get(name)
-        if entry is None:
-            return False
-        if attempt is not None and entry[0] != attempt:
-            return False
-        return time.monotonic() - entry[1] < CREATE_GRACE_SECONDS
-
-    def _may_delete(self, name: str, now: float) -> bool:
-        asked = self.deleting.get(name)
-        if asked is not None and now - asked < DELETE_RETRY_SECONDS:
-            return False
-        self.deleting[name] = now
-        return True
+        return pod.attempt == attempt
 
     def note_created(self, name: str, attempt: int) -> None:
-        self.created[name] = (attempt, time.monotonic())
+        self.pods.note_created(name, attempt, self.clock())
+        self.refusals.pop(name, None)
+
+    def create_refused(self, name: str, attempt: int, status: int, message: str) -> None:
+        """The API server refused a trial's pod: say why, and give up on a lasting refusal."""
+        previous = self.refusals.get(name)
+        count = previous.count + 1 if previous and previous.attempt == attempt else 1
+        refusal = Refusal(attempt, count, status, excerpt(message))
+        self.refusals[name] = refusal
+        if previous is None or previous.message != refusal.message:
+            self._events.append(
+                Event("Warning", "CreateRefused", f"{name}: HTTP {status}: {refusal.message}")
+            )
+
+    def delete_failed(self, name: str) -> None:
+        self.pods.delete_failed(name)
 
     # ---- status ------------------------------------------------------------------------
+
+    def _note_stuck(self, stuck: list[tuple[str, str]]) -> None:
+        if stuck:
+            shown = "; ".join(f"{name}: {why}" for name, why in stuck[:STUCK_SHOWN])
+            more = len(stuck) - STUCK_SHOWN
+            message = shown + (f" (and {more} more)" if more > 0 else "")
+            reason = stuck[0][1].split(":", 1)[0] or "NotStarted"
+            self.status.conditions = cond.set_condition(
+                self.status.conditions,
+                cond.TRIALS_STARTED,
+                False,
+                reason,
+                f"{len(stuck)} trial(s) cannot start: {message}",
+                generation=self.generation,
+            )
+        elif cond.get_condition(self.status.conditions, cond.TRIALS_STARTED) is not None:
+            self.status.conditions = cond.set_condition(
+                self.status.conditions,
+                cond.TRIALS_STARTED,
+                True,
+                "Started",
+                "",
+                generation=self.generation,
+            )
 
     def _note_metrics(self, metrics: MetricsReading) -> None:
         if not metrics.queried:
@@ -445,7 +541,7 @@ class SweepReconciler:
             invalid=self.invalid,
             hold=self.hold,
             generation=self.generation,
-            accepted_hash=self.accepted_hash,
+            accepted_hash=self.digest,
         )
 
     def _announce(self, engine: SweepEngine, completion: Completion | None) -> None:
@@ -485,33 +581,6 @@ def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
         },
         "spec": dict(body.get("spec") or {}),
     }
-
-
-def _best_n(engine: SweepEngine) -> int | None:
-    best = engine.best()
-    return best.number if best is not None else None
-
-
-def _final_value(
-    metric: str, result: TrialResult | None, last: TrialReading | None
-) -> float | None:
-    """The termination message wins (written at the very end); else the last reading."""
-    key = short_name(metric)
-    if result is not None and key in result.metrics:
-        value = result.metrics[key]
-        if math.isfinite(value):
-            return value
-    if last is not None:
-        return last.value(metric)
-    return None
-
-
-def _final_step(result: TrialResult | None, last: TrialReading | None) -> int | None:
-    if result is not None and result.steps:
-        return result.steps
-    if last is not None:
-        return last.measured_at
-    return None
 
 
 def _age(started_at: str | None, wall: float) -> float:

@@ -170,7 +170,7 @@ class SweepRuntime:
                 await self.kube.delete_pod(self.namespace, name, uid=uid or None)
             except ApiError as error:
                 self._api_error("DeletePod", error)
-                self.reconciler.deleting.pop(name, None)
+                self.reconciler.delete_failed(name)
         for item in create:
             manifest = item.manifest
             adopt(manifest)
@@ -178,6 +178,10 @@ class SweepRuntime:
                 created = await self.kube.create_pod(manifest)
             except ApiError as error:
                 self._api_error("CreatePod", error)
+                if error.status:  # the API server answered: say why, and count it
+                    self.reconciler.create_refused(
+                        item.name, item.attempt, error.status, f"{error.reason}: {error.message}"
+                    )
                 continue
             self.reconciler.note_created(item.name, item.attempt)
             if created is None:

@@ -68,7 +68,12 @@ class TrialRecord(StatusModel):
         default=None, alias="r", description="Reason, for failed and requeued trials."
     )
     requeues: int | None = Field(
-        default=None, alias="rq", description="Times requeued after preemption or eviction."
+        default=None, alias="rq", description="Times requeued, for any reason: attempt - 1."
+    )
+    disruptions: int | None = Field(
+        default=None,
+        alias="dq",
+        description="Requeues the cluster caused (eviction, preemption, node loss).",
     )
 
     @property

@@ -77,6 +77,15 @@ class Budget(SpecModel):
     max_trials: int = Field(default=20, ge=1, le=10000)
     parallelism: int = Field(default=1, ge=1, le=1000)
     max_failed_trials: int = Field(default=3, ge=0)
+    max_requeues: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description=(
+            "Reruns of one trial after the cluster took it away (eviction, preemption, node "
+            "loss); one more disruption fails it. kubetune's own stops (suspend) do not count."
+        ),
+    )
     trial_timeout: str | None = Field(
         default=None, pattern=DURATION_PATTERN, description="e.g. 30m or 2h; a trial past it fails."
     )

@@ -1,0 +1,200 @@
+"""One judgment of an ended trial: the rules, and both runtimes reaching the same verdict."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetune import conventions
+from kubetune.local.outcome import exit_status, process_ending, read_result
+from kubetune.metrics import TrialReading
+from kubetune.operator.pod_state import view
+from kubetune.trial_ending import StopReason, TrialEnding, Verdict, judge
+from kubetune.trial_result import TrialResult
+
+OBJ = ["eval_loss"]
+
+
+def result(status: str = "succeeded", **fields: object) -> TrialResult:
+    return TrialResult.model_validate({"status": status, **fields})
+
+
+def ending(exit_code: int | None = 0, **fields: Any) -> TrialEnding:
+    return TrialEnding(exit_code, **fields)
+
+
+def word(verdict: Verdict) -> str:
+    return (verdict.reason or "").split(":", 1)[0]
+
+
+def test_success_takes_the_result_over_the_last_reading() -> None:
+    final = result(
+        metrics={"eval_loss": 1.25}, steps=40, intermediate={"eval_loss": [[20, 1.5], [40, 1.25]]}
+    )
+    verdict = judge(ending(result=final, last=TrialReading({"eval_loss": 9.0})), OBJ)
+    assert (verdict.kind, verdict.values, verdict.step) == ("complete", [1.25], 40)
+    assert verdict.intermediate == [(20, 1.5), (40, 1.25)]
+
+
+def test_without_a_result_the_last_reading_is_final_only_when_trusted() -> None:
+    last = TrialReading({"eval_loss": 0.5, "eval_step": 30.0, "step": 31.0})
+    verdict = judge(ending(last=last), OBJ)
+    assert (verdict.kind, verdict.values, verdict.step) == ("complete", [0.5], 30)
+    # A gauge at step 0 is no evaluation, and a reading from before an outage is no final one.
+    assert word(judge(ending(last=TrialReading({"eval_loss": 0.0, "step": 0.0})), OBJ)) == (
+        "NoObjective"
+    )
+    assert judge(ending(last=last, last_is_final=False), OBJ).kind == "fail"
+
+
+def test_a_value_missing_from_the_result_comes_from_the_reading() -> None:
+    final = result(metrics={"eval_loss": 1.0}, steps=8)
+    last = TrialReading({"eval_accuracy": 0.5, "eval_step": 8.0})
+    verdict = judge(ending(result=final, last=last), ["eval_loss", "eval_accuracy"])
+    assert (verdict.kind, verdict.values) == ("complete", [1.0, 0.5])
+    assert judge(ending(result=final), ["eval_loss", "eval_accuracy"]).kind == "fail"
+
+
+def test_a_trial_that_finished_while_being_stopped_is_kept() -> None:
+    final = result(metrics={"eval_loss": 1.0}, steps=10)
+    reasons: list[StopReason] = ["pruned", "timeout", "interrupted", "suspended", "finished"]
+    for reason in reasons:
+        assert judge(ending(result=final, stop=reason), OBJ).kind == "complete"
+
+
+def test_kubetune_stops_by_reason() -> None:
+    stopped = result("stopped", intermediate={"eval_loss": [[5, 2.0]]})
+    code = conventions.EXIT_STOPPED
+    assert judge(ending(code, result=stopped, stop="pruned"), OBJ).kind == "prune"
+    timeout = judge(ending(code, result=stopped, stop="timeout", timeout="30s"), OBJ)
+    assert (timeout.kind, word(timeout)) == ("fail", "Timeout") and "30s" in str(timeout.reason)
+    for stop, reason in [("interrupted", "Interrupted"), ("suspended", "Suspended")]:
+        verdict = judge(ending(137, stop=stop), OBJ)
+        assert (verdict.kind, verdict.reason, verdict.disruption) == ("requeue", reason, False)
+    # Scraped values are not final for a trial kubetune stopped.
+    last = TrialReading({"eval_loss": 0.5, "eval_step": 3.0})
+    assert judge(ending(0, last=last, stop="pruned"), OBJ).kind == "prune"
+
+
+def test_only_a_real_disruption_is_a_capped_requeue() -> None:
+    evicted = judge(ending(143, disruption="Evicted"), OBJ)
+    assert (evicted.kind, evicted.reason, evicted.disruption) == ("requeue", "Evicted", True)
+    # SIGTERM or SIGKILL with no disruption behind it (a liveness probe, a watchdog): a failure.
+    assert (judge(ending(143), OBJ).kind, word(judge(ending(143), OBJ))) == ("fail", "Stopped")
+    assert (judge(ending(137), OBJ).kind, word(judge(ending(137), OBJ))) == ("fail", "Killed")
+    assert word(judge(ending(137, oom=True), OBJ)) == "OOMKilled"
+
+
+def test_failures_carry_a_vocabulary_word_and_a_bounded_excerpt() -> None:
+    failed = result("failed", reason="Diverged: loss is NaN at step 12")
+    assert judge(ending(1, result=failed), OBJ).reason == (
+        "TrialFailed: Diverged: loss is NaN at step 12"
+    )
+    assert judge(ending(3, detail="boom"), OBJ).reason == "Error: exit code 3: boom"
+    hostile = result("failed", reason="token=hf_abcdefghijklmnopqrstuvwxyz0123 " + "x" * 5000)
+    reason = str(judge(ending(1, result=hostile), OBJ).reason)
+    assert "hf_abcdefghij" not in reason and len(reason) < 200 and reason.startswith("TrialFailed")
+
+
+def test_non_finite_final_value_is_a_failure() -> None:
+    verdict = judge(ending(result=result(metrics={"eval_loss": float("nan")})), OBJ)
+    assert (verdict.kind, word(verdict)) == ("fail", "NotFinite")
+
+
+def test_a_gap_in_the_readings_means_rerun_not_failure() -> None:
+    verdict = judge(ending(0, metrics_gap=True), OBJ)
+    assert (verdict.kind, word(verdict), verdict.disruption) == ("requeue", "MetricsLost", True)
+
+
+# ---- both runtimes, same endings --------------------------------------------------------
+
+
+def pod_of(exit_code: int, message: str | None, phase: str | None = None) -> dict[str, Any]:
+    terminated: dict[str, Any] = {
+        "exitCode": exit_code,
+        "reason": "Error" if exit_code else "Completed",
+    }
+    if message is not None:
+        terminated["message"] = message
+    return {
+        "metadata": {
+            "name": "s-t0001",
+            "uid": "u1",
+            "annotations": {"kubetune.dev/attempt": "1", "kubetune.dev/container": "trial"},
+        },
+        "status": {
+            "phase": phase or ("Succeeded" if exit_code == 0 else "Failed"),
+            "containerStatuses": [{"name": "trial", "state": {"terminated": terminated}}],
+        },
+    }
+
+
+SAME_ENDINGS: list[tuple[str, int, TrialResult | None, TrialReading | None, tuple[str, str]]] = [
+    ("result", 0, result(metrics={"eval_loss": 0.7}, steps=9), None, ("complete", "")),
+    ("metrics only", 0, None, TrialReading({"eval_loss": 0.6, "eval_step": 5.0}), ("complete", "")),
+    ("no objective", 0, None, TrialReading({"step": 5.0}), ("fail", "NoObjective")),
+    ("nan", 0, result(metrics={"eval_loss": float("nan")}), None, ("fail", "NotFinite")),
+    ("own reason", 1, result("failed", reason="Diverged"), None, ("fail", "TrialFailed")),
+    ("sigterm", 143, result("stopped"), None, ("fail", "Stopped")),
+    ("sigkill", 137, None, None, ("fail", "Killed")),
+    ("crash", 3, None, None, ("fail", "Error")),
+]
+
+
+@pytest.mark.parametrize(("case", "code", "final", "last", "expected"), SAME_ENDINGS)
+def test_operator_and_local_runner_judge_an_ending_alike(
+    tmp_path: Path,
+    case: str,
+    code: int,
+    final: TrialResult | None,
+    last: TrialReading | None,
+    expected: tuple[str, str],
+) -> None:
+    # The operator sees a pod; the local runner sees a process's return code and its files.
+    message = final.to_message() if final is not None else None
+    pod = view(pod_of(code, message))
+    assert pod.kind == "ended" and pod.ending is not None
+    on_cluster = judge(TrialEnding(**{**pod.ending.__dict__, "last": last}), OBJ)
+    if message is not None:
+        (tmp_path / "termination-log").write_text(message)
+    returncode = -signal.SIGTERM if code == 143 else -signal.SIGKILL if code == 137 else code
+    local = judge(process_ending(returncode, read_result(tmp_path), None, last), OBJ)
+    assert (on_cluster.kind, word(on_cluster)) == expected, case
+    assert (local.kind, word(local)) == expected, case
+    assert (on_cluster.values, on_cluster.step) == (local.values, local.step), case
+
+
+def test_a_sidecar_does_not_keep_an_ended_trial_running() -> None:
+    pod = pod_of(0, result(metrics={"eval_loss": 0.5}, steps=3).to_message(), phase="Running")
+    pod["status"]["containerStatuses"].append({"name": "proxy", "state": {"running": {}}})
+    seen = view(pod)
+    assert (seen.kind, seen.live) == ("ended", True)
+    assert seen.ending is not None and judge(seen.ending, OBJ).kind == "complete"
+
+
+def test_exit_status_of_a_signalled_process() -> None:
+    assert exit_status(-signal.SIGKILL) == 137 and exit_status(-signal.SIGTERM) == 143
+    assert exit_status(3) == 3
+
+
+def test_read_result_prefers_the_termination_log(tmp_path: Path) -> None:
+    assert read_result(tmp_path) is None
+    (tmp_path / conventions.RESULT_FILE).write_text(result(metrics={"eval_loss": 2.0}).to_message())
+    assert read_result(tmp_path) == result(metrics={"eval_loss": 2.0})
+    (tmp_path / "termination-log").write_text(result(metrics={"eval_loss": 1.0}).to_message())
+    found = read_result(tmp_path)
+    assert found is not None and found.metrics == {"eval_loss": 1.0}
+    (tmp_path / "termination-log").write_text("{not json")
+    found = read_result(tmp_path)
+    assert found is not None and found.metrics == {"eval_loss": 2.0}
+
+
+def test_pod_view_never_copies_unparsed_message_text() -> None:
+    seen = view(pod_of(2, "Traceback: secret=abc123 ..."))
+    assert seen.ending is not None and seen.ending.result is None
+    assert "secret" not in str(judge(seen.ending, OBJ).reason)
+    assert json.dumps(seen.ending.detail)  # pod and container reasons only
