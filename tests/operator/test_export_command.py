@@ -99,6 +99,12 @@ def test_missing_sweep_is_one_line_and_exit_1(
     assert code == 1
     assert err == f"kubetune export: sweep {namespace}/nope not found\n"
     assert not out.exists()
+    # `kubetune best` reads the sweep through the same code.
+    code = kubetune_main(["best", "nope", "-n", namespace, "--kubeconfig", str(crd.kubeconfig)])
+    assert (code, capsys.readouterr().err) == (
+        1,
+        f"kubetune best: sweep {namespace}/nope not found\n",
+    )
 
 
 @pytest.mark.parametrize("where", ["missing-dir/study.journal", "."], ids=["no-dir", "a-dir"])
