@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole check: installs everything (pip and Debian packages), then lint, types,
-# Dockerfile lint, the CRD freshness check and the test suite.
+# Dockerfile and workflow lint, the CRD freshness check and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
@@ -13,6 +13,8 @@ echo "== mypy"
 mypy operator/kubetune trainer-image/kubetune_trainer tests bench
 echo "== hadolint"
 hadolint trainer-image/Dockerfile operator/Dockerfile
+echo "== actionlint"
+bash scripts/actionlint.sh
 echo "== tiny model cache"
 # Built once per machine (about a minute on 2 cores); trainer, local-run and operator
 # tests share it, so build it here rather than inside whichever test runs first.

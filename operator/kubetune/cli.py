@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "run": "Run a sweep locally: trials as subprocesses, live table, best config, plots.",
     "operator": "Run the Kubernetes operator (what the Helm chart runs).",
     "best": "Print a sweep's best configuration as YAML ready to reuse.",
+    "export": "Write a sweep's trials as an Optuna journal for optuna-dashboard.",
 }
 
 

@@ -50,6 +50,29 @@ NO_DATA_NOTES = {
 }
 _LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 Series = list[dict[str, Any]]
+# Grafana's named colours (its classic palette), for the panels' fixedColor overrides; a
+# fixedColor may also be a #rrggbb value, drawn as is.
+GRAFANA_COLORS = {
+    "green": "#73BF69",
+    "red": "#F2495C",
+    "blue": "#5794F2",
+    "yellow": "#FADE2A",
+    "orange": "#FF9830",
+    "purple": "#B877D9",
+}
+
+
+def fixed_colors(panel: Mapping[str, Any]) -> dict[str, str]:
+    """Series name -> colour, from the panel's byName field overrides (as Grafana draws it)."""
+    colors: dict[str, str] = {}
+    for override in panel.get("fieldConfig", {}).get("overrides", []):
+        if override["matcher"]["id"] != "byName":
+            continue
+        for prop in override["properties"]:
+            if prop["id"] == "color" and prop["value"].get("mode") == "fixed":
+                color = prop["value"]["fixedColor"]
+                colors[override["matcher"]["options"]] = GRAFANA_COLORS.get(color, color)
+    return colors
 
 
 def _legend(template: str, labels: Mapping[str, str]) -> str:
@@ -121,14 +144,18 @@ def _time_series(axes: Axes, run: ScrapedRun, panel: Mapping[str, Any]) -> int:
                     _legend(target["legendFormat"], item["metric"]),
                 )
             )
+    fixed = fixed_colors(panel)
+    cycle = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(curves))
+    colors = [fixed.get(label) or next(cycle) for _, _, label in curves]
     if stacked == "normal" and curves:
         grid = sorted({t for times, _, _ in curves for t in times})
         rows = [[dict(zip(ts, vs, strict=True)).get(t, 0.0) for t in grid] for ts, vs, _ in curves]
-        axes.stackplot(grid, rows, labels=[label for _, _, label in curves], alpha=0.8)
+        labels = [label for _, _, label in curves]
+        axes.stackplot(grid, rows, labels=labels, colors=colors, alpha=0.8)
         drawn = len(curves)
     else:
-        for times, values, label in curves:
-            axes.plot(times, values, label=label)
+        for (times, values, label), color in zip(curves, colors, strict=True):
+            axes.plot(times, values, label=label, color=color)
             drawn += 1
     axes.set_xlabel("seconds into the run")
     unit = panel["fieldConfig"]["defaults"].get("unit", "")

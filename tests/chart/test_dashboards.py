@@ -132,3 +132,60 @@ def test_operator_dashboard_has_the_issue_panels() -> None:
         metric_names.RECONCILE_ERRORS,
     ):
         assert name in exprs
+
+
+# Colours read without a legend: green good, red bad, blue busy, yellow waiting, grey stopped
+# on purpose; a requeued trial (preempted, to run again) gets its own, purple.
+STATE_COLORS = {
+    "succeeded": "green",
+    "failed": "red",
+    "running": "blue",
+    "pruned": "#8E8E8E",
+    "pending": "yellow",
+    "queued": "yellow",
+    "requeued": "purple",
+}
+PHASE_COLORS = {
+    "Succeeded": "green",
+    "Failed": "red",
+    "Running": "blue",
+    "Pending": "yellow",
+    "Suspended": "#8E8E8E",
+    "Invalid": "orange",
+}
+STATE_PANELS = [("sweep", "Trials by state"), ("operator", "Trials by state (all sweeps)")]
+
+
+@pytest.mark.parametrize(("name", "title"), STATE_PANELS, ids=[n for n, _ in STATE_PANELS])
+def test_trials_by_state_has_a_fixed_colour_per_state(name: str, title: str) -> None:
+    from kubetune.operator.metrics import TRIAL_STATES
+    from tests.chart.render_dashboards import GRAFANA_COLORS, fixed_colors
+
+    (panel,) = [
+        p for p in iter_panels(load(CHART / "dashboards" / f"{name}.json")) if p["title"] == title
+    ]
+    # byName matches the series' display name: the legend must be the bare state label.
+    assert [t["legendFormat"] for t in panel["targets"]] == ["{{state}}"]
+    colors: dict[str, str] = {}
+    for override in panel["fieldConfig"]["overrides"]:
+        assert override["matcher"]["id"] == "byName"
+        (prop,) = override["properties"]
+        assert prop["id"] == "color" and prop["value"]["mode"] == "fixed"
+        colors[override["matcher"]["options"]] = prop["value"]["fixedColor"]
+    assert colors == STATE_COLORS
+    assert set(TRIAL_STATES) <= set(colors), "a state the operator exports has no colour"
+    # The PNG renderer draws the same colours Grafana does.
+    assert fixed_colors(panel) == {s: GRAFANA_COLORS.get(c, c) for s, c in STATE_COLORS.items()}
+
+
+def test_sweeps_by_phase_has_a_fixed_colour_per_phase() -> None:
+    from kubetune.operator.metrics import PHASES
+    from tests.chart.render_dashboards import fixed_colors
+
+    dashboard = load(CHART / "dashboards" / "operator.json")
+    (panel,) = [p for p in iter_panels(dashboard) if p["title"] == "Sweeps by phase"]
+    assert [t["legendFormat"] for t in panel["targets"]] == ["{{phase}}"]
+    assert set(fixed_colors(panel)) == set(PHASES) == set(PHASE_COLORS)
+    for override in panel["fieldConfig"]["overrides"]:
+        phase = override["matcher"]["options"]
+        assert override["properties"][0]["value"]["fixedColor"] == PHASE_COLORS[phase]

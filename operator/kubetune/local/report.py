@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubetune.engine import SweepEngine
-from kubetune.local.journal import JOURNAL_FILE, export_journal
+from kubetune.journal import JOURNAL_FILE, export_journal
 from kubetune.local.outputs import BEST_YAML, TRIALS_CSV, write_best_yaml, write_trials_csv
 from kubetune.local.plots import (
     IMPORTANCE_PNG,
