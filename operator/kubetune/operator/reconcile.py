@@ -24,6 +24,7 @@ from kubetune.operator.effects import Effects, Event, EventType, MetricsReading,
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.spec_guard import search_space_hash
 from kubetune.operator.sweep_status import compose_status, status_from
+from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import (
     CategoricalParameter,
     HyperparameterSweep,
@@ -53,11 +54,13 @@ class SweepReconciler:
         uid: str | None,
         *,
         default_image: str | None = None,
+        policy: PodPolicy | None = None,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self.uid = uid
         self.default_image = default_image
+        self.policy = policy or PodPolicy()
         self.engine: SweepEngine | None = None
         self.spec: SweepSpec | None = None  # effective spec the engine runs
         self.sweep: HyperparameterSweep | None = None
@@ -144,7 +147,9 @@ class SweepReconciler:
             p.name: p.values[0] if isinstance(p, CategoricalParameter) else p.min
             for p in spec.parameters
         }
-        build_trial_pod(sweep, spec, 0, sample, default_image=self.default_image)
+        build_trial_pod(
+            sweep, spec, 0, sample, default_image=self.default_image, policy=self.policy
+        )
 
     def _refuse(self, reason: str, message: str, *, invalid: bool) -> None:
         already = self.hold == message
@@ -367,6 +372,7 @@ class SweepReconciler:
                 record.params,
                 attempt=attempt,
                 default_image=self.default_image,
+                policy=self.policy,
             )
             effects.create.append(PodToCreate(number, name, attempt, dict(record.params), manifest))
         effects.delete.extend(self._stray_pods(pods, wanted, now))
