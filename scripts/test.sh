@@ -12,7 +12,7 @@ ruff format --check .
 echo "== mypy"
 mypy operator/kubetune trainer-image/kubetune_trainer tests bench
 echo "== hadolint"
-hadolint trainer-image/Dockerfile operator/Dockerfile
+hadolint trainer-image/Dockerfile operator/Dockerfile examples/custom-trainer/Dockerfile
 echo "== tiny model cache"
 # Built once per machine (about a minute on 2 cores); trainer, local-run and operator
 # tests share it, so build it here rather than inside whichever test runs first.
