@@ -122,9 +122,9 @@ def test_python_client_sees_403_forbidden(cluster: Cluster, namespace: str) -> N
     _label(cluster, namespace, "baseline")
     api = client.CoreV1Api(cluster.api_client())
     with pytest.raises(ApiException) as error:
-        api.create_namespaced_pod(namespace, _pod("h", hostIPC=True))
+        api.create_namespaced_pod(namespace, _pod("h", hostIPC=True))  # type: ignore[arg-type]
     assert error.value.status == 403
-    body = json.loads(error.value.body)
+    body = json.loads(error.value.body or "{}")
     assert body["reason"] == "Forbidden"
     assert body["message"] == (
         'pods "h" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostIPC=true)'
