@@ -392,3 +392,34 @@ def test_explicit_token_mount_is_refused_not_silently_dropped() -> None:
     with pytest.raises(BuildError) as error:
         _build(spec)
     assert error.value.field == "spec.template.spec.automountServiceAccountToken"
+
+
+def test_refusal_stays_small_whatever_the_template() -> None:
+    # Status conditions and Events quote the refusal: a hostile template must not bloat them.
+    huge = "X" * 10_000
+    spec = {
+        "containers": [
+            {
+                "name": f"c{i}",
+                "image": "i",
+                "securityContext": {"capabilities": {"drop": ["ALL"], "add": [huge]}},
+            }
+            for i in range(50)
+        ]
+    }
+    with pytest.raises(PolicyRefused) as error:
+        _build(spec)
+    assert len(error.value.problems) == 100  # every one is kept for `validate`
+    message = str(error.value)
+    assert message.endswith("; and 90 more")
+    assert len(message) < 3000
+    assert f"capability {'X' * 64}... may not be added" in error.value.problems[0]
+
+
+def test_deprecated_service_account_alias_is_the_same_account() -> None:
+    spec = {"serviceAccount": "trainer", "containers": [{"name": "m", "image": "i"}]}
+    with pytest.raises(BuildError) as error:
+        _build(spec)
+    assert error.value.field == "spec.template.spec.serviceAccount"
+    pod = _build(spec, PodPolicy(allowed_service_accounts=("trainer",)))
+    assert "automountServiceAccountToken" not in pod["spec"]

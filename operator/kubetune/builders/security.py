@@ -28,6 +28,10 @@ CONTAINER_SECURITY_DEFAULTS: dict[str, Any] = {
 }
 
 
+# A template may break hundreds of rules; the condition message and Event name this many.
+MAX_LISTED_PROBLEMS = 10
+
+
 class PolicyRefused(BuildError):
     """The built pod asks for more than the pod policy allows; .problems has every reason."""
 
@@ -35,10 +39,12 @@ class PolicyRefused(BuildError):
         field, rule = problems[0].split(": ", 1)
         super().__init__(field, rule)
         self.problems = problems
-        self.args = ("; ".join(problems),)
+        self.args = (str(self),)
 
     def __str__(self) -> str:
-        return "; ".join(self.problems)
+        listed = "; ".join(self.problems[:MAX_LISTED_PROBLEMS])
+        more = len(self.problems) - MAX_LISTED_PROBLEMS
+        return f"{listed}; and {more} more" if more > 0 else listed
 
 
 def harden_pod_spec(pod_spec: dict[str, Any], policy: PodPolicy) -> None:
@@ -52,7 +58,11 @@ def harden_pod_spec(pod_spec: dict[str, Any], policy: PodPolicy) -> None:
     pod_spec["securityContext"] = _merge_defaults(
         pod_spec.get("securityContext"), POD_SECURITY_DEFAULTS
     )
-    account = pod_spec.get("serviceAccountName") or DEFAULT_SERVICE_ACCOUNT
+    account = (
+        pod_spec.get("serviceAccountName")
+        or pod_spec.get("serviceAccount")  # the deprecated alias Kubernetes still honours
+        or DEFAULT_SERVICE_ACCOUNT
+    )
     if not policy.allows_service_account(str(account)):
         # An explicit true stays, so that the policy check names it instead of hiding it.
         pod_spec.setdefault("automountServiceAccountToken", False)

@@ -141,6 +141,13 @@ def pod_violations(
 
 # ---- helpers ---------------------------------------------------------------------------
 
+SHOWN_CHARS = 64  # a value from the sweep quoted in a message: status and Events stay small
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}..."
+
 
 def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     spec = pod.get("spec")
@@ -167,7 +174,7 @@ class _Container:
 
     @property
     def label(self) -> str:
-        return f'container "{self.name}"'
+        return f'container "{_shown(self.name)}"'
 
 
 def _containers(pod: Mapping[str, Any]) -> Iterator[_Container]:
@@ -217,10 +224,10 @@ def _baseline(pod: Mapping[str, Any]) -> list[Violation]:
         if str(key).startswith(APPARMOR_ANNOTATION_PREFIX) and not confined:
             found.append(
                 Violation(
-                    f"metadata.annotations[{key}]",
+                    f"metadata.annotations[{_shown(key)}]",
                     "AppArmor profile must be runtime/default or localhost/*",
                     "forbidden AppArmor profile",
-                    f'{key}="{value}"',
+                    f'{_shown(key)}="{_shown(value)}"',
                 )
             )
 
@@ -230,9 +237,9 @@ def _baseline(pod: Mapping[str, Any]) -> list[Violation]:
                 found.append(
                     Violation(
                         f"{c.path}.securityContext.capabilities.add",
-                        f"capability {cap} may not be added",
+                        f"capability {_shown(cap)} may not be added",
                         "non-default capabilities",
-                        f'{c.label} must not include "{cap}" in securityContext.capabilities.add',
+                        f'{c.label} must not include "{_shown(cap)}" in securityContext.capabilities.add',
                     )
                 )
 
@@ -255,7 +262,7 @@ def _baseline(pod: Mapping[str, Any]) -> list[Violation]:
                     f"spec.volumes[{index}].hostPath",
                     "hostPath volumes are not allowed",
                     "hostPath volumes",
-                    f'volume "{volume.get("name", "")}"',
+                    f'volume "{_shown(volume.get("name", ""))}"',
                 )
             )
 
@@ -291,7 +298,7 @@ def _baseline(pod: Mapping[str, Any]) -> list[Violation]:
                     f"{c.path}.securityContext.procMount",
                     "procMount must be Default",
                     "procMount",
-                    f'{c.label} sets securityContext.procMount="{mount}"',
+                    f'{c.label} sets securityContext.procMount="{_shown(mount)}"',
                 )
             )
 
@@ -299,8 +306,12 @@ def _baseline(pod: Mapping[str, Any]) -> list[Violation]:
         (f"{c.path}.securityContext", c.label, c.security) for c in containers
     ]:
         options = _map(sc.get("seLinuxOptions"))
-        bad = [f'type "{options["type"]}"'] if options.get("type", "") not in SELINUX_TYPES else []
-        bad += [f'{key} "{options[key]}"' for key in ("user", "role") if options.get(key)]
+        bad = (
+            [f'type "{_shown(options["type"])}"']
+            if options.get("type", "") not in SELINUX_TYPES
+            else []
+        )
+        bad += [f'{key} "{_shown(options[key])}"' for key in ("user", "role") if options.get(key)]
         if bad:
             found.append(
                 Violation(
@@ -330,9 +341,9 @@ def _baseline(pod: Mapping[str, Any]) -> list[Violation]:
             found.append(
                 Violation(
                     f"spec.securityContext.sysctls[{index}].name",
-                    f"sysctl {name} is not in the safe set",
+                    f"sysctl {_shown(name)} is not in the safe set",
                     "forbidden sysctls",
-                    str(name),
+                    _shown(name),
                 )
             )
 
@@ -388,9 +399,9 @@ def _restricted(pod: Mapping[str, Any]) -> list[Violation]:
                 found.append(
                     Violation(
                         f"{c.path}.securityContext.capabilities.add",
-                        f"capability {cap} may not be added (only NET_BIND_SERVICE)",
+                        f"capability {_shown(cap)} may not be added (only NET_BIND_SERVICE)",
                         "unrestricted capabilities",
-                        f'{c.label} must not include "{cap}" in securityContext.capabilities.add',
+                        f'{c.label} must not include "{_shown(cap)}" in securityContext.capabilities.add',
                     )
                 )
 
@@ -401,11 +412,11 @@ def _restricted(pod: Mapping[str, Any]) -> list[Violation]:
             if kind not in RESTRICTED_VOLUME_TYPES and kind != "hostPath":  # hostPath: baseline
                 found.append(
                     Violation(
-                        f"spec.volumes[{index}].{kind}",
-                        f"volume type {kind} is not allowed "
+                        f"spec.volumes[{index}].{_shown(kind)}",
+                        f"volume type {_shown(kind)} is not allowed "
                         f"(allowed: {', '.join(sorted(RESTRICTED_VOLUME_TYPES))})",
                         "restricted volume types",
-                        f'volume "{volume.get("name", "")}" uses restricted volume type "{kind}"',
+                        f'volume "{_shown(volume.get("name", ""))}" uses restricted volume type "{_shown(kind)}"',
                     )
                 )
 
@@ -497,6 +508,7 @@ def _service_account(pod: Mapping[str, Any], allowed: tuple[str, ...]) -> list[V
     found: list[Violation] = []
     key = "serviceAccountName" if "serviceAccountName" in spec else "serviceAccount"
     account = str(spec.get(key) or DEFAULT_SERVICE_ACCOUNT)
+    shown = _shown(account)
     if account in allowed:
         return found
     allowed_text = ", ".join(allowed) if allowed else "none"
@@ -504,9 +516,9 @@ def _service_account(pod: Mapping[str, Any], allowed: tuple[str, ...]) -> list[V
         found.append(
             Violation(
                 f"spec.{key}",
-                f"ServiceAccount {account} is not in allowedServiceAccounts ({allowed_text})",
+                f"ServiceAccount {shown} is not in allowedServiceAccounts ({allowed_text})",
                 "serviceAccountName",
-                account,
+                shown,
                 pss=False,
             )
         )
@@ -514,10 +526,10 @@ def _service_account(pod: Mapping[str, Any], allowed: tuple[str, ...]) -> list[V
         found.append(
             Violation(
                 "spec.automountServiceAccountToken",
-                f"must be false: ServiceAccount {account} is not in allowedServiceAccounts "
+                f"must be false: ServiceAccount {shown} is not in allowedServiceAccounts "
                 f"({allowed_text})",
                 "automountServiceAccountToken",
-                account,
+                shown,
                 pss=False,
             )
         )
@@ -528,10 +540,10 @@ def _service_account(pod: Mapping[str, Any], allowed: tuple[str, ...]) -> list[V
                 found.append(
                     Violation(
                         f"spec.volumes[{index}].projected.sources[{position}].serviceAccountToken",
-                        f"a token of ServiceAccount {account}, which is not in "
+                        f"a token of ServiceAccount {shown}, which is not in "
                         f"allowedServiceAccounts ({allowed_text})",
                         "serviceAccountToken",
-                        account,
+                        shown,
                         pss=False,
                     )
                 )
