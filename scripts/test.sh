@@ -12,7 +12,7 @@ ruff format --check .
 echo "== mypy"
 mypy operator/kubetune trainer-image/kubetune_trainer tests bench
 echo "== hadolint"
-hadolint trainer-image/Dockerfile operator/Dockerfile
+hadolint trainer-image/Dockerfile operator/Dockerfile examples/custom-trainer/Dockerfile
 echo "== actionlint"
 bash scripts/actionlint.sh
 echo "== tiny model cache"

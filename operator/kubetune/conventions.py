@@ -58,3 +58,8 @@ OPERATOR_METRICS_PORT: Final = 8000  # operator's own Prometheus metrics: /metri
 ENV_DEFAULT_TRAINER_IMAGE: Final = "KUBETUNE_DEFAULT_TRAINER_IMAGE"
 ENV_DEFAULT_PROMETHEUS_URL: Final = "KUBETUNE_DEFAULT_PROMETHEUS_URL"
 ENV_WATCH_NAMESPACES: Final = "KUBETUNE_WATCH_NAMESPACES"  # comma-separated; empty: all
+# The admin pod policy: a level name, or the policy as YAML/JSON text.
+ENV_POD_POLICY: Final = "KUBETUNE_POD_POLICY"
+# Address the operator's /metrics and /healthz listen on (default: every interface).
+ENV_BIND_ADDRESS: Final = "KUBETUNE_BIND_ADDRESS"
+DEFAULT_BIND_ADDRESS: Final = "0.0.0.0"

@@ -98,6 +98,8 @@ def test_trainer_pod_is_complete() -> None:
         "restartPolicy": "Never",
         "activeDeadlineSeconds": 1800,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        # The default policy allows no ServiceAccount: the pod gets no API token.
+        "automountServiceAccountToken": False,
     }
 
 
@@ -153,7 +155,10 @@ TEMPLATE_SPEC = {
                     ],
                     "ports": [{"containerPort": 9500}],
                     "resources": {"requests": {"cpu": "2"}},
-                    "securityContext": {"privileged": True},
+                    "securityContext": {
+                        "runAsUser": 2000,
+                        "capabilities": {"add": ["NET_BIND_SERVICE"]},
+                    },
                 },
             ],
         },
@@ -178,8 +183,19 @@ def test_template_substitutes_params_and_keeps_user_settings() -> None:
     assert [v["name"] for v in train["env"]].count(conventions.ENV_PARAMS) == 1
     assert train["ports"] == [{"containerPort": 9500, "name": "metrics"}]
     assert train["resources"] == {"requests": {"cpu": "2"}}
-    # The template asked for privileged: honoured, and no conflicting escalation flag.
-    assert train["securityContext"] == {"privileged": True, "capabilities": {"drop": ["ALL"]}}
+    # The template's settings win key by key; adding a capability keeps dropping the others.
+    assert train["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "runAsUser": 2000,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+    }
+    # Sidecars are hardened like the trial's container.
+    assert sidecar["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
     assert pod["spec"]["securityContext"] == {
         "runAsUser": 1000,
         "runAsNonRoot": True,

@@ -26,6 +26,8 @@ TOGGLES: dict[str, tuple[str, ...]] = {
     "scrapeConfig": ("metrics", "scrapeConfig", "enabled"),
     "dashboards": ("grafana", "dashboards", "enabled"),
     "kopfPeering": ("rbac", "kopfPeering"),
+    "networkPolicy": ("networkPolicy", "enabled"),
+    "admissionPolicy": ("admissionPolicy", "enabled"),
 }
 SCOPES: dict[str, list[str]] = {"cluster": [], "namespaced": ["team-a", "team-b"]}
 

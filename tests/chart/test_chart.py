@@ -11,6 +11,7 @@ import yaml
 
 from kubetune import API_GROUP, PLURAL, conventions
 from kubetune.builders.pod import build_trial_pod
+from kubetune.policy.pod_policy import PodPolicy, load_pod_policy
 from kubetune.spec import effective_spec, parse_sweep
 from tests.chart.prometheus import PROMTOOL
 from tests.chart.rendering import (
@@ -39,6 +40,8 @@ TOGGLED_KINDS = {
     "prometheusRule": ("PrometheusRule", None),
     "scrapeConfig": ("ConfigMap", "kubetune-scrape-config"),
     "dashboards": ("ConfigMap", "kubetune-dashboard-sweep"),
+    "networkPolicy": ("NetworkPolicy", None),
+    "admissionPolicy": ("ValidatingAdmissionPolicyBinding", None),
 }
 
 
@@ -89,6 +92,8 @@ def test_defaults_render_the_operator_only() -> None:
             "Pod",  # the helm test hook
             "Service",
             "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
         ]
     )
 
@@ -128,6 +133,41 @@ def test_operator_deployment_contract() -> None:
         "health": conventions.OPERATOR_HEALTH_PORT,
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_pod_policy_reaches_the_operator_as_it_reads_it() -> None:
+    env = _env(_container(render()))
+    assert load_pod_policy(env[conventions.ENV_POD_POLICY]) == PodPolicy()
+    policy = {"level": "baseline", "allowedServiceAccounts": ["trainer", "uploader"]}
+    env = _env(_container(render({"podPolicy": policy})))
+    assert load_pod_policy(env[conventions.ENV_POD_POLICY]) == PodPolicy(
+        level="baseline", allowed_service_accounts=("trainer", "uploader")
+    )
+
+
+def test_bind_address_is_every_interface_or_the_pod_ip() -> None:
+    env = _env(_container(render()))
+    assert env[conventions.ENV_BIND_ADDRESS] == conventions.DEFAULT_BIND_ADDRESS
+    env = _env(_container(render({"operator": {"bindAddress": "podIP"}})))
+    assert env[conventions.ENV_BIND_ADDRESS] == {"fieldRef": {"fieldPath": "status.podIP"}}
+
+
+def test_network_policy_admits_only_the_metrics_and_health_ports() -> None:
+    assert not by_kind(render(), "NetworkPolicy"), "off by default"
+    peers = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    manifests = render({"networkPolicy": {"enabled": True, "from": peers}})
+    policy = one(manifests, "NetworkPolicy")
+    pod = one(manifests, "Deployment")["spec"]["template"]
+    assert _matches(policy["spec"]["podSelector"], pod["metadata"]["labels"])
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    container_ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert {p["port"] for p in rule["ports"]} == container_ports == {"metrics", "health"}
+    assert rule["from"] == peers
 
 
 def test_image_tag_defaults_to_app_version_and_defaults_are_settable() -> None:
@@ -173,6 +213,7 @@ def test_rbac_is_least_privilege(scope: str, peering: bool) -> None:
         ("apiextensions.k8s.io", "customresourcedefinitions"),
         (API_GROUP, PLURAL),
         (API_GROUP, f"{PLURAL}/status"),
+        (API_GROUP, f"{PLURAL}/finalizers"),
         ("", "pods"),
         ("", "events"),
     }
@@ -189,6 +230,8 @@ def test_rbac_is_least_privilege(scope: str, peering: bool) -> None:
     assert verbs[("", "events")] == ["create"]
     assert verbs[(API_GROUP, PLURAL)] == ["get", "list", "patch", "watch"]
     assert verbs[(API_GROUP, f"{PLURAL}/status")] == ["get", "patch"]
+    # blockOwnerDeletion on the trial pods' owner reference (OpenShift) needs exactly this.
+    assert verbs[(API_GROUP, f"{PLURAL}/finalizers")] == ["update"]
     cluster_rules = [r for m in by_kind(manifests, "ClusterRole") for r in _rules(m)]
     crd_rule = next(r for r in cluster_rules if "customresourcedefinitions" in r["resources"])
     assert sorted(crd_rule["verbs"]) == ["list", "watch"]
@@ -399,6 +442,14 @@ def test_helm_test_hook_checks_operator_liveness() -> None:
         ({"metrics": {"prometheusRule": {"noMetricsFor": "ten minutes"}}}, "noMetricsFor"),
         ({"metrics": {"prometheusRule": {"failedTrialRatio": 2}}}, "failedTrialRatio"),
         ({"defaults": {"prometheusUrl": "prometheus:9090"}}, "/defaults/prometheusUrl"),
+        ({"podPolicy": {"level": "root"}}, "/podPolicy/level"),
+        (
+            {"podPolicy": {"allowedServiceAccounts": ["Not_A_Name"]}},
+            "/podPolicy/allowedServiceAccounts/0",
+        ),
+        ({"podPolicy": {"allowServiceAccounts": []}}, "'allowServiceAccounts' not allowed"),
+        ({"operator": {"bindAddress": "everywhere"}}, "/operator/bindAddress"),
+        ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_key(values: dict[str, Any], message: str) -> None:

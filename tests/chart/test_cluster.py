@@ -52,6 +52,11 @@ def test_kubectl_applies_the_chart(cluster: Cluster, namespace: str) -> None:
         assert done.returncode == 0, f"{manifest['kind']}: {done.stderr}"
     kinds = {m["kind"] for m in manifests}
     assert {"Deployment", "Service", "ClusterRole", "PodMonitor", "PrometheusRule"} <= kinds
+    assert {
+        "NetworkPolicy",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    } <= kinds
     for manifest in manifests:
         scope = ["-n", namespace] if manifest["metadata"].get("namespace") else []
         name = manifest["metadata"]["name"]
@@ -136,15 +141,22 @@ def test_operator_pod_from_the_chart_is_live_and_applies_defaults(
     values = {
         "watchNamespaces": [namespace],
         "defaults": {"trainerImage": "registry.example/trainer:test"},
+        "podPolicy": {"level": "baseline"},
         "operator": {
-            "extraArgs": ["--liveness-port", str(live_port), "--metrics-port", str(metrics_port)]
+            # Listen on the pod's own address only: 127.0.0.1 must then not answer.
+            "bindAddress": "podIP",
+            "extraArgs": ["--liveness-port", str(live_port), "--metrics-port", str(metrics_port)],
         },
     }
     pod = cluster.create(_operator_pod(values, namespace))
     name = pod["metadata"]["name"]
     try:
         cluster.wait_for_pod_phase(namespace, name, "Running")
-        _wait_live(f"http://127.0.0.1:{live_port}/healthz")
+        address = cluster.pod_ip(namespace, name)
+        assert address != "127.0.0.1"
+        _wait_live(f"http://{address}:{live_port}/healthz")
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{live_port}/healthz", timeout=2)
         sweep = yaml.safe_load(EXAMPLE.read_text())
         sweep["metadata"]["namespace"] = namespace
         sweep["spec"]["suspend"] = False
@@ -158,7 +170,9 @@ def test_operator_pod_from_the_chart_is_live_and_applies_defaults(
         )[0]
         # The sweep names no image: the chart's default reached the trial.
         assert trial["spec"]["containers"][0]["image"] == "registry.example/trainer:test"
-        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        # The chart's pod policy reached the operator: the trial runs without an API token.
+        assert trial["spec"]["automountServiceAccountToken"] is False
+        metrics = httpx.get(f"http://{address}:{metrics_port}/metrics", timeout=5).text
         assert "kubetune_reconcile_seconds_count" in metrics
         logs = cluster.pod_logs(namespace, name)
         assert "Traceback" not in logs, logs

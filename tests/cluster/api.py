@@ -14,6 +14,7 @@ from typing import Any
 from . import builtin_fields, crds, kinds, meta, patches, schema
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .lifecycle import CRD_GROUP, CRD_PLURAL, DeleteOptions, Lifecycle
+from .pod_security import pod_security_error
 from .resources import Registry, ResourceType, crd_resource_types
 from .selectors import field_matcher, label_matcher
 from .store import Key, Store
@@ -223,6 +224,11 @@ class Api:
         if rt.has_status or rt.plural in ("pods", "namespaces"):
             obj.pop("status", None)
         obj = self._admit(rt, obj, opts)
+        if rt.plural == "pods" and rt.group == "":
+            namespace_obj = self.store.get(("", "namespaces", "", md.get("namespace", "")))
+            refused = pod_security_error(namespace_obj, obj)
+            if refused is not None:
+                raise refused
         obj = kinds.initial_status(rt, obj)
         meta.record_manager(obj["metadata"], opts.manager, "Update", rt.api_version)
         if opts.dry_run:

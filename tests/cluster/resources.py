@@ -110,6 +110,35 @@ BUILTINS: tuple[ResourceType, ...] = (
             ("clusterrolebindings", "ClusterRoleBinding", False),
         )
     ),
+    ResourceType(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "networkpolicy",
+        "NetworkPolicy",
+        True,
+        short_names=("netpol",),
+    ),
+    # Stored only: the simulation never evaluates a policy's CEL (tests/chart does, with cel-python).
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicy",
+        "ValidatingAdmissionPolicy",
+        False,
+        categories=("api-extensions",),
+        subresources=("status",),
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingadmissionpolicybindings",
+        "validatingadmissionpolicybinding",
+        "ValidatingAdmissionPolicyBinding",
+        False,
+        categories=("api-extensions",),
+    ),
     ResourceType("events.k8s.io", "v1", "events", "event", "Event", True, short_names=("ev",)),
     ResourceType("coordination.k8s.io", "v1", "leases", "lease", "Lease", True),
     ResourceType(

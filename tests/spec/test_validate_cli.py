@@ -138,3 +138,69 @@ def test_parameters_are_checked_against_the_trainer_arguments(
         f"{path}: spec.parameters[1].values[1]: must be an integer, got 'big'",
         f"{path}: spec.parameters[2].max: must be < 1.0, got 2.0",
     ]
+
+
+# ---- the pod policy -------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _template(**pod_spec: Any) -> dict[str, Any]:
+    doc = manifest(trainer=None, parameters=[{"name": "lr", "type": "float", "min": 0.1, "max": 1}])
+    container = {"name": "main", "image": "me/train:1", "args": ["--lr=${params.lr}"]}
+    doc["spec"]["template"] = {"spec": {"containers": [container], **pod_spec}}
+    return doc
+
+
+def test_privileged_template_is_refused_by_the_default_policy(
+    write_manifest: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_manifest(
+        _template(hostNetwork=True, volumes=[{"name": "root", "hostPath": {"path": "/"}}])
+    )
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: spec.template.spec.hostNetwork: refused by pod policy restricted: "
+        "host namespaces must not be shared",
+        f"{path}: spec.template.spec.volumes[0].hostPath: refused by pod policy restricted: "
+        "hostPath volumes are not allowed",
+    ]
+    assert main(["validate", "--pod-policy", "privileged", str(path)]) == 0
+    assert f"{path}: demo: valid" in capsys.readouterr().out
+
+
+def test_policy_file_allows_a_service_account(
+    write_manifest: Write, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_manifest(_template(serviceAccountName="trainer"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "spec.template.spec.serviceAccountName: refused by pod policy restricted" in err
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("level: restricted\nallowedServiceAccounts: [trainer]\n")
+    assert main(["validate", "--pod-policy", str(policy), str(path)]) == 0
+
+
+def test_bad_policy_option_is_one_line(
+    write_manifest: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_manifest(manifest())
+    assert main(["validate", "--pod-policy", "lenient", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "--pod-policy: 'lenient' is not a level (privileged, baseline, restricted) nor a policy file"
+    ]
+
+
+def test_examples_meet_the_default_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    examples = sorted(str(p) for p in (REPO / "examples").rglob("*.yaml"))
+    assert str(REPO / "examples/custom-trainer/sweep.yaml") in examples
+    assert main(["validate", *examples]) == 0, capsys.readouterr().err
+
+
+def test_custom_trainer_image_runs_as_a_numeric_non_root_user() -> None:
+    # runAsNonRoot can only be verified by the kubelet for a numeric USER.
+    lines = (REPO / "examples/custom-trainer/Dockerfile").read_text().splitlines()
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users, "the image must not run as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0

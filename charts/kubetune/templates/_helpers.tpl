@@ -64,6 +64,12 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: ["kubetune.dev"]
   resources: ["hyperparametersweeps"]
   verbs: ["get", "list", "watch", "patch"]
+# Trial pods carry an owner reference with blockOwnerDeletion; where the
+# OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift), setting it needs
+# update on the owner's finalizers.
+- apiGroups: ["kubetune.dev"]
+  resources: ["hyperparametersweeps/finalizers"]
+  verbs: ["update"]
 # Status is a subresource: phase, trial counts, best trial, history.
 - apiGroups: ["kubetune.dev"]
   resources: ["hyperparametersweeps/status"]

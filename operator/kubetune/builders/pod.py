@@ -16,24 +16,15 @@ from kubetune.builders.contract import (
     trial_env,
 )
 from kubetune.builders.errors import BuildError
+from kubetune.builders.security import enforce_policy, harden_pod_spec
 from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
 
 TRAINER_CONTAINER = "trainer"
 TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
 METRICS_PORT_NAME = "metrics"
 TRIAL_COMPONENT = "trial"
-
-# Hardened unless the template says otherwise, key by key.
-POD_SECURITY_DEFAULTS: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY_DEFAULTS: dict[str, Any] = {
-    "allowPrivilegeEscalation": False,
-    "privileged": False,
-    "capabilities": {"drop": ["ALL"]},
-}
 
 
 def trial_labels(sweep: str, trial: str) -> dict[str, str]:
@@ -87,10 +78,12 @@ def build_trial_pod(
     *,
     attempt: int = 1,
     default_image: str | None = None,
+    policy: PodPolicy | None = None,
 ) -> dict[str, Any]:
     """The Pod for trial `number` of `sweep`; `spec` is the effective spec.
 
-    Raises BuildError naming the field when the spec cannot make a pod.
+    Raises BuildError naming the field when the spec cannot make a pod, or PolicyRefused
+    (a BuildError) when the pod asks for more than `policy` (default: restricted) allows.
     """
     trial = conventions.trial_name(sweep.name, number)
     port = metrics_port(spec)
@@ -117,12 +110,8 @@ def build_trial_pod(
     _ensure_metrics_port(container, port)
     container.setdefault("terminationMessagePath", conventions.DEFAULT_TERMINATION_LOG)
     container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
-    container["securityContext"] = _merge_defaults(
-        container.get("securityContext"), CONTAINER_SECURITY_DEFAULTS
-    )
-    pod_spec["securityContext"] = _merge_defaults(
-        pod_spec.get("securityContext"), POD_SECURITY_DEFAULTS
-    )
+    policy = policy or PodPolicy()
+    harden_pod_spec(pod_spec, policy)
     # A trial runs once: Kubernetes restarting it would blur results and GPU accounting.
     pod_spec["restartPolicy"] = "Never"
     timeout = spec.budget.trial_timeout_seconds()
@@ -141,7 +130,7 @@ def build_trial_pod(
             CONTAINER_ANNOTATION: str(container.get("name", "")),
         }
     )
-    return {
+    pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -152,6 +141,8 @@ def build_trial_pod(
         },
         "spec": pod_spec,
     }
+    enforce_policy(pod, policy, at="spec.template." if spec.template is not None else "")
+    return pod
 
 
 def _from_trainer(
@@ -202,13 +193,3 @@ def _ensure_metrics_port(container: dict[str, Any], port: int) -> None:
             p.setdefault("name", METRICS_PORT_NAME)
         return
     ports.append({"name": METRICS_PORT_NAME, "containerPort": port, "protocol": "TCP"})
-
-
-def _merge_defaults(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(defaults)
-    if isinstance(given, dict):
-        if given.get("privileged") is True:
-            # The API server rejects privileged with allowPrivilegeEscalation false.
-            merged.pop("allowPrivilegeEscalation", None)
-        merged.update(copy.deepcopy(given))
-    return merged

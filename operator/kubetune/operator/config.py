@@ -1,9 +1,10 @@
 """The operator's configuration: command-line options with environment defaults."""
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubetune import conventions
+from kubetune.policy.pod_policy import PodPolicy, load_pod_policy
 
 
 @dataclass(frozen=True)
@@ -12,14 +13,25 @@ class OperatorConfig:
     default_image: str | None = None
     default_prometheus_url: str | None = None
     metrics_port: int | None = conventions.OPERATOR_METRICS_PORT  # None: do not serve
+    # Where /metrics and /healthz listen; the chart may narrow it to the pod IP.
+    bind_address: str = conventions.DEFAULT_BIND_ADDRESS
     # Seconds between passes of a sweep with nothing in flight (pod events wake it sooner).
     idle_interval: float = 30.0
+    # What trial pods may ask for; every pod the operator builds is checked against it.
+    pod_policy: PodPolicy = field(default_factory=PodPolicy)
 
     @classmethod
     def from_environment(cls) -> "OperatorConfig":
+        """Raises PodPolicyError when KUBETUNE_POD_POLICY cannot be read."""
         raw = os.environ.get(conventions.ENV_WATCH_NAMESPACES, "")
+        policy = os.environ.get(conventions.ENV_POD_POLICY, "").strip()
         return cls(
             namespaces=tuple(n.strip() for n in raw.split(",") if n.strip()),
             default_image=os.environ.get(conventions.ENV_DEFAULT_TRAINER_IMAGE) or None,
             default_prometheus_url=os.environ.get(conventions.ENV_DEFAULT_PROMETHEUS_URL) or None,
+            bind_address=os.environ.get(conventions.ENV_BIND_ADDRESS)
+            or conventions.DEFAULT_BIND_ADDRESS,
+            pod_policy=load_pod_policy(policy, f"${conventions.ENV_POD_POLICY}")
+            if policy
+            else PodPolicy(),
         )

@@ -76,7 +76,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo["kube"] = KubeClient.from_environment()
     memo["registry"] = Registry()
     if config.metrics_port and not memo.get("metrics_served"):
-        METRICS.serve(config.metrics_port)
+        METRICS.serve(config.metrics_port, config.bind_address)
         memo["metrics_served"] = True
 
 

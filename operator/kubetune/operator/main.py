@@ -1,7 +1,8 @@
 """`python -m kubetune.operator` and `kubetune operator`: run the Kopf operator.
 
 This is what the Helm chart runs. Options override the environment
-(KUBETUNE_WATCH_NAMESPACES, KUBETUNE_DEFAULT_TRAINER_IMAGE, KUBETUNE_DEFAULT_PROMETHEUS_URL).
+(KUBETUNE_WATCH_NAMESPACES, KUBETUNE_DEFAULT_TRAINER_IMAGE, KUBETUNE_DEFAULT_PROMETHEUS_URL,
+KUBETUNE_POD_POLICY, KUBETUNE_BIND_ADDRESS).
 """
 
 import argparse
@@ -12,6 +13,9 @@ from collections.abc import Sequence
 import kopf
 
 from kubetune.operator.options import add_arguments, config_from
+from kubetune.policy.pod_policy import PodPolicyError
+
+EXIT_BAD_CONFIG = 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,8 +23,14 @@ def run(args: argparse.Namespace) -> int:
 
     kopf.configure(verbose=args.verbose)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    config = config_from(args)
-    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    try:
+        config = config_from(args)
+    except PodPolicyError as error:
+        for problem in error.problems:
+            print(f"{error.source}: {problem}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    host = f"[{config.bind_address}]" if ":" in config.bind_address else config.bind_address
+    liveness = f"http://{host}:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.run(
         standalone=args.peering is None,
         peering_name=args.peering,

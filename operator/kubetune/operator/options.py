@@ -5,6 +5,7 @@ import dataclasses
 
 from kubetune import conventions
 from kubetune.operator.config import OperatorConfig
+from kubetune.policy.pod_policy import load_pod_policy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,12 +44,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=conventions.OPERATOR_METRICS_PORT,
         help="Port of the operator's own /metrics; 0 disables it (default %(default)s).",
     )
+    parser.add_argument(
+        "--bind-address",
+        metavar="ADDR",
+        help="Address /metrics and /healthz listen on "
+        f"(default ${conventions.ENV_BIND_ADDRESS}, else {conventions.DEFAULT_BIND_ADDRESS}).",
+    )
+    parser.add_argument(
+        "--pod-policy",
+        metavar="LEVEL|FILE",
+        help="What trial pods may ask for: restricted, baseline, privileged, or a YAML/JSON "
+        "file {level, allowedServiceAccounts} "
+        f"(default ${conventions.ENV_POD_POLICY}, else restricted).",
+    )
     parser.add_argument("--default-image", help="Trainer image for sweeps that name none.")
     parser.add_argument("--prometheus-url", help="Prometheus for sweeps that name none.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
 
 
 def config_from(args: argparse.Namespace) -> OperatorConfig:
+    """Raises PodPolicyError when the pod policy (option or environment) cannot be read."""
     config = OperatorConfig.from_environment()
     changes: dict[str, object] = {"metrics_port": args.metrics_port or None}
     if args.namespace:
@@ -59,4 +74,8 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
         changes["default_image"] = args.default_image
     if args.prometheus_url:
         changes["default_prometheus_url"] = args.prometheus_url
+    if args.bind_address:
+        changes["bind_address"] = args.bind_address
+    if args.pod_policy:
+        changes["pod_policy"] = load_pod_policy(args.pod_policy, "--pod-policy")
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from kubetune.operator.effects import Effects, Event, EventType, MetricsReading,
 from kubetune.operator.pod_ledger import PodLedger
 from kubetune.operator.pod_state import PERMANENT_WAITING, PodView
 from kubetune.operator.sweep_status import compose_status, status_from
+from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import (
     HyperparameterSweep,
     SpecError,
@@ -90,6 +91,7 @@ class SweepReconciler:
         uid: str | None,
         *,
         default_image: str | None = None,
+        policy: PodPolicy | None = None,
         start_grace: float = START_GRACE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -98,6 +100,7 @@ class SweepReconciler:
         self.name = name
         self.uid = uid
         self.default_image = default_image
+        self.policy = policy or PodPolicy()
         self.start_grace = start_grace
         self.clock = clock
         self.wall_clock = wall_clock
@@ -149,7 +152,12 @@ class SweepReconciler:
             # Building one pod now finds a template, image or policy problem before any
             # trial is recorded.
             build_trial_pod(
-                sweep, spec, 0, sample_point(spec.parameters), default_image=self.default_image
+                sweep,
+                spec,
+                0,
+                sample_point(spec.parameters),
+                default_image=self.default_image,
+                policy=self.policy,
             )
         except SpecError as error:
             self._refuse("InvalidSpec", "; ".join(error.problems), invalid=True)
@@ -437,6 +445,7 @@ class SweepReconciler:
                 plan.params,
                 attempt=plan.attempt,
                 default_image=self.default_image,
+                policy=self.policy,
             )
             effects.create.append(
                 PodToCreate(plan.number, plan.name, plan.attempt, dict(plan.params), manifest)

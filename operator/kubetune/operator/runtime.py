@@ -62,7 +62,9 @@ class SweepRuntime:
         self.kube = kube
         self.config = config
         self.metrics = metrics
-        self.reconciler = SweepReconciler(namespace, name, uid, default_image=config.default_image)
+        self.reconciler = SweepReconciler(
+            namespace, name, uid, default_image=config.default_image, policy=config.pod_policy
+        )
         self.source: MetricsSource | None = None
         self.wake = asyncio.Event()
         self.last_patched: dict[str, Any] | None = None

@@ -1,0 +1,187 @@
+"""The chart's ValidatingAdmissionPolicy: its CEL, as rendered by Helm, run by a real CEL engine.
+
+A sweep's creator must be able to create its pods and get every Secret it references; the
+`authorizer` is a table of grants (tests/chart/cel_admission.py).
+"""
+
+from typing import Any
+
+import pytest
+
+from tests.chart.cel_admission import Grant, GrantTable, Verdict, admission_request, evaluate
+from tests.chart.rendering import by_kind, one, render
+
+NS = "team"
+OPERATOR = "system:serviceaccount:kubetune:kubetune"
+
+
+def _policy() -> dict[str, Any]:
+    return one(render(), "ValidatingAdmissionPolicy")
+
+
+POLICY = _policy()
+
+
+def _sweep(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubetune.dev/v1alpha1",
+        "kind": "HyperparameterSweep",
+        "metadata": {"name": "s", "namespace": NS},
+        "spec": spec,
+    }
+
+
+def _secret_env(name: str) -> dict[str, Any]:
+    return {"name": f"E_{name}", "valueFrom": {"secretKeyRef": {"name": name, "key": "k"}}}
+
+
+TRAINER = _sweep({"trainer": {"model": "tiny", "env": [_secret_env("hf")]}})
+TEMPLATE = _sweep(
+    {
+        "template": {
+            "spec": {
+                "initContainers": [{"name": "fetch", "image": "b", "env": [_secret_env("s3")]}],
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "m",
+                        "env": [{"name": "PLAIN", "value": "1"}, _secret_env("hf")],
+                        "envFrom": [
+                            {"configMapRef": {"name": "cfg"}},
+                            {"secretRef": {"name": "db"}},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "tmp", "emptyDir": {}},
+                    {"name": "creds", "secret": {"secretName": "gcs"}},
+                    {
+                        "name": "bundle",
+                        "projected": {
+                            "sources": [
+                                {"configMap": {"name": "cfg"}},
+                                {"secret": {"name": "tls"}},
+                            ]
+                        },
+                    },
+                ],
+            }
+        }
+    }
+)
+ALL_SECRETS = ("s3", "hf", "db", "gcs", "tls")
+
+
+def _table(user: str, *secrets: str, pods: bool = True, namespace: str = NS) -> GrantTable:
+    grants = {Grant(user, "get", "secrets", namespace, s) for s in secrets}
+    if pods:
+        grants.add(Grant(user, "create", "pods", namespace))
+    return GrantTable(grants)
+
+
+def _create(user: str, sweep: dict[str, Any], table: GrantTable) -> Verdict:
+    return evaluate(POLICY, admission_request("CREATE", user, NS, sweep), table)
+
+
+def test_creator_who_could_run_the_pods_is_admitted() -> None:
+    table = _table("alice", "hf")
+    verdict = _create("alice", TRAINER, table)
+    assert verdict.applies and verdict.admitted, verdict.refusals
+    # The checks asked are the user's, in the request's namespace, for the named Secret.
+    assert ("alice", "create", "", "pods", NS, "") in table.asked
+    assert ("alice", "get", "", "secrets", NS, "hf") in table.asked
+    assert _create("alice", TEMPLATE, _table("alice", *ALL_SECRETS)).admitted
+
+
+def test_creator_without_pod_create_is_refused() -> None:
+    verdict = _create("bob", TRAINER, _table("bob", "hf", pods=False))
+    assert verdict.refusals == [
+        "creating a HyperparameterSweep in team needs permission to create pods there: "
+        "the operator creates its trial pods for you"
+    ]
+
+
+def test_a_secret_the_creator_cannot_read_is_named() -> None:
+    verdict = _create("carol", TRAINER, _table("carol"))
+    assert verdict.refusals == [
+        "spec.trainer.env: valueFrom.secretKeyRef names Secrets you cannot get: hf"
+    ]
+
+
+def test_every_way_a_template_references_a_secret_is_checked() -> None:
+    verdict = _create("dave", TEMPLATE, _table("dave", "hf"))
+    assert verdict.refusals == [
+        "spec.template: env valueFrom.secretKeyRef names Secrets you cannot get: s3",
+        "spec.template: envFrom secretRef names Secrets you cannot get: db",
+        "spec.template.spec.volumes: these volumes mount Secrets you cannot get: creds, bundle",
+    ]
+    for readable in ALL_SECRETS:
+        others = [s for s in ALL_SECRETS if s != readable]
+        refused = _create("dave", TEMPLATE, _table("dave", *others)).refusals
+        assert len(refused) == 1, (readable, refused)
+
+
+def test_grants_in_another_namespace_do_not_count() -> None:
+    table = _table("erin", "hf", namespace="elsewhere")
+    verdict = _create("erin", TRAINER, table)
+    assert len(verdict.refusals) == 2
+    table.grants |= _table("erin", "hf").grants
+    assert _create("erin", TRAINER, table).admitted
+
+
+def test_sweep_without_secrets_needs_only_pod_create() -> None:
+    plain = _sweep({"template": {"spec": {"containers": [{"name": "m", "image": "i"}]}}})
+    assert _create("frank", plain, _table("frank")).admitted
+    assert not _create("frank", plain, _table("frank", pods=False)).admitted
+
+
+def test_writes_that_leave_the_spec_alone_are_not_checked() -> None:
+    # The operator adds its finalizer and annotations; it may read no Secret at all.
+    old = TEMPLATE
+    new = {**TEMPLATE, "metadata": {**TEMPLATE["metadata"], "finalizers": ["kubetune.dev/cleanup"]}}
+    table = GrantTable()
+    verdict = evaluate(POLICY, admission_request("UPDATE", OPERATOR, NS, new, old), table)
+    assert not verdict.applies and table.asked == []
+    # An edit of the spec is checked against whoever makes it.
+    edited = _sweep({**TEMPLATE["spec"], "suspend": True})
+    verdict = evaluate(
+        POLICY, admission_request("UPDATE", "mallory", NS, edited, old), GrantTable()
+    )
+    assert verdict.applies and len(verdict.refusals) == 4
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_policy_and_binding_follow_the_flag(enabled: bool) -> None:
+    manifests = render({"admissionPolicy": {"enabled": enabled}})
+    policies = by_kind(manifests, "ValidatingAdmissionPolicy")
+    bindings = by_kind(manifests, "ValidatingAdmissionPolicyBinding")
+    assert len(policies) == len(bindings) == int(enabled)
+    if enabled:
+        (policy,), (binding,) = policies, bindings
+        assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+        assert binding["spec"]["validationActions"] == ["Deny"]
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        rules = policy["spec"]["matchConstraints"]["resourceRules"]
+        assert rules == [
+            {
+                "apiGroups": ["kubetune.dev"],
+                "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["hyperparametersweeps"],
+            }
+        ]
+
+
+def test_namespaced_install_binds_only_the_watched_namespaces() -> None:
+    binding = one(
+        render({"watchNamespaces": ["team-a", "team-b"]}), "ValidatingAdmissionPolicyBinding"
+    )
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchExpressions": [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "In",
+                "values": ["team-a", "team-b"],
+            }
+        ]
+    }
