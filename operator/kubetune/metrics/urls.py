@@ -112,17 +112,18 @@ class PrometheusUrlPolicy:
     ) -> "PrometheusUrlPolicy":
         """Raises UrlRefused (naming the entry) when an admin-given URL is malformed."""
         entries = []
-        for url in allowed:
+        # Entries are named by position, not quoted: a refused one may hold a password.
+        for number, url in enumerate(allowed, 1):
             try:
                 entries.append(parse_base_url(url))
             except UrlRefused as error:
-                raise UrlRefused(f"allowed Prometheus URL {url!r}: {error}") from None
+                raise UrlRefused(f"allowed Prometheus URL #{number}: {error}") from None
         base = None
         if default:
             try:
                 base = parse_base_url(default)
             except UrlRefused as error:
-                raise UrlRefused(f"default Prometheus URL {default!r}: {error}") from None
+                raise UrlRefused(f"the default Prometheus URL: {error}") from None
         return cls(base, tuple(entries))
 
     def resolve(self, spec_url: str | None) -> BaseUrl | None:

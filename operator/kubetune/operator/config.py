@@ -2,8 +2,12 @@
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kubetune import conventions
+
+if TYPE_CHECKING:
+    from kubetune.metrics.urls import PrometheusUrlPolicy
 
 
 @dataclass(frozen=True)
@@ -11,15 +15,33 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     default_image: str | None = None
     default_prometheus_url: str | None = None
+    # Besides the default URL, the only ones a sweep's spec.metrics.prometheus.url may name
+    # (matching rule in kubetune.metrics.urls). Empty: sweeps use the default one only.
+    allowed_prometheus_urls: tuple[str, ...] = ()
     metrics_port: int | None = conventions.OPERATOR_METRICS_PORT  # None: do not serve
     # Seconds between passes of a sweep with nothing in flight (pod events wake it sooner).
     idle_interval: float = 30.0
 
     @classmethod
     def from_environment(cls) -> "OperatorConfig":
-        raw = os.environ.get(conventions.ENV_WATCH_NAMESPACES, "")
         return cls(
-            namespaces=tuple(n.strip() for n in raw.split(",") if n.strip()),
+            namespaces=_listed(conventions.ENV_WATCH_NAMESPACES),
             default_image=os.environ.get(conventions.ENV_DEFAULT_TRAINER_IMAGE) or None,
             default_prometheus_url=os.environ.get(conventions.ENV_DEFAULT_PROMETHEUS_URL) or None,
+            allowed_prometheus_urls=_listed(conventions.ENV_ALLOWED_PROMETHEUS_URLS),
         )
+
+    def prometheus_policy(self) -> "PrometheusUrlPolicy":
+        """Which Prometheus URLs sweeps may use; UrlRefused names a malformed entry."""
+        # Imported here: options.py imports this module and must stay light for --help.
+        from kubetune.metrics.urls import PrometheusUrlPolicy
+
+        return PrometheusUrlPolicy.from_settings(
+            self.default_prometheus_url, self.allowed_prometheus_urls
+        )
+
+
+def _listed(variable: str) -> tuple[str, ...]:
+    """A comma-separated environment variable as its non-empty items."""
+    raw = os.environ.get(variable, "")
+    return tuple(item.strip() for item in raw.split(",") if item.strip())

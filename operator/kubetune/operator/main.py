@@ -1,7 +1,8 @@
 """`python -m kubetune.operator` and `kubetune operator`: run the Kopf operator.
 
 This is what the Helm chart runs. Options override the environment
-(KUBETUNE_WATCH_NAMESPACES, KUBETUNE_DEFAULT_TRAINER_IMAGE, KUBETUNE_DEFAULT_PROMETHEUS_URL).
+(KUBETUNE_WATCH_NAMESPACES, KUBETUNE_DEFAULT_TRAINER_IMAGE, KUBETUNE_DEFAULT_PROMETHEUS_URL,
+KUBETUNE_ALLOWED_PROMETHEUS_URLS).
 """
 
 import argparse
@@ -11,15 +12,21 @@ from collections.abc import Sequence
 
 import kopf
 
+from kubetune.metrics.urls import UrlRefused
 from kubetune.operator.options import add_arguments, config_from
 
 
 def run(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    try:
+        config.prometheus_policy()
+    except UrlRefused as error:
+        print(f"kubetune operator: {error}", file=sys.stderr)
+        return 2
     import kubetune.operator.handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=args.verbose)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    config = config_from(args)
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.run(
         standalone=args.peering is None,

@@ -18,7 +18,7 @@ from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import build_trial_pod
 from kubetune.conventions import trial_name
 from kubetune.engine import Completion, HistoryError, SweepEngine
-from kubetune.metrics import TrialReading, TrialTarget, short_name
+from kubetune.metrics import PrometheusUrlPolicy, TrialReading, TrialTarget, short_name
 from kubetune.operator import conditions as cond
 from kubetune.operator.effects import Effects, Event, EventType, MetricsReading, PodToCreate
 from kubetune.operator.pod_state import PodView
@@ -53,11 +53,14 @@ class SweepReconciler:
         uid: str | None,
         *,
         default_image: str | None = None,
+        prometheus_policy: PrometheusUrlPolicy | None = None,
     ) -> None:
         self.namespace = namespace
         self.name = name
         self.uid = uid
         self.default_image = default_image
+        # Without one, no sweep may name its own Prometheus URL.
+        self.prometheus_policy = prometheus_policy or PrometheusUrlPolicy()
         self.engine: SweepEngine | None = None
         self.spec: SweepSpec | None = None  # effective spec the engine runs
         self.sweep: HyperparameterSweep | None = None
@@ -98,6 +101,10 @@ class SweepReconciler:
             if problems:
                 raise SpecError(f"{self.namespace}/{self.name}", problems)
             spec = effective_spec(sweep.spec)
+            url = spec.metrics.prometheus.url if spec.metrics.prometheus else None
+            refused = self.prometheus_policy.problem(url)
+            if refused is not None:
+                raise SpecError(f"{self.namespace}/{self.name}", [refused])
             self._probe_build(sweep, spec)
         except SpecError as error:
             self._refuse("InvalidSpec", "; ".join(error.problems), invalid=True)
