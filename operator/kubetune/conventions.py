@@ -57,6 +57,9 @@ OPERATOR_HEALTH_PORT: Final = 8080  # kopf liveness endpoint: /healthz
 OPERATOR_METRICS_PORT: Final = 8000  # operator's own Prometheus metrics: /metrics
 ENV_DEFAULT_TRAINER_IMAGE: Final = "KUBETUNE_DEFAULT_TRAINER_IMAGE"
 ENV_DEFAULT_PROMETHEUS_URL: Final = "KUBETUNE_DEFAULT_PROMETHEUS_URL"
+# Comma-separated Prometheus URLs a sweep's spec.metrics.prometheus.url may name (besides
+# the default one); see kubetune.metrics.urls for the matching rule.
+ENV_ALLOWED_PROMETHEUS_URLS: Final = "KUBETUNE_ALLOWED_PROMETHEUS_URLS"
 ENV_WATCH_NAMESPACES: Final = "KUBETUNE_WATCH_NAMESPACES"  # comma-separated; empty: all
 # The admin pod policy: a level name, or the policy as YAML/JSON text.
 ENV_POD_POLICY: Final = "KUBETUNE_POD_POLICY"

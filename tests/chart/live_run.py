@@ -215,10 +215,16 @@ def scraped_run(workdir: Path, timeout: float = 150.0) -> Iterator[ScrapedRun]:
     operator_port = free_port()
     server, thread = start_http_server(operator_port, addr="127.0.0.1", registry=metrics.registry)
     jobs = [
+        # As the chart's trial job leaves each trial pod's target: namespace, sweep, trial and
+        # pod from the pod's metadata, and the trainer's own copies only as exported_*.
         ScrapeJob(
             "kubetune-trials",
             tuple(f"127.0.0.1:{t.port}" for t in trials),
-            honor_labels=True,
+            target_labels=tuple(
+                (("namespace", NAMESPACE), ("sweep", SWEEP), ("trial", t.name), ("pod", t.name))
+                for t in trials
+            ),
+            honor_labels=False,
         ),
         ScrapeJob(
             OPERATOR_JOB,

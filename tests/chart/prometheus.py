@@ -21,12 +21,22 @@ class ScrapeJob:
     targets: tuple[str, ...]
     labels: tuple[tuple[str, str], ...] = ()
     honor_labels: bool = False
+    # Labels of each target, in the order of targets (as relabelling gives each pod its own).
+    target_labels: tuple[tuple[tuple[str, str], ...], ...] = ()
 
     def config(self) -> dict[str, Any]:
+        groups = (
+            [
+                {"targets": [target], "labels": {**dict(self.labels), **dict(own)}}
+                for target, own in zip(self.targets, self.target_labels, strict=True)
+            ]
+            if self.target_labels
+            else [{"targets": list(self.targets), "labels": dict(self.labels)}]
+        )
         return {
             "job_name": self.name,
             "honor_labels": self.honor_labels,
-            "static_configs": [{"targets": list(self.targets), "labels": dict(self.labels)}],
+            "static_configs": groups,
         }
 
 

@@ -66,6 +66,49 @@ def _endpoints(kind: str, endpoints: Any) -> None:
                 _require(_duration(endpoint[key]), kind, f"{key} {endpoint[key]!r} is no duration")
         if "honorLabels" in endpoint:
             _require(isinstance(endpoint["honorLabels"], bool), kind, "honorLabels must be bool")
+        for rule in endpoint.get("relabelings", []):
+            _relabeling(kind, rule)
+
+
+# RelabelConfig of monitoring.coreos.com/v1 (both spellings of each action are accepted).
+_RELABEL_FIELDS = {
+    "sourceLabels",
+    "separator",
+    "targetLabel",
+    "regex",
+    "modulus",
+    "replacement",
+    "action",
+}
+_RELABEL_ACTIONS = {
+    "replace",
+    "keep",
+    "drop",
+    "hashmod",
+    "labelmap",
+    "labeldrop",
+    "labelkeep",
+    "lowercase",
+    "uppercase",
+    "keepequal",
+    "dropequal",
+}
+
+
+def _relabeling(kind: str, rule: Any) -> None:
+    _require(isinstance(rule, dict), kind, "a relabeling must be an object")
+    unknown = set(rule) - _RELABEL_FIELDS
+    _require(not unknown, kind, f"unknown relabeling fields {sorted(unknown)}")
+    sources = rule.get("sourceLabels", [])
+    _require(
+        isinstance(sources, list) and all(isinstance(s, str) for s in sources),
+        kind,
+        "sourceLabels must be a list of label names",
+    )
+    action = str(rule.get("action", "replace")).lower()
+    _require(action in _RELABEL_ACTIONS, kind, f"unknown relabeling action {action!r}")
+    if action in ("replace", "hashmod", "lowercase", "uppercase", "keepequal", "dropequal"):
+        _require(isinstance(rule.get("targetLabel"), str), kind, f"{action} needs targetLabel")
 
 
 def _common(manifest: dict[str, Any]) -> dict[str, Any]:

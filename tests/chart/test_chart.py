@@ -29,6 +29,8 @@ from tests.chart.rendering import (
     render,
 )
 from tests.chart.schemas import MONITORING_GROUP, validate_builtin, validate_monitoring
+from tests.cluster.pod_discovery import sanitize
+from tests.cluster.prometheus import trial_pods_job
 
 ALL_ON: dict[str, Any] = combination_values(frozenset(TOGGLES), "cluster")
 COMBINATIONS = list(combinations())
@@ -377,6 +379,64 @@ def test_fallback_scrape_config_passes_promtool(tmp_path: Path) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+# The labels that say whose series it is, and where each comes from: the pod's metadata.
+TRUSTED_LABELS = {
+    "namespace": "__meta_kubernetes_namespace",
+    "pod": "__meta_kubernetes_pod_name",
+    "sweep": "__meta_kubernetes_pod_label_" + sanitize(conventions.LABEL_SWEEP),
+    "trial": "__meta_kubernetes_pod_label_" + sanitize(conventions.LABEL_TRIAL),
+}
+
+
+def _copied_labels(rules: list[dict[str, Any]]) -> dict[str, str]:
+    """target label -> the one source label a plain replace rule copies into it."""
+    copied = {}
+    for rule in rules:
+        action = rule.get("action", "replace").lower()
+        regex, replacement = rule.get("regex", "(.*)"), rule.get("replacement", "$1")
+        if action == "replace" and regex == "(.*)" and replacement == "$1":
+            (source,) = rule["source_labels"]
+            copied[rule["target_label"]] = source
+    return copied
+
+
+def test_trial_series_labels_come_from_pod_metadata_never_the_target() -> None:
+    """PodMonitor, fallback job and the tests' Prometheus all take namespace, pod, sweep and
+    trial from the pod's own metadata, and none honours the labels a trial pod exposes."""
+    for scope in ("cluster", "namespaced"):
+        manifests = render(combination_values(frozenset({"podMonitor", "scrapeConfig"}), scope))
+        (endpoint,) = one(manifests, "PodMonitor")["spec"]["podMetricsEndpoints"]
+        assert endpoint["honorLabels"] is False
+        as_config = [
+            {
+                "source_labels": r["sourceLabels"],
+                "target_label": r["targetLabel"],
+                **({"action": r["action"]} if "action" in r else {}),
+            }
+            for r in endpoint["relabelings"]
+        ]
+        assert _copied_labels(as_config) == TRUSTED_LABELS
+        config_map = one(manifests, "ConfigMap", "kubetune-scrape-config")
+        snippet = yaml.safe_load(config_map["data"]["kubetune-scrape-config.yaml"])
+        job = snippet["scrape_configs"][0]
+        assert job["job_name"] == "kubetune-trials" and job["honor_labels"] is False
+        assert _copied_labels(job["relabel_configs"]) == TRUSTED_LABELS
+    fixture = trial_pods_job("http://127.0.0.1:1/targets")
+    assert fixture["honor_labels"] is False
+    assert _copied_labels(fixture["relabel_configs"]) == TRUSTED_LABELS
+
+
+def test_allowed_prometheus_urls_reach_the_operator() -> None:
+    allowed = ["http://thanos.example/tenants/a", "https://prom.example:9443"]
+    env = {
+        e["name"]: e["value"]
+        for e in _container(render({"prometheus": {"allowedUrls": allowed}}))["env"]
+    }
+    assert env[conventions.ENV_ALLOWED_PROMETHEUS_URLS] == ",".join(allowed)
+    env = {e["name"]: e["value"] for e in _container(render())["env"]}
+    assert env[conventions.ENV_ALLOWED_PROMETHEUS_URLS] == ""
+
+
 def test_fallback_scrape_config_follows_the_trial_pod_annotations() -> None:
     """The pod job keeps exactly what the operator's builder puts on trial pods."""
     pod = _trial_pod()
@@ -450,6 +510,11 @@ def test_helm_test_hook_checks_operator_liveness() -> None:
         ({"podPolicy": {"allowServiceAccounts": []}}, "'allowServiceAccounts' not allowed"),
         ({"operator": {"bindAddress": "everywhere"}}, "/operator/bindAddress"),
         ({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled"),
+        ({"defaults": {"prometheusUrl": "http://p:9090/x#"}}, "/defaults/prometheusUrl"),
+        ({"prometheus": {"allowedUrls": ["http://u:pw@p:9090"]}}, "/prometheus/allowedUrls/0"),
+        ({"prometheus": {"allowedUrls": ["http://p:9090/?x=1"]}}, "/prometheus/allowedUrls/0"),
+        ({"prometheus": {"allowedUrls": ["http://a,http://b"]}}, "/prometheus/allowedUrls/0"),
+        ({"prometheus": {"allowedUrls": ["p:9090"]}}, "/prometheus/allowedUrls/0"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_key(values: dict[str, Any], message: str) -> None:

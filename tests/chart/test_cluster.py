@@ -6,6 +6,7 @@ them); the Prometheus operator's kinds come from stand-in CRDs (testdata/monitor
 as kube-prometheus-stack would install them. So every rendered manifest must apply.
 """
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -16,6 +17,7 @@ import yaml
 
 from kubetune import API_GROUP, PLURAL, conventions
 from kubetune.builders.pod import build_trial_pod
+from kubetune.metrics import PrometheusSource, TrialReading, TrialTarget
 from kubetune.spec import effective_spec, parse_sweep
 from tests.chart.rendering import CHART, REPO, TOGGLES, combination_values, one
 from tests.chart.rendering import render as render_chart
@@ -273,3 +275,124 @@ def test_fallback_scrape_config_scrapes_trial_pods_on_the_cluster(
     assert series["metric"]["trial"] == trial["metadata"]["name"]
     assert series["metric"]["pod"] == trial["metadata"]["name"]
     assert [t["labels"]["pod"] for t in targets] == [trial["metadata"]["name"]]
+
+
+# A trial container that serves whatever exposition text it is given: a tenant's trainer.
+_FORGER = """
+import os, http.server
+text = os.environ['EXPOSITION'].encode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain; version=0.0.4')
+        self.end_headers()
+        self.wfile.write(text)
+    def log_message(self, *args):
+        pass
+address = (os.environ['KUBETUNE_METRICS_ADDR'], int(os.environ['KUBETUNE_METRICS_PORT']))
+http.server.HTTPServer(address, Handler).serve_forever()
+"""
+
+
+def _serving_pod(namespace: str, sweep: str, number: int, exposition: str) -> dict[str, Any]:
+    """Trial pod `number` of a sweep, as the operator builds it, serving `exposition`."""
+    container = {
+        "name": "trial",
+        "image": "python:3.11-slim",
+        "command": ["python", "-c", _FORGER],
+        "env": [{"name": "EXPOSITION", "value": exposition}],
+    }
+    parsed = parse_sweep(
+        {
+            "apiVersion": f"{API_GROUP}/v1alpha1",
+            "kind": "HyperparameterSweep",
+            "metadata": {"name": sweep, "namespace": namespace},
+            "spec": {
+                "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+                "template": {"spec": {"containers": [container]}},
+            },
+        }
+    )
+    return build_trial_pod(parsed, effective_spec(parsed.spec), number, {"x": 0.5})
+
+
+def _series(labels: dict[str, str], **values: float) -> str:
+    text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return "".join(f"kubetune_trial_{name}{{{text}}} {value}\n" for name, value in values.items())
+
+
+def test_forged_labels_do_not_reach_another_sweep(
+    cluster: Cluster, namespace: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Pods that label their series as another sweep's trials feed it nothing.
+
+    Through the chart's pod job (honor_labels false, labels from pod metadata) and the
+    operator's PrometheusSource (pod pinned to the trial): only the victim's own trial pod
+    counts, though every forger is scraped.
+    """
+    victim, attacker = namespace, f"{namespace}-x"
+    cluster.kubectl("create", "namespace", attacker, check=True)
+    forged = {"namespace": victim, "sweep": "s", "trial": "s-t0000", "pod": "s-t0000"}
+    forged_next = {**forged, "trial": "s-t0001", "pod": "s-t0001"}
+    lie = _series(forged, eval_loss=0.001, eval_step=99, step=99, done=1) + _series(
+        forged_next, eval_loss=0.001, eval_step=99, step=99
+    )
+    pods = [
+        # The victim's real trial, labelling its series as the trainer does.
+        _serving_pod(
+            victim, "s", 0, _series(forged | {"pod": ""}, eval_loss=0.5, eval_step=10, step=12)
+        ),
+        # The attacker's own sweep's trial, in its own namespace.
+        _serving_pod(attacker, "x", 0, lie),
+        # A sweep named like the victim's in the attacker's namespace: same pod name s-t0000.
+        _serving_pod(attacker, "s", 0, lie),
+    ]
+    # A pod in the victim's namespace labelled as the victim's next trial, not named so.
+    impostor = _serving_pod(victim, "s", 1, lie)
+    impostor["metadata"]["name"] = "impostor"
+    pods.append(impostor)
+    for pod in pods:
+        cluster.create(pod)
+    manifests = render(combination_values(frozenset({"scrapeConfig"}), "cluster"), namespace)
+    config_map = one(manifests, "ConfigMap", "kubetune-scrape-config")
+    job = yaml.safe_load(config_map["data"]["kubetune-scrape-config.yaml"])["scrape_configs"][0]
+    assert job["honor_labels"] is False
+    discovery = PodDiscovery(cluster, namespaces=[victim, attacker]).start()
+    del job["kubernetes_sd_configs"]
+    job["http_sd_configs"] = [{"url": discovery.url, "refresh_interval": "1s"}]
+    prometheus = ClusterPrometheus(tmp_path_factory.mktemp("forged"), extra_scrape_configs=[job])
+    try:
+        for pod in pods:
+            cluster.wait_for_pod_phase(
+                pod["metadata"]["namespace"], pod["metadata"]["name"], "Running"
+            )
+        with prometheus:
+            prometheus.wait_for('count(up{job="kubetune-trials"} == 1) == 4', timeout=60)
+            prometheus.wait_for("count(kubetune_trial_eval_loss) == 7", timeout=30)
+            stored = prometheus.query("kubetune_trial_eval_loss")
+            found = asyncio.run(_collect(prometheus.url, victim))
+    finally:
+        discovery.stop()
+        cluster.delete("namespaces", attacker, namespace="")
+    # Every forged series was scraped, under the forger's own namespace and pod: what it
+    # claimed is kept only as exported_*.
+    claimed = [s["metric"] for s in stored if s["metric"].get("exported_namespace") == victim]
+    assert {(m["namespace"], m["pod"]) for m in claimed} == {
+        (victim, "s-t0000"),
+        (attacker, "x-t0000"),
+        (attacker, "s-t0000"),
+        (victim, "impostor"),
+    }
+    assert set(found) == {"s-t0000"}, found
+    reading = found["s-t0000"]
+    assert (reading.value("eval_loss"), reading.eval_step, reading.step) == (0.5, 10, 12)
+    assert not reading.done
+
+
+async def _collect(url: str, namespace: str) -> dict[str, TrialReading]:
+    source = PrometheusSource(url, metrics=["eval_loss"])
+    try:
+        trials = [TrialTarget("s-t0000"), TrialTarget("s-t0001")]
+        return await source.collect(namespace, "s", trials)
+    finally:
+        await source.aclose()

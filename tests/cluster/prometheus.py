@@ -74,10 +74,13 @@ def trial_relabel_configs() -> list[dict[str, Any]]:
 
 def trial_pods_job(discovery_url: str, job: str = "kubetune-trials") -> dict[str, Any]:
     """The scrape job: HTTP SD from the pod discovery bridge (see pod_discovery.py for why
-    not kubernetes_sd_configs), refreshed every second, then the production relabelling."""
+    not kubernetes_sd_configs), refreshed every second, then the production relabelling.
+
+    honor_labels false, as in the chart: sweep, trial, namespace and pod come from the pod's
+    metadata; labels a pod exposes under those names are kept as exported_<name>."""
     return {
         "job_name": job,
-        "honor_labels": True,
+        "honor_labels": False,
         "http_sd_configs": [{"url": discovery_url, "refresh_interval": "1s"}],
         "relabel_configs": trial_relabel_configs(),
     }

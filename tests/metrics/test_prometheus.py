@@ -24,7 +24,8 @@ TRIALS = [TrialTarget("demo-t0000"), TrialTarget("demo-t0001"), TrialTarget("dem
 
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[TrialExporter]:
-    with trial_exporter(namespace="ns", sweep="demo") as exp:
+    trials = [t.name for t in TRIALS] + ["other-t0000"]
+    with trial_exporter(namespace="ns", trials=trials) as exp:
         yield exp
 
 
@@ -32,9 +33,7 @@ def exporter() -> Iterator[TrialExporter]:
 def prometheus_url(
     tmp_path_factory: pytest.TempPathFactory, exporter: TrialExporter
 ) -> Iterator[str]:
-    with prometheus_server(
-        tmp_path_factory.mktemp("prometheus"), [f"127.0.0.1:{exporter.port}"]
-    ) as url:
+    with prometheus_server(tmp_path_factory.mktemp("prometheus"), [exporter.scrape_job()]) as url:
         yield url
 
 
@@ -71,6 +70,8 @@ def test_collect_reads_every_trial_in_one_query_per_metric(
     exporter.set("demo-t0000", eval_loss=2.0, eval_step=10, step=12, done=0)
     exporter.set("demo-t0001", eval_loss=1.5, eval_step=10, step=11, done=1)
     exporter.set("other-t0000", eval_loss=9.0)  # same namespace, another sweep
+    # Each trial is its own target, scraped on its own schedule: wait for both.
+    wait_until(scraped(prometheus_url, trial_selector("step", "ns", "demo", "demo-t0000"), 12))
     wait_until(scraped(prometheus_url, trial_selector("step", "ns", "demo", "demo-t0001"), 11))
 
     found: dict[str, TrialReading] = run_with(
@@ -85,9 +86,10 @@ def test_collect_reads_every_trial_in_one_query_per_metric(
 def test_custom_query_templates(exporter: TrialExporter, prometheus_url: str) -> None:
     exporter.set("demo-t0000", eval_accuracy=0.25)
     exporter.set("demo-t0001", eval_accuracy=0.5)
-    wait_until(
-        scraped(prometheus_url, trial_selector("eval_accuracy", "ns", "demo", "demo-t0001"), 0.5)
-    )
+    for trial, accuracy in (("demo-t0000", 0.25), ("demo-t0001", 0.5)):
+        wait_until(
+            scraped(prometheus_url, trial_selector("eval_accuracy", "ns", "demo", trial), accuracy)
+        )
     per_trial = (
         'kubetune_trial_eval_accuracy{namespace="{namespace}",sweep="{sweep}",trial="{trial}"}'
         " * 100"

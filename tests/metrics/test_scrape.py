@@ -57,12 +57,12 @@ def test_evaluation_pairs_value_and_step_and_ignores_gauges_at_zero() -> None:
 def test_scrape_reads_a_live_exporter() -> None:
     with trial_exporter() as exporter:
         exporter.set("demo-t0000", eval_loss=2.5, eval_step=10, step=12, done=0)
-        exporter.tokens.labels(sweep="demo", trial="demo-t0000", namespace="ns").inc(640)
+        exporter.tokens("demo-t0000").inc(640)
 
         async def read() -> TrialReading:
             source = ScrapeSource()
             try:
-                return await source.fetch("127.0.0.1", exporter.port)
+                return await source.fetch("127.0.0.1", exporter.port("demo-t0000"))
             finally:
                 await source.aclose()
 
@@ -97,7 +97,7 @@ def test_collect_leaves_out_trials_that_do_not_answer() -> None:
                     "ns",
                     "demo",
                     [
-                        TrialTarget("demo-t0000", "127.0.0.1", exporter.port),
+                        TrialTarget("demo-t0000", "127.0.0.1", exporter.port("demo-t0000")),
                         TrialTarget("demo-t0001", "127.0.0.1", free_port()),
                         TrialTarget("demo-t0002"),  # no address yet
                     ],

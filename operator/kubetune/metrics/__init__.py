@@ -9,6 +9,7 @@ from kubetune.metrics.prometheus import PrometheusSource
 from kubetune.metrics.promql import render_template, trial_selector
 from kubetune.metrics.scrape import ScrapeSource
 from kubetune.metrics.types import (
+    MalformedAnswer,
     MetricsError,
     MetricsSource,
     MetricsUnavailable,
@@ -17,16 +18,22 @@ from kubetune.metrics.types import (
     TrialTarget,
     short_name,
 )
+from kubetune.metrics.urls import BaseUrl, PrometheusUrlPolicy, UrlRefused, parse_base_url
 
 __all__ = [
+    "BaseUrl",
+    "MalformedAnswer",
     "MetricsError",
     "MetricsSource",
     "MetricsUnavailable",
     "PrometheusSource",
+    "PrometheusUrlPolicy",
     "QueryError",
     "ScrapeSource",
     "TrialReading",
     "TrialTarget",
+    "UrlRefused",
+    "parse_base_url",
     "parse_exposition",
     "render_template",
     "short_name",

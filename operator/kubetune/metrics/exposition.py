@@ -5,15 +5,23 @@ import math
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubetune import metric_names
-from kubetune.metrics.types import TrialReading, short_name
+from kubetune.metrics.types import MalformedAnswer, TrialReading, short_name
 
 
 def parse_exposition(text: str) -> TrialReading:
     """The kubetune_trial_* values on one trial's metrics page.
 
     NaN marks a value not measured yet (e.g. eval_loss before the first evaluation),
-    so it is left out like an absent series. Raises ValueError on malformed text.
+    so it is left out like an absent series. Raises MalformedAnswer, and nothing else, on
+    text that is not the Prometheus text format; its message never quotes the text.
     """
+    try:
+        return _parse(text)
+    except Exception as error:  # a third-party parser fed by a trial: nothing may escape
+        raise MalformedAnswer(f"not a Prometheus metrics page ({type(error).__name__})") from error
+
+
+def _parse(text: str) -> TrialReading:
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

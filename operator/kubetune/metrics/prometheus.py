@@ -8,20 +8,20 @@ from typing import Any
 
 import httpx
 
+from kubetune.metrics.answers import Labels, api_data, instant_result, range_result
+from kubetune.metrics.fetch import bounded_get
 from kubetune.metrics.promql import per_trial, render_template, trial_selector
 from kubetune.metrics.types import (
     DONE,
     EVAL_STEP,
     STEP,
-    MetricsUnavailable,
-    QueryError,
     TrialReading,
     TrialTarget,
     short_name,
 )
+from kubetune.metrics.urls import BaseUrl, parse_base_url
 from kubetune.spec import Objective
 
-Labels = dict[str, str]
 # Prometheus refuses range queries of more than 11,000 points per series.
 _MAX_POINTS = 10_000
 
@@ -36,13 +36,16 @@ class PrometheusSource:
 
     def __init__(
         self,
-        url: str,
+        url: str | BaseUrl,
         metrics: Sequence[str] = ("eval_loss",),
         queries: Mapping[str, str] | None = None,
         timeout: float = 5.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        # Parsed once: the API path is joined onto it, never pasted after the text, so a
+        # '#' or '?' in a URL cannot change what is requested (parse_base_url refuses both).
+        self.base = url if isinstance(url, BaseUrl) else parse_base_url(url)
+        self.url = str(self.base)
         self.metrics = [short_name(m) for m in metrics]
         self.queries = {short_name(k): v for k, v in (queries or {}).items()}
         self._client = client or httpx.AsyncClient(timeout=timeout)
@@ -50,7 +53,7 @@ class PrometheusSource:
 
     @classmethod
     def for_objectives(
-        cls, url: str, objectives: Sequence[Objective], **kwargs: Any
+        cls, url: str | BaseUrl, objectives: Sequence[Objective], **kwargs: Any
     ) -> "PrometheusSource":
         """A source reading a sweep's objective metrics, with each Objective.query honoured."""
         return cls(
@@ -65,16 +68,8 @@ class PrometheusSource:
         params: dict[str, Any] = {"query": promql}
         if time is not None:
             params["time"] = time
-        data = await self._api("/api/v1/query", params)
-        if data.get("resultType") == "scalar":
-            value = float(data["result"][1])
-            return [] if math.isnan(value) else [({}, value)]
-        found = []
-        for series in data.get("result", []):
-            value = float(series["value"][1])
-            if not math.isnan(value):
-                found.append((dict(series.get("metric", {})), value))
-        return found
+        data = await self._api("api/v1/query", params)
+        return instant_result(data, self._where)
 
     async def query_range(
         self, promql: str, start: float, end: float, step: float | None = None
@@ -83,14 +78,8 @@ class PrometheusSource:
         if step is None:
             step = max(1.0, (end - start) / _MAX_POINTS)
         params = {"query": promql, "start": start, "end": end, "step": step}
-        data = await self._api("/api/v1/query_range", params)
-        return [
-            (
-                dict(series.get("metric", {})),
-                [(float(ts), float(v)) for ts, v in series.get("values", [])],
-            )
-            for series in data.get("result", [])
-        ]
+        data = await self._api("api/v1/query_range", params)
+        return range_result(data, self._where)
 
     async def collect(
         self, namespace: str, sweep: str, trials: list[TrialTarget]
@@ -167,36 +156,36 @@ class PrometheusSource:
         )
         found: dict[str, float] = {}
         for labels, value in await self.query(promql):
-            trial = labels.get("trial")
+            trial = _trial_of(labels, namespace, pinned=template is None)
             if trial is not None:
                 found[trial] = value
         return found
 
-    async def _api(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        url = self.url + path
-        try:
-            response = await self._client.get(url, params=params)
-        except httpx.HTTPError as error:
-            raise MetricsUnavailable(
-                f"Prometheus at {self.url} unreachable: {type(error).__name__}: {error}"
-            ) from error
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code in (400, 422) and isinstance(body, dict):
-            raise QueryError(
-                f"Prometheus rejected {params.get('query')!r}: "
-                f"{body.get('errorType', 'error')}: {body.get('error', '')}"
-            )
-        if response.status_code != 200 or not isinstance(body, dict):
-            raise MetricsUnavailable(
-                f"Prometheus at {self.url} answered HTTP {response.status_code}"
-            )
-        if body.get("status") != "success":
-            raise MetricsUnavailable(f"Prometheus at {self.url}: {body.get('error', body)}")
-        data: dict[str, Any] = body.get("data", {})
-        return data
+    @property
+    def _where(self) -> str:
+        return f"Prometheus at {self.url}"
+
+    async def _api(self, endpoint: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        answer = await bounded_get(self._client, self.base.api(endpoint), self._where, params)
+        return api_data(answer, self._where, query=params.get("query"))
+
+
+def _trial_of(labels: Labels, namespace: str, *, pinned: bool) -> str | None:
+    """The trial a series belongs to, or None when it cannot be the trial's own series.
+
+    The scrape jobs set namespace, trial and pod from the pod's own metadata (never from the
+    labels it exposes), so only the trial's pod, named after the trial, in the sweep's
+    namespace, yields pod == trial there. pinned: a built-in selector, whose series always
+    carry both labels; a custom template's may have aggregated them away.
+    """
+    trial = labels.get("trial")
+    if trial is None:
+        return None
+    if labels.get("namespace", None if pinned else namespace) != namespace:
+        return None
+    if labels.get("pod", None if pinned else trial) != trial:
+        return None
+    return trial
 
 
 def _first_series(

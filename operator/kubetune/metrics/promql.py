@@ -10,10 +10,16 @@ def quote(value: str) -> str:
 
 
 def trial_selector(metric: str, namespace: str, sweep: str, trial: str | None = None) -> str:
-    """kubetune_trial_<metric>{namespace="ns",sweep="s"[,trial="t"]}."""
+    """kubetune_trial_<metric>{namespace="ns",sweep="s"[,trial="t",pod="t"]}.
+
+    The scrape jobs take these labels from the scraped pod's metadata, never from what it
+    exposes; pinning pod to the trial (the trial pod is named after its trial) leaves out any
+    other pod of the namespace that labels itself as one of the sweep's trials. A selector
+    for the whole sweep cannot say pod == trial: PrometheusSource checks it on each series.
+    """
     labels = [f"namespace={quote(namespace)}", f"sweep={quote(sweep)}"]
     if trial is not None:
-        labels.append(f"trial={quote(trial)}")
+        labels += [f"trial={quote(trial)}", f"pod={quote(trial)}"]
     return f"{metric_names.trial_metric(metric)}{{{','.join(labels)}}}"
 
 

@@ -7,7 +7,14 @@ import httpx
 
 from kubetune import conventions
 from kubetune.metrics.exposition import parse_exposition
-from kubetune.metrics.types import MetricsError, MetricsUnavailable, TrialReading, TrialTarget
+from kubetune.metrics.fetch import bounded_get, status_text
+from kubetune.metrics.types import (
+    MalformedAnswer,
+    MetricsError,
+    MetricsUnavailable,
+    TrialReading,
+    TrialTarget,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +38,22 @@ class ScrapeSource:
         """One trial's latest values.
 
         MetricsUnavailable when the endpoint does not answer (not started yet, or gone);
-        MetricsError when it answers with something that is not a metrics page.
+        MalformedAnswer when it answers with something that is not a metrics page, or a
+        page over the size cap. Nothing else: a trial controls what it serves.
         """
         host = f"[{address}]" if ":" in address else address
         url = f"http://{host}:{port}{self.path}"
+        answer = await bounded_get(self._client, url, url)
+        if answer.status != 200:
+            raise MetricsUnavailable(f"{url}: {status_text(answer.status)}")
         try:
-            response = await self._client.get(url)
-        except httpx.HTTPError as error:
-            raise MetricsUnavailable(f"{url}: {type(error).__name__}: {error}") from error
-        if response.status_code != 200:
-            raise MetricsUnavailable(f"{url}: HTTP {response.status_code}")
+            text = answer.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedAnswer(f"{url}: not a Prometheus metrics page (not UTF-8)") from None
         try:
-            return parse_exposition(response.text)
-        except ValueError as error:
-            raise MetricsError(f"{url}: not a Prometheus metrics page: {error}") from error
+            return parse_exposition(text)
+        except MalformedAnswer as error:
+            raise MalformedAnswer(f"{url}: {error}") from error
 
     async def collect(
         self, namespace: str, sweep: str, trials: list[TrialTarget]
@@ -65,6 +74,9 @@ class ScrapeSource:
                 found[target.name] = answer
             elif isinstance(answer, MetricsError):
                 log.debug("trial %s not read: %s", target.name, answer)
+            elif isinstance(answer, Exception):
+                # One trial's page must never abort the sweep's pass: a bug here is logged.
+                log.warning("trial %s not read: %s", target.name, type(answer).__name__)
             elif isinstance(answer, BaseException):
                 raise answer
         return found

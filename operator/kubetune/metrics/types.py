@@ -34,6 +34,13 @@ class QueryError(MetricsError):
     """The source rejected the query itself, e.g. a custom PromQL template with a typo."""
 
 
+class MalformedAnswer(MetricsError):
+    """The source answered, but not with what was asked for (wrong shape, not JSON, too big).
+
+    Like MetricsUnavailable it says nothing about any trial: a condition, and a retry.
+    """
+
+
 @dataclass(frozen=True)
 class TrialReading:
     """The latest values one trial reported, by short metric name (eval_loss, step, ...)."""

@@ -2,9 +2,13 @@
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubetune import conventions
 from kubetune.policy.pod_policy import PodPolicy, load_pod_policy
+
+if TYPE_CHECKING:
+    from kubetune.metrics.urls import PrometheusUrlPolicy
 
 
 @dataclass(frozen=True)
@@ -12,6 +16,9 @@ class OperatorConfig:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     default_image: str | None = None
     default_prometheus_url: str | None = None
+    # Besides the default URL, the only ones a sweep's spec.metrics.prometheus.url may name
+    # (matching rule in kubetune.metrics.urls). Empty: sweeps use the default one only.
+    allowed_prometheus_urls: tuple[str, ...] = ()
     metrics_port: int | None = conventions.OPERATOR_METRICS_PORT  # None: do not serve
     # Where /metrics and /healthz listen; the chart may narrow it to the pod IP.
     bind_address: str = conventions.DEFAULT_BIND_ADDRESS
@@ -23,10 +30,9 @@ class OperatorConfig:
     @classmethod
     def from_environment(cls) -> "OperatorConfig":
         """Raises PodPolicyError when KUBETUNE_POD_POLICY cannot be read."""
-        raw = os.environ.get(conventions.ENV_WATCH_NAMESPACES, "")
         policy = os.environ.get(conventions.ENV_POD_POLICY, "").strip()
         return cls(
-            namespaces=tuple(n.strip() for n in raw.split(",") if n.strip()),
+            namespaces=_listed(conventions.ENV_WATCH_NAMESPACES),
             default_image=os.environ.get(conventions.ENV_DEFAULT_TRAINER_IMAGE) or None,
             default_prometheus_url=os.environ.get(conventions.ENV_DEFAULT_PROMETHEUS_URL) or None,
             bind_address=os.environ.get(conventions.ENV_BIND_ADDRESS)
@@ -34,4 +40,20 @@ class OperatorConfig:
             pod_policy=load_pod_policy(policy, f"${conventions.ENV_POD_POLICY}")
             if policy
             else PodPolicy(),
+            allowed_prometheus_urls=_listed(conventions.ENV_ALLOWED_PROMETHEUS_URLS),
         )
+
+    def prometheus_policy(self) -> "PrometheusUrlPolicy":
+        """Which Prometheus URLs sweeps may use; UrlRefused names a malformed entry."""
+        # Imported here: options.py imports this module and must stay light for --help.
+        from kubetune.metrics.urls import PrometheusUrlPolicy
+
+        return PrometheusUrlPolicy.from_settings(
+            self.default_prometheus_url, self.allowed_prometheus_urls
+        )
+
+
+def _listed(variable: str) -> tuple[str, ...]:
+    """A comma-separated environment variable as its non-empty items."""
+    raw = os.environ.get(variable, "")
+    return tuple(item.strip() for item in raw.split(",") if item.strip())

@@ -59,6 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--default-image", help="Trainer image for sweeps that name none.")
     parser.add_argument("--prometheus-url", help="Prometheus for sweeps that name none.")
+    parser.add_argument(
+        "--allow-prometheus-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="A Prometheus URL sweeps may name in spec.metrics.prometheus.url, itself or a path "
+        f"below it (repeatable; default ${conventions.ENV_ALLOWED_PROMETHEUS_URLS}, "
+        "comma-separated; the default URL is always allowed).",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
 
 
@@ -78,4 +87,6 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
         changes["bind_address"] = args.bind_address
     if args.pod_policy:
         changes["pod_policy"] = load_pod_policy(args.pod_policy, "--pod-policy")
+    if args.allow_prometheus_url:
+        changes["allowed_prometheus_urls"] = tuple(args.allow_prometheus_url)
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from typing import Any
 from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import build_trial_pod
 from kubetune.engine import Completion, HistoryError, SweepEngine, TrialPlan
-from kubetune.metrics import TrialReading, TrialTarget, short_name
+from kubetune.metrics import PrometheusUrlPolicy, TrialReading, TrialTarget, short_name
 from kubetune.operator import conditions as cond
 from kubetune.operator.effects import Effects, Event, EventType, MetricsReading, PodToCreate
 from kubetune.operator.pod_ledger import PodLedger
@@ -92,6 +92,7 @@ class SweepReconciler:
         *,
         default_image: str | None = None,
         policy: PodPolicy | None = None,
+        prometheus_policy: PrometheusUrlPolicy | None = None,
         start_grace: float = START_GRACE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -101,6 +102,8 @@ class SweepReconciler:
         self.uid = uid
         self.default_image = default_image
         self.policy = policy or PodPolicy()
+        # Without one, no sweep may name its own Prometheus URL.
+        self.prometheus_policy = prometheus_policy or PrometheusUrlPolicy()
         self.start_grace = start_grace
         self.clock = clock
         self.wall_clock = wall_clock
@@ -149,6 +152,10 @@ class SweepReconciler:
             if problems:
                 raise SpecError(f"{self.namespace}/{self.name}", problems)
             spec = effective_spec(sweep.spec)
+            url = spec.metrics.prometheus.url if spec.metrics.prometheus else None
+            refused = self.prometheus_policy.problem(url)
+            if refused is not None:
+                raise SpecError(f"{self.namespace}/{self.name}", [refused])
             # Building one pod now finds a template, image or policy problem before any
             # trial is recorded.
             build_trial_pod(

@@ -12,8 +12,10 @@ from kubetune.metrics import (
     MetricsSource,
     MetricsUnavailable,
     PrometheusSource,
+    PrometheusUrlPolicy,
     QueryError,
     ScrapeSource,
+    UrlRefused,
 )
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event, MetricsReading, PodToCreate
@@ -34,10 +36,14 @@ EventPoster = Callable[[Event], None]
 Adopter = Callable[[dict[str, Any]], None]
 
 
-def make_source(spec: SweepSpec, default_prometheus_url: str | None) -> MetricsSource:
-    """Prometheus when the spec or the operator names one, else direct scrape of each pod."""
-    url = spec.metrics.prometheus.url if spec.metrics.prometheus else default_prometheus_url
-    if url:
+def make_source(spec: SweepSpec, policy: PrometheusUrlPolicy) -> MetricsSource:
+    """Prometheus when the spec or the operator names one, else direct scrape of each pod.
+
+    A spec's own URL only when the policy allows it (UrlRefused otherwise; the reconciler
+    refuses such a spec before it gets here).
+    """
+    url = policy.resolve(spec.metrics.prometheus.url if spec.metrics.prometheus else None)
+    if url is not None:
         objectives = spec.objective_list
         return PrometheusSource(
             url,
@@ -62,8 +68,14 @@ class SweepRuntime:
         self.kube = kube
         self.config = config
         self.metrics = metrics
+        self.policy = config.prometheus_policy()
         self.reconciler = SweepReconciler(
-            namespace, name, uid, default_image=config.default_image, policy=config.pod_policy
+            namespace,
+            name,
+            uid,
+            default_image=config.default_image,
+            policy=config.pod_policy,
+            prometheus_policy=self.policy,
         )
         self.source: MetricsSource | None = None
         self.wake = asyncio.Event()
@@ -113,6 +125,10 @@ class SweepRuntime:
             return MetricsReading(problem=str(error), reason="PrometheusUnreachable")
         except MetricsError as error:
             return MetricsReading(problem=str(error), reason="MetricsUnreadable")
+        except Exception as error:  # a reader bug must not abort the pass: a condition instead
+            log.exception("%s/%s: reading metrics failed", self.namespace, self.name)
+            problem = f"reading metrics failed: {type(error).__name__}"
+            return MetricsReading(problem=problem, reason="MetricsUnreadable")
         return MetricsReading(values=values)
 
     async def reconcile_once(
@@ -134,7 +150,10 @@ class SweepRuntime:
             ):
                 await self.close()
                 if rec.spec is not None:
-                    self.source = make_source(rec.spec, self.config.default_prometheus_url)
+                    try:
+                        self.source = make_source(rec.spec, self.policy)
+                    except UrlRefused as error:  # accept() refuses these: not reached
+                        log.error("%s/%s: %s", self.namespace, self.name, error)
             pods = _by_name(pod_views)
             reading = await self.read_metrics(pods)
             effects = await asyncio.to_thread(rec.decide, pods, reading)
