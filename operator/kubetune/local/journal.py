@@ -6,7 +6,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-JOURNAL_FILE = "optuna.journal"
+from kubetune.local.layout import JOURNAL_LOCK
 
 
 def export_journal(study: optuna.Study, path: Path, study_name: str) -> int:
@@ -15,7 +15,7 @@ def export_journal(study: optuna.Study, path: Path, study_name: str) -> int:
     Rewritten whole each time: the journal is append-only, and trials still running
     are left out so the dashboard never shows a run stuck mid-way.
     """
-    for stale in (path, path.with_name(path.name + ".lock")):
+    for stale in (path, path.with_name(JOURNAL_LOCK)):
         stale.unlink(missing_ok=True)
     storage = JournalStorage(JournalFileBackend(str(path)))
     target = optuna.create_study(
