@@ -198,3 +198,24 @@ def test_pod_view_never_copies_unparsed_message_text() -> None:
     assert seen.ending is not None and seen.ending.result is None
     assert "secret" not in str(judge(seen.ending, OBJ).reason)
     assert json.dumps(seen.ending.detail)  # pod and container reasons only
+
+
+def test_read_result_takes_only_the_given_attempts_result(tmp_path: Path) -> None:
+    """A leftover process of attempt 1 writing late must not pass for attempt 2's result."""
+    stale = result(metrics={"eval_loss": 9.0})
+    (tmp_path / "termination-log.1-aaaa").write_text(stale.to_message())
+    stale.attempt = "1-aaaa"
+    (tmp_path / conventions.RESULT_FILE).write_text(stale.to_message())
+    assert read_result(tmp_path, "2-bbbb") is None
+    # result.json without an attempt: written by a trainer that does not know the token.
+    (tmp_path / conventions.RESULT_FILE).write_text(result(metrics={"eval_loss": 8.0}).to_message())
+    assert read_result(tmp_path, "2-bbbb") is None
+
+    own = result(metrics={"eval_loss": 1.0}, attempt="2-bbbb")
+    (tmp_path / conventions.RESULT_FILE).write_text(own.to_message())
+    assert read_result(tmp_path, "2-bbbb") == own
+    (tmp_path / "termination-log.2-bbbb").write_text(
+        result(metrics={"eval_loss": 0.5}).to_message()
+    )
+    found = read_result(tmp_path, "2-bbbb")
+    assert found is not None and found.metrics == {"eval_loss": 0.5}

@@ -17,6 +17,10 @@ ENV_METRICS_PORT: Final = "KUBETUNE_METRICS_PORT"
 ENV_TRAINER_CONFIG: Final = "KUBETUNE_TRAINER_CONFIG"
 ENV_OUTPUT_DIR: Final = "KUBETUNE_OUTPUT_DIR"
 ENV_TERMINATION_LOG: Final = "KUBETUNE_TERMINATION_LOG"
+# Local runs: a token naming this launch of the trial. Its processes carry it, so a
+# resumed run knows a leftover process for the trial's; its result carries it
+# (TrialResult.attempt), so a result written by another launch is never taken for its own.
+ENV_ATTEMPT: Final = "KUBETUNE_ATTEMPT"
 # Seconds the trainer waits, at most, for one scrape after its final update.
 ENV_SCRAPE_WAIT: Final = "KUBETUNE_SCRAPE_WAIT_SECONDS"
 # Built-in trainer: cache of the locally built tiny model (default ~/.cache/kubetune).

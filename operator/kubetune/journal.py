@@ -16,7 +16,6 @@ from kubetune.conventions import trial_name
 from kubetune.engine import SweepEngine
 from kubetune.spec import SweepSpec, TrialRecord
 
-JOURNAL_FILE = "optuna.journal"
 TRIAL_ATTR = "trial"
 
 

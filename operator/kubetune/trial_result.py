@@ -38,6 +38,8 @@ class TrialResult(BaseModel):
     steps: int = 0
     wall_seconds: float = Field(default=0.0, alias="wallSeconds")
     adapter_path: str | None = Field(default=None, alias="adapterPath")
+    # The KUBETUNE_ATTEMPT of the launch that wrote it, when the launcher set one.
+    attempt: str | None = None
 
     def to_message(self, limit: int = TERMINATION_MESSAGE_LIMIT) -> str:
         """Compact JSON that fits a termination message, thinning history if needed."""

@@ -23,19 +23,27 @@ def kubetune(
     )
 
 
-def start_kubetune(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+def start_kubetune(
+    *args: str,
+    cwd: Path | None = None,
+    via: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """kubetune in the background; via: a script that runs the CLI (e.g. full_disk.py)."""
+    entry = [str(via)] if via is not None else ["-m", "kubetune"]
     return subprocess.Popen(
-        [sys.executable, "-m", "kubetune", *args],
+        [sys.executable, *entry, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
-        env=_env(),
+        env=_env(extra_env),
     )
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(extra or {})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 

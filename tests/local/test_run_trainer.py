@@ -60,6 +60,9 @@ def test_real_trainer_sweep(tmp_path: Path) -> None:
         result = TrialResult.from_message((trial_dir / "result.json").read_text())
         # The trainer's own final value is what the sweep recorded.
         assert result.status == "succeeded"
+        # Stamped with its launch's KUBETUNE_ATTEMPT: else the runner would not take it.
+        assert result.attempt is not None and result.attempt.startswith("1-")
+        assert (trial_dir / f"termination-log.{result.attempt}").exists()
         assert float(row["eval_loss"]) == pytest.approx(result.metrics["eval_loss"], rel=1e-5)
         assert record["st"] == result.steps == 6
         params = json.loads(json.dumps(record["p"]))

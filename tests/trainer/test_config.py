@@ -1,11 +1,15 @@
 """Resolving one trial's configuration from environment and flags."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kubetune import conventions
+from kubetune.trial_result import TrialResult
 from kubetune_trainer.config import resolve
 from kubetune_trainer.errors import ConfigError
 
@@ -155,3 +159,25 @@ def test_config_file_may_be_a_whole_sweep(tmp_path: Path) -> None:
     path.write_text("kind: HyperparameterSweep\nspec: {template: {spec: {}}}\n")
     with pytest.raises(ConfigError, match=r"has no spec\.trainer block"):
         resolve(["--config", str(path)], {})
+
+
+def test_the_launch_attempt_reaches_the_config_and_a_config_failure_result(
+    tmp_path: Path,
+) -> None:
+    assert resolve([], env()).attempt is None
+    assert resolve([], env(**{conventions.ENV_ATTEMPT: "2-ab12"})).attempt == "2-ab12"
+    # A config error is reported before any heavy import: a quick real trainer process.
+    trial_env = {
+        **os.environ,
+        **env(**{conventions.ENV_ATTEMPT: "2-ab12"}),
+        conventions.ENV_PARAMS: json.dumps({"learning_rate": "fast"}),
+        conventions.ENV_OUTPUT_DIR: str(tmp_path),
+        conventions.ENV_TERMINATION_LOG: str(tmp_path / "termination-log.2-ab12"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "kubetune_trainer"], env=trial_env, capture_output=True, timeout=120
+    )
+    assert done.returncode == conventions.EXIT_CONFIG_ERROR, done.stderr
+    for name in ("termination-log.2-ab12", conventions.RESULT_FILE):
+        result = TrialResult.from_message((tmp_path / name).read_text())
+        assert (result.status, result.attempt) == ("failed", "2-ab12")

@@ -39,7 +39,11 @@ def _say(message: str) -> None:
 def _config_failure(error: ConfigError) -> int:
     """Report a configuration error where the launcher will look, without a traceback."""
     _say(f"config error: {error}")
-    result = TrialResult(status="failed", reason=f"config error: {error}")
+    result = TrialResult(
+        status="failed",
+        reason=f"config error: {error}",
+        attempt=os.environ.get(conventions.ENV_ATTEMPT) or None,
+    )
     output = launcher_output_dir(os.environ)
     # Outside a pod there is usually no termination log; stderr has the message.
     with contextlib.suppress(OSError):
@@ -153,6 +157,7 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     status, reason, code = _outcome(failure, stop)
 
     result = progress.result(status, reason)
+    result.attempt = config.attempt
     write_result(result, config.output_dir, config.termination_log)
     metrics.mark_final()
     finals = " ".join(

@@ -52,6 +52,8 @@ class RunConfig:
     termination_log: Path = Path(conventions.DEFAULT_TERMINATION_LOG)
     scrape_wait_seconds: float = DEFAULT_SCRAPE_WAIT_SECONDS
     cache_dir: Path = field(default_factory=lambda: default_cache_dir({}))
+    # KUBETUNE_ATTEMPT, stamped on the result so the launcher takes it for this launch only.
+    attempt: str | None = None
 
     @property
     def max_steps(self) -> int:
@@ -282,4 +284,5 @@ def resolve(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = N
         termination_log=termination_log(env, flags.termination_log),
         scrape_wait_seconds=scrape_wait,
         cache_dir=default_cache_dir(env),
+        attempt=env.get(conventions.ENV_ATTEMPT) or None,
     )

@@ -13,7 +13,9 @@ def add_parser(sub: Any) -> None:
             "Run every trial of a HyperparameterSweep as a local subprocess (the built-in "
             "trainer or the template's command), prune per earlyStopping, and write "
             "trials.csv, best.yaml, plots and an Optuna journal to the output folder. "
-            "Exit 0: finished; 1: the sweep failed; 2: bad input; 130: stopped (Ctrl-C)."
+            "Exit 0: finished; 1: the sweep failed, or the output folder could not be "
+            "written (the run then resumes from its last saved state); 2: bad input; "
+            "130: stopped (Ctrl-C)."
         ),
     )
     parser.add_argument("sweep", metavar="SWEEP.yaml", help="the HyperparameterSweep manifest")
@@ -26,7 +28,9 @@ def add_parser(sub: Any) -> None:
         help="continue a stopped run from its output folder: no trial repeated or lost",
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace a previous run in the output folder"
+        "--overwrite",
+        action="store_true",
+        help="replace a previous run in the output folder (only kubetune's own files)",
     )
     parser.add_argument(
         "--grace",
@@ -54,11 +58,14 @@ def main(args: argparse.Namespace) -> int:
         print(f"--grace: must be >= 0, got {args.grace}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        prepared = prepare(args.sweep, args.output, args.resume, args.overwrite)
+        prepared = prepare(args.sweep, args.output, args.resume, args.overwrite, args.grace)
     except BadInput as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return EXIT_BAD_INPUT
-    view = make_view(live=False if args.plain else None)
-    result = execute(prepared, view, args.grace)
-    return finish(prepared, result)
+    try:
+        view = make_view(live=False if args.plain else None)
+        result = execute(prepared, view, args.grace)
+        return finish(prepared, result)
+    finally:
+        prepared.release()

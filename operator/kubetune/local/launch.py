@@ -11,10 +11,10 @@ from kubetune import conventions
 from kubetune.builders.contract import template_container_index, trainer_config, trial_env
 from kubetune.builders.errors import BuildError
 from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.local.layout import termination_log_name
 from kubetune.spec import SweepSpec
 
 LOCAL_NAMESPACE = "local"
-TERMINATION_LOG = "termination-log"
 # Trials end right after their final update; they wait at most this long for a last scrape.
 SCRAPE_WAIT_SECONDS = 2.0
 
@@ -27,20 +27,30 @@ class TrialLaunch:
 
 
 def local_env(
-    sweep: str, trial: str, params: Mapping[str, ParamValue], port: int, trial_dir: Path
+    sweep: str,
+    trial: str,
+    params: Mapping[str, ParamValue],
+    port: int,
+    trial_dir: Path,
+    attempt: str | None = None,
 ) -> dict[str, str]:
-    """The trial contract for a local trial: same names as in a pod, local values."""
+    """The trial contract for a local trial: same names as in a pod, local values.
+
+    attempt: the launch's token (KUBETUNE_ATTEMPT), which also names its termination log.
+    """
     env = trial_env(
         sweep=sweep,
         namespace=LOCAL_NAMESPACE,
         trial=trial,
         params=params,
         port=port,
-        termination_log=str(trial_dir / TERMINATION_LOG),
+        termination_log=str(trial_dir / termination_log_name(attempt)),
     )
     env[conventions.ENV_METRICS_ADDR] = "127.0.0.1"
     env[conventions.ENV_OUTPUT_DIR] = str(trial_dir)
     env[conventions.ENV_SCRAPE_WAIT] = str(SCRAPE_WAIT_SECONDS)
+    if attempt:
+        env[conventions.ENV_ATTEMPT] = attempt
     return env
 
 
@@ -52,6 +62,7 @@ def build_launch(
     port: int,
     trial_dir: Path,
     base_env: Mapping[str, str] | None = None,
+    attempt: str | None = None,
 ) -> TrialLaunch:
     """The subprocess for one trial; BuildError names the field that makes it impossible.
 
@@ -61,7 +72,7 @@ def build_launch(
     env = dict(os.environ if base_env is None else base_env)
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")]).rstrip(os.pathsep)
-    env.update(local_env(sweep, trial, params, port, trial_dir))
+    env.update(local_env(sweep, trial, params, port, trial_dir, attempt))
     if spec.trainer is not None:
         for index, var in enumerate(spec.trainer.env):
             if var.value is not None:

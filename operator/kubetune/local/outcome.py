@@ -6,15 +6,20 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from kubetune import conventions
-from kubetune.local.launch import TERMINATION_LOG
+from kubetune.local.layout import termination_log_name
 from kubetune.metrics import TrialReading
 from kubetune.trial_ending import StopReason, TrialEnding
 from kubetune.trial_result import TrialResult
 
 
-def read_result(trial_dir: Path) -> TrialResult | None:
-    """The trial's final result: the termination log, else result.json; None if neither parses."""
-    for name in (TERMINATION_LOG, conventions.RESULT_FILE):
+def read_result(trial_dir: Path, attempt: str | None = None) -> TrialResult | None:
+    """The trial's final result: the termination log, else result.json; None if neither parses.
+
+    Only the given attempt's: its own termination log (the path is the attempt's), and a
+    result.json that names this attempt (the built-in trainer stamps KUBETUNE_ATTEMPT on it),
+    so what a leftover process of an earlier launch writes late is never taken for it.
+    """
+    for name in (termination_log_name(attempt), conventions.RESULT_FILE):
         path = trial_dir / name
         try:
             text = path.read_text(encoding="utf-8").strip()
@@ -23,9 +28,11 @@ def read_result(trial_dir: Path) -> TrialResult | None:
         if not text:
             continue
         try:
-            return TrialResult.from_message(text)
+            result = TrialResult.from_message(text)
         except ValidationError:
             continue
+        if name != conventions.RESULT_FILE or result.attempt == attempt:
+            return result
     return None
 
 

@@ -8,8 +8,6 @@ from kubetune.best import best_scores, best_yaml
 from kubetune.conventions import trial_name
 from kubetune.spec import BestTrial, SweepSpec, TrialRecord
 
-TRIALS_CSV = "trials.csv"
-BEST_YAML = "best.yaml"
 FIXED_COLUMNS = ("trial", "number", "state", "step", "reason", "requeues", "wall_seconds")
 
 

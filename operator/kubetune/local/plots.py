@@ -15,9 +15,6 @@ from optuna.visualization import matplotlib as optuna_plots
 
 from kubetune.spec import Objective, TrialRecord
 
-OBJECTIVE_PNG = "objective.png"
-PARALLEL_PNG = "parallel_coordinates.png"
-IMPORTANCE_PNG = "param_importance.png"
 # Below this many completed trials an importance estimate is noise, so none is drawn.
 MIN_TRIALS_FOR_IMPORTANCE = 4
 

@@ -10,9 +10,15 @@ import time
 from pathlib import Path
 
 from kubetune.local.launch import TrialLaunch
+from kubetune.local.layout import TRIAL_LOG
+from kubetune.local.leftovers import start_time
+from kubetune.local.state import TrialAttempt
 
-LOG_FILE = "trial.log"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class LaunchError(Exception):
+    """The trial's command could not be started (not found, not executable, ...)."""
 
 
 class TrialProcess:
@@ -30,24 +36,33 @@ class TrialProcess:
 
     @classmethod
     async def start(cls, launch: TrialLaunch, trial_dir: Path) -> "TrialProcess":
+        """Start the trial; LaunchError if its command cannot run, OSError if its folder
+        or log cannot be written (the output folder's problem, not the trial's)."""
         trial_dir.mkdir(parents=True, exist_ok=True)
-        log_path = trial_dir / LOG_FILE
+        log_path = trial_dir / TRIAL_LOG
         with log_path.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *launch.argv,
-                env=launch.env,
-                cwd=launch.cwd,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *launch.argv,
+                    env=launch.env,
+                    cwd=launch.cwd,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as error:
+                raise LaunchError(f"{launch.argv[0]}: {error.strerror}") from None
         return cls(process, log_path)
 
     @property
     def pid(self) -> int:
         return self._process.pid
+
+    def attempt(self, token: str) -> TrialAttempt:
+        """What state.json keeps of this process, for a --resume after kubetune was killed."""
+        return TrialAttempt(token=token, pgid=self.pid, start=start_time(self.pid))
 
     @property
     def returncode(self) -> int | None:

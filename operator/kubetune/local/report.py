@@ -5,16 +5,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubetune.engine import SweepEngine
-from kubetune.journal import JOURNAL_FILE, export_journal
-from kubetune.local.outputs import BEST_YAML, TRIALS_CSV, write_best_yaml, write_trials_csv
-from kubetune.local.plots import (
+from kubetune.journal import export_journal
+from kubetune.local.layout import (
+    BEST_YAML,
     IMPORTANCE_PNG,
+    JOURNAL_FILE,
     OBJECTIVE_PNG,
     PARALLEL_PNG,
-    plot_importance,
-    plot_objective,
-    plot_parallel,
+    TRIALS_CSV,
 )
+from kubetune.local.outputs import write_best_yaml, write_trials_csv
+from kubetune.local.plots import plot_importance, plot_objective, plot_parallel
 from kubetune.spec import BestTrial, SweepSpec
 
 log = logging.getLogger(__name__)

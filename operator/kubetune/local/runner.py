@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import secrets
 import shutil
 import socket
 from dataclasses import dataclass, field
@@ -12,11 +13,13 @@ from kubetune import conventions
 from kubetune.conventions import trial_name
 from kubetune.engine import Completion, SweepEngine, TrialPlan
 from kubetune.local.board import Board, TrialRow, format_params, format_value
-from kubetune.local.launch import TERMINATION_LOG, build_launch
+from kubetune.local.launch import build_launch
+from kubetune.local.layout import STATE_FILE, TERMINATION_LOG, TRIALS_DIR
+from kubetune.local.leftovers import end_group
 from kubetune.local.outcome import process_ending, read_result
-from kubetune.local.process import TrialProcess
+from kubetune.local.process import LaunchError, TrialProcess
 from kubetune.local.progress import ProgressView
-from kubetune.local.state import RunState, save_state
+from kubetune.local.state import RunState, TrialAttempt, save_state
 from kubetune.metrics import ScrapeSource, TrialReading, TrialTarget
 from kubetune.spec import SweepSpec
 from kubetune.trial_ending import StopReason, judge
@@ -34,6 +37,7 @@ class RunningTrial:
     port: int
     trial_dir: Path
     waiter: asyncio.Task[int]
+    attempt: TrialAttempt
     stop_reason: StopReason | None = None
     last: TrialReading | None = None
     reported_step: int = -1
@@ -45,6 +49,8 @@ class RunResult:
     interrupted: bool
     # Trials that were running when the run stopped and will run again on --resume.
     requeued: list[int] = field(default_factory=list)
+    # Why the run stopped early when the output folder could not be written (disk full...).
+    write_error: str | None = None
 
 
 class LocalRunner:
@@ -52,7 +58,9 @@ class LocalRunner:
 
     stop (an Event set on Ctrl-C) stops every trial with SIGTERM, then SIGKILL after
     grace_seconds; a trial that still completes in that time is kept, the others are
-    requeued for --resume. hurry (a second Ctrl-C) skips the grace.
+    requeued for --resume. hurry (a second Ctrl-C) skips the grace. When the output folder
+    cannot be written (a full disk), the run stops the same way, and state.json keeps its
+    last good copy, from which --resume continues.
     """
 
     def __init__(
@@ -85,6 +93,7 @@ class LocalRunner:
             max_trials=spec.budget.max_trials,
         )
         self._saved = ""
+        self.write_error: str | None = None
         self._load_board()
 
     async def run(self, stop: asyncio.Event, hurry: asyncio.Event) -> RunResult:
@@ -93,10 +102,15 @@ class LocalRunner:
         requeued: list[int] = []
         next_poll = 0.0
         loop = asyncio.get_running_loop()
+        # Saved before any trial folder exists: a disk that is already full stops the run
+        # here, leaving no trials/ without a state.json that a later run would refuse.
+        self.checkpoint()
         try:
             while True:
-                if stop.is_set() and not interrupted:
+                if (stop.is_set() or self.write_error) and not interrupted:
                     interrupted = True
+                    if self.write_error:
+                        self.view.event(f"{self.write_error}: stopping the trials")
                     self._stop_all("interrupted")
                 if hurry.is_set():
                     for trial in self.trials.values():
@@ -104,7 +118,7 @@ class LocalRunner:
                 if not interrupted and completion is None:
                     for plan in self.engine.start_trials():
                         await self._launch(plan)
-                    if not self.trials:
+                    if not self.trials and self.write_error is None:
                         completion = self.engine.finished()
                         if completion is None:
                             # Nothing runs and nothing may start (spec.suspend): do not spin.
@@ -131,34 +145,56 @@ class LocalRunner:
         finally:
             await self.source.aclose()
             self.checkpoint(completion)
-        return RunResult(completion, interrupted, sorted(set(requeued)))
+        return RunResult(completion, interrupted, sorted(set(requeued)), self.write_error)
 
     def checkpoint(self, completion: Completion | None = None) -> None:
-        """Save state.json when anything changed: a crash loses at most the trials in flight."""
+        """Save state.json when anything changed: a crash loses at most the trials in flight.
+
+        A failed save sets write_error (the run then stops) and leaves the last good copy.
+        """
         self.state.history = self.engine.history()
         if completion is not None:
             self.state.completion = completion.reason
         snapshot = self.state.model_dump_json(exclude={"updated_at"})
         if snapshot != self._saved:
-            save_state(self.output / "state.json", self.state)
+            path = self.output / STATE_FILE
+            try:
+                save_state(path, self.state)
+            except OSError as error:
+                self._write_failed(path, error)
+                return
             self._saved = snapshot
+
+    def _write_failed(self, path: Path, error: OSError) -> None:
+        if self.write_error is None:
+            self.write_error = f"cannot write {path}: {error.strerror or error}"
 
     # ---- launching -------------------------------------------------------------------
 
     async def _launch(self, plan: TrialPlan) -> None:
-        trial_dir = self.output / "trials" / plan.name
-        _clear_previous_attempt(trial_dir)
+        if self.write_error is not None:
+            return  # stays pending: the run is stopping, --resume launches it
+        trial_dir = self.output / TRIALS_DIR / plan.name
+        token = f"{plan.attempt}-{secrets.token_hex(4)}"
         port = _free_port()
-        launch = build_launch(self.spec, self.sweep, plan.name, plan.params, port, trial_dir)
+        launch = build_launch(
+            self.spec, self.sweep, plan.name, plan.params, port, trial_dir, attempt=token
+        )
         try:
+            _clear_previous_attempt(trial_dir)
             process = await TrialProcess.start(launch, trial_dir)
-        except OSError as error:
-            self.engine.fail(plan.number, f"LaunchFailed: {launch.argv[0]}: {error.strerror}")
+        except LaunchError as error:
+            self.engine.fail(plan.number, f"LaunchFailed: {error}")
             self.view.event(f"{plan.name} could not start: {error}")
+            return
+        except OSError as error:
+            self._write_failed(Path(error.filename or trial_dir), error)
             return
         self.engine.mark_running(plan.number)
         waiter = asyncio.create_task(process.wait())
-        self.trials[plan.number] = RunningTrial(plan, process, port, trial_dir, waiter)
+        attempt = process.attempt(token)
+        self.state.in_flight[plan.number] = attempt
+        self.trials[plan.number] = RunningTrial(plan, process, port, trial_dir, waiter, attempt)
         again = f" (attempt {plan.attempt})" if plan.attempt > 1 else ""
         self.board.rows[plan.number] = TrialRow(plan.number, plan.name, dict(plan.params))
         self.view.event(f"{plan.name} started{again}  {format_params(plan.params, 200)}")
@@ -244,9 +280,13 @@ class LocalRunner:
 
     def _record(self, trial: RunningTrial) -> None:
         number = trial.plan.number
+        exit_code = trial.waiter.result()
+        # Its first process is gone; what it started must not outlive it (as in a pod).
+        end_group(trial.attempt, 0.0)
+        self.state.in_flight.pop(number, None)
         ending = process_ending(
-            trial.waiter.result(),
-            read_result(trial.trial_dir),
+            exit_code,
+            read_result(trial.trial_dir, trial.attempt.token),
             trial.stop_reason,
             trial.last,
             self.spec.budget.trial_timeout,
@@ -324,7 +364,8 @@ def _free_port() -> int:
 
 def _clear_previous_attempt(trial_dir: Path) -> None:
     """A requeued trial starts clean: an old result must not pass for the new one's."""
-    for name in (TERMINATION_LOG, conventions.RESULT_FILE):
-        (trial_dir / name).unlink(missing_ok=True)
+    (trial_dir / conventions.RESULT_FILE).unlink(missing_ok=True)
+    for log in trial_dir.glob(f"{TERMINATION_LOG}*"):
+        log.unlink(missing_ok=True)
     for child in trial_dir.glob("checkpoint-*"):
         shutil.rmtree(child, ignore_errors=True)

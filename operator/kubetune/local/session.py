@@ -5,27 +5,24 @@ import os
 import shutil
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from pydantic import ValidationError
 
 from kubetune.builders.errors import BuildError
+from kubetune.conventions import trial_name
 from kubetune.engine import HistoryError, SweepEngine
 from kubetune.local.launch import build_launch
+from kubetune.local.layout import OUTPUT_NAMES, STATE_FILE
+from kubetune.local.leftovers import end_group
+from kubetune.local.lock import FolderBusy, FolderLock
 from kubetune.local.prepare import build_tiny, needs_tiny
 from kubetune.local.progress import ProgressView
 from kubetune.local.report import Outputs, write_outputs
 from kubetune.local.runner import LocalRunner, RunResult
-from kubetune.local.state import (
-    STATE_FILE,
-    RunState,
-    StateError,
-    load_state,
-    now,
-    spec_dump,
-)
+from kubetune.local.state import RunState, StateError, load_state, now, spec_dump
 from kubetune.spec import HyperparameterSweep, SpecError, SweepSpec, effective_spec, load_sweep
 from kubetune.spec.checks import semantic_problems
 from kubetune.spec.durations import parse_duration
@@ -57,10 +54,30 @@ class Prepared:
     state: RunState
     output: Path
     source: str
+    # Held until the process ends (or release()): no second run in the same folder.
+    lock: FolderLock | None = None
+    # What preparing did that the user should hear about (leftover processes ended).
+    notes: list[str] = field(default_factory=list)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
 
-def prepare(sweep_file: str, output: str | None, resume: bool, overwrite: bool) -> Prepared:
-    """Load and check everything before any trial starts; BadInput says what is wrong."""
+def prepare(
+    sweep_file: str,
+    output: str | None,
+    resume: bool,
+    overwrite: bool,
+    grace_seconds: float = 10.0,
+) -> Prepared:
+    """Load and check everything before any trial starts; BadInput says what is wrong.
+
+    The output folder is locked first, so two runs never share it, and only then read:
+    --resume and --overwrite end the processes a killed run left behind; --overwrite
+    removes kubetune's own outputs (layout.OUTPUT_NAMES), and only from a folder whose
+    state.json is a kubetune run's.
+    """
     try:
         sweep = load_sweep(sweep_file)
         problems = semantic_problems(sweep)
@@ -71,50 +88,129 @@ def prepare(sweep_file: str, output: str | None, resume: bool, overwrite: bool) 
     spec = effective_spec(sweep.spec)
     _check_launchable(sweep_file, spec, sweep.name)
     folder = Path(output) if output else Path("runs") / sweep.name
-    state_path = folder / STATE_FILE
-    if resume:
-        try:
-            state = load_state(state_path)
-        except StateError as error:
-            raise BadInput([f"--resume: {error}"]) from None
-        if state.sweep != sweep.name:
-            raise BadInput([f"--resume: {folder} holds sweep {state.sweep!r}, not {sweep.name!r}"])
-        try:
-            saved = SweepSpec.model_validate(state.spec)
-        except ValidationError:
-            raise BadInput([f"--resume: {state_path}: spec: not a kubetune sweep spec"]) from None
-        changed = study_changes(saved, spec)
-        if changed:
-            raise BadInput(
-                [
-                    f"{sweep_file}: {field}: changed since the run in {folder} started; "
-                    "a resumed study must keep its search space, objective and algorithm "
-                    "(use another --output)"
-                    for field in changed
-                ]
-            )
-        state.spec = spec_dump(spec)
-        state.completion = None
-    else:
-        if state_path.exists():
-            if not overwrite:
-                raise BadInput(
-                    [
-                        f"--output: {folder} already holds a run; pass --resume to continue it "
-                        "or --overwrite to start over"
-                    ]
-                )
-            shutil.rmtree(folder)
-        state = RunState(sweep=sweep.name, spec=spec_dump(spec), started_at=now())
-    folder.mkdir(parents=True, exist_ok=True)
+    lock = _lock(folder, create=not resume)
     try:
-        engine = SweepEngine(spec, sweep.name, history=state.history)
-    except (HistoryError, ValueError) as error:
-        raise BadInput([f"{state_path}: {error}"]) from None
+        notes: list[str] = []
+        if resume:
+            state = _resumed_state(sweep_file, folder, sweep.name, spec)
+        else:
+            _replace_previous_run(folder, overwrite, grace_seconds, notes)
+            state = RunState(sweep=sweep.name, spec=spec_dump(spec), started_at=now())
+        notes += _end_leftovers(state, grace_seconds)
+        try:
+            engine = SweepEngine(spec, sweep.name, history=state.history)
+        except (HistoryError, ValueError) as error:
+            raise BadInput([f"{folder / STATE_FILE}: {error}"]) from None
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     # Trials that were running when a previous run died run again, same params.
     for number in engine.running():
         engine.requeue(number, REASON_INTERRUPTED)
-    return Prepared(sweep, spec, engine, state, folder, sweep_file)
+    return Prepared(sweep, spec, engine, state, folder, sweep_file, lock, notes)
+
+
+def _lock(folder: Path, create: bool) -> FolderLock | None:
+    """The folder's lock; None for a --resume in a folder that does not exist (which then
+    fails on the missing state.json, without creating the folder)."""
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            return None
+        return FolderLock.acquire(folder)
+    except FolderBusy as error:
+        raise BadInput([str(error)]) from None
+    except OSError as error:
+        raise BadInput([f"--output: {folder}: cannot use it: {error.strerror}"]) from None
+
+
+def _resumed_state(sweep_file: str, folder: Path, name: str, spec: SweepSpec) -> RunState:
+    try:
+        state = load_state(folder / STATE_FILE)
+    except StateError as error:
+        raise BadInput([f"--resume: {error}"]) from None
+    if state.sweep != name:
+        raise BadInput([f"--resume: {folder} holds sweep {state.sweep!r}, not {name!r}"])
+    try:
+        saved = SweepSpec.model_validate(state.spec)
+    except ValidationError:
+        raise BadInput(
+            [f"--resume: {folder / STATE_FILE}: spec: not a kubetune sweep spec"]
+        ) from None
+    changed = study_changes(saved, spec)
+    if changed:
+        raise BadInput(
+            [
+                f"{sweep_file}: {field}: changed since the run in {folder} started; "
+                "a resumed study must keep its search space, objective and algorithm "
+                "(use another --output)"
+                for field in changed
+            ]
+        )
+    state.spec = spec_dump(spec)
+    state.completion = None
+    return state
+
+
+def _replace_previous_run(
+    folder: Path, overwrite: bool, grace_seconds: float, notes: list[str]
+) -> None:
+    """Make room for a new run: nothing there, or (--overwrite) a kubetune run to replace.
+
+    Nothing is deleted unless state.json parses as kubetune's run state, and then only the
+    names in OUTPUT_NAMES: a user's own files in the folder stay.
+    """
+    state_path = folder / STATE_FILE
+    if not state_path.exists():
+        ours = sorted(name for name in OUTPUT_NAMES if (folder / name).exists())
+        if ours:
+            raise BadInput(
+                [
+                    f"--output: {folder} holds {', '.join(ours)} but no {STATE_FILE}: not a "
+                    "kubetune run to resume or replace; remove them or choose another --output"
+                ]
+            )
+        return
+    if not overwrite:
+        raise BadInput(
+            [
+                f"--output: {folder} already holds a run; pass --resume to continue it "
+                "or --overwrite to start over"
+            ]
+        )
+    try:
+        previous = load_state(state_path, any_version=True)
+    except StateError as error:
+        raise BadInput(
+            [
+                f"--overwrite: {error}; --overwrite only replaces a kubetune run, "
+                "nothing was deleted (remove the file yourself or choose another --output)"
+            ]
+        ) from None
+    notes += _end_leftovers(previous, grace_seconds)
+    for name in OUTPUT_NAMES:
+        path = folder / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as error:
+            raise BadInput([f"--overwrite: cannot remove {path}: {error.strerror}"]) from None
+
+
+def _end_leftovers(state: RunState, grace_seconds: float) -> list[str]:
+    """End the processes of trials a killed run left running; a note for each one ended."""
+    notes = [
+        f"{trial_name(state.sweep, number)}: ended processes left running by the previous "
+        f"run (process group {attempt.pgid})"
+        for number, attempt in sorted(state.in_flight.items())
+        if end_group(attempt, grace_seconds)
+    ]
+    state.in_flight.clear()
+    return notes
 
 
 def _check_launchable(source: str, spec: SweepSpec, name: str) -> None:
@@ -141,6 +237,8 @@ def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> Run
     )
 
     async def main() -> RunResult:
+        for note in prepared.notes:
+            view.event(note)
         stop, hurry = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
 
@@ -166,7 +264,9 @@ def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> Run
                     if problem != "interrupted":
                         view.event(problem)
                     runner.checkpoint()  # so --resume finds the run
-                    return RunResult(None, interrupted=stop.is_set())
+                    return RunResult(
+                        None, interrupted=stop.is_set(), write_error=runner.write_error
+                    )
             return await runner.run(stop, hurry)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -176,15 +276,37 @@ def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> Run
         return asyncio.run(main())
 
 
-def finish(prepared: Prepared, result: RunResult, out: TextIO = sys.stdout) -> int:
-    """Write the outputs, print the best config and where everything is; the exit status."""
-    outputs = write_outputs(
-        prepared.output,
-        prepared.sweep.name,
-        prepared.spec,
-        prepared.engine,
-        prepared.state.wall_seconds,
+def finish(
+    prepared: Prepared, result: RunResult, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+) -> int:
+    """Write the outputs, print the best config and where everything is; the exit status.
+
+    A folder that cannot be written (a full disk) gets one line on err, and exit 1: the
+    last saved state.json is intact, and --resume continues (and writes the outputs).
+    """
+    again = (
+        f"free space, then continue with: kubetune run {prepared.source} --resume "
+        f"--output {prepared.output}"
     )
+    if result.write_error is not None:
+        print(f"kubetune run: {result.write_error}; the run stopped: {again}", file=err)
+        return EXIT_SWEEP_FAILED
+    try:
+        outputs = write_outputs(
+            prepared.output,
+            prepared.sweep.name,
+            prepared.spec,
+            prepared.engine,
+            prepared.state.wall_seconds,
+        )
+    except OSError as error:
+        where = error.filename or f"the outputs in {prepared.output}"
+        print(
+            f"kubetune run: cannot write {where}: {error.strerror or error}; "
+            f"{prepared.output / STATE_FILE} is saved: {again}",
+            file=err,
+        )
+        return EXIT_SWEEP_FAILED
     counts = prepared.engine.counts()
     print(
         f"\n{prepared.sweep.name}: {counts.succeeded} succeeded, {counts.pruned} pruned, "
