@@ -56,11 +56,17 @@ class Prepared:
     source: str
 
 
-def prepare(sweep_file: str, output: str | None, resume: bool, overwrite: bool) -> Prepared:
-    """Load and check everything before any trial starts; BadInput says what is wrong."""
+def prepare(
+    sweep_file: str, output: str | None, resume: bool, overwrite: bool, name: str | None = None
+) -> Prepared:
+    """Load and check everything before any trial starts; BadInput says what is wrong.
+
+    `name` picks one sweep of a multi-document file.
+    """
     try:
-        sweep = load_sweep(sweep_file)
-        problems = semantic_problems(sweep)
+        sweep = load_sweep(sweep_file, name)
+        # A local trial runs its command here: a template container needs no image.
+        problems = semantic_problems(sweep, for_cluster=False)
         if problems:
             raise SpecError(sweep_file, problems)
     except SpecError as error:
