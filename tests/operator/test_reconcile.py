@@ -230,6 +230,19 @@ def test_trainer_sweep_with_a_misspelled_objective_is_invalid() -> None:
     assert "did you mean eval_loss?" in effects.events[0].message
 
 
+def test_name_too_long_for_trial_pods_is_invalid_with_the_reason() -> None:
+    long_name = "n" * 58
+    rec = SweepReconciler("ns", long_name, UID)
+    bad = body()
+    bad["metadata"]["name"] = long_name
+    effects = reconcile(rec, bad, {})
+    assert effects.status["phase"] == "Invalid" and not effects.create
+    accepted = {c["type"]: c for c in effects.status["conditions"]}["SpecAccepted"]
+    assert accepted["message"].startswith("metadata.name: too long (58 characters)")
+    assert "must fit in 63 characters" in accepted["message"]
+    assert [(e.type, e.reason) for e in effects.events] == [("Warning", "InvalidSpec")]
+
+
 def test_completion_stops_running_trials() -> None:
     rec = new()
     sweep = body(objective={"metric": "eval_loss", "direction": "minimize", "target": 0.3})
