@@ -45,6 +45,26 @@ def trial_metric(name: str) -> str:
     return name if name.startswith(TRIAL_PREFIX) else TRIAL_PREFIX + name
 
 
+def short_name(series: str) -> str:
+    """eval_loss for kubetune_trial_eval_loss: the key of a trial result's metrics."""
+    return series.removeprefix(TRIAL_PREFIX)
+
+
+# What the built-in trainer reports for every trial, per trainer mode: each value is both a
+# series here and a key (short name) of the trial's result metrics, so each may be a sweep's
+# objective. The trainer sets these gauges only through TrainerMetrics.report, keyed by these
+# names, and `kubetune validate` refuses a trainer sweep whose objective names another.
+TRAINER_OBJECTIVES: Final[dict[str, tuple[str, ...]]] = {
+    "train": (EVAL_LOSS, EVAL_ACCURACY, TRAIN_LOSS, LEARNING_RATE, GRAD_NORM, TOKENS_PER_SECOND),
+    "generate": (EVAL_ACCURACY,),  # decoding only: no loss, no training step
+}
+
+
+def trainer_objectives(mode: str) -> tuple[str, ...]:
+    """Short names of the values the built-in trainer reports in `mode` (train, generate)."""
+    return tuple(short_name(series) for series in TRAINER_OBJECTIVES[mode])
+
+
 TRAINER_GAUGES: Final = (
     TRAIN_LOSS,
     EVAL_LOSS,

@@ -294,17 +294,28 @@ def _validate_array(value: list[Any], schema: Schema, path: str) -> Causes:
             )
         )
     if schema.get("uniqueItems") or schema.get("x-kubernetes-list-type") == "set":
-        seen: list[Any] = []
+        # Hashed, not compared pairwise: a long list must not cost quadratic time here.
+        seen: set[Any] = set()
         for i, item in enumerate(value):
-            if item in seen:
+            key = _frozen(item)
+            if key in seen:
                 causes.append(
                     cause(f"{path}[{i}]", f"Duplicate value: {_show(item)}", "FieldValueDuplicate")
                 )
-            seen.append(item)
+            seen.add(key)
     if isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             causes += validate(item, schema["items"], f"{path}[{i}]")
     return causes
+
+
+def _frozen(item: Any) -> Any:
+    """A hashable stand-in that is == exactly when the JSON values are (lists, objects)."""
+    if isinstance(item, dict):
+        return frozenset((k, _frozen(v)) for k, v in item.items())
+    if isinstance(item, list):
+        return tuple(_frozen(v) for v in item)
+    return item
 
 
 def _validate_combinators(value: Any, schema: Schema, path: str) -> Causes:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubetune import API_GROUP, PLURAL
+from kubetune.spec.parameters import MAX_CHOICES
 
 from .cluster import Cluster
 
@@ -65,6 +66,19 @@ def test_invalid_sweep_is_rejected_naming_the_field(
     result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=bad)
     assert result.returncode != 0
     assert 'spec.parameters[0].type: Unsupported value: "floaty"' in result.stderr
+
+
+def test_api_server_refuses_a_categorical_over_max_items(
+    cluster: Cluster, namespace: str, real_crd: None
+) -> None:
+    values = ", ".join(str(v) for v in range(MAX_CHOICES + 1))
+    huge = SWEEP.replace("values: [8, 16, 32]", f"values: [{values}]")
+    result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=huge)
+    assert result.returncode != 0
+    assert (
+        f"spec.parameters[1].values: Too many: {MAX_CHOICES + 1}: must have at most "
+        f"{MAX_CHOICES} items" in result.stderr
+    )
 
 
 def test_yaml_11_booleans_in_a_crd_are_rejected_as_kubectl_sends_them(cluster: Cluster) -> None:

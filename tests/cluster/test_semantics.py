@@ -303,3 +303,14 @@ def test_target_groups_match_kubernetes_sd_labels() -> None:
     assert labels["__meta_kubernetes_pod_ready"] == "true"
     assert labels["__meta_kubernetes_pod_controller_kind"] == "HyperparameterSweep"
     assert "__meta_kubernetes_pod_container_port_name" not in groups[2]["labels"]
+
+
+def test_unique_items_flags_each_repeat_by_json_equality() -> None:
+    schema = {"type": "array", "uniqueItems": True}
+    items: list[Any] = [1, 2, 1, 1.0, True, [1], [1.0], {"a": 1}, {"a": 1.0}, {"a": 2}]
+    flagged = [c["field"] for c in validate(items, schema, "v")]
+    assert flagged == ["v[2]", "v[3]", "v[4]", "v[6]", "v[8]"]
+    long = list(range(50_000))
+    assert validate([*long, 7], schema, "v") == [
+        {"field": "v[50000]", "message": "Duplicate value: 7", "reason": "FieldValueDuplicate"}
+    ]

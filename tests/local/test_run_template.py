@@ -219,6 +219,28 @@ def test_bad_inputs_exit_2_with_the_field_path(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read file" in missing.stderr
 
 
+def test_multi_document_file_runs_the_sweep_named_by_name(tmp_path: Path) -> None:
+    broken = template_sweep(name="a")
+    broken["spec"]["algorithm"] = {"name": "bayes"}
+    chosen = template_sweep(
+        name="b", script_args=["--steps", "1", "--sleep", "0"], budget={"maxTrials": 1}
+    )
+    # A local trial runs its command: no image needed (a cluster would refuse this one).
+    del chosen["spec"]["template"]["spec"]["containers"][0]["image"]
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump_all([broken, chosen]))
+
+    unnamed = kubetune("run", str(path), "--output", str(tmp_path / "out"))
+    assert unnamed.returncode == 2
+    assert unnamed.stderr.strip() == f"{path}: holds 2 sweeps (a, b): choose one with --name NAME"
+    wrong = kubetune("run", str(path), "--name", "c", "--output", str(tmp_path / "out"))
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == f"{path}: --name: no sweep named 'c' (have a, b)"
+    done = kubetune("run", str(path), "--name", "b", "--output", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r["trial"] for r in rows(tmp_path / "out")] == ["b-t0000"]
+
+
 def test_an_existing_run_needs_resume_or_overwrite(tmp_path: Path) -> None:
     manifest = template_sweep(script_args=["--steps", "1", "--sleep", "0"], budget={"maxTrials": 1})
     sweep = write(tmp_path, manifest)

@@ -12,6 +12,7 @@ from tests.cluster.cluster import Cluster
 from .helpers import (
     condition,
     event_reasons,
+    events,
     history,
     sweep,
     trial_pods,
@@ -193,6 +194,32 @@ def test_bad_sweep_is_invalid_and_does_not_block_others(
     assert "spec.template.container" in " ".join(event_reasons(crd, namespace)["InvalidSpec"])
     assert not trial_pods(crd, namespace, "bad")
     assert wait_phase(crd, namespace, "good", "Succeeded", timeout=60)["phase"] == "Succeeded"
+
+
+def test_trainer_sweep_with_a_misspelled_objective_is_refused_on_accept(
+    operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    # Once accepted, every trial trained to its end and then failed with NoObjective.
+    typo = sweep_manifest("typo", namespace)
+    del typo["spec"]["template"]
+    typo["spec"]["objective"] = {"metric": "eval_los", "direction": "minimize"}
+    typo["spec"]["parameters"] = [
+        {"name": "learning_rate", "type": "float", "min": 1e-5, "max": 1e-3, "log": True}
+    ]
+    typo["spec"]["trainer"] = {"image": "kubetune-trainer:test", "maxSteps": 10, "evalEvery": 5}
+    crd.create(typo)
+    invalid = wait_phase(crd, namespace, "typo", "Invalid", timeout=30)
+    accepted = condition(invalid, "SpecAccepted")
+    assert accepted["status"] == "False" and accepted["reason"] == "InvalidSpec"
+    assert "spec.objective.metric" in accepted["message"]
+    assert "did you mean eval_loss?" in accepted["message"]
+    warned = [
+        e
+        for e in events(crd, namespace)
+        if e.get("reason") == "InvalidSpec" and "did you mean eval_loss?" in e.get("message", "")
+    ]
+    assert warned and all(e["type"] == "Warning" for e in warned)
+    assert not trial_pods(crd, namespace, "typo")
 
 
 def test_failures_are_recorded_and_disruptions_retried(

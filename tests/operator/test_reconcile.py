@@ -223,6 +223,40 @@ def test_invalid_sweep_names_the_field() -> None:
     assert not again.events, "one warning per problem, not one per pass"
 
 
+def test_trainer_sweep_with_a_misspelled_objective_is_invalid() -> None:
+    rec = new()
+    bad = body(objective={"metric": "eval_los", "direction": "minimize"})
+    del bad["spec"]["template"]
+    bad["spec"]["parameters"] = [
+        {"name": "learning_rate", "type": "float", "min": 1e-5, "max": 1e-3}
+    ]
+    bad["spec"]["trainer"] = {"image": "trainer:1", "maxSteps": 10, "evalEvery": 5}
+    effects = reconcile(rec, bad, {})
+    assert effects.status["phase"] == "Invalid"
+    assert not effects.create, "no trial starts, none trains to its end for nothing"
+    accepted = {c["type"]: c for c in effects.status["conditions"]}["SpecAccepted"]
+    assert accepted["status"] == "False" and accepted["reason"] == "InvalidSpec"
+    assert accepted["message"].startswith(
+        "spec.objective.metric: the built-in trainer does not report 'eval_los' "
+        "(did you mean eval_loss?)"
+    )
+    assert [(e.type, e.reason) for e in effects.events] == [("Warning", "InvalidSpec")]
+    assert "did you mean eval_loss?" in effects.events[0].message
+
+
+def test_name_too_long_for_trial_pods_is_invalid_with_the_reason() -> None:
+    long_name = "n" * 58
+    rec = SweepReconciler("ns", long_name, UID)
+    bad = body()
+    bad["metadata"]["name"] = long_name
+    effects = reconcile(rec, bad, {})
+    assert effects.status["phase"] == "Invalid" and not effects.create
+    accepted = {c["type"]: c for c in effects.status["conditions"]}["SpecAccepted"]
+    assert accepted["message"].startswith("metadata.name: too long (58 characters)")
+    assert "must fit in 63 characters" in accepted["message"]
+    assert [(e.type, e.reason) for e in effects.events] == [("Warning", "InvalidSpec")]
+
+
 def test_completion_stops_running_trials() -> None:
     rec = new()
     sweep = body(objective={"metric": "eval_loss", "direction": "minimize", "target": 0.3})

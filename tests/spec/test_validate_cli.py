@@ -113,7 +113,8 @@ def test_template_container_rules(
 
 
 def test_template_with_named_container_is_valid(write_manifest: Write) -> None:
-    template = {"container": "main", "spec": {"containers": [{"name": "side"}, {"name": "main"}]}}
+    containers = [{"name": "side", "image": "s"}, {"name": "main", "image": "m"}]
+    template = {"container": "main", "spec": {"containers": containers}}
     assert main(["validate", str(write_manifest(manifest(trainer=None, template=template)))]) == 0
 
 

@@ -77,3 +77,24 @@ def test_final_wait_needs_a_scrape_after_the_final_update() -> None:
         assert scrape(server.port)[names.TRIAL_DONE] == [(IDENTITY.labels(), 1.0)]
     finally:
         server.stop()
+
+
+def test_report_sets_exactly_the_metrics_objectives_may_name() -> None:
+    # metric_names.TRAINER_OBJECTIVES is what `kubetune validate` accepts as a trainer sweep's
+    # objective; report() is how the trainer sets those gauges, so both use one list.
+    reportable = {n for mode in names.TRAINER_OBJECTIVES for n in names.trainer_objectives(mode)}
+    metrics = TrainerMetrics(IDENTITY, {})
+    metrics.report({name: float(i) for i, name in enumerate(sorted(reportable))})
+    server = MetricsServer(metrics, "127.0.0.1", 0).start()
+    try:
+        series = scrape(server.port)
+    finally:
+        server.stop()
+    for i, name in enumerate(sorted(reportable)):
+        assert series[names.trial_metric(name)] == [(IDENTITY.labels(), float(i))], name
+    try:
+        metrics.report({"eval_los": 1.0})
+    except KeyError as error:
+        assert "TRAINER_OBJECTIVES" in str(error)
+    else:
+        raise AssertionError("report() took a name objectives may not use")

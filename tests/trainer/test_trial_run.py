@@ -129,6 +129,9 @@ def test_lora_run_lowers_eval_loss_and_writes_the_result(
     assert 0.0 <= result.metrics["eval_accuracy"] <= 1.0
     assert result.best is not None and result.best.metric == "eval_loss"
     assert result.best.value == min(v for _, v in losses)
+    # What validate lets an objective name is exactly what a trial reports both ways.
+    both = {k for k in result.metrics if names.trial_metric(k) in last}
+    assert both == set(names.trainer_objectives("train"))
     assert result.wall_seconds > 0
     assert result.adapter_path is not None
     adapter = Path(result.adapter_path)
@@ -153,6 +156,7 @@ def test_generate_mode_scores_a_trained_adapter(
     assert result.status == "succeeded" and result.steps == 0
     assert result.best is not None and result.best.metric == "eval_accuracy"
     assert 0.0 <= result.metrics["eval_accuracy"] <= 1.0
+    assert set(result.metrics) == set(names.trainer_objectives("generate"))
 
 
 def test_sigterm_stops_promptly_with_a_partial_result(tiny_cache: Path, tmp_path: Path) -> None:

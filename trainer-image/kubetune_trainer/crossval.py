@@ -57,8 +57,5 @@ def cross_validate(
     progress.record_eval(progress.step, means)
     for name, values in finals.items():
         progress.record_train(**{f"{name}_std": statistics.pstdev(values)})
-    for name, value in means.items():
-        gauge = {"eval_loss": metrics.eval_loss, "eval_accuracy": metrics.eval_accuracy}.get(name)
-        if gauge is not None:
-            gauge.set(value)
+    metrics.report(means)
     metrics.eval_step.set(progress.step)

@@ -62,7 +62,7 @@ def run_generate(
     if stop():
         raise Stopped()
     accuracy = exact_match(answers, sample)
-    metrics.eval_accuracy.set(accuracy)
+    metrics.report({"eval_accuracy": accuracy})
     metrics.eval_step.set(0)
     progress.record_eval(0, {"eval_accuracy": accuracy})
     log(f"generate: eval_accuracy {accuracy:.4f}")

@@ -9,6 +9,7 @@ final values: a short trial is never lost between two Prometheus scrapes.
 import re
 import sys
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -99,6 +100,26 @@ class TrainerMetrics:
         self.step.set(0)
         self._final = threading.Event()
         self._final_scraped = threading.Event()
+        # The values a sweep's objective may name; report() refuses any other, so the
+        # trainer cannot drift from the list `kubetune validate` checks objectives against.
+        gauges = {
+            names.TRAIN_LOSS: self.train_loss,
+            names.EVAL_LOSS: self.eval_loss,
+            names.EVAL_ACCURACY: self.eval_accuracy,
+            names.LEARNING_RATE: self.learning_rate,
+            names.GRAD_NORM: self.grad_norm,
+            names.TOKENS_PER_SECOND: self.tokens_per_second,
+        }
+        reportable = {s for series in names.TRAINER_OBJECTIVES.values() for s in series}
+        self._reported = {names.short_name(s): gauges[s] for s in sorted(reportable)}
+
+    def report(self, values: Mapping[str, float]) -> None:
+        """Set the objective-able gauges by short name (eval_loss, train_loss, ...)."""
+        for name, value in values.items():
+            gauge = self._reported.get(name)
+            if gauge is None:
+                raise KeyError(f"{name} is not in metric_names.TRAINER_OBJECTIVES")
+            gauge.set(value)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -211,9 +211,7 @@ class Run:
             values["eval_accuracy"] = exact_match(answers, sample)
         if self.stop():
             raise Stopped()  # a half-finished eval would report a wrong value
-        self.metrics.eval_loss.set(values["eval_loss"])
-        if "eval_accuracy" in values:
-            self.metrics.eval_accuracy.set(values["eval_accuracy"])
+        self.metrics.report(values)
         self.metrics.eval_step.set(self.step_offset + step)
         self.progress.record_eval(step, values)
         latest = self.progress.latest
@@ -278,18 +276,15 @@ class Run:
             train_seconds += time.monotonic() - started
             train_tokens += tokens
             self.progress.step = step
-            self.progress.record_train(
-                train_loss=loss_sum,
-                learning_rate=learning_rate,
-                grad_norm=grad_norm,
-                train_tokens=float(train_tokens),
-                tokens_per_second=train_tokens / max(train_seconds, 1e-9),
-            )
-            self.metrics.train_loss.set(loss_sum)
-            self.metrics.learning_rate.set(learning_rate)
-            self.metrics.grad_norm.set(grad_norm)
+            reported = {
+                "train_loss": loss_sum,
+                "learning_rate": learning_rate,
+                "grad_norm": grad_norm,
+                "tokens_per_second": train_tokens / max(train_seconds, 1e-9),
+            }
+            self.progress.record_train(**reported, train_tokens=float(train_tokens))
+            self.metrics.report(reported)
             self.metrics.tokens.inc(tokens)
-            self.metrics.tokens_per_second.set(train_tokens / max(train_seconds, 1e-9))
             self.metrics.step.set(self.step_offset + step)
             if device.type == "cuda":
                 self.metrics.gpu_memory.set(torch.cuda.max_memory_allocated())

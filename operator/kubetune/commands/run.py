@@ -20,6 +20,11 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("sweep", metavar="SWEEP.yaml", help="the HyperparameterSweep manifest")
     parser.add_argument(
+        "--name",
+        metavar="NAME",
+        help="the sweep to run when SWEEP.yaml holds several (metadata.name)",
+    )
+    parser.add_argument(
         "-o", "--output", metavar="DIR", help="output folder (default: runs/<sweep name>)"
     )
     parser.add_argument(
@@ -58,7 +63,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"--grace: must be >= 0, got {args.grace}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        prepared = prepare(args.sweep, args.output, args.resume, args.overwrite, args.grace)
+        prepared = prepare(
+            args.sweep, args.output, args.resume, args.overwrite, args.grace, args.name
+        )
     except BadInput as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)

@@ -6,17 +6,14 @@ from typing import Any
 
 import yaml
 
+from kubetune import KIND
 from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import build_trial_pod
 from kubetune.builders.security import PolicyRefused
 from kubetune.policy.pod_policy import PodPolicy, PodPolicyError, load_pod_policy
-from kubetune.spec import (
-    HyperparameterSweep,
-    SpecError,
-    effective_spec,
-    load_sweeps,
-)
-from kubetune.spec.checks import semantic_problems
+from kubetune.spec import HyperparameterSweep, SpecError, effective_spec, parse_sweep
+from kubetune.spec.checks import semantic_problems, semantic_warnings
+from kubetune.spec.loader import Document, SweepFile, read_sweep_file
 from kubetune.spec.parameters import sample_point
 
 EXIT_INVALID = 2
@@ -76,21 +73,40 @@ def main(args: argparse.Namespace) -> int:
     failed = False
     for path in args.files:
         try:
-            sweeps = load_sweeps(path)
-            problems = [p for s in sweeps for p in semantic_problems(s)]
-            if not problems:
-                problems = [p for s in sweeps for p in pod_problems(s, policy)]
-            if problems:
-                raise SpecError(path, problems)
+            found = read_sweep_file(path)
         except SpecError as error:
             failed = True
-            for problem in error.problems:
-                print(f"{error.source}: {problem}", file=sys.stderr)
+            _print_problems(error)
             continue
-        for sweep in sweeps:
-            if args.explain:
-                print("---")
-                sys.stdout.write(explain(sweep))
-            else:
-                print(f"{path}: {sweep.name}: valid")
+        for document in found.skipped:
+            print(f"{path}: {document.label}: skipped, kind {document.kind} is not {KIND}")
+        for document in found.sweeps:
+            failed |= not _check(found, document, args.explain, policy)
     return EXIT_INVALID if failed else 0
+
+
+def _check(found: SweepFile, document: Document, explain_it: bool, policy: PodPolicy) -> bool:
+    """Validate one sweep document and report it; True when it is valid."""
+    where = found.where(document)
+    try:
+        sweep = parse_sweep(document.body, where)
+        problems = semantic_problems(sweep) or pod_problems(sweep, policy)
+        if problems:
+            raise SpecError(where, problems)
+    except SpecError as error:
+        _print_problems(error)
+        return False
+    for warning in semantic_warnings(sweep):
+        print(f"{where}: warning: {warning}", file=sys.stderr)
+    if explain_it:
+        print("---")
+        sys.stdout.write(explain(sweep))
+    else:
+        # A multi-document file's prefix names the sweep already.
+        print(f"{where}: {sweep.name}: valid" if found.single else f"{where}: valid")
+    return True
+
+
+def _print_problems(error: SpecError) -> None:
+    for problem in error.problems:
+        print(f"{error.source}: {problem}", file=sys.stderr)

@@ -40,11 +40,14 @@ def _grid_point(low: float, step: float, index: int) -> float:
 
 
 def _ambiguous(values: list[ParamValue]) -> bool:
-    for i, first in enumerate(values):
-        for second in values[i + 1 :]:
-            if first == second:  # equal under == although the spec knows they differ in type
-                return True
-    return False
+    """Two values equal under == although the spec knows they differ in type (1 and True).
+
+    A set compares with == and hashes equal values alike, so fewer distinct members than
+    values means such a pair (the spec already refused true duplicates). Linear, unlike
+    comparing every pair. NaN equals nothing, so it is left out: it makes no pair.
+    """
+    plain = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
+    return len(set(plain)) < len(plain)
 
 
 def _tag(value: ParamValue) -> str:

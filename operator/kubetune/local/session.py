@@ -70,17 +70,19 @@ def prepare(
     resume: bool,
     overwrite: bool,
     grace_seconds: float = 10.0,
+    name: str | None = None,
 ) -> Prepared:
     """Load and check everything before any trial starts; BadInput says what is wrong.
 
-    The output folder is locked first, so two runs never share it, and only then read:
-    --resume and --overwrite end the processes a killed run left behind; --overwrite
-    removes kubetune's own outputs (layout.OUTPUT_NAMES), and only from a folder whose
-    state.json is a kubetune run's.
+    `name` picks one sweep of a multi-document file. The output folder is locked first,
+    so two runs never share it, and only then read: --resume and --overwrite end the
+    processes a killed run left behind; --overwrite removes kubetune's own outputs
+    (layout.OUTPUT_NAMES), and only from a folder whose state.json is a kubetune run's.
     """
     try:
-        sweep = load_sweep(sweep_file)
-        problems = semantic_problems(sweep)
+        sweep = load_sweep(sweep_file, name)
+        # A local trial runs its command here: a template container needs no image.
+        problems = semantic_problems(sweep, for_cluster=False)
         if problems:
             raise SpecError(sweep_file, problems)
     except SpecError as error:

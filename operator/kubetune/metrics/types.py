@@ -7,15 +7,12 @@ from typing import Protocol
 
 from kubetune import metric_names
 
+short_name = metric_names.short_name
+
 # Short names (kubetune_trial_ prefix removed) of the progress series every trainer serves.
-STEP = metric_names.STEP.removeprefix(metric_names.TRIAL_PREFIX)
-EVAL_STEP = metric_names.EVAL_STEP.removeprefix(metric_names.TRIAL_PREFIX)
-DONE = metric_names.TRIAL_DONE.removeprefix(metric_names.TRIAL_PREFIX)
-
-
-def short_name(series: str) -> str:
-    """eval_loss for kubetune_trial_eval_loss; other names unchanged."""
-    return series.removeprefix(metric_names.TRIAL_PREFIX)
+STEP = short_name(metric_names.STEP)
+EVAL_STEP = short_name(metric_names.EVAL_STEP)
+DONE = short_name(metric_names.TRIAL_DONE)
 
 
 class MetricsError(Exception):

@@ -1,17 +1,125 @@
-"""Rules beyond the models' own: the pod template's containers, trainer argument names and types.
+"""Rules beyond the models' own: the pod template's containers, trainer argument names and types,
+the objective a trainer can report, ${params.NAME} placeholders.
 
 Shared by `kubetune validate`, `kubetune run` and the operator, so all three refuse the same specs.
 """
 
+import difflib
+from collections.abc import Iterator
 from typing import Any
 
+from kubetune import conventions
+from kubetune.builders.errors import BuildError
+from kubetune.builders.substitute import placeholders, unknown_placeholder
+from kubetune.metric_names import short_name, trainer_objectives
 from kubetune.spec.parameters import edge_values
 from kubetune.spec.resource import HyperparameterSweep, effective_spec
+from kubetune.spec.sweep import SweepSpec
 from kubetune.spec.trainer import TemplateSpec
 
 
-def semantic_problems(sweep: HyperparameterSweep) -> list[str]:
-    """Problems a valid-looking spec still has, each naming the field path."""
+def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -> list[str]:
+    """Problems a valid-looking spec still has, each naming the field path.
+
+    for_cluster adds what only a cluster needs (an image for every template container);
+    `kubetune run` starts the trial's command itself and passes False.
+    """
+    spec = effective_spec(sweep.spec)
+    problems = _trainer_and_template_problems(sweep)
+    problems += objective_problems(spec)
+    if spec.template is not None:
+        problems += placeholder_problems(spec)
+        if for_cluster:
+            problems += image_problems(spec.template)
+    return problems
+
+
+def semantic_warnings(sweep: HyperparameterSweep) -> list[str]:
+    """Likely mistakes that may still be right: `kubetune validate` prints them, exit 0."""
+    return unused_parameter_warnings(effective_spec(sweep.spec))
+
+
+def objective_problems(spec: SweepSpec) -> list[str]:
+    """A built-in-trainer objective must be a value that trainer reports, or no trial ends well."""
+    if spec.trainer is None:
+        return []  # a template's program reports whatever series it likes
+    mode = spec.trainer.mode
+    reported = trainer_objectives(mode)
+    problems = []
+    for index, objective in enumerate(spec.objective_list):
+        if objective.query is not None:
+            # A custom query computes the value from any series it names; `metric` is only
+            # the name that value goes by, so there is no trainer output to hold it against.
+            continue
+        name = short_name(objective.metric)
+        if name in reported:
+            continue
+        where = "spec.objective" if spec.objectives is None else f"spec.objectives[{index}]"
+        close = difflib.get_close_matches(name, reported, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(
+            f"{where}.metric: the built-in trainer does not report {name!r}{hint}; "
+            f"in {mode} mode it reports {', '.join(reported)}"
+        )
+    return problems
+
+
+def _template_containers(template: TemplateSpec) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(field path, container) of every init and regular container that is a mapping."""
+    for kind in ("initContainers", "containers"):
+        items = template.spec.get(kind)
+        if not isinstance(items, list):
+            continue
+        for position, item in enumerate(items):
+            if isinstance(item, dict):
+                yield f"spec.template.spec.{kind}[{position}]", item
+
+
+def image_problems(template: TemplateSpec) -> list[str]:
+    """Every container of a pod needs an image: the API server refuses the pod otherwise."""
+    return [
+        f"{field}.image: required (every container of a trial pod needs an image)"
+        for field, container in _template_containers(template)
+        if not (isinstance(container.get("image"), str) and container["image"].strip())
+    ]
+
+
+def placeholder_problems(spec: SweepSpec) -> list[str]:
+    """Every ${params.NAME} must name a parameter: each trial would fail to build otherwise."""
+    assert spec.template is not None
+    known = [p.name for p in spec.parameters]
+    problems = []
+    for field, container in _template_containers(spec.template):
+        try:
+            found = placeholders(container, field)
+        except BuildError as error:
+            problems.append(f"{error.field}: {error.rule}")
+            continue
+        problems += [
+            f"{path}: {unknown_placeholder(n, known)}" for path, n in found if n not in known
+        ]
+    return problems
+
+
+def unused_parameter_warnings(spec: SweepSpec) -> list[str]:
+    """A template parameter no placeholder names: fine if the program reads KUBETUNE_PARAMS."""
+    if spec.template is None:
+        return []
+    used = set()
+    for field, container in _template_containers(spec.template):
+        try:
+            used |= {name for _, name in placeholders(container, field)}
+        except BuildError:
+            continue  # a problem already; semantic_problems names it
+    return [
+        f"spec.parameters[{index}].name: {param.name!r} appears in no ${{params.{param.name}}} "
+        f"placeholder; fine if the program reads {conventions.ENV_PARAMS}, else it does nothing"
+        for index, param in enumerate(spec.parameters)
+        if param.name not in used
+    ]
+
+
+def _trainer_and_template_problems(sweep: HyperparameterSweep) -> list[str]:
     spec = effective_spec(sweep.spec)
     if spec.template is not None:
         return template_problems(spec.template)

@@ -62,6 +62,9 @@ def _rule(error: Any) -> str:
         return f"must match {ctx.get('pattern')}, got {error.get('input')!r}"
     if kind == "too_short":
         return "must not be empty"
+    if kind == "too_long":
+        # The input itself may be huge: say how long it is, never echo it.
+        return f"must have at most {ctx.get('max_length')} entries, got {ctx.get('actual_length')}"
     message: str = error["msg"]
     return message.removeprefix("Value error, ")
 

@@ -9,6 +9,13 @@ from pydantic.alias_generators import to_camel
 
 CategoricalValue = bool | int | float | str
 
+# Most trials a sweep may run (budget.maxTrials): the CRD and the models share this bound.
+MAX_TRIALS = 10_000
+# No sweep can try more choices than it runs trials, and 10,000 short values keep a sweep
+# object far below etcd's 1.5 MiB limit; a longer list is a mistake or an attack (the
+# operator would hold and check every value on each accept).
+MAX_CHOICES = MAX_TRIALS
+
 
 class SpecModel(BaseModel):
     """Base of every spec model: camelCase in YAML, unknown fields rejected."""
@@ -76,17 +83,43 @@ class CategoricalParameter(_NamedParameter):
     """One of a fixed list of numbers, strings or booleans."""
 
     type: Literal["categorical"]
-    values: list[CategoricalValue] = Field(min_length=1, description="The choices; at least one.")
+    values: list[CategoricalValue] = Field(
+        min_length=1,
+        max_length=MAX_CHOICES,
+        description=f"The choices; at least one, at most {MAX_CHOICES}.",
+    )
 
     @model_validator(mode="after")
     def _check_values(self) -> "CategoricalParameter":
-        seen: list[CategoricalValue] = []
-        for value in self.values:
-            # bool is an int in Python: compare with the type so True and 1 stay distinct.
-            if any(type(value) is type(other) and value == other for other in seen):
-                raise ValueError(f"values: must be unique, {value!r} appears twice")
-            seen.append(value)
+        duplicate = first_duplicate(self.values)
+        if duplicate is not None:
+            raise ValueError(f"values: must be unique, {duplicate!r} appears twice")
         return self
+
+
+def choice_key(value: CategoricalValue) -> tuple[type, CategoricalValue] | None:
+    """What makes two categorical values the same choice: equal value and the same type.
+
+    Python hashes 1, 1.0 and True alike (they compare equal), so the type is part of the
+    key: True and 1, or 1 and 1.0, are distinct choices. NaN equals nothing, not even
+    itself, so it has no key and is never a duplicate.
+    """
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return (type(value), value)
+
+
+def first_duplicate(values: list[CategoricalValue]) -> CategoricalValue | None:
+    """The first value that repeats an earlier one (same choice_key), in linear time."""
+    seen: set[tuple[type, CategoricalValue]] = set()
+    for value in values:
+        key = choice_key(value)
+        if key is None:
+            continue
+        if key in seen:
+            return value
+        seen.add(key)
+    return None
 
 
 Parameter = Annotated[

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from kubetune.spec.durations import DURATION_PATTERN, parse_duration
 from kubetune.spec.parameters import (
+    MAX_TRIALS,
     Parameter,
     SpecModel,
     grid_size,
@@ -18,6 +19,11 @@ AlgorithmName = Literal["tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
 PrunerName = Literal["none", "median", "asha", "hyperband"]
 
 METRIC_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# Floor of metrics.interval: the operator and `kubetune run` read running trials this often.
+MIN_INTERVAL = "1s"
+# Optuna's GridSampler holds every grid point in memory (and shuffles them all) when a grid
+# sweep starts: ten times the most trials a sweep can run is plenty, and stays small.
+MAX_GRID_POINTS = 10 * MAX_TRIALS
 
 
 class Objective(SpecModel):
@@ -74,7 +80,7 @@ class EarlyStopping(SpecModel):
 class Budget(SpecModel):
     """How many trials, how many at once, and when to give up."""
 
-    max_trials: int = Field(default=20, ge=1, le=10000)
+    max_trials: int = Field(default=20, ge=1, le=MAX_TRIALS)
     parallelism: int = Field(default=1, ge=1, le=1000)
     max_failed_trials: int = Field(default=3, ge=0)
     max_requeues: int = Field(
@@ -109,8 +115,22 @@ class MetricsSpec(SpecModel):
     prometheus: PrometheusSettings | None = None
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
     interval: str = Field(
-        default="5s", pattern=DURATION_PATTERN, description="How often running trials are read."
+        default="5s",
+        pattern=DURATION_PATTERN,
+        description=f"How often running trials are read; at least {MIN_INTERVAL}.",
     )
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_floor(cls, interval: str) -> str:
+        # Not expressible in the CRD schema (a duration is a sum of parts), so the operator
+        # refuses it on accept: 0s would read metrics (and reconcile) in a busy loop.
+        if parse_duration(interval) < parse_duration(MIN_INTERVAL):
+            raise ValueError(
+                f"must be at least {MIN_INTERVAL}, got {interval!r} (trials are read this "
+                "often; shorter would poll the metrics source in a busy loop)"
+            )
+        return interval
 
 
 class SweepSpec(SpecModel):
@@ -175,6 +195,13 @@ class SweepSpec(SpecModel):
                         f"parameters[{index}].step: grid search needs a step for the float "
                         f"range {param.name!r}"
                     )
+            points = self.grid_points()
+            if points is not None and points > MAX_GRID_POINTS:
+                raise ValueError(
+                    f"algorithm.name: grid search holds every grid point in memory, and this "
+                    f"grid has {points} (at most {MAX_GRID_POINTS}); use larger steps, fewer "
+                    "values, or a sampler such as random, qmc or tpe"
+                )
         if self.trainer is not None and self.trainer.eval_every > self.trainer.max_steps:
             raise ValueError(
                 "trainer.evalEvery: must be <= trainer.maxSteps "
