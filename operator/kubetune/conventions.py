@@ -22,6 +22,9 @@ ENV_SCRAPE_WAIT: Final = "KUBETUNE_SCRAPE_WAIT_SECONDS"
 # Built-in trainer: cache of the locally built tiny model (default ~/.cache/kubetune).
 ENV_CACHE_DIR: Final = "KUBETUNE_CACHE_DIR"
 
+# Built-in trainer: the model name that means "the locally built tiny model".
+TINY_MODEL: Final = "tiny"
+
 DEFAULT_METRICS_PORT: Final = 9400
 DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
 RESULT_FILE: Final = "result.json"

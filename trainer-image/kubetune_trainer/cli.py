@@ -16,7 +16,6 @@ from pathlib import Path
 from kubetune import conventions
 from kubetune.trial_result import TrialOutcome, TrialResult
 from kubetune_trainer.config import (
-    TINY_MODEL,
     RunConfig,
     launcher_output_dir,
     resolve,
@@ -124,7 +123,7 @@ def _outcome(error: Exception | None, stop: StopFlag) -> tuple[TrialOutcome, str
 
 
 def _execute(config: RunConfig, stop: StopFlag) -> int:
-    if config.trainer.model == TINY_MODEL:
+    if config.trainer.model == conventions.TINY_MODEL:
         # Before huggingface_hub is imported: it reads the setting once, at import.
         os.environ["HF_HUB_OFFLINE"] = "1"
     # Heavy imports only now: a config error above costs no torch import.

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
+from kubetune import conventions
+from kubetune.spec.training_args import TrainingArguments
 from kubetune_trainer import tiny
-from kubetune_trainer.arguments import TrainingArguments
-from kubetune_trainer.config import TINY_MODEL
 from kubetune_trainer.errors import ConfigError
 
 
@@ -46,7 +46,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def resolve_source(model: str, cache_dir: Path, should_stop: Callable[[], bool]) -> str:
     """`tiny` becomes the cached pre-trained tiny model's folder (built on first use)."""
-    if model != TINY_MODEL:
+    if model != conventions.TINY_MODEL:
         return model
     # Nothing of the tiny model lives on the hub (cli also sets this before any import).
     os.environ["HF_HUB_OFFLINE"] = "1"

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from kubetune_trainer.arguments import TrainingArguments
+from kubetune.spec.training_args import TrainingArguments
 from kubetune_trainer.batching import Tokenized, collate, fill_rows, micro_batches, tokenize_pairs
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits

@@ -63,7 +63,9 @@ class TrainerSpec(SpecModel):
         default=None, description="Trainer image; default from the operator's configuration."
     )
     model: str = Field(
-        default="tiny", min_length=1, description="Hub id, a path on a mounted volume, or tiny."
+        default=conventions.TINY_MODEL,
+        min_length=1,
+        description="Hub id, a path on a mounted volume, or tiny.",
     )
     method: Literal["lora", "qlora", "full"] = "lora"
     mode: Literal["train", "generate"] = Field(
