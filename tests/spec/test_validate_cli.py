@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kubetune.cli import main
+from tests.dependency_sets import run_blocked
 from tests.spec.conftest import manifest
 
 Write = Callable[[Any], Path]
@@ -138,3 +139,18 @@ def test_parameters_are_checked_against_the_trainer_arguments(
         f"{path}: spec.parameters[1].values[1]: must be an integer, got 'big'",
         f"{path}: spec.parameters[2].max: must be < 1.0, got 2.0",
     ]
+
+
+def test_validate_needs_only_the_base_install(write_manifest: Write) -> None:
+    path = write_manifest(manifest())
+    done = run_blocked("kubetune", ["validate", str(path)], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "demo: valid" in done.stdout
+
+
+def test_run_without_the_operator_extra_says_what_to_install(write_manifest: Write) -> None:
+    path = write_manifest(manifest())
+    done = run_blocked("kubetune", ["run", str(path)], timeout=60)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("kubetune run: needs ") and "pip install 'kubetune[operator]'" in line
