@@ -21,6 +21,10 @@ ENV_TERMINATION_LOG: Final = "KUBETUNE_TERMINATION_LOG"
 ENV_SCRAPE_WAIT: Final = "KUBETUNE_SCRAPE_WAIT_SECONDS"
 # Built-in trainer: cache of the locally built tiny model (default ~/.cache/kubetune).
 ENV_CACHE_DIR: Final = "KUBETUNE_CACHE_DIR"
+# Built-in trainer: names (comma-separated) of its env vars whose values come from
+# secrets; it reports those values as REDACTED wherever they would appear.
+ENV_SECRET_ENV: Final = "KUBETUNE_SECRET_ENV"
+REDACTED: Final = "***"
 
 # Built-in trainer: the model name that means "the locally built tiny model".
 TINY_MODEL: Final = "tiny"

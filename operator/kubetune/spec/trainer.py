@@ -98,6 +98,14 @@ class TrainerSpec(SpecModel):
                 raise ValueError(f"[{index}]: set value or valueFrom, not both")
         return env
 
+    def secret_env_names(self) -> list[str]:
+        """The env vars whose values come from a secret: the trainer never reports them."""
+        return [
+            var.name
+            for var in self.env
+            if var.value_from is not None and var.value_from.secret_key_ref is not None
+        ]
+
 
 class TemplateSpec(SpecModel):
     """Any pod template: parameters reach it as ${params.NAME} and KUBETUNE_PARAMS."""
