@@ -16,11 +16,14 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
-# Installs a finder that refuses the blocked modules as if absent, then runs the module as
+# Makes the blocked modules and distributions look absent, then runs the module as
 # `python -m <module>` would; exits non-zero if anything blocked got imported anyway.
+# Libraries probe optional packages with importlib.util.find_spec or importlib.metadata
+# (transformers does both) before importing them: those answer "absent" too.
 _RUNNER = """
-import importlib.abc, runpy, sys
+import importlib.abc, importlib.metadata, importlib.util, re, runpy, sys
 BLOCKED = frozenset(sys.argv[1].split(","))
+DISTRIBUTIONS = frozenset(sys.argv[2].split(","))
 
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
@@ -28,9 +31,23 @@ class Refuse(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
         return None
 
+real_find_spec = importlib.util.find_spec
+def find_spec(name, package=None):
+    if name.partition(".")[0] in BLOCKED:
+        return None
+    return real_find_spec(name, package)
+
+real_distribution = importlib.metadata.distribution
+def distribution(name):
+    if re.sub(r"[-_.]+", "-", name).lower() in DISTRIBUTIONS:
+        raise importlib.metadata.PackageNotFoundError(name)
+    return real_distribution(name)
+
 sys.meta_path.insert(0, Refuse())
-MODULE = sys.argv[2]
-sys.argv = [MODULE, *sys.argv[3:]]
+importlib.util.find_spec = find_spec
+importlib.metadata.distribution = distribution
+MODULE = sys.argv[3]
+sys.argv = [MODULE, *sys.argv[4:]]
 try:
     runpy.run_module(MODULE, run_name="__main__", alter_sys=True)
 finally:
@@ -64,12 +81,17 @@ def _closure(names: set[str]) -> set[str]:
     return seen
 
 
-def blocked_modules() -> list[str]:
-    """Top-level modules of the distributions only the operator needs."""
+def operator_only_distributions() -> set[str]:
+    """What [operator] pulls in that base + [trainer] does not (canonical names)."""
     trainer = _closure(
         _names(PROJECT["dependencies"] + PROJECT["optional-dependencies"]["trainer"])
     )
-    operator_only = _closure(_names(PROJECT["optional-dependencies"]["operator"])) - trainer
+    return _closure(_names(PROJECT["optional-dependencies"]["operator"])) - trainer
+
+
+def blocked_modules() -> list[str]:
+    """Top-level modules of the distributions only the operator needs."""
+    operator_only = operator_only_distributions()
     modules = {
         module
         for module, dists in metadata.packages_distributions().items()
@@ -89,8 +111,9 @@ def run_blocked(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m module *argv` with the operator-only modules (or `blocked`) unimportable."""
     refused = ",".join(blocked_modules() if blocked is None else blocked)
+    distributions = ",".join(sorted(operator_only_distributions()) if blocked is None else blocked)
     return subprocess.run(
-        [sys.executable, "-c", _RUNNER, refused, module, *argv],
+        [sys.executable, "-c", _RUNNER, refused, distributions, module, *argv],
         env=env,
         capture_output=True,
         text=True,

@@ -6,6 +6,7 @@ import, so a stray import of one fails here rather than in a built image.
 """
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,28 @@ def test_the_blocked_set_holds_the_operators_dependencies() -> None:
     assert not blocked & {"torch", "transformers", "peft", "pydantic", "yaml", "prometheus_client"}
 
 
-def test_the_blocker_refuses_what_it_blocks() -> None:
-    done = run_blocked("kopf", [], blocked=["kopf"], timeout=60)
-    assert done.returncode != 0
-    assert "No module named 'kopf' (blocked)" in done.stderr
+def probe(tmp: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Runs `code` as a module with only kopf blocked."""
+    (tmp / "probe_absent.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), os.environ["PYTHONPATH"]])}
+    return run_blocked("probe_absent", [], env, blocked=["kopf"], timeout=60)
+
+
+def test_the_blocker_refuses_what_it_blocks(tmp_path: Path) -> None:
+    done = probe(tmp_path, "import json\nimport kopf\n")
+    assert "ModuleNotFoundError: No module named 'kopf' (blocked)" in done.stderr, done.stderr
+
+
+def test_probes_see_a_blocked_package_as_absent(tmp_path: Path) -> None:
+    done = probe(
+        tmp_path,
+        "import importlib.metadata as m, importlib.util as u\n"
+        "assert u.find_spec('kopf') is None and u.find_spec('json') is not None\n"
+        "m.version('kopf')\n",
+    )
+    assert "PackageNotFoundError: No package metadata was found for kopf" in done.stderr, (
+        done.stderr
+    )
 
 
 def test_help_runs_without_the_operators_dependencies() -> None:
