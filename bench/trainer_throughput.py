@@ -102,7 +102,7 @@ def peak_memory_bytes(device: str) -> int:
 
 def run_ours(opts: argparse.Namespace, model_path: str, data: Path) -> dict[str, Any]:
     from kubetune.spec import TrainerSpec
-    from kubetune_trainer.arguments import parse_args
+    from kubetune.spec.training_args import parse_args
     from kubetune_trainer.config import Identity, RunConfig
     from kubetune_trainer.data import load_splits
     from kubetune_trainer.metrics import TrainerMetrics

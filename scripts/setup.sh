@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs kubetune with the trainer (and, with --dev, the test tools).
+# Creates .venv and installs kubetune with the operator/CLI and the trainer (and, with --dev,
+# the test tools).
 # Idempotent: a second run only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,6 @@ fi
 # torch first and pinned: on these machines the CPU wheel is on disk, and an unpinned
 # torch pulled in by transformers would fetch the multi-GB CUDA build instead.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-extras="trainer"
-if [ "${1:-}" = "--dev" ]; then extras="trainer,dev"; fi
+extras="operator,trainer"
+if [ "${1:-}" = "--dev" ]; then extras="operator,trainer,dev"; fi
 .venv/bin/python -m pip install -q -e ".[${extras}]"

@@ -17,6 +17,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# The extra (pyproject.toml) with what `run`, `best` and `operator` import.
+OPERATOR_EXTRA = "operator"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubetune", description="Hyperparameter sweeps for LLM fine-tuning."
@@ -37,6 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] == "kubetune":
+            raise
+        # The base install is the trainer's contract only; `validate` and `crd` work with it.
+        print(
+            f"kubetune {args.command}: needs {error.name}, which is not installed; "
+            f"install kubetune's operator extra: pip install 'kubetune[{OPERATOR_EXTRA}]'",
+            file=sys.stderr,
+        )
+        return 1
     return code
 
 

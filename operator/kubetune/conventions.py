@@ -25,6 +25,13 @@ ENV_ATTEMPT: Final = "KUBETUNE_ATTEMPT"
 ENV_SCRAPE_WAIT: Final = "KUBETUNE_SCRAPE_WAIT_SECONDS"
 # Built-in trainer: cache of the locally built tiny model (default ~/.cache/kubetune).
 ENV_CACHE_DIR: Final = "KUBETUNE_CACHE_DIR"
+# Built-in trainer: names (comma-separated) of its env vars whose values come from
+# secrets; it reports those values as REDACTED wherever they would appear.
+ENV_SECRET_ENV: Final = "KUBETUNE_SECRET_ENV"
+REDACTED: Final = "***"
+
+# Built-in trainer: the model name that means "the locally built tiny model".
+TINY_MODEL: Final = "tiny"
 
 DEFAULT_METRICS_PORT: Final = 9400
 DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"

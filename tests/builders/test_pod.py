@@ -43,6 +43,26 @@ TRAINER_SPEC = {
 }
 
 
+def test_trainer_is_told_which_env_values_are_secrets() -> None:
+    secret = {"secretKeyRef": {"name": "s", "key": "k"}}
+    plain_env = [{"name": "PLAIN", "value": "v"}]
+    trainer = {
+        **TRAINER_SPEC["trainer"],
+        "env": [
+            *plain_env,
+            {"name": "API_KEY", "valueFrom": secret},
+            {"name": "FROM_MAP", "valueFrom": {"configMapKeyRef": {"name": "m", "key": "k"}}},
+            {"name": "DB_PASSWORD", "valueFrom": secret},
+        ],
+    }
+    sweep = _sweep({**TRAINER_SPEC, "trainer": trainer})
+    env = _env(build_trial_pod(sweep, effective_spec(sweep.spec), 1, {})["spec"]["containers"][0])
+    assert env[conventions.ENV_SECRET_ENV] == "API_KEY,DB_PASSWORD"
+    plain = _sweep({**TRAINER_SPEC, "trainer": {**trainer, "env": plain_env}})
+    env = _env(build_trial_pod(plain, effective_spec(plain.spec), 1, {})["spec"]["containers"][0])
+    assert conventions.ENV_SECRET_ENV not in env
+
+
 def test_trainer_pod_is_complete() -> None:
     sweep = _sweep(TRAINER_SPEC)
     params = {"learning_rate": 0.0002, "lora_r": 16}
@@ -57,6 +77,7 @@ def test_trainer_pod_is_complete() -> None:
         conventions.ENV_METRICS_ADDR: {"fieldRef": {"fieldPath": "status.podIP"}},
         conventions.ENV_TERMINATION_LOG: conventions.DEFAULT_TERMINATION_LOG,
         "HF_TOKEN": {"secretKeyRef": {"name": "hf", "key": "token"}},
+        conventions.ENV_SECRET_ENV: "HF_TOKEN",
     }
     env = _env(container)
     config = json.loads(env.pop(conventions.ENV_TRAINER_CONFIG))

@@ -52,10 +52,11 @@ def test_trainer_secret_env_must_come_from_the_shell(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as error:
         build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={})
     assert error.value.field == "spec.trainer.env[0].valueFrom"
-    launch = build_launch(
-        spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={"HF_TOKEN": "x"}
-    )
+    shell = {"HF_TOKEN": "x", conventions.ENV_SECRET_ENV: "SOMETHING_ELSE"}
+    launch = build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env=shell)
     assert launch.env["HF_TOKEN"] == "x"
+    # The trainer redacts it in what it reports, as in a pod; the shell's value does not count.
+    assert launch.env[conventions.ENV_SECRET_ENV] == "HF_TOKEN"
 
 
 def test_template_substitutes_params_in_command_args_and_env(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from kubetune.cli import main
+from tests.dependency_sets import run_blocked
 from tests.spec.conftest import manifest
 
 Write = Callable[[Any], Path]
@@ -205,3 +206,18 @@ def test_custom_trainer_image_runs_as_a_numeric_non_root_user() -> None:
     assert users, "the image must not run as root"
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0
+
+
+def test_validate_needs_only_the_base_install(write_manifest: Write) -> None:
+    path = write_manifest(manifest())
+    done = run_blocked("kubetune", ["validate", str(path)], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "demo: valid" in done.stdout
+
+
+def test_run_without_the_operator_extra_says_what_to_install(write_manifest: Write) -> None:
+    path = write_manifest(manifest())
+    done = run_blocked("kubetune", ["run", str(path)], timeout=60)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("kubetune run: needs ") and "pip install 'kubetune[operator]'" in line

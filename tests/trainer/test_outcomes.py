@@ -67,7 +67,7 @@ def test_unwritable_termination_log_is_a_warning(
 
 def test_epochs_and_warmup_ratio_resolve_against_the_data() -> None:
     from kubetune.spec import TrainerSpec
-    from kubetune_trainer.arguments import parse_args
+    from kubetune.spec.training_args import parse_args
     from kubetune_trainer.batching import Tokenized
     from kubetune_trainer.config import RunConfig
     from kubetune_trainer.training import plan_steps

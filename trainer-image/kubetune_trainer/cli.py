@@ -7,22 +7,21 @@ traceback), EXIT_STOPPED (SIGTERM: stopped at the next step, partial result writ
 
 import contextlib
 import os
-import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from kubetune import conventions
 from kubetune.trial_result import TrialOutcome, TrialResult
+from kubetune_trainer import redaction
 from kubetune_trainer.config import (
-    TINY_MODEL,
     RunConfig,
     launcher_output_dir,
     resolve,
     termination_log,
 )
 from kubetune_trainer.errors import ConfigError, Stopped, TrainingFailed
+from kubetune_trainer.log import log
 from kubetune_trainer.metrics import MetricsServer, TrainerMetrics
 from kubetune_trainer.progress import Progress
 from kubetune_trainer.result import write_result
@@ -32,13 +31,9 @@ from kubetune_trainer.stopping import StopFlag
 _WAIT_SLICE_SECONDS = 0.2
 
 
-def _say(message: str) -> None:
-    print(f"kubetune-trainer: {message}", file=sys.stderr, flush=True)
-
-
 def _config_failure(error: ConfigError) -> int:
     """Report a configuration error where the launcher will look, without a traceback."""
-    _say(f"config error: {error}")
+    log.info(f"config error: {error}")
     result = TrialResult(
         status="failed",
         reason=f"config error: {error}",
@@ -47,7 +42,7 @@ def _config_failure(error: ConfigError) -> int:
     output = launcher_output_dir(os.environ)
     # Outside a pod there is usually no termination log; stderr has the message.
     with contextlib.suppress(OSError):
-        termination_log(os.environ).write_text(result.to_message())
+        termination_log(os.environ).write_text(redaction.active().result(result).to_message())
     if output is not None:
         write_result(result, output, Path(os.devnull))
     return conventions.EXIT_CONFIG_ERROR
@@ -58,7 +53,9 @@ def _wait_for_scrape(metrics: TrainerMetrics, seconds: float, stop: StopFlag) ->
     while not stop():
         left = deadline - time.monotonic()
         if left <= 0:
-            _say(f"no scrape of the final metrics within {seconds:g}s; the result file has them")
+            log.info(
+                f"no scrape of the final metrics within {seconds:g}s; the result file has them"
+            )
             return
         if metrics.wait_for_final_scrape(min(left, _WAIT_SLICE_SECONDS)):
             return
@@ -117,18 +114,19 @@ def _outcome(error: Exception | None, stop: StopFlag) -> tuple[TrialOutcome, str
     if isinstance(error, Stopped):
         return "stopped", f"stopped by {stop.signal_name or 'request'}", conventions.EXIT_STOPPED
     if isinstance(error, ConfigError):
-        _say(f"config error: {error}")
+        log.info(f"config error: {error}")
         return "failed", f"config error: {error}", conventions.EXIT_CONFIG_ERROR
     if isinstance(error, TrainingFailed):
-        _say(f"failed: {error}")
+        log.info(f"failed: {error}")
         return "failed", str(error), conventions.EXIT_FAILED
     # Anything else: the reason goes in the result, the traceback in the log.
-    traceback.print_exception(error)
-    return "failed", f"{type(error).__name__}: {error}", conventions.EXIT_FAILED
+    reason = f"{type(error).__name__}: {error}"
+    log.error(f"failed: {reason}", exc_info=error)
+    return "failed", reason, conventions.EXIT_FAILED
 
 
 def _execute(config: RunConfig, stop: StopFlag) -> int:
-    if config.trainer.model == TINY_MODEL:
+    if config.trainer.model == conventions.TINY_MODEL:
         # Before huggingface_hub is imported: it reads the setting once, at import.
         os.environ["HF_HUB_OFFLINE"] = "1"
     # Heavy imports only now: a config error above costs no torch import.
@@ -164,7 +162,7 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
         f"{k} {v:.4g}" for k, v in result.metrics.items() if k.startswith(("eval_", "train_loss"))
     )
     where = config.output_dir / conventions.RESULT_FILE
-    _say(f"{status} after {result.steps} steps: {finals} -> {where}")
+    log.info(f"{status} after {result.steps} steps: {finals} -> {where}")
     if server is not None:
         # A stopped trial was pruned or deleted: nobody waits for its last values.
         if code in (conventions.EXIT_OK, conventions.EXIT_FAILED):
@@ -174,6 +172,8 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    # First: a secret must not reach even a config error's message.
+    redaction.install(os.environ)
     stop = StopFlag().install()
     try:
         config = resolve(argv)

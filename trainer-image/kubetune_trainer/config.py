@@ -2,7 +2,7 @@
 
 Precedence: flags > environment > the trainer block. The effective training
 arguments are the trainer block's `args` overridden by the trial's parameters.
-Torch-free, like arguments.py.
+Torch-free, like the argument schema (kubetune.spec.training_args).
 """
 
 import argparse
@@ -19,13 +19,11 @@ from pydantic import ValidationError
 from kubetune import KIND, conventions
 from kubetune.spec import TrainerSpec
 from kubetune.spec.errors import describe
-from kubetune_trainer.arguments import TrainingArguments, describe_errors, parse_args
+from kubetune.spec.training_args import TrainingArguments, describe_errors, parse_args
 from kubetune_trainer.errors import ConfigError
 
 DEFAULT_SCRAPE_WAIT_SECONDS = 15.0
 DEFAULT_OUTPUT_DIR = "kubetune-output"
-# The model name that means "the locally built tiny model".
-TINY_MODEL = "tiny"
 
 
 @dataclass(frozen=True)

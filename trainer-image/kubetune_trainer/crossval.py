@@ -7,11 +7,12 @@ import statistics
 
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits, folds
+from kubetune_trainer.log import log
 from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.modeling import load_model
 from kubetune_trainer.progress import Progress
 from kubetune_trainer.stopping import StopFlag
-from kubetune_trainer.training import Run, log, seed_everything
+from kubetune_trainer.training import Run, seed_everything
 
 
 def cross_validate(
@@ -52,7 +53,9 @@ def cross_validate(
         for name, points in fold_progress.history.items():
             finals.setdefault(name, []).append(points[-1][1])
             progress.history.setdefault(f"{name}_fold", []).append((index, points[-1][1]))
-        log(f"fold {index + 1}/{k}: " + " ".join(f"{n} {v[-1]:.4f}" for n, v in finals.items()))
+        log.info(
+            f"fold {index + 1}/{k}: " + " ".join(f"{n} {v[-1]:.4f}" for n, v in finals.items())
+        )
     means = {name: statistics.fmean(values) for name, values in finals.items()}
     progress.record_eval(progress.step, means)
     for name, values in finals.items():

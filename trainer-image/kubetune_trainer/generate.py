@@ -10,11 +10,11 @@ from kubetune_trainer.evaluation import (
     exact_match,
     generate_answers,
 )
+from kubetune_trainer.log import log
 from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.modeling import LoadedModel
 from kubetune_trainer.progress import Progress
 from kubetune_trainer.stopping import StopFlag
-from kubetune_trainer.training import log
 
 
 def decoding_from(run: RunConfig, budget: int) -> Decoding:
@@ -48,7 +48,7 @@ def run_generate(
     sample = splits.eval[: run.args.eval_max_samples]
     decoding = decoding_from(run, answer_budget(sample, loaded.tokenizer))
     metrics.max_steps.set(0)
-    log(f"generate: {len(sample)} eval prompts, {decoding}")
+    log.info(f"generate: {len(sample)} eval prompts, {decoding}")
     with autocast(loaded.device, loaded.autocast_dtype):
         answers = generate_answers(
             loaded.model,
@@ -65,4 +65,4 @@ def run_generate(
     metrics.report({"eval_accuracy": accuracy})
     metrics.eval_step.set(0)
     progress.record_eval(0, {"eval_accuracy": accuracy})
-    log(f"generate: eval_accuracy {accuracy:.4f}")
+    log.info(f"generate: eval_accuracy {accuracy:.4f}")

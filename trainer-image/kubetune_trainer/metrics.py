@@ -7,7 +7,6 @@ final values: a short trial is never lost between two Prometheus scrapes.
 """
 
 import re
-import sys
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from kubetune import metric_names as names
 from kubetune_trainer.config import Identity
+from kubetune_trainer.log import log
 
 _LABEL = re.compile(r"[^a-zA-Z0-9_]")
 _RESERVED_INFO_LABELS = frozenset(names.TRIAL_LABELS)
@@ -187,11 +187,7 @@ class MetricsServer:
 
     def start(self) -> "MetricsServer":
         self._thread.start()
-        print(
-            f"kubetune-trainer: metrics on http://{self.host}:{self.port}/metrics",
-            file=sys.stderr,
-            flush=True,
-        )
+        log.info(f"metrics on http://{self.host}:{self.port}/metrics")
         return self
 
     def stop(self) -> None:

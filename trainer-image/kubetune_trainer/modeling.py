@@ -1,7 +1,6 @@
 """Loading the tokenizer and model, and wrapping it for LoRA, QLoRA or full fine-tuning."""
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +8,11 @@ from typing import Any
 
 import torch
 
+from kubetune import conventions
+from kubetune.spec.training_args import TrainingArguments
 from kubetune_trainer import tiny
-from kubetune_trainer.arguments import TrainingArguments
-from kubetune_trainer.config import TINY_MODEL
 from kubetune_trainer.errors import ConfigError
+from kubetune_trainer.log import log
 
 
 @dataclass
@@ -46,7 +46,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def resolve_source(model: str, cache_dir: Path, should_stop: Callable[[], bool]) -> str:
     """`tiny` becomes the cached pre-trained tiny model's folder (built on first use)."""
-    if model != TINY_MODEL:
+    if model != conventions.TINY_MODEL:
         return model
     # Nothing of the tiny model lives on the hub (cli also sets this before any import).
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -227,11 +227,9 @@ def apply_lora(loaded: LoadedModel, method: str, args: TrainingArguments) -> Any
     model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    print(
-        f"kubetune-trainer: LoRA r={args.lora_r} alpha={args.effective_lora_alpha:g}: "
-        f"{trainable:,} of {total:,} parameters trainable",
-        file=sys.stderr,
-        flush=True,
+    log.info(
+        f"LoRA r={args.lora_r} alpha={args.effective_lora_alpha:g}: "
+        f"{trainable:,} of {total:,} parameters trainable"
     )
     return model
 

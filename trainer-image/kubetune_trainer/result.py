@@ -1,14 +1,14 @@
-"""Writing the final TrialResult: the termination message and <output dir>/result.json."""
+"""Writing the final TrialResult: the termination message and <output dir>/result.json.
 
-import sys
+Both carry the secret-sourced env values redacted (kubetune_trainer.redaction).
+"""
+
 from pathlib import Path
 
 from kubetune import conventions
 from kubetune.trial_result import TrialResult
-
-
-def _warn(message: str) -> None:
-    print(f"kubetune-trainer: warning: {message}", file=sys.stderr, flush=True)
+from kubetune_trainer import redaction
+from kubetune_trainer.log import log
 
 
 def write_result(result: TrialResult, output_dir: Path, termination_log: Path) -> None:
@@ -17,6 +17,7 @@ def write_result(result: TrialResult, output_dir: Path, termination_log: Path) -
     Outside Kubernetes /dev/termination-log usually does not exist; result.json
     still carries the full result (the termination message may thin the history).
     """
+    result = redaction.active().result(result)
     message = result.to_message()
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -24,9 +25,9 @@ def write_result(result: TrialResult, output_dir: Path, termination_log: Path) -
             result.model_dump_json(by_alias=True, exclude_none=True, indent=2) + "\n"
         )
     except OSError as error:
-        _warn(f"cannot write {output_dir / conventions.RESULT_FILE}: {error.strerror}")
+        log.warning(f"cannot write {output_dir / conventions.RESULT_FILE}: {error.strerror}")
     try:
         with termination_log.open("w") as handle:
             handle.write(message)
     except OSError as error:
-        _warn(f"cannot write the termination message to {termination_log}: {error.strerror}")
+        log.warning(f"cannot write the termination message to {termination_log}: {error.strerror}")

@@ -1,9 +1,10 @@
 """SIGTERM handling: a flag the training loop checks between steps."""
 
 import signal
-import sys
 import threading
 from types import FrameType
+
+from kubetune_trainer.log import log
 
 
 class StopFlag:
@@ -27,11 +28,7 @@ class StopFlag:
             name = signal.Signals(signum).name
             if self():
                 return
-            print(
-                f"kubetune-trainer: {name} received, stopping at the next step",
-                file=sys.stderr,
-                flush=True,
-            )
+            log.info(f"{name} received, stopping at the next step")
             self.set(name)
 
         signal.signal(signal.SIGTERM, handle)

@@ -13,7 +13,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from filelock import FileLock, Timeout
 from kubetune_trainer import synthetic
 from kubetune_trainer.batching import Tokenized, collate, fill_rows, tokenize_pairs
 from kubetune_trainer.errors import Stopped
+from kubetune_trainer.log import log
 
 # Bump when the build code changes in a way the cache key cannot see.
 TINY_VERSION = 1
@@ -110,8 +110,7 @@ def build_model(tokenizer: Any, overrides: dict[str, Any] | None = None) -> Any:
     return LlamaForCausalLM(config)
 
 
-def _log(message: str) -> None:
-    print(f"kubetune-trainer: tiny: {message}", file=sys.stderr, flush=True)
+_log = log.getChild("tiny").info
 
 
 def pretrain(model: Any, tokenizer: Any, should_stop: Callable[[], bool]) -> float:

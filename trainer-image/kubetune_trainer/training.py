@@ -7,7 +7,6 @@ updates the trial's metrics every step, and never pads to max_length
 
 import math
 import random
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import Any
 
 import torch
 
-from kubetune_trainer.arguments import TrainingArguments
+from kubetune.spec.training_args import TrainingArguments
 from kubetune_trainer.batching import Tokenized, collate, fill_rows, micro_batches, tokenize_pairs
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits
@@ -29,6 +28,7 @@ from kubetune_trainer.evaluation import (
     exact_match,
     generate_answers,
 )
+from kubetune_trainer.log import log
 from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.modeling import LoadedModel, apply_lora
 from kubetune_trainer.progress import Progress
@@ -36,10 +36,6 @@ from kubetune_trainer.stopping import StopFlag
 
 # Consecutive steps above divergence_factor x the first loss before giving up.
 _DIVERGENCE_PATIENCE = 3
-
-
-def log(message: str) -> None:
-    print(f"kubetune-trainer: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -221,7 +217,9 @@ class Run:
                 f" | train_loss {latest['train_loss']:.4f} lr {latest['learning_rate']:.3g}"
                 f" {latest['tokens_per_second']:.0f} tokens/s"
             )
-        log(f"step {step}/{self.plan.max_steps}: {shown} (eval {time.monotonic() - started:.1f}s)")
+        log.info(
+            f"step {step}/{self.plan.max_steps}: {shown} (eval {time.monotonic() - started:.1f}s)"
+        )
         return values
 
     def train(self) -> None:
@@ -231,7 +229,7 @@ class Run:
         scheduler = _scheduler(optimizer, args, self.plan)
         batches = _endless(self.train_items, args)
         self.metrics.max_steps.set(self.total_steps)
-        log(
+        log.info(
             f"training {self.plan.max_steps} steps on {len(self.train_items)} examples "
             f"(eval {len(self.eval_items)}), warmup {self.plan.warmup_steps}"
         )

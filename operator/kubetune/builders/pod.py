@@ -104,6 +104,11 @@ def build_trial_pod(
         container["env"].append(
             {"name": conventions.ENV_TRAINER_CONFIG, "value": trainer_config(spec.trainer)}
         )
+        secrets = spec.trainer.secret_env_names()
+        if secrets:
+            container["env"].append(
+                {"name": conventions.ENV_SECRET_ENV, "value": ",".join(secrets)}
+            )
         if spec.trainer.output_dir:
             output = f"{spec.trainer.output_dir.rstrip('/')}/{trial}"
             container["env"].append({"name": conventions.ENV_OUTPUT_DIR, "value": output})

@@ -84,6 +84,8 @@ def build_launch(
                     f"not available in local runs; export {var.name} in your shell instead",
                 )
         env[conventions.ENV_TRAINER_CONFIG] = trainer_config(spec.trainer)
+        # Secrets come from the caller's shell here; the trainer still must not report them.
+        env[conventions.ENV_SECRET_ENV] = ",".join(spec.trainer.secret_env_names())
         return TrialLaunch([sys.executable, "-m", "kubetune_trainer"], env)
     return _template_launch(spec, params, env)
 

@@ -9,9 +9,9 @@ import asyncio
 import sys
 from collections.abc import Mapping
 
+from kubetune import conventions
 from kubetune.spec import SweepSpec
 
-TINY_MODEL = "tiny"
 _BUILD_TINY = (
     "import os\n"
     "from kubetune_trainer.config import default_cache_dir\n"
@@ -21,7 +21,7 @@ _BUILD_TINY = (
 
 
 def needs_tiny(spec: SweepSpec) -> bool:
-    return spec.trainer is not None and spec.trainer.model == TINY_MODEL
+    return spec.trainer is not None and spec.trainer.model == conventions.TINY_MODEL
 
 
 async def build_tiny(env: Mapping[str, str], stop: asyncio.Event) -> str | None:

@@ -16,6 +16,7 @@ from kubetune.spec.parameters import edge_values
 from kubetune.spec.resource import HyperparameterSweep, effective_spec
 from kubetune.spec.sweep import SweepSpec
 from kubetune.spec.trainer import TemplateSpec
+from kubetune.spec.training_args import validate_args
 
 
 def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -> list[str]:
@@ -125,10 +126,6 @@ def _trainer_and_template_problems(sweep: HyperparameterSweep) -> list[str]:
         return template_problems(spec.template)
     trainer = spec.trainer
     if trainer is None:
-        return []
-    try:
-        from kubetune_trainer.arguments import validate_args
-    except ImportError:  # the trainer's schema ships in the same distribution; be lenient if absent
         return []
     problems = [f"spec.trainer.args.{p}" for p in validate_args(dict(trainer.args))]
     if not sweep.spec.parameters:

@@ -63,7 +63,9 @@ class TrainerSpec(SpecModel):
         default=None, description="Trainer image; default from the operator's configuration."
     )
     model: str = Field(
-        default="tiny", min_length=1, description="Hub id, a path on a mounted volume, or tiny."
+        default=conventions.TINY_MODEL,
+        min_length=1,
+        description="Hub id, a path on a mounted volume, or tiny.",
     )
     method: Literal["lora", "qlora", "full"] = "lora"
     mode: Literal["train", "generate"] = Field(
@@ -95,6 +97,14 @@ class TrainerSpec(SpecModel):
             if var.value is not None and var.value_from is not None:
                 raise ValueError(f"[{index}]: set value or valueFrom, not both")
         return env
+
+    def secret_env_names(self) -> list[str]:
+        """The env vars whose values come from a secret: the trainer never reports them."""
+        return [
+            var.name
+            for var in self.env
+            if var.value_from is not None and var.value_from.secret_key_ref is not None
+        ]
 
 
 class TemplateSpec(SpecModel):

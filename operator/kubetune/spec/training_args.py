@@ -1,7 +1,8 @@
-"""The trainer's argument schema: names, types, ranges, defaults and docs.
+"""The built-in trainer's argument schema: names, types, ranges, defaults and docs.
 
-Torch-free on purpose: `kubetune validate` checks a sweep's parameter names and
-types against this schema without importing torch or transformers.
+Part of the contract between kubetune and its trainer, so it lives here and the trainer
+imports it: `kubetune validate` and the operator check a sweep's parameter names and
+types against it without the trainer (or torch) installed.
 """
 
 import difflib

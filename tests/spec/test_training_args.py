@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from kubetune_trainer.arguments import TrainingArguments, argument_docs, parse_args, validate_args
+from kubetune.spec.training_args import TrainingArguments, argument_docs, parse_args, validate_args
 
 
 def test_defaults_are_valid_and_alpha_follows_rank() -> None:
@@ -76,7 +76,7 @@ def test_every_argument_is_documented() -> None:
 
 def test_schema_and_config_import_without_torch() -> None:
     code = (
-        "import sys, kubetune_trainer, kubetune_trainer.arguments, kubetune_trainer.config;"
+        "import sys, kubetune_trainer, kubetune.spec.training_args, kubetune_trainer.config;"
         "heavy = {'torch', 'transformers', 'peft'} & set(sys.modules);"
         "sys.exit(f'imported {heavy}' if heavy else 0)"
     )

@@ -1,0 +1,90 @@
+"""The trainer runs with only its own dependency set: kubetune's base plus the [trainer] extra.
+
+The trainer image installs nothing of the operator's (kopf, optuna, matplotlib, kubernetes...);
+these tests run the trainer in a subprocess where every operator-only distribution fails to
+import, so a stray import of one fails here rather than in a built image.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetune import conventions
+from kubetune.trial_result import TrialResult
+from tests.dependency_sets import blocked_modules, run_blocked
+from tests.trainer.trial_process import trial_env
+
+
+def run_trainer(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return run_blocked("kubetune_trainer", argv, env, timeout)
+
+
+def test_the_blocked_set_holds_the_operators_dependencies() -> None:
+    blocked = set(blocked_modules())
+    assert {"kopf", "optuna", "matplotlib", "kubernetes"} <= blocked
+    assert not blocked & {"torch", "transformers", "peft", "pydantic", "yaml", "prometheus_client"}
+
+
+def probe(tmp: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Runs `code` as a module with only kopf blocked."""
+    (tmp / "probe_absent.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), os.environ["PYTHONPATH"]])}
+    return run_blocked("probe_absent", [], env, blocked=["kopf"], timeout=60)
+
+
+def test_the_blocker_refuses_what_it_blocks(tmp_path: Path) -> None:
+    done = probe(tmp_path, "import json\nimport kopf\n")
+    assert "ModuleNotFoundError: No module named 'kopf' (blocked)" in done.stderr, done.stderr
+
+
+def test_probes_see_a_blocked_package_as_absent(tmp_path: Path) -> None:
+    done = probe(
+        tmp_path,
+        "import importlib.metadata as m, importlib.util as u\n"
+        "assert u.find_spec('kopf') is None and u.find_spec('json') is not None\n"
+        "m.version('kopf')\n",
+    )
+    assert "PackageNotFoundError: No package metadata was found for kopf" in done.stderr, (
+        done.stderr
+    )
+
+
+def test_help_runs_without_the_operators_dependencies() -> None:
+    done = run_trainer(["--help"])
+    assert done.returncode == 0, done.stderr
+    assert "Run one kubetune fine-tuning trial" in done.stdout
+
+
+def test_config_error_path_runs_without_the_operators_dependencies(tmp_path: Path) -> None:
+    env = trial_env(tmp_path, {"model": "tiny"}, {"learning_rat": 0.1})
+    done = run_trainer([], env)
+    assert done.returncode == conventions.EXIT_CONFIG_ERROR, done.stderr
+    assert "parameters.learning_rat: unknown trainer argument" in done.stderr
+    result = TrialResult.from_message((tmp_path / "termination-log").read_text())
+    assert result.reason is not None and "learning_rat" in result.reason
+
+
+@pytest.mark.slow
+def test_a_trial_trains_without_the_operators_dependencies(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    trainer: dict[str, Any] = {
+        "model": "tiny",
+        "dataset": {"path": "synthetic:arithmetic", "evalSplit": "test[:8]"},
+        "maxSteps": 2,
+        "evalEvery": 2,
+        "args": {"eval_max_samples": 4, "num_threads": 1},
+    }
+    env = trial_env(tmp_path, trainer, {"lora_r": 4}, scrape_wait=0)
+    env[conventions.ENV_CACHE_DIR] = str(tiny_cache)
+    env[conventions.ENV_METRICS_PORT] = "-1"
+    done = run_trainer([], env, timeout=300)
+    assert done.returncode == conventions.EXIT_OK, done.stderr
+    saved = json.loads((tmp_path / "out" / conventions.RESULT_FILE).read_text())
+    assert saved["status"] == "succeeded" and saved["steps"] == 2
