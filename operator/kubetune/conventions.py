@@ -58,3 +58,7 @@ OPERATOR_METRICS_PORT: Final = 8000  # operator's own Prometheus metrics: /metri
 ENV_DEFAULT_TRAINER_IMAGE: Final = "KUBETUNE_DEFAULT_TRAINER_IMAGE"
 ENV_DEFAULT_PROMETHEUS_URL: Final = "KUBETUNE_DEFAULT_PROMETHEUS_URL"
 ENV_WATCH_NAMESPACES: Final = "KUBETUNE_WATCH_NAMESPACES"  # comma-separated; empty: all
+# Where the operator's leader-election Lease lives (the chart sets it to its namespace).
+ENV_OPERATOR_NAMESPACE: Final = "KUBETUNE_OPERATOR_NAMESPACE"
+DEFAULT_OPERATOR_NAMESPACE: Final = "kubetune"  # the install namespace the docs use
+OPERATOR_LEASE: Final = "kubetune-operator"

@@ -1,17 +1,33 @@
 """`python -m kubetune.operator` and `kubetune operator`: run the Kopf operator.
 
 This is what the Helm chart runs. Options override the environment
-(KUBETUNE_WATCH_NAMESPACES, KUBETUNE_DEFAULT_TRAINER_IMAGE, KUBETUNE_DEFAULT_PROMETHEUS_URL).
+(KUBETUNE_WATCH_NAMESPACES, KUBETUNE_DEFAULT_TRAINER_IMAGE, KUBETUNE_DEFAULT_PROMETHEUS_URL,
+KUBETUNE_OPERATOR_NAMESPACE).
+
+Only the holder of the operator's Lease runs kopf (leader.py): a second operator waits,
+serving only /healthz, and starts once the lease is released or expires. A leader that
+cannot renew its lease exits at once (status LOST_LEASE_EXIT), so it never acts alongside
+its successor; the Deployment restarts it as a waiting replica.
 """
 
 import argparse
+import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 import kopf
+from aiohttp import web
 
-from kubetune.operator.options import add_arguments, config_from
+from kubetune.operator.config import OperatorConfig
+from kubetune.operator.kube import ApiError, KubeClient
+from kubetune.operator.leader import LeaderElector, LeaseSettings
+from kubetune.operator.options import add_arguments, config_from, lease_settings_from
+
+log = logging.getLogger(__name__)
+
+LOST_LEASE_EXIT = 3
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,17 +35,71 @@ def run(args: argparse.Namespace) -> int:
 
     kopf.configure(verbose=args.verbose)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    config = config_from(args)
-    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
-    kopf.run(
-        standalone=args.peering is None,
-        peering_name=args.peering,
-        clusterwide=not config.namespaces,
-        namespaces=config.namespaces,
-        liveness_endpoint=liveness,
-        memo=kopf.Memo(config=config),
-    )
+    try:
+        settings = lease_settings_from(args)
+    except ValueError as error:
+        print(f"kubetune operator: {error}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(config_from(args), settings, args.liveness_port))
+    except ApiError as error:
+        print(
+            f"kubetune operator: lease {settings.namespace}/{settings.name}: {error}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+async def serve(config: OperatorConfig, settings: LeaseSettings, liveness_port: int) -> int:
+    """Wait for the lease, then run kopf while renewing it; release it on a clean stop."""
+    kube = KubeClient.from_environment()
+    elector = LeaderElector(kube, settings)
+    try:
+        standby = await _standby_health(liveness_port)
+        try:
+            await elector.acquire()
+        finally:
+            if standby is not None:
+                await standby.cleanup()
+        keeper = asyncio.create_task(elector.keep(_exit_lost))
+        liveness = f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None
+        try:
+            await kopf.operator(
+                standalone=True,  # kopf's own peering is not leader election: the lease is
+                clusterwide=not config.namespaces,
+                namespaces=config.namespaces,
+                liveness_endpoint=liveness,
+                memo=kopf.Memo(config=config),
+            )
+        finally:
+            keeper.cancel()
+        await elector.release()
+    finally:
+        await kube.aclose()
     return 0
+
+
+def _exit_lost() -> None:
+    # Another operator may take over from now on: no further write of ours may land.
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(LOST_LEASE_EXIT)
+
+
+async def _standby_health(port: int) -> web.AppRunner | None:
+    """/healthz while waiting for the lease, so a liveness probe does not restart a standby."""
+    if not port:
+        return None
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text="waiting for the operator lease")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
 
 
 def main(argv: Sequence[str] | None = None) -> int:
