@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -75,6 +76,8 @@ class SweepRuntime:
         # or a newer one from our own last write or re-read.
         self.resource_version: str | None = None
         self._body_version: str | None = None
+        # Versions our own recent writes produced: their watch echoes are nothing new.
+        self._written: deque[str | None] = deque(maxlen=16)
         self._told_too_large = False
 
     def poke(self) -> None:
@@ -136,8 +139,19 @@ class SweepRuntime:
         """
         self.retry_soon = False
         seen = (body.get("metadata") or {}).get("resourceVersion")
-        if seen != self._body_version:  # the watch brought a newer object than we knew
+        if seen != self._body_version and seen not in self._written:
+            # The watch brought a version we did not write: decide from it from now on, and
+            # if its status is not the one we wrote, someone else wrote it: start over.
             self._body_version = self.resource_version = seen
+            if self.last_patched is not None and not _still_ours(
+                body.get("status"), self.last_patched
+            ):
+                log.warning(
+                    "%s/%s: status changed by another writer: rebuilding from it",
+                    self.namespace,
+                    self.name,
+                )
+                await self._start_over()
         with self.metrics.time_reconcile():
             rec = self.reconciler
             # Engine work (a rebuild from history, a GP ask at 1000 trials) can take seconds:
@@ -218,6 +232,7 @@ class SweepRuntime:
                     return fresh
                 continue
             self.resource_version = (answer.get("metadata") or {}).get("resourceVersion")
+            self._written.append(self.resource_version)
             return None
         raise ApiError(409, "Conflict", "the sweep kept changing while its status was written")
 
