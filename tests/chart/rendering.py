@@ -25,7 +25,6 @@ TOGGLES: dict[str, tuple[str, ...]] = {
     "prometheusRule": ("metrics", "prometheusRule", "enabled"),
     "scrapeConfig": ("metrics", "scrapeConfig", "enabled"),
     "dashboards": ("grafana", "dashboards", "enabled"),
-    "kopfPeering": ("rbac", "kopfPeering"),
     "networkPolicy": ("networkPolicy", "enabled"),
     "admissionPolicy": ("admissionPolicy", "enabled"),
 }

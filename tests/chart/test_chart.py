@@ -16,6 +16,7 @@ from kubetune.spec import effective_spec, parse_sweep
 from tests.chart.prometheus import PROMTOOL
 from tests.chart.rendering import (
     CHART,
+    RELEASE,
     RELEASE_NAMESPACE,
     REPO,
     TOGGLES,
@@ -92,6 +93,8 @@ def test_defaults_render_the_operator_only() -> None:
             "ClusterRoleBinding",
             "Deployment",
             "Pod",  # the helm test hook
+            "Role",  # the leader-election Lease, in the release namespace
+            "RoleBinding",
             "Service",
             "ServiceAccount",
             "ValidatingAdmissionPolicy",
@@ -125,8 +128,12 @@ def test_operator_deployment_contract() -> None:
     container = _container(manifests)
     assert container["command"] == ["python", "-m", "kubetune.operator"]
     assert container["image"] == "ghcr.io/kubetune/kubetune-operator:9.9.9"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env[conventions.ENV_WATCH_NAMESPACES] == "team-a,team-b"
+    lease_namespace = next(
+        e for e in container["env"] if e["name"] == conventions.ENV_OPERATOR_NAMESPACE
+    )
+    assert lease_namespace["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env[conventions.ENV_DEFAULT_TRAINER_IMAGE] == "ghcr.io/kubetune/kubetune-trainer:0.1.0"
     assert env[conventions.ENV_DEFAULT_PROMETHEUS_URL].startswith("http://")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -178,7 +185,7 @@ def test_image_tag_defaults_to_app_version_and_defaults_are_settable() -> None:
         render({"defaults": {"trainerImage": "reg/t:2", "prometheusUrl": "http://p:9090"}})
     )
     assert container["image"].endswith(f":{chart['appVersion']}")
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env[conventions.ENV_DEFAULT_TRAINER_IMAGE] == "reg/t:2"
     assert env[conventions.ENV_DEFAULT_PROMETHEUS_URL] == "http://p:9090"
     assert env[conventions.ENV_WATCH_NAMESPACES] == ""
@@ -201,9 +208,8 @@ def _all_rules(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("scope", ["cluster", "namespaced"])
-@pytest.mark.parametrize("peering", [False, True])
-def test_rbac_is_least_privilege(scope: str, peering: bool) -> None:
-    values = combination_values(frozenset({"kopfPeering"} if peering else set()), scope)
+def test_rbac_is_least_privilege(scope: str) -> None:
+    values = combination_values(frozenset(), scope)
     manifests = render(values)
     rules = _all_rules(manifests)
     for rule in rules:
@@ -218,10 +224,15 @@ def test_rbac_is_least_privilege(scope: str, peering: bool) -> None:
         (API_GROUP, f"{PLURAL}/finalizers"),
         ("", "pods"),
         ("", "events"),
+        ("coordination.k8s.io", "leases"),
     }
-    if peering:
-        expected.add(("kopf.dev", "clusterkopfpeerings" if scope == "cluster" else "kopfpeerings"))
     assert granted == expected
+    leader = one(manifests, "Role", f"{RELEASE}-leader")
+    assert leader["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert [(r.get("resourceNames"), sorted(r["verbs"])) for r in leader["rules"]] == [
+        (["kubetune-operator"], ["get", "update"]),
+        (None, ["create"]),
+    ]
     verbs = {
         (g, r): sorted(rule["verbs"])
         for rule in rules
@@ -242,7 +253,7 @@ def test_rbac_is_least_privilege(scope: str, peering: bool) -> None:
         assert {r for rule in cluster_rules for r in rule["resources"]} <= {
             "customresourcedefinitions"
         }
-        roles = by_kind(manifests, "Role")
+        roles = [m for m in by_kind(manifests, "Role") if m is not leader]
         assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
         bindings = by_kind(manifests, "RoleBinding")
         assert all(
@@ -250,7 +261,11 @@ def test_rbac_is_least_privilege(scope: str, peering: bool) -> None:
             for b in bindings
         )
     else:
-        assert not by_kind(manifests, "Role") and not by_kind(manifests, "RoleBinding")
+        # Only the lease is granted by namespace: sweeps and pods cluster-wide.
+        assert by_kind(manifests, "Role") == [leader]
+        assert [b["metadata"]["name"] for b in by_kind(manifests, "RoleBinding")] == [
+            f"{RELEASE}-leader"
+        ]
 
 
 def test_bindings_name_the_service_account_and_existing_roles() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import builtin_fields, crds, kinds, meta, patches, schema
+from . import builtin_fields, crds, kinds, limits, meta, patches, schema
 from .errors import ApiError, already_exists, conflict, invalid, not_found
 from .lifecycle import CRD_GROUP, CRD_PLURAL, DeleteOptions, Lifecycle
 from .pod_security import pod_security_error
@@ -233,6 +233,7 @@ class Api:
         meta.record_manager(obj["metadata"], opts.manager, "Update", rt.api_version)
         if opts.dry_run:
             return self.served(rt, obj)
+        limits.check_stored(obj)
         stored = self.store.put(key, obj, "ADDED")
         if (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL):
             stored = self._establish(stored)
@@ -367,6 +368,7 @@ class Api:
             return self.served(rt, new)
         if meta.same_content(current, new):
             return self.served(rt, current)  # no-op writes keep the resourceVersion
+        limits.check_stored(new)
         key = self.key(rt, cur_md.get("namespace", ""), cur_md["name"])
         stored = self.store.put(key, new, "MODIFIED")
         is_crd = (rt.group, rt.plural) == (CRD_GROUP, CRD_PLURAL)

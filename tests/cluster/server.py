@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, openapi, protobuf, tables
+from . import discovery, limits, openapi, protobuf, tables
 from .api import Api, WriteOptions
 from .errors import ApiError
 from .faults import Faults
@@ -406,6 +406,7 @@ def _is_watch(request: web.Request, target: Target) -> bool:
 
 async def _read_body(request: web.Request) -> Any:
     raw = await request.read()
+    limits.check_body(raw)
     if not raw:
         return None
     content_type = request.headers.get("Content-Type", "")

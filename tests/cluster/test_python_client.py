@@ -383,3 +383,73 @@ def test_unknown_fields_of_built_in_kinds_are_dropped_with_a_warning(
     )
     assert strict.status_code == 400
     assert 'strict decoding error: unknown field "dta"' in strict.json()["message"]
+
+
+def test_status_merge_patch_with_a_stale_resource_version_conflicts(
+    custom: Any, namespace: str
+) -> None:
+    args = (GROUP, VERSION, namespace, PLURAL)
+    created = custom.create_namespaced_custom_object(*args, experiment("rv"))
+    seen = created["metadata"]["resourceVersion"]
+    first = custom.patch_namespaced_custom_object_status(
+        *args[:3], PLURAL, "rv", {"metadata": {"resourceVersion": seen}, "status": {"phase": "A"}}
+    )
+    assert first["status"] == {"phase": "A"}
+    with pytest.raises(ApiException) as stale:
+        custom.patch_namespaced_custom_object_status(
+            *args[:3],
+            PLURAL,
+            "rv",
+            {"metadata": {"resourceVersion": seen}, "status": {"phase": "B"}},
+        )
+    assert stale.value.status == 409
+    assert "the object has been modified" in str(stale.value.body)
+    current = custom.get_namespaced_custom_object(*args[:3], PLURAL, "rv")
+    assert current["status"] == {"phase": "A"}  # the stale write changed nothing
+
+
+def test_leases_are_served_with_optimistic_concurrency(cluster: Cluster, namespace: str) -> None:
+    leases: Any = client.CoordinationV1Api(cluster.api_client())
+    body = {
+        "metadata": {"name": "op"},
+        "spec": {
+            "holderIdentity": "a",
+            "leaseDurationSeconds": 15,
+            "acquireTime": "2026-01-01T00:00:00.000000Z",
+            "renewTime": "2026-01-01T00:00:00.000000Z",
+            "leaseTransitions": 0,
+        },
+    }
+    created = leases.create_namespaced_lease(namespace, body)
+    assert created.spec.holder_identity == "a"
+    stale = created.metadata.resource_version
+    created.spec.holder_identity = "b"
+    taken = leases.replace_namespaced_lease("op", namespace, created)
+    assert taken.spec.holder_identity == "b"
+    created.metadata.resource_version = stale
+    created.spec.holder_identity = "c"
+    with pytest.raises(ApiException) as lost:
+        leases.replace_namespaced_lease("op", namespace, created)
+    assert lost.value.status == 409
+    assert leases.read_namespaced_lease("op", namespace).spec.holder_identity == "b"
+
+
+def test_objects_over_etcds_request_limit_are_refused_like_a_real_server(
+    cluster: Cluster, core: Any, namespace: str
+) -> None:
+    fits = "x" * (1024 * 1024)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "big"}, "data": {"a": fits}})
+    with pytest.raises(ApiException) as grown:
+        core.patch_namespaced_config_map("big", namespace, {"data": {"b": "y" * 600_000}})
+    assert grown.value.status == 413
+    assert "etcdserver: request is too large" in str(grown.value.body)
+    assert "b" not in core.read_namespaced_config_map("big", namespace).data
+    # A body over 3 MiB is refused before it is even decoded.
+    response = httpx.post(
+        f"{cluster.server_url}/api/v1/namespaces/{namespace}/configmaps",
+        content=b'{"metadata":{"name":"huge"},"data":{"a":"' + b"z" * (3 * 1024 * 1024) + b'"}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["reason"] == "RequestEntityTooLarge"
+    assert response.json()["message"] == "Request entity too large: limit is 3145728"

@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from kubetune import conventions
 from kubetune.operator.config import OperatorConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,10 +81,13 @@ class SubprocessOperator:
         extra_env: dict[str, str] | None = None,
         liveness_port: int = 0,
         metrics_port: int = 0,
+        lease_duration: float = 3.0,
     ):
         self.env = {**os.environ, **env, **(extra_env or {})}
+        self.env.setdefault(conventions.ENV_OPERATOR_NAMESPACE, "kube-system")
         self.log = log
         self.ports = (liveness_port, metrics_port)
+        self.lease_duration = lease_duration
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SubprocessOperator:
@@ -94,7 +98,9 @@ class SubprocessOperator:
                 "-m",
                 "kubetune.operator",
                 "--all-namespaces",
-                "--standalone",
+                # Short, so a killed leader's successor takes over within a test's patience.
+                "--lease-duration",
+                str(self.lease_duration),
                 "--liveness-port",
                 str(self.ports[0]),
                 "--metrics-port",
@@ -106,6 +112,10 @@ class SubprocessOperator:
             stderr=subprocess.STDOUT,
         )
         return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

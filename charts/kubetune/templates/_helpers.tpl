@@ -83,11 +83,4 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-{{- if and .Values.rbac.kopfPeering .Values.watchNamespaces }}
-# kopf: knowing which other operators run in this namespace (namespaced peering; a
-# cluster-wide operator uses ClusterKopfPeering instead).
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
-{{- end }}
 {{- end }}

@@ -136,14 +136,44 @@ class KubeClient:
             raise
 
     async def patch_sweep_status(
-        self, namespace: str, name: str, status: dict[str, Any]
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
     ) -> dict[str, Any]:
+        """Merge-patch the status; with resource_version, only onto that version (else 409)."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         return await self._request(
             "PATCH",
             self._sweep_path(namespace, name) + "/status",
-            json={"status": status},
+            json=body,
             content_type=MERGE_PATCH,
         )
+
+    # Leases (leader election).
+    def _lease_path(self, namespace: str, name: str | None = None) -> str:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{path}/{name}" if name else path
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._request("GET", self._lease_path(namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def create_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+        """409 AlreadyExists when another operator created it first."""
+        return await self._request("POST", self._lease_path(namespace), json=lease)
+
+    async def replace_lease(self, namespace: str, lease: dict[str, Any]) -> dict[str, Any]:
+        """PUT carrying metadata.resourceVersion: 409 Conflict when it changed meanwhile."""
+        name = lease["metadata"]["name"]
+        return await self._request("PUT", self._lease_path(namespace, name), json=lease)
 
     async def _request(
         self,

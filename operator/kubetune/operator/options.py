@@ -2,10 +2,14 @@
 
 import argparse
 import dataclasses
+from typing import TYPE_CHECKING
 
 from kubetune import conventions
 from kubetune.operator.config import OperatorConfig
 from kubetune.policy.pod_policy import load_pod_policy
+
+if TYPE_CHECKING:
+    from kubetune.operator.leader import LeaseSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,17 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "else all namespaces).",
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="Watch every namespace.")
-    peering = parser.add_mutually_exclusive_group()
-    peering.add_argument(
-        "--standalone",
-        action="store_true",
-        default=True,
-        help="Run without peering (the default: one replica).",
+    parser.add_argument(
+        "--lease-namespace",
+        metavar="NS",
+        help="Namespace of the leader-election Lease: only its holder acts, other operators "
+        f"wait (default ${conventions.ENV_OPERATOR_NAMESPACE}, else the pod's namespace, "
+        f"else {conventions.DEFAULT_OPERATOR_NAMESPACE}).",
     )
-    peering.add_argument(
-        "--peering",
+    parser.add_argument(
+        "--lease-name",
+        default=conventions.OPERATOR_LEASE,
         metavar="NAME",
-        help="Coordinate with other replicas through this KopfPeering object (HA).",
+        help="Name of the Lease (default %(default)s).",
+    )
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="How long a lease not renewed stays held (default %(default)s); the leader "
+        "renews it every 2/15 of that and stops if it could not for 2/3 of it.",
     )
     parser.add_argument(
         "--liveness-port",
@@ -90,3 +103,19 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
     if args.allow_prometheus_url:
         changes["allowed_prometheus_urls"] = tuple(args.allow_prometheus_url)
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+def lease_settings_from(args: argparse.Namespace) -> "LeaseSettings":
+    """Raises ValueError naming the option when the timings do not fit together."""
+    from kubetune.operator.leader import LeaseSettings, operator_namespace
+
+    duration = args.lease_duration
+    if not duration > 1:
+        raise ValueError(f"--lease-duration: must be more than 1 second, got {duration}")
+    return LeaseSettings(
+        namespace=args.lease_namespace or operator_namespace(),
+        name=args.lease_name,
+        duration=duration,
+        renew_deadline=duration * 2 / 3,
+        renew_every=duration * 2 / 15,
+    )

@@ -183,8 +183,8 @@ class SweepReconciler:
                 invalid=False,
             )
             return False
-        history = self.engine.history() if self.engine is not None else self.status.history
         try:
+            history = self.engine.history() if self.engine is not None else self.status.records()
             engine = SweepEngine(spec, self.name, history=history)
         except (HistoryError, ValueError) as error:
             self._refuse("InvalidHistory", f"status.history: {error}", invalid=True)

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -65,6 +66,7 @@ class SweepRuntime:
     ) -> None:
         self.namespace = namespace
         self.name = name
+        self.uid = uid
         self.kube = kube
         self.config = config
         self.metrics = metrics
@@ -84,6 +86,13 @@ class SweepRuntime:
         self.finished_at: list[float] = []
         self._finished_uids: set[str] = set()
         self.retry_soon = False
+        # The sweep's resourceVersion that status writes are conditional on: the body's,
+        # or a newer one from our own last write or re-read.
+        self.resource_version: str | None = None
+        self._body_version: str | None = None
+        # Versions our own recent writes produced: their watch echoes are nothing new.
+        self._written: deque[str | None] = deque(maxlen=16)
+        self._told_too_large = False
 
     def poke(self) -> None:
         self.wake.set()
@@ -132,10 +141,35 @@ class SweepRuntime:
         return MetricsReading(values=values)
 
     async def reconcile_once(
-        self, body: Any, pod_views: Iterable[PodView], post: EventPoster, adopt: Adopter
+        self,
+        body: Any,
+        pod_views: Iterable[PodView],
+        post: EventPoster,
+        adopt: Adopter,
+        *,
+        redo: bool = True,
     ) -> None:
-        """One pass: accept the spec, observe, decide, write status, then act."""
+        """One pass: accept the spec, observe, decide, write status, then act.
+
+        The status write is conditional on the resourceVersion the pass started from; when
+        another writer changed the status meanwhile, the pass is void and runs again from
+        the re-read object (level-triggered: nothing decided on stale state is applied).
+        """
         self.retry_soon = False
+        seen = (body.get("metadata") or {}).get("resourceVersion")
+        if seen != self._body_version and seen not in self._written:
+            # The watch brought a version we did not write: decide from it from now on, and
+            # if its status is not the one we wrote, someone else wrote it: start over.
+            self._body_version = self.resource_version = seen
+            if self.last_patched is not None and not _still_ours(
+                body.get("status"), self.last_patched
+            ):
+                log.warning(
+                    "%s/%s: status changed by another writer: rebuilding from it",
+                    self.namespace,
+                    self.name,
+                )
+                await self._start_over()
         with self.metrics.time_reconcile():
             rec = self.reconciler
             # Engine work (a rebuild from history, a GP ask at 1000 trials) can take seconds:
@@ -162,10 +196,19 @@ class SweepRuntime:
             self.pending_events.extend(effects.events)
             if effects.status != self.last_patched:
                 try:
-                    await self.kube.patch_sweep_status(self.namespace, self.name, effects.status)
+                    fresh = await self._write_status(effects.status)
                 except ApiError as error:
                     # Write-ahead: no pod is touched before the status that explains it is saved.
                     self._api_error("PatchStatus", error)
+                    if error.status == 413 and not self._told_too_large:
+                        self._told_too_large = True
+                        post(Event("Warning", "StatusTooLarge", f"status not saved: {error}"))
+                    return
+                if fresh is not None:
+                    if redo:
+                        await self.reconcile_once(fresh, pod_views, post, adopt, redo=False)
+                    else:
+                        self.retry_soon = True
                     return
                 self.last_patched = effects.status
             await self._act(effects.delete, effects.create, body, post, adopt)
@@ -177,6 +220,51 @@ class SweepRuntime:
                 self.finished_at.clear()  # no next trial follows these: not a turnover
             best = status.best.value if status.best is not None else None
             self.metrics.set_sweep(self.namespace, self.name, status.phase, status.trials, best)
+
+    async def _write_status(self, status: dict[str, Any]) -> dict[str, Any] | None:
+        """Write the status onto the version this pass decided from.
+
+        Returns None when written. On 409 Conflict it re-reads the sweep: if only metadata or
+        spec moved (kopf's annotations, a user's edit) the status it decided is still the
+        one to write, onto the newer version; if the status itself changed (another
+        operator, a hand edit), this runtime starts over from the fresh object, which it
+        returns so the pass can be redone from it.
+        """
+        for _attempt in range(3):
+            try:
+                answer = await self.kube.patch_sweep_status(
+                    self.namespace, self.name, status, self.resource_version
+                )
+            except ApiError as error:
+                if error.status != 409:
+                    raise
+                fresh = await self.kube.get_sweep(self.namespace, self.name)
+                if fresh is None:
+                    raise
+                self.resource_version = fresh["metadata"].get("resourceVersion")
+                if not _still_ours(fresh.get("status"), self.last_patched):
+                    log.warning(
+                        "%s/%s: status changed by another writer: rebuilding from it",
+                        self.namespace,
+                        self.name,
+                    )
+                    self.metrics.error("PatchStatus:409")
+                    await self._start_over()
+                    return fresh
+                continue
+            self.resource_version = (answer.get("metadata") or {}).get("resourceVersion")
+            self._written.append(self.resource_version)
+            return None
+        raise ApiError(409, "Conflict", "the sweep kept changing while its status was written")
+
+    async def _start_over(self) -> None:
+        """Forget all in-memory state: the next pass rebuilds it from the stored status."""
+        await self.close()
+        self.reconciler = SweepReconciler(
+            self.namespace, self.name, self.uid, default_image=self.config.default_image
+        )
+        self.last_patched = None
+        self.pending_events = []
 
     async def _act(
         self,
@@ -225,3 +313,10 @@ def _by_name(views: Iterable[PodView]) -> dict[str, PodView]:
         if known is None or pod.attempt >= known.attempt:
             pods[pod.name] = pod
     return pods
+
+
+def _still_ours(stored: Any, written: dict[str, Any] | None) -> bool:
+    """Whether the stored status is (at least) what this runtime last wrote."""
+    if written is None or not isinstance(stored, dict):
+        return False
+    return all(stored.get(key) == value for key, value in written.items())

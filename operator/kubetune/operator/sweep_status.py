@@ -61,7 +61,7 @@ def compose_status(
         status.trials = engine.counts()
         status.best = engine.best()
         status.pareto_front = engine.pareto_front() if spec.multi_objective else None
-        status.history = engine.history()
+        status.keep_history(engine.history())
         status.search_space_hash = accepted_hash
         if status.start_time is None and status.trials.total:
             status.start_time = cond.now_iso()

@@ -1,10 +1,13 @@
 """The status a sweep reports: phase, conditions, counts, best trial, history."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from kubetune.spec import archive
+from kubetune.spec.archive import ArchiveChunk
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"]
 TrialState = Literal["Pending", "Running", "Succeeded", "Pruned", "Failed", "Requeued"]
@@ -44,7 +47,7 @@ class BestTrial(StatusModel):
 
 
 class TrialRecord(StatusModel):
-    """One trial, kept compact: 1000 of them must fit well under 256 KiB.
+    """One trial, kept compact: the newest in status.history, older ones in status.archive.
 
     The stored keys are short on purpose (this list is the engine's memory across operator
     restarts); code reads the long field names, and the short keys are only their aliases.
@@ -91,11 +94,47 @@ class SweepStatus(StatusModel):
     best: BestTrial | None = None
     pareto_front: list[BestTrial] | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    history: list[TrialRecord] = Field(default_factory=list)
+    history: list[TrialRecord] = Field(
+        default_factory=list,
+        description="Records of the newest trials and of any still in flight; older finished "
+        "trials are in archive.",
+    )
+    archive: list[ArchiveChunk] = Field(
+        default_factory=list,
+        description=f"Records of finished trials in sealed chunks of {archive.CHUNK}: the "
+        "history records as JSON, xz-compressed, base64-encoded (lossless, so the engine "
+        "rebuilds exactly; keeps the status under 1 MiB at 10,000 trials). Read one with "
+        "base64 -d | xz -d.",
+    )
     start_time: str | None = None
     completion_time: str | None = None
     # The spec fields that may not change while a sweep runs, as first seen.
     search_space_hash: str | None = None
+
+    def records(self) -> list[TrialRecord]:
+        """Every trial record: the archived ones, then the plain history.
+
+        Raises ArchiveError (a ValueError) naming a chunk that does not decode.
+        """
+        sealed = [
+            TrialRecord.model_validate(stored)
+            for chunk in self.archive
+            for stored in archive.unseal(chunk)
+        ]
+        return sealed + list(self.history)
+
+    def keep_history(self, records: Sequence[TrialRecord]) -> None:
+        """Store these records (all of the sweep's): seal what can be sealed, keep the rest plain.
+
+        Chunks already sealed are kept as they are: a finished record never changes.
+        """
+        chunks = {chunk.first // archive.CHUNK: chunk for chunk in self.archive}
+        open_records = [r for r in records if r.number // archive.CHUNK not in chunks]
+        stored = [r.model_dump(by_alias=True, exclude_none=True, mode="json") for r in open_records]
+        for k, members in archive.sealable(stored).items():
+            chunks[k] = archive.seal(members, first=k * archive.CHUNK)
+        self.archive = [chunks[k] for k in sorted(chunks)]
+        self.history = [r for r in open_records if r.number // archive.CHUNK not in chunks]
 
     def to_patch(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
