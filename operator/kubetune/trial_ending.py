@@ -115,7 +115,7 @@ def judge(ending: TrialEnding, objectives: list[str]) -> Verdict:
         shown = ", ".join(f"{m}={v}" for m, v in zip(metrics, values, strict=True))
         return verdict("fail", f"{REASON_NOT_FINITE}: final {shown}")
     if ending.oom:
-        return verdict("fail", f"{REASON_OOM}: the container ran out of memory")
+        return verdict("fail", REASON_OOM)
     if result is not None and result.status == "failed" and result.reason:
         return verdict("fail", f"{REASON_TRIAL_FAILED}: {excerpt(result.reason)}")
     if ending.exit_code == conventions.EXIT_OK:

@@ -536,6 +536,13 @@ class Kubelet:
             c.terminated = self._termination(run, c, code, started)
             restart = policy == "Always" or (policy == "OnFailure" and code != 0)
             if not restart or run.stopping or run.killed:
+                if not (run.stopping or run.killed) and any(
+                    other.process is not None and other.process.returncode is None
+                    for other in run.containers.values()
+                ):
+                    # As a real kubelet does: the pod keeps running with this container
+                    # shown terminated (e.g. the main container done, a sidecar still up).
+                    self._report_running(run, ready=False)
                 return
             c.restarts += 1
             self._report_running(
@@ -561,11 +568,13 @@ class Kubelet:
             message=termination_message(c.message_file, c.log, exit_code_of(code), policy),
         )
 
-    def _report_running(self, run: PodRun, waiting: tuple[str, str] | None = None) -> None:
+    def _report_running(
+        self, run: PodRun, waiting: tuple[str, str] | None = None, *, ready: bool = True
+    ) -> None:
         pod = self._pod(run)
         if pod is None:
             return
-        ready = "True" if waiting is None else "False"
+        ready_text = "True" if waiting is None and ready else "False"
         self._patch_status(
             run.namespace,
             run.name,
@@ -573,7 +582,7 @@ class Kubelet:
                 "phase": "Running",
                 "containerStatuses": self._container_statuses(pod, run, waiting),
             },
-            (("ContainersReady", ready, "", ""), ("Ready", ready, "", "")),
+            (("ContainersReady", ready_text, "", ""), ("Ready", ready_text, "", "")),
         )
 
     def _report_finished(self, run: PodRun) -> None:

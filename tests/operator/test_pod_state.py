@@ -90,7 +90,7 @@ def test_judged_by_the_marked_container_not_the_first() -> None:
         (
             {"terminated": {"exitCode": 137, "reason": "OOMKilled"}},
             "fail",
-            "OOMKilled: the container ran out of memory",
+            "OOMKilled",
         ),
         ({"reason": "Evicted", "terminated": {"exitCode": 137}}, "requeue", "Evicted"),
         ({"reason": "NodeLost"}, "requeue", "NodeLost"),

@@ -6,7 +6,8 @@ that step), NO_RESULT=1 (write no termination message), BAD_ABOVE (x above it) o
 (trial numbers, e.g. "3,5") give a flat loss of 10: a trial the pruner should stop;
 BAD_SLOWDOWN multiplies a bad trial's step time,
 RUN_LOG (a file to append the trial name to when it starts), EVAL_EVERY (evaluate, i.e.
-report the loss, every that many steps, like a trainer's evalEvery).
+report the loss, every that many steps, like a trainer's evalEvery), SIGKILL_AT (the
+process SIGKILLs itself at that step).
 """
 
 import json
@@ -23,6 +24,7 @@ steps = int(os.environ.get("STEPS", "10"))
 pause = float(os.environ.get("STEP_SECONDS", "0.1"))
 fail_at = int(os.environ.get("FAIL_AT", "-1"))
 eval_every = int(os.environ.get("EVAL_EVERY", "1"))
+signal_at = int(os.environ.get("SIGKILL_AT", "-1"))
 labels = {
     "sweep": os.environ.get("KUBETUNE_SWEEP", ""),
     "trial": os.environ.get("KUBETUNE_TRIAL", ""),
@@ -85,6 +87,9 @@ for step in range(1, steps + 1):
     if step == fail_at:
         write("failed", f"deliberate failure at step {step}")
         sys.exit(1)
+    if step == signal_at:
+        # A watchdog or liveness probe killing the trial: no disruption behind it.
+        os.kill(os.getpid(), signal.SIGKILL)
     step_g.set(step)
     if step % eval_every:
         continue

@@ -10,6 +10,7 @@ import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.study import Study, StudyDirection
@@ -24,7 +25,9 @@ from kubetune.engine.samplers import make_sampler
 from kubetune.engine.space import ParamValue, SearchSpace
 from kubetune.engine.summary import IN_FLIGHT, Trial
 from kubetune.spec import BestTrial, SweepSpec, TrialCounts, TrialRecord, effective_spec
-from kubetune.trial_ending import Verdict
+
+if TYPE_CHECKING:  # a type only: the engine imports no metrics or HTTP code
+    from kubetune.trial_ending import Verdict
 
 # Optuna logs every tell at INFO; the operator reports trials through status and events.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -215,7 +218,7 @@ class SweepEngine:
         trial.requeues += 1
         return True
 
-    def conclude(self, number: int, verdict: Verdict) -> bool:
+    def conclude(self, number: int, verdict: "Verdict") -> bool:
         """Record an ended trial as judged (trial_ending.judge); False if nothing changed.
 
         The result's evaluations go in first: a pruner reads them, and a trial that ended
