@@ -444,11 +444,11 @@ def test_trial_series_labels_come_from_pod_metadata_never_the_target() -> None:
 def test_allowed_prometheus_urls_reach_the_operator() -> None:
     allowed = ["http://thanos.example/tenants/a", "https://prom.example:9443"]
     env = {
-        e["name"]: e["value"]
+        e["name"]: e.get("value")
         for e in _container(render({"prometheus": {"allowedUrls": allowed}}))["env"]
     }
     assert env[conventions.ENV_ALLOWED_PROMETHEUS_URLS] == ",".join(allowed)
-    env = {e["name"]: e["value"] for e in _container(render())["env"]}
+    env = {e["name"]: e.get("value") for e in _container(render())["env"]}
     assert env[conventions.ENV_ALLOWED_PROMETHEUS_URLS] == ""
 
 

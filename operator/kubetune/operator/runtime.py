@@ -71,14 +71,7 @@ class SweepRuntime:
         self.config = config
         self.metrics = metrics
         self.policy = config.prometheus_policy()
-        self.reconciler = SweepReconciler(
-            namespace,
-            name,
-            uid,
-            default_image=config.default_image,
-            policy=config.pod_policy,
-            prometheus_policy=self.policy,
-        )
+        self.reconciler = self._new_reconciler()
         self.source: MetricsSource | None = None
         self.wake = asyncio.Event()
         self.last_patched: dict[str, Any] | None = None
@@ -93,6 +86,17 @@ class SweepRuntime:
         # Versions our own recent writes produced: their watch echoes are nothing new.
         self._written: deque[str | None] = deque(maxlen=16)
         self._told_too_large = False
+
+    def _new_reconciler(self) -> SweepReconciler:
+        """A reconciler that knows nothing yet: it reads the sweep's status on its first pass."""
+        return SweepReconciler(
+            self.namespace,
+            self.name,
+            self.uid,
+            default_image=self.config.default_image,
+            policy=self.config.pod_policy,
+            prometheus_policy=self.policy,
+        )
 
     def poke(self) -> None:
         self.wake.set()
@@ -260,9 +264,7 @@ class SweepRuntime:
     async def _start_over(self) -> None:
         """Forget all in-memory state: the next pass rebuilds it from the stored status."""
         await self.close()
-        self.reconciler = SweepReconciler(
-            self.namespace, self.name, self.uid, default_image=self.config.default_image
-        )
+        self.reconciler = self._new_reconciler()
         self.last_patched = None
         self.pending_events = []
 
