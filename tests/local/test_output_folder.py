@@ -13,6 +13,7 @@ import pytest
 
 from kubetune.local.layout import LOCK_FILE, OUTPUT_NAMES
 from tests.local.cli import kubetune, read_state, start_kubetune
+from tests.local.processes import live_processes_with
 from tests.local.sweeps import SCRIPT, template_sweep, write
 
 pytestmark = pytest.mark.slow
@@ -134,22 +135,6 @@ def test_a_second_run_on_a_locked_folder_is_refused(tmp_path: Path) -> None:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
-def _processes_with(marker: str) -> list[int]:
-    """Live processes whose command line contains marker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if marker in cmdline and "State:\tZ" not in status:
-            found.append(int(entry.name))
-    return found
-
-
 def shell_wrapped_sweep(tmp: Path, launches: Path, steps: int, result: bool) -> Path:
     """One trial run as `sh -c "python trial_script.py ...; exit $?"`: the shell does not
     exec the script, so after a kill -9 of kubetune only the shell gets the kernel's SIGTERM."""
@@ -179,7 +164,7 @@ def test_resume_ends_a_killed_runs_leftover_trial_and_takes_only_its_own_result(
         time.sleep(0.1)
     first.kill()
     first.communicate(timeout=30)
-    assert _processes_with(str(launches)), "the shell-wrapped trial did not outlive kubetune"
+    assert live_processes_with(str(launches)), "the shell-wrapped trial did not outlive kubetune"
     state = read_state(out)
     in_flight = state["inFlight"]
     assert isinstance(in_flight, dict) and set(in_flight) == {"0"}
@@ -194,7 +179,7 @@ def test_resume_ends_a_killed_runs_leftover_trial_and_takes_only_its_own_result(
     assert (record["s"], record["rq"], record["st"]) == ("Succeeded", 1, 120)
     x = record["p"]["x"]
     assert record["v"][0] == pytest.approx((x - 0.3) ** 2 + 1 / 121, rel=1e-6)
-    assert not _processes_with(str(launches))
+    assert not live_processes_with(str(launches))
     assert launches.read_text().split() == ["demo-t0000", "demo-t0000"]
     assert "demo-t0000: ended processes left running by the previous run" in second.stdout
     assert final.get("inFlight", {}) == {}
@@ -277,11 +262,11 @@ def test_overwrite_ends_a_killed_runs_leftover_trial(tmp_path: Path) -> None:
         time.sleep(0.1)
     os.kill(first.pid, signal.SIGKILL)
     first.communicate(timeout=30)
-    assert _processes_with(str(launches))
+    assert live_processes_with(str(launches))
     shell_wrapped_sweep(tmp_path, launches, steps=1, result=True)
     again = kubetune("run", str(sweep), "--output", str(out), "--overwrite", "--grace", "2")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert not _processes_with(str(launches))
+    assert not live_processes_with(str(launches))
     assert "ended processes left running by the previous run" in again.stdout
 
 
@@ -299,4 +284,4 @@ def test_a_trials_background_process_ends_with_the_trial(tmp_path: Path) -> None
     sweep = write(tmp_path, manifest)
     done = kubetune("run", str(sweep), "--output", str(tmp_path / "out"))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert not _processes_with(marker)
+    assert not live_processes_with(marker)

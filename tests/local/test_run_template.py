@@ -12,6 +12,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from tests.local.cli import REPO, kubetune, read_state, start_kubetune
+from tests.local.processes import live_processes_with
 from tests.local.sweeps import template_sweep, write
 
 pytestmark = pytest.mark.slow
@@ -268,22 +269,6 @@ def test_custom_trainer_example_runs(tmp_path: Path) -> None:
     assert set(yaml.safe_load((out / "best.yaml").read_text())) == {"lr", "momentum"}
 
 
-def _trial_processes(marker: str) -> list[int]:
-    """Pids of live processes whose command line contains marker."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        if marker in cmdline and "State:\tZ" not in status:
-            found.append(int(entry.name))
-    return found
-
-
 def test_kill_9_then_resume_requeues_the_running_trials(tmp_path: Path) -> None:
     sweep, launches = launch_logged_sweep(tmp_path, steps=200, sleep=0.1, trials=2)
     out = tmp_path / "out"
@@ -296,7 +281,7 @@ def test_kill_9_then_resume_requeues_the_running_trials(tmp_path: Path) -> None:
     first.communicate(timeout=30)
     # The orphaned trials get SIGTERM from the kernel when kubetune dies.
     deadline = time.monotonic() + 30
-    while _trial_processes(str(launches)):
+    while live_processes_with(str(launches)):
         assert time.monotonic() < deadline, "trials outlived a kill -9 of kubetune"
         time.sleep(0.2)
     running = read_state(out)["history"]
