@@ -7,6 +7,7 @@ as kube-prometheus-stack would install them. So every rendered manifest must app
 """
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from kubetune.spec import effective_spec, parse_sweep
 from tests.chart.rendering import CHART, REPO, TOGGLES, combination_values, one
 from tests.chart.rendering import render as render_chart
 from tests.cluster.cluster import Cluster
+from tests.cluster.errors import ApiError
 from tests.cluster.pod_discovery import PodDiscovery
 from tests.cluster.prometheus import Prometheus as ClusterPrometheus
 from tests.cluster.prometheus import free_port
@@ -185,7 +187,9 @@ def test_operator_pod_from_the_chart_is_live_and_applies_defaults(
         kubelet.extra_env.pop("KUBECONFIG", None)
         cluster.delete(PLURAL, "tiny-sweep", namespace, group=API_GROUP)
         for leftover in cluster.list_objects("pods", namespace):
-            cluster.delete("pods", leftover["metadata"]["name"], namespace, grace_period=0)
+            # The operator, still running, may remove a trial pod between the list and here.
+            with contextlib.suppress(ApiError):
+                cluster.delete("pods", leftover["metadata"]["name"], namespace, grace_period=0)
 
 
 # A trial container that serves one trainer series where the operator says it should.
