@@ -42,6 +42,9 @@ LABEL_SWEEP: Final = "kubetune.dev/sweep"
 LABEL_TRIAL: Final = "kubetune.dev/trial"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "kubetune"
+# Kueue's plain-pod integration: a pod with this label is queued in that LocalQueue (Kueue's
+# webhook gates it with kueue.x-k8s.io/admission until the queue admits it).
+LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
 
 # Trainer exit statuses (documented in trainer-image/README.md).
 EXIT_OK: Final = 0

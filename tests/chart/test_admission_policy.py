@@ -121,6 +121,19 @@ def test_every_way_a_template_references_a_secret_is_checked() -> None:
         assert len(refused) == 1, (readable, refused)
 
 
+def test_secrets_mounted_through_trainer_volumes_are_checked() -> None:
+    volumes = [
+        {"name": "results", "persistentVolumeClaim": {"claimName": "r"}},
+        {"name": "creds", "secret": {"secretName": "gcs"}},
+        {"name": "bundle", "projected": {"sources": [{"secret": {"name": "tls"}}]}},
+    ]
+    sweep = _sweep({"trainer": {"model": "tiny", "volumes": volumes}})
+    assert _create("gina", sweep, _table("gina", "gcs")).refusals == [
+        "spec.trainer.volumes: these volumes mount Secrets you cannot get: bundle"
+    ]
+    assert _create("gina", sweep, _table("gina", "gcs", "tls")).admitted
+
+
 def test_grants_in_another_namespace_do_not_count() -> None:
     table = _table("erin", "hf", namespace="elsewhere")
     verdict = _create("erin", TRAINER, table)

@@ -265,6 +265,7 @@ class Kubelet:
         for node in self.nodes.values():
             stored = self.api.get(nodes_rt, "", node.name)
             node.labels = stored["metadata"].get("labels") or {}
+            node.taints = list((stored.get("spec") or {}).get("taints") or [])
         chosen, message = place(pod, pods, list(self.nodes.values()))
         md = pod["metadata"]
         if chosen is None:

@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_ANY = {
     "spec.parameters[].values[]",  # categorical choices: numbers, strings or booleans
     "spec.trainer.args{}",  # free-form trainer arguments
+    # Kubernetes objects too large to copy into the CRD; the API server checks them on the pod.
+    "spec.trainer.affinity",
+    "spec.trainer.volumes[]",
     "spec.template.metadata",  # the user's own pod template
     "spec.template.spec",
     "status.best.parameters{}",
@@ -69,6 +72,19 @@ def test_schema_keeps_rules_the_api_server_can_check() -> None:
     assert param["properties"]["values"]["minItems"] == 1
     # A default inside the merged union would be added to every variant by the API server.
     assert "default" not in param["properties"]["log"]
+
+
+def test_trainer_pod_fields_are_typed_where_small() -> None:
+    spec = version()["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    trainer = spec["trainer"]["properties"]
+    toleration = trainer["tolerations"]["items"]["properties"]
+    assert toleration["operator"]["enum"] == ["Exists", "Equal"]
+    assert toleration["effect"]["enum"] == ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    assert trainer["imagePullSecrets"]["items"]["required"] == ["name"]
+    assert trainer["volumeMounts"]["items"]["required"] == ["name", "mountPath"]
+    assert trainer["nodeSelector"]["additionalProperties"] == {"type": "string"}
+    assert trainer["shmSize"]["x-kubernetes-int-or-string"] is True
+    assert spec["queueName"]["maxLength"] == 63
 
 
 def test_names_subresource_and_printer_columns() -> None:

@@ -12,6 +12,7 @@ from kubetune.spec import (
     parse_duration,
     parse_sweep,
 )
+from kubetune.spec.pod_fields import quantity_bytes
 from tests.spec.conftest import manifest
 
 
@@ -138,6 +139,55 @@ def test_grid_size_counts_every_point() -> None:
             "spec.trainer.env[0].name: KUBETUNE_* variables are set by kubetune",
         ),
         (
+            {"trainer": {"shmSize": "16GB"}},
+            "spec.trainer.shmSize: must be a Kubernetes quantity such as 16Gi, got '16GB'",
+        ),
+        ({"trainer": {"shmSize": "0Gi"}}, "spec.trainer.shmSize: must be more than 0"),
+        (
+            {"trainer": {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exist"}]}},
+            "spec.trainer.tolerations[0].operator: must be one of 'Exists' or 'Equal'",
+        ),
+        (
+            {"trainer": {"tolerations": [{"operator": "Equal", "value": "x"}]}},
+            "spec.trainer.tolerations[0].operator: must be Exists when key is empty",
+        ),
+        (
+            {"trainer": {"tolerations": [{"key": "k", "tolerationSeconds": 30}]}},
+            "spec.trainer.tolerations[0].effect: must be NoExecute when tolerationSeconds",
+        ),
+        (
+            {"trainer": {"volumeMounts": [{"name": "out", "mountPath": "/out"}]}},
+            "spec.trainer.volumeMounts[0].name: no volume named 'out' in trainer.volumes",
+        ),
+        (
+            {"trainer": {"volumes": [{"name": "out"}]}},
+            "spec.trainer.volumes[0]: needs exactly one volume source",
+        ),
+        (
+            {"trainer": {"volumes": [{"name": "Out", "emptyDir": {}}]}},
+            "spec.trainer.volumes[0].name: required, a DNS label",
+        ),
+        (
+            {
+                "trainer": {
+                    "shmSize": "1Gi",
+                    "volumes": [{"name": "shm", "emptyDir": {}}],
+                    "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+                }
+            },
+            "spec.trainer.volumeMounts[0].mountPath: shmSize already mounts /dev/shm",
+        ),
+        (
+            {"trainer": {"nodeSelector": {"pool": "gpu nodes"}}},
+            "spec.trainer.nodeSelector: 'pool': a label value must be",
+        ),
+        (
+            {"trainer": {"labels": {"Example.com/team": "nlp"}}},
+            "spec.trainer.labels: 'Example.com/team': the prefix before / must be",
+        ),
+        ({"trainer": {"imagePullSecrets": ["ghcr"]}}, "spec.trainer.imagePullSecrets[0]"),
+        ({"queueName": "Team GPU"}, "spec.queueName: must match"),
+        (
             {"objectives": [{"metric": "eval_loss"}]},
             "spec.objectives: set either objective or objectives",
         ),
@@ -154,6 +204,16 @@ def test_grid_size_counts_every_point() -> None:
 def test_bad_spec_fields(changes: dict[str, Any], expected: str) -> None:
     problems = problems_of(manifest(**changes))
     assert any(p.startswith(expected) for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("size", "size_bytes"),
+    [("16Gi", 16 * 2**30), ("500M", 500 * 10**6), ("0.5Gi", 2**29), ("1e9", 10**9), (64, 64)],
+)
+def test_shm_size_takes_kubernetes_quantities(size: int | str, size_bytes: int) -> None:
+    sweep = parse_sweep(manifest(trainer={"shmSize": size}))
+    assert sweep.spec.trainer is not None and sweep.spec.trainer.shm_size == size
+    assert quantity_bytes(size) == size_bytes
 
 
 def test_multi_objective_refuses_pruning() -> None:

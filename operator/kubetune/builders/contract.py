@@ -15,6 +15,7 @@ from kubetune.builders.errors import BuildError
 from kubetune.builders.substitute import ParamValue, params_json
 from kubetune.spec import TemplateSpec, TrainerSpec
 from kubetune.spec.checks import template_problems
+from kubetune.spec.trainer import POD_FIELDS
 
 # How many times this trial was requeued before this pod: a rerun reuses the pod name,
 # and this tells the new pod from a leftover of an earlier attempt.
@@ -23,8 +24,10 @@ ATTEMPT_ANNOTATION = "kubetune.dev/attempt"
 CONTAINER_ANNOTATION = "kubetune.dev/container"
 
 # The trainer config env var carries what the trainer needs; never env or resources,
-# which may name secrets and are the pod's business, not the trainer's.
-_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image"}
+# which may name secrets, nor where and how the pod runs: that is the pod's business.
+_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image"} | {
+    TrainerSpec.model_fields[name].alias or name for name in POD_FIELDS
+}
 
 
 def trial_env(

@@ -20,6 +20,7 @@ from kubetune.builders.security import enforce_policy, harden_pod_spec
 from kubetune.builders.substitute import ParamValue, substitute_container
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
+from kubetune.spec.trainer import POD_FIELDS, SHM_PATH, SHM_VOLUME
 
 TRAINER_CONTAINER = "trainer"
 TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
@@ -123,8 +124,11 @@ def build_trial_pod(
     if timeout is not None:
         pod_spec["activeDeadlineSeconds"] = max(1, int(timeout))
 
+    # The user's labels and annotations first: kubetune's own keys always win.
     labels = dict(metadata.get("labels") or {})
     labels.update(trial_labels(sweep.name, trial))
+    if spec.queue_name is not None:
+        labels[conventions.LABEL_KUEUE_QUEUE] = spec.queue_name
     annotations = dict(metadata.get("annotations") or {})
     annotations.update(
         {
@@ -146,8 +150,29 @@ def build_trial_pod(
         },
         "spec": pod_spec,
     }
-    enforce_policy(pod, policy, at="spec.template." if spec.template is not None else "")
+    if spec.template is not None:
+        enforce_policy(pod, policy, at="spec.template.")
+    else:
+        enforce_policy(pod, policy, field=trainer_field)
     return pod
+
+
+# Where a trainer pod's fields come from in the sweep: a refusal names what the user wrote.
+_TRAINER_POD_PATHS = (
+    ("spec.volumes", "spec.trainer.volumes"),
+    ("spec.serviceAccountName", "spec.trainer.serviceAccountName"),
+    ("spec.automountServiceAccountToken", "spec.trainer.serviceAccountName"),
+    ("metadata.annotations", "spec.trainer.annotations"),
+    ("spec.containers[0].volumeMounts", "spec.trainer.volumeMounts"),
+)
+
+
+def trainer_field(pod_path: str) -> str:
+    """The sweep field behind `pod_path` of a trainer pod (the pod path when none is)."""
+    for prefix, field in _TRAINER_POD_PATHS:
+        if pod_path == prefix or pod_path.startswith((f"{prefix}.", f"{prefix}[")):
+            return field + pod_path[len(prefix) :]
+    return pod_path
 
 
 def _from_trainer(
@@ -169,7 +194,45 @@ def _from_trainer(
         container["resources"] = trainer.resources.model_dump(
             by_alias=True, exclude_none=True, mode="json"
         )
-    return {"containers": [container]}, {}, container
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    for name in _TRAINER_POD_SPEC_FIELDS:
+        value = getattr(trainer, name)
+        if value is not None:
+            alias = TrainerSpec.model_fields[name].alias or name
+            pod_spec[alias] = _dump(value)
+    volumes = list(pod_spec.pop("volumes", []))
+    mounts = [m.model_dump(by_alias=True, exclude_none=True) for m in trainer.volume_mounts or []]
+    if trainer.shm_size is not None:
+        volumes.append(
+            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": trainer.shm_size}}
+        )
+        mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH})
+    if volumes:
+        pod_spec["volumes"] = volumes
+    if mounts:
+        container["volumeMounts"] = mounts
+    metadata: dict[str, Any] = {}
+    if trainer.labels:
+        metadata["labels"] = dict(trainer.labels)
+    if trainer.annotations:
+        metadata["annotations"] = dict(trainer.annotations)
+    return pod_spec, metadata, container
+
+
+# TrainerSpec fields that go on the PodSpec as they are, under their own (Kubernetes) name;
+# the others need kubetune's part added (volumes, mounts, metadata).
+_TRAINER_POD_SPEC_FIELDS = sorted(
+    POD_FIELDS - {"volume_mounts", "labels", "annotations", "shm_size"}
+)
+
+
+def _dump(value: Any) -> Any:
+    """A spec value as plain JSON data, copied: the pod never shares the spec's objects."""
+    if isinstance(value, list):
+        return [_dump(item) for item in value]
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return copy.deepcopy(value)
 
 
 def _from_template(

@@ -7,6 +7,7 @@ operator's accept-time probe build refuse the same sweeps.
 """
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from kubetune.builders.errors import BuildError
@@ -68,11 +69,28 @@ def harden_pod_spec(pod_spec: dict[str, Any], policy: PodPolicy) -> None:
         pod_spec.setdefault("automountServiceAccountToken", False)
 
 
-def enforce_policy(pod: dict[str, Any], policy: PodPolicy, *, at: str = "") -> None:
-    """PolicyRefused (a BuildError) listing every field `pod` asks beyond `policy`."""
+def enforce_policy(
+    pod: dict[str, Any],
+    policy: PodPolicy,
+    *,
+    at: str = "",
+    field: Callable[[str], str] | None = None,
+) -> None:
+    """PolicyRefused (a BuildError) listing every field `pod` asks beyond `policy`.
+
+    `at` is prepended to each pod path; `field`, when given, turns a pod path into the
+    sweep field the user wrote instead.
+    """
     problems = policy_problems(pod, policy, at=at)
+    if field is not None:
+        problems = [_renamed(problem, field) for problem in problems]
     if problems:
         raise PolicyRefused(problems)
+
+
+def _renamed(problem: str, field: Callable[[str], str]) -> str:
+    path, rule = problem.split(": ", 1)
+    return f"{field(path)}: {rule}"
 
 
 def _merge_defaults(given: Any, defaults: dict[str, Any]) -> dict[str, Any]:

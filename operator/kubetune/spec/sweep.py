@@ -12,6 +12,7 @@ from kubetune.spec.parameters import (
     SpecModel,
     grid_size,
 )
+from kubetune.spec.pod_fields import DNS_LABEL_MAX
 from kubetune.spec.trainer import TemplateSpec, TrainerSpec
 
 Direction = Literal["minimize", "maximize"]
@@ -148,6 +149,17 @@ class SweepSpec(SpecModel):
     trainer: TrainerSpec | None = None
     template: TemplateSpec | None = None
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    queue_name: str | None = Field(
+        default=None,
+        # A LocalQueue's name (a DNS subdomain) that is also a label value (at most 63).
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=DNS_LABEL_MAX,
+        description=(
+            "Kueue LocalQueue of every trial pod (trainer or template): the pods get the "
+            "kueue.x-k8s.io/queue-name label and wait until Kueue admits them. Needs Kueue's "
+            "pod integration enabled for the sweep's namespace."
+        ),
+    )
     suspend: bool = False
 
     @field_validator("parameters")

@@ -2,10 +2,21 @@
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from kubetune import conventions
 from kubetune.spec.parameters import SpecModel
+from kubetune.spec.pod_fields import (
+    DNS_SUBDOMAIN_MAX,
+    DNS_SUBDOMAIN_PATTERN,
+    LocalObjectReference,
+    Toleration,
+    VolumeMount,
+    label_key_problem,
+    label_value_problem,
+    quantity_bytes,
+    volume_problems,
+)
 
 TrainerArgValue = bool | int | float | str | list[str]
 Quantity = int | str
@@ -56,8 +67,39 @@ class ResourceRequirements(SpecModel):
     requests: dict[str, Quantity] | None = None
 
 
+# The memory-backed volume shmSize adds, and where it goes: NCCL and PyTorch's data loader
+# workers share tensors through /dev/shm, which a container runtime caps at 64 MiB.
+SHM_VOLUME = "kubetune-shm"
+SHM_PATH = "/dev/shm"
+
+# TrainerSpec fields that shape the trial pod, not the training: never in the trainer config.
+POD_FIELDS = frozenset(
+    {
+        "node_selector",
+        "tolerations",
+        "affinity",
+        "priority_class_name",
+        "service_account_name",
+        "image_pull_secrets",
+        "volumes",
+        "volume_mounts",
+        "labels",
+        "annotations",
+        "runtime_class_name",
+        "scheduler_name",
+        "shm_size",
+    }
+)
+
+_OWN_KEYS = (
+    "Keys kubetune sets on every trial pod (kubetune.dev/*, app.kubernetes.io/managed-by, "
+    "app.kubernetes.io/component, prometheus.io/*, kueue.x-k8s.io/queue-name with "
+    "spec.queueName) keep kubetune's value."
+)
+
+
 class TrainerSpec(SpecModel):
-    """Settings of the built-in LLM fine-tuning trainer."""
+    """Settings of the built-in LLM fine-tuning trainer, and where its pods run."""
 
     image: str | None = Field(
         default=None, description="Trainer image; default from the operator's configuration."
@@ -87,6 +129,109 @@ class TrainerSpec(SpecModel):
     )
     resources: ResourceRequirements | None = None
     env: list[EnvVar] = Field(default_factory=list)
+
+    # Pod placement and runtime: Kubernetes' own names and shapes, so they paste from a
+    # Deployment. They shape the pod only; `kubetune run` ignores them.
+    node_selector: dict[str, str] | None = Field(
+        default=None, description="Node labels a trial pod needs, e.g. a GPU node pool."
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, description="Taints trial pods tolerate, e.g. nvidia.com/gpu."
+    )
+    affinity: dict[str, Any] | None = Field(
+        default=None, description="A Kubernetes Affinity (nodeAffinity, podAntiAffinity, ...)."
+    )
+    priority_class_name: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=DNS_SUBDOMAIN_MAX
+    )
+    service_account_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=DNS_SUBDOMAIN_MAX,
+        description="Must be in the operator's pod policy allowedServiceAccounts.",
+    )
+    image_pull_secrets: list[LocalObjectReference] | None = None
+    volumes: list[dict[str, Any]] | None = Field(
+        default=None,
+        description=(
+            "Kubernetes Volumes of the trial pod (e.g. a persistentVolumeClaim for outputDir); "
+            "the admin pod policy decides which volume types are allowed."
+        ),
+    )
+    volume_mounts: list[VolumeMount] | None = Field(
+        default=None, description="Mounts of trainer.volumes in the trainer container."
+    )
+    labels: dict[str, str] | None = Field(
+        default=None, description=f"Extra labels of each trial pod. {_OWN_KEYS}"
+    )
+    annotations: dict[str, str] | None = Field(
+        default=None, description=f"Extra annotations of each trial pod. {_OWN_KEYS}"
+    )
+    runtime_class_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=DNS_SUBDOMAIN_MAX,
+        description="e.g. nvidia, where the GPU runtime is not the node's default.",
+    )
+    scheduler_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=DNS_SUBDOMAIN_MAX,
+        description="A scheduler other than the default one (e.g. a gang scheduler).",
+    )
+    shm_size: Quantity | None = Field(
+        default=None,
+        description=(
+            f"Size of a memory-backed {SHM_PATH} in the trainer container (e.g. 16Gi); NCCL "
+            "and data loader workers need more than the runtime's 64Mi. Counts against the "
+            "pod's memory."
+        ),
+    )
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm_size_is_a_quantity(cls, size: Quantity | None) -> Quantity | None:
+        if size is not None and quantity_bytes(size) <= 0:
+            raise ValueError(f"must be more than 0, got {size!r}")
+        return size
+
+    @field_validator("labels", "annotations", "node_selector")
+    @classmethod
+    def _valid_keys(
+        cls, entries: dict[str, str] | None, info: ValidationInfo
+    ) -> dict[str, str] | None:
+        for key, value in (entries or {}).items():
+            problem = label_key_problem(key)
+            if problem is None and info.field_name != "annotations":
+                problem = label_value_problem(value)
+            if problem is not None:
+                raise ValueError(f"{key[:64]!r}: {problem}")
+        return entries
+
+    @field_validator("volumes")
+    @classmethod
+    def _named_volumes(cls, volumes: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        problems = volume_problems(volumes or [])
+        if problems:
+            raise ValueError(problems[0])
+        return volumes
+
+    @model_validator(mode="after")
+    def _mounts_name_volumes(self) -> "TrainerSpec":
+        names = {volume.get("name") for volume in self.volumes or []}
+        if self.shm_size is not None and SHM_VOLUME in names:
+            raise ValueError(f"volumes: the name {SHM_VOLUME} is kubetune's with shmSize")
+        for index, mount in enumerate(self.volume_mounts or []):
+            if mount.name not in names:
+                raise ValueError(
+                    f"volumeMounts[{index}].name: no volume named {mount.name[:64]!r} in "
+                    "trainer.volumes"
+                )
+            if self.shm_size is not None and mount.mount_path.rstrip("/") == SHM_PATH:
+                raise ValueError(
+                    f"volumeMounts[{index}].mountPath: shmSize already mounts {SHM_PATH}"
+                )
+        return self
 
     @field_validator("env")
     @classmethod
