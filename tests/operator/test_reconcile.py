@@ -509,7 +509,7 @@ def test_algorithm_edit_is_refused_and_a_status_from_0_1_is_adopted() -> None:
 
 def test_min_strategy_counts_readings_and_status_records_additional_metrics() -> None:
     rec = new()
-    spec = {
+    spec: dict[str, Any] = {
         "objective": {"metric": "val/loss", "strategy": "min"},
         "additionalMetrics": ["Validation-accuracy", "junk"],
     }
