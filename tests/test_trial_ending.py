@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 from pathlib import Path
@@ -13,7 +14,8 @@ from kubetune import conventions
 from kubetune.local.outcome import exit_status, process_ending, read_result
 from kubetune.metrics import TrialReading
 from kubetune.operator.pod_state import view
-from kubetune.trial_ending import StopReason, TrialEnding, Verdict, judge
+from kubetune.spec import Objective
+from kubetune.trial_ending import StopReason, TrialEnding, Verdict, judge, note_extremes
 from kubetune.trial_result import TrialResult
 
 OBJ = ["eval_loss"]
@@ -219,3 +221,117 @@ def test_read_result_takes_only_the_given_attempts_result(tmp_path: Path) -> Non
     )
     found = read_result(tmp_path, "2-bbbb")
     assert found is not None and found.metrics == {"eval_loss": 0.5}
+
+
+# ---- strategies and additional metrics -------------------------------------------------
+
+
+def objective(strategy: str, metric: str = "eval_loss") -> Objective:
+    return Objective.model_validate({"metric": metric, "strategy": strategy})
+
+
+def test_min_and_max_choose_among_history_readings_and_final_value() -> None:
+    history = {"eval_loss": [[10, 0.9], [20, 0.4], [30, float("nan")]]}
+    final = result(metrics={"eval_loss": 0.6}, steps=40, intermediate=history)
+    # The runtime read 0.3 at step 25 (thinned out of the result's history) and 1.2 at 5.
+    seen = {"eval_loss": [(25, 0.3), (5, 1.2)]}
+    done = ending(result=final, seen=seen)
+    assert (judge(done, [objective("final")]).values, judge(done, OBJ).step) == ([0.6], 40)
+    lowest = judge(done, [objective("min")])
+    assert (lowest.kind, lowest.values, lowest.step) == ("complete", [0.3], 25)
+    highest = judge(done, [objective("max")])
+    assert (highest.values, highest.step) == ([1.2], 5)
+    # Without the readings, the result's history and the final value decide.
+    assert judge(ending(result=final), [objective("min")]).values == [0.4]
+    assert judge(ending(result=final), [objective("max")]).values == [0.9]
+
+
+def test_min_picks_the_final_value_and_the_earliest_of_ties() -> None:
+    final = result(metrics={"eval_loss": 0.1}, steps=9, intermediate={"eval_loss": [[3, 0.5]]})
+    assert (judge(ending(result=final), [objective("min")]).step) == 9
+    tied = result(metrics={"eval_loss": 0.5}, steps=9, intermediate={"eval_loss": [[3, 0.5]]})
+    assert judge(ending(result=tied), [objective("min")]).step == 3
+
+
+def test_a_strategy_does_not_rescue_a_trial_without_a_final_value() -> None:
+    seen = {"eval_loss": [(5, 0.2)]}
+    lost = judge(ending(1, seen=seen), [objective("min")])
+    assert (lost.kind, lost.values) == ("fail", None)
+    nan = result(metrics={"eval_loss": float("nan")}, intermediate={"eval_loss": [[1, 0.2]]})
+    assert word(judge(ending(result=nan), [objective("min")])) == "NotFinite"
+
+
+def test_each_objective_takes_its_own_strategy() -> None:
+    final = result(
+        metrics={"eval_loss": 0.5, "val/acc": 0.7},
+        steps=30,
+        intermediate={"eval_loss": [[10, 0.2]], "val/acc": [[10, 0.9], [20, 0.95]]},
+    )
+    verdict = judge(ending(result=final), [objective("final"), objective("max", "val/acc")])
+    # The step is the chosen report's of the first objective.
+    assert (verdict.values, verdict.step) == ([0.5, 0.95], 30)
+
+
+def test_note_extremes_keeps_two_points_per_metric() -> None:
+    kept: dict[str, list[tuple[int, float]]] = {}
+    for step, value in [(1, 0.5), (2, 0.3), (3, float("inf")), (4, 0.9), (5, 0.4), (6, 0.3)]:
+        reading = TrialReading({"val_loss": value, "eval_step": float(step)})
+        note_extremes(kept, reading, ["val/loss"])  # read from the val_loss series
+    assert kept == {"val/loss": [(2, 0.3), (4, 0.9)]}
+
+
+def test_additional_metrics_come_from_the_result_else_the_last_reading() -> None:
+    final = result(metrics={"eval_loss": 0.5, "Validation-accuracy": 0.8, "junk": float("inf")})
+    last = TrialReading({"eval_f1": 0.6, "huge": float("nan"), "eval_step": 3.0})
+    names = ["Validation-accuracy", "eval.f1", "junk", "huge", "absent"]
+    verdict = judge(ending(result=final, last=last), OBJ, names)
+    assert verdict.metrics == {"Validation-accuracy": 0.8, "eval.f1": 0.6}
+    # Recorded for a failed trial too; a requeued attempt records nothing.
+    assert judge(ending(3, last=last), OBJ, ["eval.f1"]).metrics == {"eval.f1": 0.6}
+    assert judge(ending(137, last=last, disruption="Evicted"), OBJ, ["eval.f1"]).metrics == {}
+
+
+STRATEGY_ENDINGS: list[tuple[str, TrialResult | None, TrialReading | None, list[float], int]] = [
+    (
+        "min",
+        result(metrics={"eval_loss": 0.7}, steps=9, intermediate={"eval_loss": [[3, 0.2]]}),
+        None,
+        [0.2],
+        3,
+    ),
+    (
+        "max",
+        result(metrics={"eval_loss": 0.7}, steps=9, intermediate={"eval_loss": [[3, 0.2]]}),
+        None,
+        [0.7],
+        9,
+    ),
+    ("min", None, TrialReading({"eval_loss": 0.6, "eval_step": 5.0}), [0.1], 2),
+    ("max", None, TrialReading({"eval_loss": 0.6, "eval_step": 5.0}), [0.8], 4),
+]
+
+
+@pytest.mark.parametrize(("strategy", "final", "last", "values", "step"), STRATEGY_ENDINGS)
+def test_both_runtimes_apply_a_strategy_alike(
+    tmp_path: Path,
+    strategy: str,
+    final: TrialResult | None,
+    last: TrialReading | None,
+    values: list[float],
+    step: int,
+) -> None:
+    seen = {"eval_loss": [(2, 0.1), (4, 0.8)]} if final is None else {}
+    message = final.to_message() if final is not None else None
+    pod = view(pod_of(0, message))
+    assert pod.ending is not None
+    objectives = [objective(strategy)]
+    on_cluster = judge(
+        dataclasses.replace(pod.ending, last=last, seen=seen), objectives, ["eval_loss"]
+    )
+    if message is not None:
+        (tmp_path / "termination-log").write_text(message)
+    ending_here = process_ending(0, read_result(tmp_path), None, last, seen=seen)
+    local = judge(ending_here, objectives, ["eval_loss"])
+    for verdict in (on_cluster, local):
+        assert (verdict.kind, verdict.values, verdict.step) == ("complete", values, step)
+    assert on_cluster.metrics == local.metrics

@@ -22,10 +22,14 @@ def best_document(spec: SweepSpec, best: BestTrial) -> dict[str, object]:
 
 
 def best_scores(metrics: list[str], best: BestTrial) -> str:
-    """`eval_loss=0.41 at step 120`: the best trial's objective values for a header line."""
+    """`eval_loss=0.41 at step 120; also accuracy=0.9`: the best trial's objective values,
+    then its spec.additionalMetrics, for a header line."""
     values = best.values if best.values is not None else [best.value]
     scores = ", ".join(f"{m}={v}" for m, v in zip(metrics, values, strict=False))
-    return scores + (f" at step {best.step}" if best.step is not None else "")
+    scores += f" at step {best.step}" if best.step is not None else ""
+    if best.metrics:
+        scores += "; also " + ", ".join(f"{m}={v}" for m, v in best.metrics.items())
+    return scores
 
 
 def best_yaml(spec: SweepSpec, best: BestTrial) -> str:

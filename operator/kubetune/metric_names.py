@@ -5,6 +5,7 @@ their names from here, so a rename is one edit and a test catches a dashboard
 that drifts (tests check every dashboard query against these names).
 """
 
+import re
 from typing import Final
 
 TRIAL_PREFIX: Final = "kubetune_trial_"
@@ -40,9 +41,45 @@ RECONCILE_ERRORS: Final = "kubetune_reconcile_errors_total"  # counter, label re
 SUGGESTION_SECONDS: Final = "kubetune_suggestion_seconds"  # histogram
 
 
+# Characters a Prometheus metric name may not hold; a user's metric name may (spec
+# METRIC_NAME_PATTERN allows -, . and /, as in Validation-accuracy, val/loss, eval.loss).
+_NOT_IN_SERIES = re.compile(r"[^a-zA-Z0-9_]")
+
+
 def trial_metric(name: str) -> str:
-    """Series name for an objective metric the trainer reports, e.g. eval_loss."""
-    return name if name.startswith(TRIAL_PREFIX) else TRIAL_PREFIX + name
+    """The series of a metric the trial reports: the one rule from a user's name to Prometheus.
+
+    kubetune_trial_ + the name with every character outside [a-zA-Z0-9_] replaced by _:
+    val/loss -> kubetune_trial_val_loss, Validation-accuracy ->
+    kubetune_trial_Validation_accuracy. A name that is a series already keeps its prefix.
+    Two names that map to one series (val/loss and val_loss) cannot both be read, so the
+    spec refuses a sweep whose objectives and additional metrics collide (series_collisions).
+    The trial's result keeps the user's name as the key of its metrics.
+    """
+    series = name if name.startswith(TRIAL_PREFIX) else TRIAL_PREFIX + name
+    return _NOT_IN_SERIES.sub("_", series)
+
+
+def reading_key(name: str) -> str:
+    """Key of a metric in a reading of the trial's series (its series without the prefix)."""
+    return short_name(trial_metric(name))
+
+
+def series_collisions(named: list[tuple[str, str]]) -> list[str]:
+    """Problems for (field, metric name) pairs whose names map to one series, naming both."""
+    seen: dict[str, tuple[str, str]] = {}
+    problems: list[str] = []
+    for field, name in named:
+        series = trial_metric(name)
+        if series in seen:
+            other_field, other = seen[series]
+            problems.append(
+                f"{field}: {name!r} maps to the series {series}, as {other_field} {other!r} "
+                "does (every character outside [a-zA-Z0-9_] becomes _); rename one"
+            )
+        else:
+            seen[series] = (field, name)
+    return problems
 
 
 def short_name(series: str) -> str:

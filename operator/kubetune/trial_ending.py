@@ -18,20 +18,41 @@ The rules, in order:
    requeueing it would rerun a trial that dies the same way, without limit.
 Free text the trial wrote (its failure reason, its log) only follows the vocabulary word as
 a sanitized, bounded excerpt.
+
+Which value a completed trial gets, per objective (Objective.strategy): `final` takes the
+final value of rule 1. `min` and `max` take the least or greatest of the trial's reports
+of that metric, with the step of the chosen report (ties: the earliest). The reports that
+count are exactly these, non-finite ones left out:
+  a. the evaluations in the result's history (TrialResult.intermediate[metric]; result.json
+     holds them all, a termination message may have been thinned to fit 4 KiB);
+  b. the evaluations the runtime read while the trial ran (TrialEnding.seen: the operator
+     and `kubetune run` keep the least and greatest reading of each objective per attempt,
+     every metrics.interval; an operator restart forgets what it had read before);
+  c. the final value itself.
+An evaluation made between two readings and thinned out of the message is not counted.
+The final value must still be reported and finite for the trial to complete. The verdict's
+step is the chosen report's step of the first objective.
+
+Additional metrics (spec.additionalMetrics) are recorded, never judged: each from the
+result's metrics, else the last reading; non-finite values are dropped.
 """
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from kubetune import conventions
 from kubetune.metrics.types import TrialReading, short_name
+from kubetune.spec.sweep import Objective, Strategy
 from kubetune.text import excerpt
 from kubetune.trial_result import TrialResult
 
 # Why kubetune stopped a trial itself; None when the trial ended on its own.
 StopReason = Literal["pruned", "timeout", "interrupted", "suspended", "finished"]
 VerdictKind = Literal["complete", "prune", "fail", "requeue"]
+# (step, value) reports of one metric; step None for a final value with no step known.
+Report = tuple[int | None, float]
 
 EXIT_SIGKILL = 137  # 128 + 9
 
@@ -76,6 +97,9 @@ class TrialEnding:
     metrics_gap: bool = False
     # What else the runtime saw (pod reason, deadline, a log tail): foreign text.
     detail: str = ""
+    # Evaluations of each objective read while it ran, by metric name (note_extremes keeps
+    # only the least and greatest: all that the min and max strategies choose among).
+    seen: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,22 +112,55 @@ class Verdict:
     disruption: bool = False
     # The first objective's evaluations from the result: points the readings may have missed.
     intermediate: list[tuple[int, float]] = field(default_factory=list)
+    # spec.additionalMetrics values by name, finite ones only (recorded, not judged).
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
-def judge(ending: TrialEnding, objectives: list[str]) -> Verdict:
-    """The verdict on an ended trial; objectives are the objective metric names in order."""
-    metrics = [short_name(m) for m in objectives]
+def judge(
+    ending: TrialEnding,
+    objectives: Sequence[Objective | str],
+    additional: Sequence[str] = (),
+) -> Verdict:
+    """The verdict on an ended trial.
+
+    objectives: the sweep's objectives in order (a bare name is one with strategy final);
+    additional: spec.additionalMetrics, whose values the verdict carries.
+    """
+    scoring: list[tuple[str, Strategy]] = [
+        (short_name(o), "final") if isinstance(o, str) else (short_name(o.metric), o.strategy)
+        for o in objectives
+    ]
+    metrics = [metric for metric, _ in scoring]
     result = ending.result
     intermediate = list(result.intermediate.get(metrics[0], [])) if result else []
+    recorded = additional_values(ending, additional)
 
     def verdict(kind: VerdictKind, reason: str, *, disruption: bool = False) -> Verdict:
-        return Verdict(kind, reason=reason, disruption=disruption, intermediate=intermediate)
+        return Verdict(
+            kind,
+            reason=reason,
+            disruption=disruption,
+            intermediate=intermediate,
+            metrics={} if kind == "requeue" else recorded,
+        )
 
-    values, step = final_values(ending, metrics)
-    if values is not None and all(math.isfinite(v) for v in values):
-        return Verdict("complete", values, step, intermediate=intermediate)
+    reports = _final_reports(ending, metrics)
+    values = [value for _, value in reports] if reports is not None else None
+    if reports is not None and all(math.isfinite(value) for _, value in reports):
+        chosen = [
+            _choose(ending, metric, strategy, final)
+            for (metric, strategy), final in zip(scoring, reports, strict=True)
+        ]
+        step = chosen[0][0] if any(s != "final" for _, s in scoring) else _final_step(reports)
+        return Verdict(
+            "complete",
+            [value for _, value in chosen],
+            step,
+            intermediate=intermediate,
+            metrics=recorded,
+        )
     if ending.stop == "pruned":
-        return Verdict("prune", intermediate=intermediate)
+        return Verdict("prune", intermediate=intermediate, metrics=recorded)
     if ending.stop == "timeout":
         limit = f" ({ending.timeout})" if ending.timeout else ""
         return verdict("fail", f"{REASON_TIMEOUT}: ran past budget.trialTimeout{limit}")
@@ -133,26 +190,91 @@ def judge(ending: TrialEnding, objectives: list[str]) -> Verdict:
 
 def final_values(ending: TrialEnding, metrics: list[str]) -> tuple[list[float] | None, int | None]:
     """The objective values and their step, when the trial ended well and reported them all."""
+    reports = _final_reports(ending, metrics)
+    if reports is None:
+        return None, None
+    return [value for _, value in reports], _final_step(reports)
+
+
+def additional_values(ending: TrialEnding, names: Sequence[str]) -> dict[str, float]:
+    """spec.additionalMetrics of an ended trial: the result's value, else the last reading's.
+
+    Whatever the trial reported: a non-finite value is dropped, so no NaN or inf reaches
+    status (where JSON cannot hold it).
+    """
+    result = ending.result
+    found: dict[str, float] = {}
+    for name in names:
+        value = result.metrics.get(name) if result is not None else None
+        if value is None and ending.last is not None:
+            value = ending.last.value(name)
+        if value is not None and math.isfinite(value):
+            found[name] = float(value)
+    return found
+
+
+def note_extremes(
+    kept: dict[str, list[tuple[int, float]]], reading: TrialReading, metrics: Sequence[str]
+) -> None:
+    """Fold one reading of a running trial into the least and greatest evaluation of each
+    metric a runtime keeps for it (what TrialEnding.seen carries). Bounded: two per metric."""
+    for metric in metrics:
+        evaluation = reading.evaluation(metric)
+        if evaluation is None or not math.isfinite(evaluation[1]):
+            continue
+        points = [*kept.get(metric, []), evaluation]
+        low = min(points, key=lambda p: (p[1], p[0]))
+        high = max(points, key=lambda p: (p[1], -p[0]))
+        kept[metric] = [low] if low == high else [low, high]
+
+
+def _final_reports(ending: TrialEnding, metrics: list[str]) -> list[Report] | None:
+    """Each objective's final (step, value), when the trial ended well and reported them all."""
     result = ending.result
     if ending.exit_code != conventions.EXIT_OK:
-        return None, None
+        return None
     if result is not None and result.status != "succeeded":
-        return None, None
+        return None
     trusted = ending.last if ending.last_is_final and ending.stop is None else None
-    values: list[float] = []
-    steps: list[int] = []
+    reports: list[Report] = []
     for metric in metrics:
         if result is not None and metric in result.metrics:
-            values.append(float(result.metrics[metric]))
+            reports.append((result.steps or None, float(result.metrics[metric])))
             continue
         evaluation = trusted.evaluation(metric) if trusted is not None else None
         if evaluation is None:
-            return None, None
-        steps.append(evaluation[0])
-        values.append(evaluation[1])
+            return None
+        reports.append(evaluation)
     if result is not None and result.steps:
-        return values, result.steps
-    return values, max(steps) if steps else None
+        # The result's step count is the step of every final value.
+        return [(result.steps, value) for _, value in reports]
+    return reports
+
+
+def _final_step(reports: list[Report]) -> int | None:
+    steps = [step for step, _ in reports if step is not None]
+    return max(steps) if steps else None
+
+
+def _choose(ending: TrialEnding, metric: str, strategy: Strategy, final: Report) -> Report:
+    """The report of metric that strategy makes the trial's value (see the module rules)."""
+    if strategy == "final":
+        return final
+    result = ending.result
+    history = result.intermediate.get(metric, []) if result is not None else []
+    reports: list[Report] = [
+        *((int(s), float(v)) for s, v in history),
+        *((int(s), float(v)) for s, v in ending.seen.get(metric, ())),
+        final,
+    ]
+    finite = [r for r in reports if math.isfinite(r[1])]
+
+    def earliest(report: Report) -> float:
+        return report[0] if report[0] is not None else math.inf
+
+    if strategy == "min":
+        return min(finite, key=lambda r: (r[1], earliest(r)))
+    return max(finite, key=lambda r: (r[1], -earliest(r)))
 
 
 def _exit_reason(ending: TrialEnding) -> str:

@@ -294,3 +294,28 @@ def test_kill_9_then_resume_requeues_the_running_trials(tmp_path: Path) -> None:
     assert isinstance(final, list)
     assert [(r["n"], r["s"], r["rq"]) for r in final] == [(0, "Succeeded", 1), (1, "Succeeded", 1)]
     assert sorted(launches.read_text().split()) == sorted(["demo-t0000", "demo-t0001"] * 2)
+
+
+def test_strategy_and_additional_metrics_reach_trials_csv_and_best_yaml(tmp_path: Path) -> None:
+    doc = template_sweep(
+        script_args=["--steps", "4", "--sleep", "0.5", "--result", "--extra"],
+        budget={"maxTrials": 2, "parallelism": 2},
+    )
+    # max over the reports: the loss falls with steps, so the first evaluation is the greatest.
+    doc["spec"]["objective"]["strategy"] = "max"
+    doc["spec"]["additionalMetrics"] = ["Validation-accuracy", "eval.f1"]
+    out = tmp_path / "out"
+    done = kubetune("run", str(write(tmp_path, doc)), "--output", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = rows(out)
+    assert list(table[0])[3:6] == ["eval_loss", "Validation-accuracy", "eval.f1"]
+    for row in table:
+        x = float(row["x"])
+        assert float(row["eval_loss"]) == pytest.approx((x - 0.3) ** 2 + 1 / 2, rel=1e-4)
+        assert row["step"] == "1"
+        # From the result (the final value) and, not in the result, from the last reading.
+        final = (x - 0.3) ** 2 + 1 / 5
+        assert float(row["Validation-accuracy"]) == pytest.approx(1 - final, rel=1e-4)
+        assert float(row["eval.f1"]) == 0.5
+    header = (out / "best.yaml").read_text().splitlines()[0]
+    assert "at step 1; also Validation-accuracy=" in header and "eval.f1=0.5" in header

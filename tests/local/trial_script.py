@@ -3,7 +3,9 @@
 loss(step) = (x - 0.3)**2 + 1 / (1 + step), times 10 for the trial named by --bad.
 Flags: --steps N, --sleep S per step, --result (write result.json / termination log),
 --fail-trial NAME (exit 1), --launch-log FILE (append the trial name at start),
---flat (the loss does not fall with steps, so pruning does not depend on scrape timing).
+--flat (the loss does not fall with steps, so pruning does not depend on scrape timing),
+--extra (also serve Validation-accuracy = 1 - loss, kept in the result, and eval.f1 = 0.5,
+served only: names with - and ., for spec.additionalMetrics).
 """
 
 import argparse
@@ -19,6 +21,12 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from kubetune import conventions, metric_names
 from kubetune.trial_result import TrialResult
 
+# The series of the additional metrics Validation-accuracy and eval.f1.
+EXTRA = (
+    metric_names.trial_metric("Validation-accuracy"),
+    metric_names.trial_metric("eval.f1"),
+)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -30,6 +38,7 @@ def main() -> int:
     parser.add_argument("--launch-log", default="")
     parser.add_argument("--x", type=float, default=None)
     parser.add_argument("--flat", action="store_true", help="loss does not fall with steps")
+    parser.add_argument("--extra", action="store_true", help="serve two additional metrics")
     args = parser.parse_args()
 
     trial = os.environ[conventions.ENV_TRIAL]
@@ -58,8 +67,11 @@ def main() -> int:
             metric_names.EVAL_STEP,
             metric_names.STEP,
             metric_names.TRIAL_DONE,
+            *EXTRA,
         )
     }
+    if args.extra:
+        gauges[EXTRA[1]].set(0.5)
     start_http_server(
         int(os.environ[conventions.ENV_METRICS_PORT]),
         addr=os.environ[conventions.ENV_METRICS_ADDR],
@@ -76,11 +88,18 @@ def main() -> int:
         gauges[metric_names.EVAL_LOSS].set(loss)
         gauges[metric_names.EVAL_STEP].set(step)
         gauges[metric_names.STEP].set(step)
+        if args.extra:
+            gauges[EXTRA[0]].set(1 - loss)
     status = "stopped" if stopped else "succeeded"
     if args.result:
         result = TrialResult(
             status=status,
-            metrics={"eval_loss": history[-1][1]} if history and not stopped else {},
+            metrics=(
+                {"eval_loss": history[-1][1]}
+                | ({"Validation-accuracy": 1 - history[-1][1]} if args.extra else {})
+                if history and not stopped
+                else {}
+            ),
             intermediate={"eval_loss": history},
             steps=step,
         )

@@ -142,3 +142,11 @@ def test_scrape_of_a_page_that_is_not_metrics_raises_metrics_error() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_metrics_page_is_read_under_the_user_names_of_its_series() -> None:
+    from kubetune.metrics.exposition import parse_exposition
+
+    page = "kubetune_trial_val_loss 0.25\nkubetune_trial_Validation_accuracy 0.5\n"
+    reading = parse_exposition(page)
+    assert reading.value("val/loss") == 0.25 and reading.value("Validation-accuracy") == 0.5

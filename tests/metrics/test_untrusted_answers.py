@@ -250,3 +250,41 @@ def test_metrics_page_error_status_quotes_nothing(server: CannedServer) -> None:
     with pytest.raises(MetricsUnavailable, match="HTTP 500 Internal Server Error") as raised:
         scrape(server, lambda s: s.fetch("127.0.0.1", server.port))
     assert SECRET not in str(raised.value)
+
+
+def test_a_metric_name_with_dash_dot_or_slash_reads_its_mapped_series() -> None:
+    """val/loss is queried as kubetune_trial_val_loss and found again under val/loss."""
+    import httpx
+
+    from kubetune.metric_names import trial_metric
+    from kubetune.metrics.promql import trial_selector
+
+    assert trial_metric("Validation-accuracy") == "kubetune_trial_Validation_accuracy"
+    assert trial_metric("eval.loss/fold-1") == "kubetune_trial_eval_loss_fold_1"
+    assert trial_selector("val/loss", "ns", "demo").startswith("kubetune_trial_val_loss{")
+    asked: list[str] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        query = request.url.params["query"]
+        asked.append(query)
+        result = []
+        if query.startswith("kubetune_trial_val_loss{"):
+            result = [{"metric": labelled("demo-t0000"), "value": [1.0, "0.5"]}]
+        return httpx.Response(200, stream=httpx.ByteStream(vector(*result)))
+
+    async def go() -> dict[str, TrialReading]:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(reply))
+        source = PrometheusSource("http://prom", metrics=["val/loss", "val_loss"], client=client)
+        try:
+            return await source.collect("ns", "demo", [TrialTarget("demo-t0000")])
+        finally:
+            await client.aclose()
+
+    found = asyncio.run(go())
+    assert found["demo-t0000"].value("val/loss") == 0.5
+    assert sorted(q.split("{")[0] for q in asked) == [
+        "kubetune_trial_done",
+        "kubetune_trial_eval_step",
+        "kubetune_trial_step",
+        "kubetune_trial_val_loss",
+    ]

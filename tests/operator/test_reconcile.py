@@ -505,3 +505,45 @@ def test_algorithm_edit_is_refused_and_a_status_from_0_1_is_adopted() -> None:
     restarted = reconcile(new(), body(status=old), pods)
     assert condition(restarted, "SpecAccepted")["status"] == "True"
     assert restarted.status["searchSpaceHash"] == first.status["searchSpaceHash"]
+
+
+def test_min_strategy_counts_readings_and_status_records_additional_metrics() -> None:
+    rec = new()
+    spec: dict[str, Any] = {
+        "objective": {"metric": "val/loss", "strategy": "min"},
+        "additionalMetrics": ["Validation-accuracy", "junk"],
+    }
+    reconcile(rec, body(**spec), {})
+    pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
+    # While it ran the operator read val/loss 0.2 at step 4 from its series val_loss.
+    low = TrialReading({"val_loss": 0.2, "eval_step": 4.0, "step": 4.0})
+    reconcile(rec, body(**spec), pods, MetricsReading(values={"s-t0000": low}))
+    final = TrialResult(
+        status="succeeded",
+        metrics={"val/loss": 0.5, "Validation-accuracy": 0.812345678, "junk": float("nan")},
+        intermediate={"val/loss": [(2, 0.9), (8, 0.5)]},
+        steps=8,
+    )
+    pods["s-t0000"] = ended("s-t0000", 0, final)
+    effects = reconcile(rec, body(**spec), pods)
+    record = next(r for r in effects.status["history"] if r["n"] == 0)
+    assert (record["s"], record["v"], record["st"]) == ("Succeeded", [0.2], 4)
+    # Rounded like values; the NaN a hostile trial reported is dropped.
+    assert record["am"] == {"Validation-accuracy": 0.812346}
+    assert effects.status["best"]["metrics"] == {"Validation-accuracy": 0.812346}
+
+
+def test_a_strategy_edit_is_refused_like_an_objective_edit() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+    pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
+    edited = body(generation=2, objective={"metric": "eval_loss", "strategy": "max"})
+    effects = reconcile(rec, edited, pods)
+    accepted = {c["type"]: c for c in effects.status["conditions"]}["SpecAccepted"]
+    assert (accepted["status"], accepted["reason"]) == ("False", "SearchSpaceChanged")
+    assert "spec.objective" in accepted["message"]
+    # additionalMetrics is recorded, never judged: editing it is accepted.
+    more = body(generation=3, additionalMetrics=["eval_accuracy"])
+    effects = reconcile(rec, more, pods)
+    accepted = {c["type"]: c for c in effects.status["conditions"]}["SpecAccepted"]
+    assert accepted["status"] == "True"

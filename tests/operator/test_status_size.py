@@ -16,6 +16,7 @@ from kubetune.engine import SweepEngine, summary
 from kubetune.operator.sweep_status import compose_status
 from kubetune.spec import SweepSpec, SweepStatus, TrialRecord, TrialState
 from kubetune.spec.archive import CHUNK, ArchiveError
+from kubetune.spec.sweep import MAX_ADDITIONAL_METRICS, MAX_METRIC_NAME
 from tests.cluster.cluster import Cluster
 from tests.engine.helpers import SPACE, loss
 
@@ -177,3 +178,17 @@ def test_a_tampered_archive_chunk_is_named_not_silently_dropped() -> None:
     miscounted.archive[0].count = 3
     with pytest.raises(ArchiveError, match="expected 3 records"):
         miscounted.records()
+
+
+def test_additional_metrics_at_their_bounds_keep_ten_thousand_trials_under_a_mib() -> None:
+    """spec.additionalMetrics at its limits, values a hostile trial makes incompressible."""
+    rng = random.Random(3)
+    names = [f"m{i}-" + "x" * (MAX_METRIC_NAME - 3) for i in range(MAX_ADDITIONAL_METRICS)]
+    spec = _spec("median").model_copy(update={"additional_metrics": names})
+    history = _history(random.Random(2))
+    for record in history:
+        if record.state != "Running":
+            record.metrics = {n: summary.round_value(rng.uniform(-1e300, 1e300)) for n in names}
+    patch = _compose(SweepEngine(spec, "big", history), spec, SweepStatus())
+    size = len(json.dumps({"status": patch}, separators=(",", ":")))
+    assert size < 0.9 * MIB, f"status is {size / MIB:.2f} MiB"

@@ -302,3 +302,91 @@ def test_objective_target_reached_respects_direction() -> None:
     )
     objective = sweep.spec.objective_list[0]
     assert objective.reached(0.95) and not objective.reached(0.5)
+
+
+# ---- metric names, strategies, additional metrics ---------------------------------------
+
+TEMPLATE = {"spec": {"containers": [{"name": "t", "image": "i"}]}}
+
+
+@pytest.mark.parametrize("name", ["Validation-accuracy", "val/loss", "eval.loss", "_x1"])
+def test_metric_names_may_hold_dash_dot_and_slash(name: str) -> None:
+    sweep = parse_sweep(
+        manifest(
+            objective={"metric": name, "strategy": "max"},
+            additionalMetrics=[f"{name}2"],
+            trainer=None,
+            template=TEMPLATE,
+        )
+    )
+    assert sweep.spec.objective_list[0].metric == name
+    assert sweep.spec.objective_list[0].strategy == "max"
+    assert sweep.spec.additional_metrics == [f"{name}2"]
+
+
+@pytest.mark.parametrize("name", ["1abc", "val loss", "a{b}", "a,b", "x" * 64, ""])
+def test_bad_metric_names_are_refused_naming_the_field(name: str) -> None:
+    assert any(
+        p.startswith("spec.objective.metric")
+        for p in problems_of(manifest(objective={"metric": name}))
+    )
+    assert any(
+        p.startswith("spec.additionalMetrics[0]: ")
+        for p in problems_of(manifest(additionalMetrics=[name]))
+    )
+
+
+def test_strategy_must_be_final_min_or_max() -> None:
+    assert any(
+        "spec.objective.strategy" in p
+        for p in problems_of(manifest(objective={"metric": "eval_loss", "strategy": "mean"}))
+    )
+
+
+def test_names_mapping_to_one_series_are_refused() -> None:
+    clash = problems_of(manifest(additionalMetrics=["eval-loss"]))
+    assert any(
+        "additionalMetrics[0]: 'eval-loss' maps to the series kubetune_trial_eval_loss, as "
+        "objective.metric 'eval_loss' does" in p
+        for p in clash
+    )
+    two = [{"metric": "val/loss"}, {"metric": "val.loss", "direction": "maximize"}]
+    assert any(
+        "objectives[1].metric: 'val.loss'" in p
+        for p in problems_of(manifest(objectives=two, objective=None))
+    )
+
+
+def test_at_most_four_additional_metrics() -> None:
+    four = [f"m{i}" for i in range(4)]
+    assert parse_sweep(manifest(additionalMetrics=four, trainer=None, template=TEMPLATE))
+    names = [f"m{i}" for i in range(5)]
+    assert any(
+        "spec.additionalMetrics" in p for p in problems_of(manifest(additionalMetrics=names))
+    )
+
+
+def test_additional_metrics_of_a_trainer_sweep_must_be_reported_by_it() -> None:
+    from kubetune.spec.checks import objective_problems
+
+    ok = parse_sweep(manifest(additionalMetrics=["eval_accuracy", "train_loss"]))
+    assert objective_problems(effective_spec(ok.spec)) == []
+    bad = parse_sweep(manifest(additionalMetrics=["val/acc"]))
+    assert objective_problems(effective_spec(bad.spec)) == [
+        "spec.additionalMetrics[0]: the built-in trainer does not report 'val/acc'; in train "
+        "mode it reports eval_loss, eval_accuracy, train_loss, learning_rate, grad_norm, "
+        "tokens_per_second"
+    ]
+
+
+def test_strategy_is_part_of_the_study_and_additional_metrics_are_not() -> None:
+    from kubetune.spec.identity import study_changes, study_digest
+
+    base = parse_sweep(manifest()).spec
+    maxed = parse_sweep(manifest(objective={"metric": "eval_loss", "strategy": "max"})).spec
+    assert study_changes(base, maxed) == ["spec.objective"]
+    more = parse_sweep(manifest(additionalMetrics=["eval_accuracy"])).spec
+    assert study_changes(base, more) == []
+    # A sweep started before strategy existed keeps its digest.
+    final = parse_sweep(manifest(objective={"metric": "eval_loss", "strategy": "final"})).spec
+    assert study_digest(final) == study_digest(base)

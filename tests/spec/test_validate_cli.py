@@ -33,7 +33,11 @@ def test_explain_prints_every_default(
         "learning_rate", "lora_r", "lora_dropout", "warmup_ratio"
     ]  # fmt: skip
     assert spec["algorithm"]["name"] == "tpe"
-    assert spec["objective"] == {"metric": "eval_loss", "direction": "minimize"}
+    assert spec["objective"] == {
+        "metric": "eval_loss",
+        "direction": "minimize",
+        "strategy": "final",
+    }
     assert spec["earlyStopping"]["name"] == "none"
     assert spec["trainer"]["method"] == "lora"
 

@@ -227,6 +227,14 @@ class SweepEngine:
         if not self.spec.multi_objective:
             for step, value in verdict.intermediate:
                 self.report(number, step, value)
+        trial = self._get(number)
+        if verdict.metrics and trial.state not in summary.FINISHED:
+            # At most spec.additionalMetrics entries, finite (judge drops the rest).
+            trial.metrics = {
+                name: summary.round_value(value)
+                for name, value in verdict.metrics.items()
+                if name in self.spec.additional_metrics and math.isfinite(value)
+            }
         if verdict.kind == "complete":
             assert verdict.values is not None
             return self.complete(number, verdict.values, verdict.step)

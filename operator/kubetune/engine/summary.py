@@ -37,6 +37,7 @@ class Trial:
     reason: str | None = None
     requeues: int = 0
     disruptions: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: TrialRecord) -> "Trial":
@@ -50,6 +51,7 @@ class Trial:
             reason=record.reason,
             requeues=record.requeues or 0,
             disruptions=record.disruptions or 0,
+            metrics=dict(record.metrics or {}),
         )
 
     def record(self) -> TrialRecord:
@@ -63,6 +65,7 @@ class Trial:
             reason=self.reason,
             requeues=self.requeues or None,
             disruptions=self.disruptions or None,
+            metrics=dict(self.metrics) or None,
         )
 
 
@@ -131,6 +134,7 @@ def best_trial(sweep: str, trial: Trial) -> BestTrial:
         values=list(values) if len(values) > 1 else None,
         step=trial.step,
         parameters=dict(trial.params),
+        metrics=dict(trial.metrics) or None,
     )
 
 

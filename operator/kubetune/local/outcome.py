@@ -48,6 +48,7 @@ def process_ending(
     last: TrialReading | None,
     timeout: str | None = None,
     log_tail: str = "",
+    seen: dict[str, list[tuple[int, float]]] | None = None,
 ) -> TrialEnding:
     """The ending of a local trial: no cluster, so nothing but kubetune's stops disrupts it."""
     return TrialEnding(
@@ -57,4 +58,5 @@ def process_ending(
         stop=stop,
         timeout=timeout,
         detail=log_tail,
+        seen=seen or {},
     )

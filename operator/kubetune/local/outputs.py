@@ -11,9 +11,9 @@ from kubetune.spec import BestTrial, SweepSpec, TrialRecord
 FIXED_COLUMNS = ("trial", "number", "state", "step", "reason", "requeues", "wall_seconds")
 
 
-def _columns(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]]:
-    """CSV column of each objective metric and each parameter, kept apart from the fixed
-    columns: a metric or parameter named like one (e.g. step) gets a prefix."""
+def _columns(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """CSV column of each objective metric, each additional metric and each parameter, kept
+    apart from the fixed columns: a name taken already (e.g. step) gets a prefix."""
     taken = set(FIXED_COLUMNS)
     metrics: dict[str, str] = {}
     for objective in spec.objective_list:
@@ -22,18 +22,30 @@ def _columns(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str]]:
         )
         metrics[objective.metric] = column
         taken.add(column)
+    additional: dict[str, str] = {}
+    for name in spec.additional_metrics:
+        column = name if name not in taken else f"metric_{name}"
+        additional[name] = column
+        taken.add(column)
     params: dict[str, str] = {}
     for param in spec.parameters:
         column = param.name if param.name not in taken else f"param_{param.name}"
         params[param.name] = column
         taken.add(column)
-    return metrics, params
+    return metrics, additional, params
 
 
 def csv_columns(spec: SweepSpec) -> list[str]:
-    """trial, number, state, <objective metrics>, step, reason, requeues, wall_seconds, <params>."""
-    metrics, params = _columns(spec)
-    return [*FIXED_COLUMNS[:3], *metrics.values(), *FIXED_COLUMNS[3:], *params.values()]
+    """trial, number, state, <objective metrics>, <additional metrics>, step, reason, requeues,
+    wall_seconds, <params>."""
+    metrics, additional, params = _columns(spec)
+    return [
+        *FIXED_COLUMNS[:3],
+        *metrics.values(),
+        *additional.values(),
+        *FIXED_COLUMNS[3:],
+        *params.values(),
+    ]
 
 
 def write_trials_csv(
@@ -43,7 +55,7 @@ def write_trials_csv(
     history: list[TrialRecord],
     wall_seconds: Mapping[int, float],
 ) -> None:
-    metrics, params = _columns(spec)
+    metrics, additional, params = _columns(spec)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=csv_columns(spec))
         writer.writeheader()
@@ -63,6 +75,8 @@ def write_trials_csv(
                 row[column] = (
                     record.values[index] if record.values and index < len(record.values) else ""
                 )
+            for name, column in additional.items():
+                row[column] = (record.metrics or {}).get(name, "")
             for name, value in record.params.items():
                 if name in params:
                     row[params[name]] = value

@@ -22,7 +22,7 @@ from kubetune.local.progress import ProgressView
 from kubetune.local.state import RunState, TrialAttempt, save_state
 from kubetune.metrics import ScrapeSource, TrialReading, TrialTarget
 from kubetune.spec import SweepSpec
-from kubetune.trial_ending import StopReason, judge
+from kubetune.trial_ending import StopReason, judge, note_extremes
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class RunningTrial:
     stop_reason: StopReason | None = None
     last: TrialReading | None = None
     reported_step: int = -1
+    # Least and greatest evaluation of each objective read (TrialEnding.seen).
+    seen: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,6 +218,7 @@ class LocalRunner:
             if metrics is None:
                 continue
             trial.last = metrics
+            note_extremes(trial.seen, metrics, self.objectives)
             row = self.board.rows[trial.plan.number]
             row.step = metrics.step
             evaluation = metrics.evaluation(self.objectives[0])
@@ -291,8 +294,11 @@ class LocalRunner:
             trial.last,
             self.spec.budget.trial_timeout,
             trial.process.log_tail(),
+            seen=trial.seen,
         )
-        self.engine.conclude(number, judge(ending, self.objectives))
+        self.engine.conclude(
+            number, judge(ending, self.spec.objective_list, self.spec.additional_metrics)
+        )
         self.state.wall_seconds[number] = round(trial.process.elapsed(), 1)
         record = self.engine.trial(number)
         row = self.board.rows[number]

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from kubetune.metric_names import reading_key
 from kubetune.metrics.answers import Labels, api_data, instant_result, range_result
 from kubetune.metrics.fetch import bounded_get
 from kubetune.metrics.promql import per_trial, render_template, trial_selector
@@ -17,7 +18,6 @@ from kubetune.metrics.types import (
     STEP,
     TrialReading,
     TrialTarget,
-    short_name,
 )
 from kubetune.metrics.urls import BaseUrl, parse_base_url
 from kubetune.spec import Objective
@@ -29,8 +29,10 @@ _MAX_POINTS = 10_000
 class PrometheusSource:
     """Latest values of every trial of a sweep: one instant query per metric.
 
-    metrics: short names to read besides step/eval_step/done (e.g. the objectives).
-    queries: custom PromQL templates by short metric name (Objective.query); a template
+    metrics: names to read besides step/eval_step/done (e.g. the objectives), as the user
+    wrote them (val/loss) or as series; each is read from its series (metric_names.trial_metric)
+    and keyed in the reading by reading_key, where TrialReading.value finds it.
+    queries: custom PromQL templates by metric name (Objective.query); a template
     naming {trial} runs once per trial, any other must return series labelled `trial`.
     """
 
@@ -46,19 +48,24 @@ class PrometheusSource:
         # '#' or '?' in a URL cannot change what is requested (parse_base_url refuses both).
         self.base = url if isinstance(url, BaseUrl) else parse_base_url(url)
         self.url = str(self.base)
-        self.metrics = [short_name(m) for m in metrics]
-        self.queries = {short_name(k): v for k, v in (queries or {}).items()}
+        self.metrics = list(dict.fromkeys(reading_key(m) for m in metrics))
+        self.queries = {reading_key(k): v for k, v in (queries or {}).items()}
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._owns_client = client is None
 
     @classmethod
     def for_objectives(
-        cls, url: str | BaseUrl, objectives: Sequence[Objective], **kwargs: Any
+        cls,
+        url: str | BaseUrl,
+        objectives: Sequence[Objective],
+        additional: Sequence[str] = (),
+        **kwargs: Any,
     ) -> "PrometheusSource":
-        """A source reading a sweep's objective metrics, with each Objective.query honoured."""
+        """A source reading a sweep's objective metrics, with each Objective.query honoured,
+        and its additional metrics (spec.additionalMetrics) from their series."""
         return cls(
             url,
-            metrics=[o.metric for o in objectives],
+            metrics=[*(o.metric for o in objectives), *additional],
             queries={o.metric: o.query for o in objectives if o.query},
             **kwargs,
         )
@@ -112,7 +119,7 @@ class PrometheusSource:
         Pairs the metric with kubetune_trial_eval_step sampled at the same instants
         (falling back to kubetune_trial_step for trainers without it); one point per step.
         """
-        metric = short_name(metric)
+        metric = reading_key(metric)
         template = self.queries.get(metric)
         promql = (
             render_template(template, namespace, sweep, trial)

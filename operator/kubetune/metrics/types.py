@@ -65,8 +65,8 @@ class TrialReading:
         return self.values.get(DONE, 0.0) >= 1.0
 
     def value(self, metric: str) -> float | None:
-        """A metric by short or full series name; None when absent."""
-        return self.values.get(short_name(metric))
+        """A metric by the user's name (val/loss) or its series name; None when absent."""
+        return self.values.get(metric_names.reading_key(metric))
 
     def evaluation(self, metric: str) -> tuple[int, float] | None:
         """The latest (step, value) evaluation of metric, or None before the first one.

@@ -44,6 +44,7 @@ from kubetune.trial_ending import (
     REASON_SUSPENDED,
     REASON_TIMEOUT,
     judge,
+    note_extremes,
 )
 
 # An image pull or container config error may clear up (a registry hiccup, a Secret
@@ -116,6 +117,9 @@ class SweepReconciler:
         self.pods = PodLedger()
         self.refusals: dict[str, Refusal] = {}
         self.last_values: dict[str, TrialReading] = {}
+        # Least and greatest evaluation of each objective read per (trial, attempt): what
+        # the min and max strategies choose among besides the result (trial_ending rules).
+        self.extremes: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = {}
         # Trials that ran while the metrics source was down: their readings have gaps.
         self.blind: set[str] = set()
         self.best_number: int | None = None
@@ -327,6 +331,9 @@ class SweepReconciler:
                     self._event("Warning", "TrialFailed", engine, plan.number, reason)
                 continue
             values = metrics.values.get(plan.name)
+            if values is not None:
+                kept = self.extremes.setdefault((plan.name, plan.attempt), {})
+                note_extremes(kept, values, [o.metric for o in spec.objective_list])
             if values is not None and not spec.multi_objective:
                 # Same rule as the local runner: a gauge at step 0 is no evaluation yet.
                 evaluation = values.evaluation(spec.objective_list[0].metric)
@@ -391,15 +398,20 @@ class SweepReconciler:
         last = None if metrics.problem is not None else metrics.values.get(name)
         last = last or (None if metrics.problem is not None else self.last_values.get(name))
         blind = name in self.blind
+        seen = self.extremes.get((name, plan.attempt), {})
+        if last is not None:
+            seen = {metric: list(points) for metric, points in seen.items()}
+            note_extremes(seen, last, [o.metric for o in spec.objective_list])
         ending = dataclasses.replace(
             pod.ending,
             last=last,
+            seen=seen,
             # Read before an outage: maybe not the trial's final value.
             last_is_final=not (blind and last is not None and not last.done),
             metrics_gap=blind,
             timeout=spec.budget.trial_timeout,
         )
-        verdict = judge(ending, [o.metric for o in spec.objective_list])
+        verdict = judge(ending, spec.objective_list, spec.additional_metrics)
         lacking = (verdict.reason or "").startswith((REASON_NO_OBJECTIVE, REASON_METRICS_LOST))
         if metrics.problem is not None and lacking:
             return  # the final value may still be read: wait rather than misjudge the trial
@@ -407,6 +419,8 @@ class SweepReconciler:
             return
         self.last_values.pop(name, None)
         self.blind.discard(name)
+        for key in [key for key in self.extremes if key[0] == name]:
+            del self.extremes[key]
         self._trial_event(engine, plan.number)
 
     def _trial_event(self, engine: SweepEngine, number: int) -> None:

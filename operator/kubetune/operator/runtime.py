@@ -48,7 +48,7 @@ def make_source(spec: SweepSpec, policy: PrometheusUrlPolicy) -> MetricsSource:
         objectives = spec.objective_list
         return PrometheusSource(
             url,
-            metrics=[o.metric for o in objectives],
+            metrics=[*(o.metric for o in objectives), *spec.additional_metrics],
             queries={o.metric: o.query for o in objectives if o.query},
         )
     return ScrapeSource(path=spec.metrics.scrape.path)

@@ -62,6 +62,12 @@ def objective_problems(spec: SweepSpec) -> list[str]:
             f"{where}.metric: the built-in trainer does not report {name!r}{hint}; "
             f"in {mode} mode it reports {', '.join(reported)}"
         )
+    for index, name in enumerate(spec.additional_metrics):
+        if name not in reported:
+            problems.append(
+                f"spec.additionalMetrics[{index}]: the built-in trainer does not report "
+                f"{name!r}; in {mode} mode it reports {', '.join(reported)}"
+            )
     return problems
 
 

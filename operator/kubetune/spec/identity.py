@@ -1,14 +1,15 @@
 """What makes a sweep the same study: the fields that may not change while it runs.
 
 Trials already run were sampled from one search space, by one algorithm, and judged by
-one objective. Changing any of those under a running sweep would mix trials of two
+one objective (its metric, direction, query and strategy). Changing any of those under a running sweep would mix trials of two
 different searches, and the engine could no longer promise that a rebuild from the
 history makes the decisions the engine that wrote it would have made. So both runtimes
 refuse such an edit: the operator (by a digest kept in status) and `kubetune run
 --resume` (against the spec saved in state.json).
 
 Everything else may change: budget, parallelism, suspend, pruning, the objective's
-target, and the trial pod or trainer settings.
+target, spec.additionalMetrics (recorded, never judged: later trials record the new list),
+and the trial pod or trainer settings.
 """
 
 import hashlib
@@ -24,6 +25,9 @@ def study_identity(spec: SweepSpec) -> dict[str, Any]:
         "spec.parameters": [p.model_dump(by_alias=True, mode="json") for p in spec.parameters],
         "spec.objective": [
             {"metric": o.metric, "direction": o.direction, "query": o.query}
+            # strategy changes how trials are judged; left out at its default so the digest
+            # of a sweep started before it existed stays the same.
+            | ({"strategy": o.strategy} if o.strategy != "final" else {})
             for o in spec.objective_list
         ],
         "spec.algorithm": spec.algorithm.model_dump(by_alias=True, mode="json"),

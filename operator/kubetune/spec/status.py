@@ -44,6 +44,9 @@ class BestTrial(StatusModel):
     values: list[float] | None = None
     step: int | None = None
     parameters: dict[str, ParamValue] = Field(default_factory=dict)
+    metrics: dict[str, float] | None = Field(
+        default=None, description="spec.additionalMetrics values of this trial."
+    )
 
 
 class TrialRecord(StatusModel):
@@ -77,6 +80,11 @@ class TrialRecord(StatusModel):
         default=None,
         alias="dq",
         description="Requeues the cluster caused (eviction, preemption, node loss).",
+    )
+    metrics: dict[str, float] | None = Field(
+        default=None,
+        alias="am",
+        description="spec.additionalMetrics values (finite ones, rounded like values).",
     )
 
     @property

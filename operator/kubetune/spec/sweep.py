@@ -1,10 +1,11 @@
 """The HyperparameterSweep spec: what to search, how, and with what budget."""
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from kubetune.metric_names import series_collisions
 from kubetune.spec.durations import DURATION_PATTERN, parse_duration
 from kubetune.spec.parameters import (
     MAX_TRIALS,
@@ -18,8 +19,18 @@ from kubetune.spec.trainer import TemplateSpec, TrainerSpec
 Direction = Literal["minimize", "maximize"]
 AlgorithmName = Literal["tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
 PrunerName = Literal["none", "median", "asha", "hyperband"]
+# Which of a trial's reports is its value: the last, or the best-looking of all.
+Strategy = Literal["final", "min", "max"]
 
-METRIC_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# A metric name as trainers write it: Validation-accuracy, val/loss and eval.loss too. Its
+# Prometheus series is metric_names.trial_metric(name) (other characters become _).
+METRIC_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_./-]*$"
+MAX_METRIC_NAME = 63
+# spec.additionalMetrics: recorded with every trial in status, which must stay under 1 MiB
+# at 10,000 trials; four names of 63 characters with incompressible values take it from
+# 0.53 to 0.86 MiB (tests/operator/test_status_size.py), ten would pass 1.3 MiB.
+MAX_ADDITIONAL_METRICS = 4
+MetricName = Annotated[str, Field(pattern=METRIC_NAME_PATTERN, max_length=MAX_METRIC_NAME)]
 # Floor of metrics.interval: the operator and `kubetune run` read running trials this often.
 MIN_INTERVAL = "1s"
 # Optuna's GridSampler holds every grid point in memory (and shuffles them all) when a grid
@@ -33,9 +44,20 @@ class Objective(SpecModel):
     metric: str = Field(
         default="eval_loss",
         pattern=METRIC_NAME_PATTERN,
-        description="Metric name the trial reports, e.g. eval_loss (series kubetune_trial_eval_loss).",
+        max_length=MAX_METRIC_NAME,
+        description=(
+            "Metric name the trial reports, e.g. eval_loss or val/loss (series "
+            "kubetune_trial_<name>, every character outside [a-zA-Z0-9_] replaced by _)."
+        ),
     )
     direction: Direction = "minimize"
+    strategy: Strategy = Field(
+        default="final",
+        description=(
+            "Which report is the trial's value: final (its last), min or max (the least or "
+            "greatest of its evaluations, with the step of that evaluation)."
+        ),
+    )
     target: float | None = Field(
         default=None, description="End the sweep once a trial reaches this value."
     )
@@ -160,6 +182,15 @@ class SweepSpec(SpecModel):
             "pod integration enabled for the sweep's namespace."
         ),
     )
+    additional_metrics: list[MetricName] = Field(
+        default_factory=list,
+        max_length=MAX_ADDITIONAL_METRICS,
+        description=(
+            "Further metrics the trials report, recorded with each trial (status history, "
+            "trials.csv, best.yaml) but not optimized: the final value from the trial's result, "
+            "else its last reading."
+        ),
+    )
     suspend: bool = False
 
     @field_validator("parameters")
@@ -189,6 +220,14 @@ class SweepSpec(SpecModel):
                 )
             if self.algorithm.name == "cmaes":
                 raise ValueError("algorithm.name: cmaes supports one objective only")
+        named = [
+            (f"objectives[{i}].metric" if self.objectives is not None else "objective.metric", o)
+            for i, o in enumerate(o.metric for o in self.objective_list)
+        ]
+        named += [(f"additionalMetrics[{i}]", m) for i, m in enumerate(self.additional_metrics)]
+        collisions = series_collisions(named)
+        if collisions:
+            raise ValueError(collisions[0])
         if (self.trainer is None) == (self.template is None):
             raise ValueError("trainer: set exactly one of trainer or template")
         if self.template is not None and not self.parameters:
