@@ -34,7 +34,8 @@ def test_the_blocked_set_holds_the_operators_dependencies() -> None:
 def probe(tmp: Path, code: str) -> subprocess.CompletedProcess[str]:
     """Runs `code` as a module with only kopf blocked."""
     (tmp / "probe_absent.py").write_text(code)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp), os.environ["PYTHONPATH"]])}
+    paths = [str(tmp), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     return run_blocked("probe_absent", [], env, blocked=["kopf"], timeout=60)
 
 
