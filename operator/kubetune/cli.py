@@ -14,11 +14,17 @@ COMMANDS: dict[str, str] = {
     "operator": "Run the Kubernetes operator (what the Helm chart runs).",
     "best": "Print a sweep's best configuration as YAML ready to reuse.",
     "export": "Write a sweep's trials as an Optuna journal for optuna-dashboard.",
+    "import-katib": "Convert Katib Experiments to HyperparameterSweeps.",
 }
 
 
 # The extra (pyproject.toml) with what `run`, `best` and `operator` import.
 OPERATOR_EXTRA = "operator"
+
+
+def _module(command: str) -> str:
+    """A command's module name: import-katib lives in kubetune.commands.import_katib."""
+    return command.replace("-", "_")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"kubetune.commands.{name}")
+        module = importlib.import_module(f"kubetune.commands.{_module(name)}")
         module.add_parser(sub)
     return parser
 
@@ -35,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    module = importlib.import_module(f"kubetune.commands.{args.command}")
+    module = importlib.import_module(f"kubetune.commands.{_module(args.command)}")
     try:
         code: int = module.main(args)
     except KeyboardInterrupt:
