@@ -31,10 +31,15 @@ TRIAL_DONE: Final = "kubetune_trial_done"  # 1 once the final values are set
 # (value, step) pairs and must not pair a fresh step with a stale eval value.
 EVAL_STEP: Final = "kubetune_trial_eval_step"
 
+# The objective a sweep may name for a trial's cost: kubetune computes it (GPUs x running
+# time of every attempt), the trial does not report it.
+GPU_HOURS_OBJECTIVE: Final = "gpu_hours"
+
 # Operator series.
 SWEEPS: Final = "kubetune_sweeps"  # gauge, label phase
 TRIALS: Final = "kubetune_trials"  # gauge, labels namespace, sweep, state
 SWEEP_BEST_VALUE: Final = "kubetune_sweep_best_value"  # gauge, labels namespace, sweep
+SWEEP_GPU_HOURS: Final = "kubetune_sweep_gpu_hours"  # gauge, labels namespace, sweep
 TRIAL_TURNOVER_SECONDS: Final = "kubetune_trial_turnover_seconds"  # histogram
 RECONCILE_SECONDS: Final = "kubetune_reconcile_seconds"  # histogram
 RECONCILE_ERRORS: Final = "kubetune_reconcile_errors_total"  # counter, label reason

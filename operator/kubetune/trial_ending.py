@@ -33,6 +33,12 @@ An evaluation made between two readings and thinned out of the message is not co
 The final value must still be reported and finite for the trial to complete. The verdict's
 step is the chosen report's step of the first objective.
 
+The gpu_hours objective (metric_names.GPU_HOURS_OBJECTIVE) is no report of the trial's:
+its value is the trial's GPU-hours as kubetune measured them, the GPU-seconds of its earlier
+attempts (TrialEnding.earlier_gpu_seconds) plus this one's (TrialEnding.gpu_seconds), to
+1 s. Whatever the trial itself reports under that name is ignored, so a trial cannot make
+itself look cheap.
+
 Additional metrics (spec.additionalMetrics) are recorded, never judged: each from the
 result's metrics, else the last reading; non-finite values are dropped.
 """
@@ -43,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kubetune import conventions
+from kubetune.metric_names import GPU_HOURS_OBJECTIVE
 from kubetune.metrics.types import TrialReading, short_name
 from kubetune.spec.sweep import Objective, Strategy
 from kubetune.text import excerpt
@@ -100,6 +107,10 @@ class TrialEnding:
     # Evaluations of each objective read while it ran, by metric name (note_extremes keeps
     # only the least and greatest: all that the min and max strategies choose among).
     seen: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
+    # GPUs requested x running time of this attempt; what the trial's record holds from
+    # its earlier attempts (the gpu_hours objective is the sum).
+    gpu_seconds: float = 0.0
+    earlier_gpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,8 @@ class Verdict:
     intermediate: list[tuple[int, float]] = field(default_factory=list)
     # spec.additionalMetrics values by name, finite ones only (recorded, not judged).
     metrics: dict[str, float] = field(default_factory=dict)
+    # What this attempt spent (TrialEnding.gpu_seconds), whatever the verdict.
+    gpu_seconds: float = 0.0
 
 
 def judge(
@@ -135,6 +148,8 @@ def judge(
     intermediate = list(result.intermediate.get(metrics[0], [])) if result else []
     recorded = additional_values(ending, additional)
 
+    spent = gpu_seconds(ending)
+
     def verdict(kind: VerdictKind, reason: str, *, disruption: bool = False) -> Verdict:
         return Verdict(
             kind,
@@ -142,6 +157,7 @@ def judge(
             disruption=disruption,
             intermediate=intermediate,
             metrics={} if kind == "requeue" else recorded,
+            gpu_seconds=spent,
         )
 
     reports = _final_reports(ending, metrics)
@@ -158,9 +174,10 @@ def judge(
             step,
             intermediate=intermediate,
             metrics=recorded,
+            gpu_seconds=spent,
         )
     if ending.stop == "pruned":
-        return Verdict("prune", intermediate=intermediate, metrics=recorded)
+        return Verdict("prune", intermediate=intermediate, metrics=recorded, gpu_seconds=spent)
     if ending.stop == "timeout":
         limit = f" ({ending.timeout})" if ending.timeout else ""
         return verdict("fail", f"{REASON_TIMEOUT}: ran past budget.trialTimeout{limit}")
@@ -183,7 +200,9 @@ def judge(
                 disruption=True,
             )
         return verdict(
-            "fail", f"{REASON_NO_OBJECTIVE}: exited 0 without reporting {', '.join(metrics)}"
+            "fail",
+            f"{REASON_NO_OBJECTIVE}: exited 0 without reporting "
+            + ", ".join(m for m in metrics if m != GPU_HOURS_OBJECTIVE),
         )
     return verdict("fail", _exit_reason(ending))
 
@@ -194,6 +213,18 @@ def final_values(ending: TrialEnding, metrics: list[str]) -> tuple[list[float] |
     if reports is None:
         return None, None
     return [value for _, value in reports], _final_step(reports)
+
+
+def gpu_seconds(ending: TrialEnding) -> float:
+    """This attempt's GPU-seconds; anything but a finite non-negative count is none."""
+    spent = ending.gpu_seconds
+    return spent if math.isfinite(spent) and spent > 0 else 0.0
+
+
+def gpu_hours_value(ending: TrialEnding) -> float:
+    """The gpu_hours objective's value: the trial's GPU-hours over all its attempts, to 1 s."""
+    earlier = ending.earlier_gpu_seconds if math.isfinite(ending.earlier_gpu_seconds) else 0.0
+    return round(max(0.0, earlier) + gpu_seconds(ending)) / 3600.0
 
 
 def additional_values(ending: TrialEnding, names: Sequence[str]) -> dict[str, float]:
@@ -238,6 +269,9 @@ def _final_reports(ending: TrialEnding, metrics: list[str]) -> list[Report] | No
     trusted = ending.last if ending.last_is_final and ending.stop is None else None
     reports: list[Report] = []
     for metric in metrics:
+        if metric == GPU_HOURS_OBJECTIVE:
+            reports.append((None, gpu_hours_value(ending)))
+            continue
         if result is not None and metric in result.metrics:
             reports.append((result.steps or None, float(result.metrics[metric])))
             continue

@@ -114,6 +114,9 @@ def test_sweep_dashboard_has_the_issue_panels() -> None:
     assert any(
         metric_names.TRIAL_INFO in t["expr"] and "group_left" in t["expr"] for t in table["targets"]
     )
+    gpu_hours = next(p for p in iter_panels(dashboard) if p["title"] == "GPU-hours spent")
+    assert gpu_hours["type"] == "stat"
+    assert metric_names.SWEEP_GPU_HOURS in gpu_hours["targets"][0]["expr"]
     # Trial series are always narrowed to the chosen namespace and sweep.
     for query in panel_queries(dashboard):
         for selector in vector_selectors(query.expr):

@@ -61,7 +61,8 @@ def test_outputs_of_a_template_sweep(tmp_path: Path) -> None:
     with (tmp_path / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == [
-        "trial", "number", "state", "eval_loss", "step", "reason", "requeues", "wall_seconds", "x", "kind",
+        "trial", "number", "state", "eval_loss", "step", "reason", "requeues", "wall_seconds", "gpu_seconds",
+        "x", "kind",
     ]  # fmt: skip
     assert [r["state"] for r in rows] == [
         "Succeeded",
@@ -169,3 +170,19 @@ def test_csv_columns_never_collide() -> None:
     columns = csv_columns(spec)
     assert len(columns) == len(set(columns))
     assert "objective_step" in columns and "param_state" in columns
+
+
+def test_trials_csv_has_the_gpu_seconds_of_each_trial(tmp_path: Path) -> None:
+    spec = effective_spec(template_spec(2))
+    engine = SweepEngine(spec, "demo")
+    (plan,) = engine.start_trials()
+    engine.mark_running(plan.number)
+    engine.requeue(plan.number, "Interrupted", gpu_seconds=30)
+    (plan,) = engine.start_trials()
+    engine.complete(plan.number, [0.5], 10, gpu_seconds=90.4)
+    (other,) = engine.start_trials()
+    engine.fail(other.number, "Error: exit code 1")
+    write_outputs(tmp_path, "demo", spec, engine, {})
+    with (tmp_path / "trials.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["gpu_seconds"] for r in rows] == ["120", "0"]

@@ -30,12 +30,17 @@ def test_sweep_phases_are_counted_and_forgotten() -> None:
     assert s[(metric_names.TRIALS, key)] == 5
     assert s[(metric_names.SWEEP_BEST_VALUE, (("namespace", "ns"), ("sweep", "a")))] == 0.4
     assert (metric_names.SWEEP_BEST_VALUE, (("namespace", "ns"), ("sweep", "b"))) not in s
+    m.set_sweep("ns", "a", "Running", TrialCounts(), best=None, gpu_hours=1.25)
+    assert (
+        _samples(m)[(metric_names.SWEEP_GPU_HOURS, (("namespace", "ns"), ("sweep", "a")))] == 1.25
+    )
 
     m.forget_sweep("ns", "a")
     m.forget_sweep("ns", "never-seen")
     s = _samples(m)
     assert s[(metric_names.SWEEPS, (("phase", "Succeeded"),))] == 0
     assert not any(name == metric_names.TRIALS and ("sweep", "a") in lbl for name, lbl in s)
+    assert not any(name == metric_names.SWEEP_GPU_HOURS for name, _ in s)
 
 
 def test_histograms_and_errors_use_shared_names() -> None:

@@ -175,3 +175,45 @@ def test_unschedulable_pod_waits_with_the_schedulers_message() -> None:
 def test_terminating_and_attempt() -> None:
     seen = view(pod("Running", deleting=True, attempt="3"))
     assert (seen.kind, seen.attempt, seen.live) == ("terminating", 3, False)
+
+
+def test_gpus_and_running_time_of_a_trial_pod() -> None:
+    from kubetune.operator.pod_state import gpus_of
+
+    spec: dict[str, list[dict[str, Any]]] = {
+        "containers": [
+            {"name": "trial", "resources": {"limits": {"nvidia.com/gpu": "2"}}},
+            {"name": "side", "resources": {"requests": {"nvidia.com/gpu": 1}}},
+            {"name": "cpu"},
+        ],
+        "initContainers": [{"name": "init", "resources": {"limits": {"nvidia.com/gpu": 4}}}],
+    }
+    assert gpus_of({"spec": spec}) == 4  # the largest init container outweighs the sum (3)
+    assert gpus_of({"spec": {"containers": spec["containers"]}}) == 3
+    assert (
+        gpus_of({"spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": "x"}}}]}}) == 0
+    )
+
+    ended = pod("Succeeded", terminated={"exitCode": 0, "finishedAt": "2026-01-01T01:00:00Z"})
+    ended["spec"] = {"containers": [spec["containers"][0]]}
+    ended["status"]["startTime"] = "2026-01-01T00:30:00Z"
+    seen = view(ended)
+    assert seen.gpus == 2 and seen.gpu_seconds(now=1e12) == 2 * 1800
+    # Still running (or its node stopped reporting): counted up to now.
+    live = pod("Running")
+    live["spec"] = ended["spec"]
+    live["status"]["startTime"] = "2026-01-01T00:30:00Z"
+    assert view(live).gpu_seconds(now=view_time("2026-01-01T00:31:00Z")) == 2 * 60
+    # Never ran its container: no running time.
+    never = pod("Failed", waiting={"reason": "ImagePullBackOff"}, reason="Evicted")
+    never["spec"] = ended["spec"]
+    never["status"]["startTime"] = "2026-01-01T00:30:00Z"
+    assert view(never).gpu_seconds(now=1e12) == 0
+
+
+def view_time(stamp: str) -> float:
+    from kubetune.operator.pod_state import parse_time
+
+    parsed = parse_time(stamp)
+    assert parsed is not None
+    return parsed

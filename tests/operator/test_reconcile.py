@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from kubetune.metrics import TrialReading
-from kubetune.operator.pod_state import PodView
+from kubetune.operator.pod_state import PodView, view
 from kubetune.operator.reconcile import Effects, MetricsReading, SweepReconciler
 from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
@@ -547,3 +547,79 @@ def test_a_strategy_edit_is_refused_like_an_objective_edit() -> None:
     effects = reconcile(rec, more, pods)
     accepted = {c["type"]: c for c in effects.status["conditions"]}["SpecAccepted"]
     assert accepted["status"] == "True"
+
+
+def _gpu_pod(
+    manifest: dict[str, Any],
+    started: str,
+    finished: str | None,
+    reason: str | None = None,
+    **terminated: Any,
+) -> PodView:
+    """The pod the operator built, as the API returns it once its trial container ended."""
+    pod = copy.deepcopy(manifest)
+    pod["metadata"]["uid"] = f"uid-{pod['metadata']['name']}"
+    state: dict[str, Any] = (
+        {"terminated": {"finishedAt": finished, **terminated}}
+        if finished is not None
+        else {"running": {"startedAt": started}}
+    )
+    pod["status"] = {
+        "phase": "Running" if finished is None else "Failed" if reason else "Succeeded",
+        "startTime": started,
+        "containerStatuses": [{"name": "t", "state": state}],
+    }
+    if reason is not None:
+        pod["status"]["reason"] = reason
+    return view(pod)
+
+
+def test_gpu_seconds_from_pod_times_and_requested_gpus_reach_status() -> None:
+    gpu_template = {
+        "spec": {
+            "containers": [
+                {
+                    "name": "t",
+                    "image": "img",
+                    "command": ["run"],
+                    "resources": {"limits": {"nvidia.com/gpu": 2}},
+                },
+                {"name": "side", "image": "img", "resources": {"limits": {"nvidia.com/gpu": 1}}},
+            ]
+        }
+    }
+    sweep = body(template=gpu_template)
+    rec = new()
+    first = reconcile(rec, sweep, {})
+    manifests = {c.name: c.manifest for c in first.create}
+    message = TrialResult(status="succeeded", metrics={"eval_loss": 0.5}, steps=5).to_message()
+    done = _gpu_pod(
+        manifests["s-t0000"],
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:10:00Z",
+        exitCode=0,
+        message=message,
+    )
+    assert done.gpus == 3
+    pods = {"s-t0000": done, "s-t0001": running("s-t0001")}
+    effects = reconcile(rec, sweep, pods)
+    record = effects.status["history"][0]
+    assert record["s"] == "Succeeded" and record["gs"] == 3 * 600
+    assert effects.status["gpuHours"] == 0.5
+
+    # An evicted attempt adds its own running time; the rerun adds its own again.
+    evicted = _gpu_pod(
+        manifests["s-t0001"],
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:01:00Z",
+        reason="Evicted",
+        exitCode=143,
+    )
+    effects = reconcile(rec, sweep, {"s-t0000": done, "s-t0001": evicted})
+    record = effects.status["history"][1]
+    assert record["rq"] == 1 and record["gs"] == 3 * 60
+    assert effects.status["gpuHours"] == round((1800 + 180) / 3600, 4)
+
+    # A restart rebuilds the totals from the history alone.
+    restarted = reconcile(new(), body(template=gpu_template, status=effects.status), {})
+    assert restarted.status["gpuHours"] == effects.status["gpuHours"]

@@ -390,3 +390,50 @@ def test_strategy_is_part_of_the_study_and_additional_metrics_are_not() -> None:
     # A sweep started before strategy existed keeps its digest.
     final = parse_sweep(manifest(objective={"metric": "eval_loss", "strategy": "final"})).spec
     assert study_digest(final) == study_digest(base)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"budget": {"maxGpuHours": 0}}, "spec.budget.maxGpuHours: must be > 0"),
+        ({"budget": {"maxGpuHours": -2.5}}, "spec.budget.maxGpuHours: must be > 0"),
+        (
+            {"objective": {"metric": "gpu_hours"}},
+            "spec.objective.metric: gpu_hours is a cost",
+        ),
+        (
+            {
+                "objective": None,
+                "objectives": [
+                    {"metric": "eval_loss"},
+                    {"metric": "gpu_hours", "direction": "maximize"},
+                ],
+            },
+            "spec.objectives[1].direction: gpu_hours must be minimize",
+        ),
+        (
+            {
+                "objective": None,
+                "objectives": [
+                    {"metric": "eval_loss"},
+                    {"metric": "gpu_hours", "query": "sum(x)"},
+                ],
+            },
+            "spec.objectives[1].query: gpu_hours is computed by kubetune",
+        ),
+    ],
+)
+def test_gpu_budget_and_gpu_hours_objective_rules(changes: dict[str, Any], expected: str) -> None:
+    problems = problems_of(manifest(**changes))
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_gpu_budget_and_gpu_hours_objective_are_accepted() -> None:
+    sweep = parse_sweep(
+        manifest(
+            budget={"maxGpuHours": 0.5},
+            objective=None,
+            objectives=[{"metric": "eval_loss"}, {"metric": "gpu_hours"}],
+        )
+    )
+    assert sweep.spec.budget.max_gpu_hours == 0.5

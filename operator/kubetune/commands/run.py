@@ -45,6 +45,16 @@ def add_parser(sub: Any) -> None:
         help="time a stopped trial gets between SIGTERM and SIGKILL (default 10)",
     )
     parser.add_argument(
+        "--gpus-per-trial",
+        type=int,
+        default=0,
+        metavar="N",
+        help=(
+            "GPUs each local trial uses, for GPU-hour accounting (budget.maxGpuHours, the "
+            "gpu_hours objective, trials.csv); default 0: kubetune run assigns no GPUs"
+        ),
+    )
+    parser.add_argument(
         "--plain",
         action="store_true",
         help="log lines instead of the live table (the default when output is not a terminal)",
@@ -62,6 +72,9 @@ def main(args: argparse.Namespace) -> int:
     if args.grace < 0:
         print(f"--grace: must be >= 0, got {args.grace}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.gpus_per_trial < 0:
+        print(f"--gpus-per-trial: must be >= 0, got {args.gpus_per_trial}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         prepared = prepare(
             args.sweep, args.output, args.resume, args.overwrite, args.grace, args.name
@@ -72,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         view = make_view(live=False if args.plain else None)
-        result = execute(prepared, view, args.grace)
+        result = execute(prepared, view, args.grace, args.gpus_per_trial)
         return finish(prepared, result)
     finally:
         prepared.release()

@@ -4,10 +4,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from kubetune.engine import gpu_budget
 from kubetune.engine.summary import IN_FLIGHT, Trial
 from kubetune.spec import Objective, SweepSpec
 
-CompletionReason = Literal["MaxTrialsReached", "TargetReached", "GridExhausted", "TooManyFailures"]
+CompletionReason = Literal[
+    "MaxTrialsReached", "TargetReached", "GridExhausted", "TooManyFailures", "GpuBudgetSpent"
+]
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ def check(spec: SweepSpec, trials: Sequence[Trial], grid_points: int | None) -> 
     """The sweep's completion, or None while it goes on.
 
     Failures and a reached target end it at once (running trials are then stopped); the
-    trial budget and an exhausted grid end it when no trial is left running or waiting.
+    trial budget, an exhausted grid and the GPU-hour budget end it when no trial is left
+    running or waiting (the GPU budget: once no further trial fits, engine.gpu_budget).
     """
     objectives = spec.objective_list
     failed = sum(1 for t in trials if t.state == "Failed")
@@ -48,11 +52,23 @@ def check(spec: SweepSpec, trials: Sequence[Trial], grid_points: int | None) -> 
                 True,
                 f"trial {trial.number} reached the objective target with {trial.values}",
             )
-    if any(t.state in IN_FLIGHT or t.state == "Requeued" for t in trials):
+    if any(t.state in IN_FLIGHT for t in trials):
         return None
     # Out of trials with none succeeded is still a failed sweep: there is no result to use.
     any_succeeded = any(t.state == "Succeeded" for t in trials)
     note = "" if any_succeeded else "; no trial succeeded"
+    max_gpu_hours = spec.budget.max_gpu_hours
+    if not gpu_budget.may_start(max_gpu_hours, trials):
+        spent = gpu_budget.hours(gpu_budget.spent_seconds(trials))
+        mean = gpu_budget.hours(gpu_budget.mean_seconds(trials) or 0.0)
+        return Completion(
+            "GpuBudgetSpent",
+            any_succeeded,
+            f"{spent} GPU-hours spent (budget.maxGpuHours={max_gpu_hours}), a trial takes "
+            f"{mean} on average{note}",
+        )
+    if any(t.state == "Requeued" for t in trials):
+        return None
     if grid_points is not None and len(trials) >= grid_points:
         return Completion(
             "GridExhausted", any_succeeded, f"all {grid_points} grid points were tried{note}"

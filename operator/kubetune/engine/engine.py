@@ -17,7 +17,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import TrialState
 
 from kubetune.conventions import trial_name
-from kubetune.engine import summary
+from kubetune.engine import gpu_budget, summary
 from kubetune.engine.completion import Completion, check
 from kubetune.engine.pruners import make_pruner
 from kubetune.engine.replay import HistoryError, new_study, replay
@@ -102,12 +102,12 @@ class SweepEngine:
         slots = self.spec.budget.parallelism - len(self.running())
         plans: list[TrialPlan] = []
         for trial in self._with_state("Requeued"):
-            if slots <= 0:
+            if slots <= 0 or not self._gpu_room():
                 break
             trial.state = "Pending"
             plans.append(self._plan(trial))
             slots -= 1
-        while slots > 0 and self._may_ask():
+        while slots > 0 and self._may_ask() and self._gpu_room():
             plans.append(self._plan(self._ask()))
             slots -= 1
         return plans
@@ -155,11 +155,23 @@ class SweepEngine:
         self._storage.set_trial_intermediate_value(self._trial_id(number), step, rounded)
         return True
 
-    def complete(self, number: int, values: Sequence[float], step: int | None = None) -> bool:
-        """The trial finished with its final objective value(s); False if already finished."""
+    def complete(
+        self,
+        number: int,
+        values: Sequence[float],
+        step: int | None = None,
+        *,
+        gpu_seconds: float = 0.0,
+    ) -> bool:
+        """The trial finished with its final objective value(s); False if already finished.
+
+        gpu_seconds, here and in prune, fail and requeue: what the attempt that just ended
+        spent (GPUs x running time); the trial's total adds each attempt once.
+        """
         trial = self._get(number)
         if trial.state in summary.FINISHED:
             return False
+        self._spend(trial, gpu_seconds)
         if len(values) != len(self._objectives):
             raise ValueError(
                 f"trial {number}: expected {len(self._objectives)} objective value(s), "
@@ -173,27 +185,31 @@ class SweepEngine:
         self.study.tell(number, trial.values)
         return True
 
-    def prune(self, number: int) -> bool:
+    def prune(self, number: int, *, gpu_seconds: float = 0.0) -> bool:
         """The trial was stopped early; False if already finished."""
         trial = self._get(number)
         if trial.state in summary.FINISHED:
             return False
+        self._spend(trial, gpu_seconds)
         trial.state = "Pruned"
         trial.step = trial.intermediate[-1][0] if trial.intermediate else None
         self.study.tell(number, state=TrialState.PRUNED)
         return True
 
-    def fail(self, number: int, reason: str) -> bool:
+    def fail(self, number: int, reason: str, *, gpu_seconds: float = 0.0) -> bool:
         """The trial failed (counts toward budget.maxFailedTrials); False if already finished."""
         trial = self._get(number)
         if trial.state in summary.FINISHED:
             return False
+        self._spend(trial, gpu_seconds)
         trial.state = "Failed"
         trial.reason = summary.short_reason(reason)
         self.study.tell(number, state=TrialState.FAIL)
         return True
 
-    def requeue(self, number: int, reason: str, *, disruption: bool = False) -> bool:
+    def requeue(
+        self, number: int, reason: str, *, disruption: bool = False, gpu_seconds: float = 0.0
+    ) -> bool:
         """Run the trial again later with the same params; False if it was not in flight.
 
         Not a failure. Its intermediate values stay: a rerun's reports count again once
@@ -204,6 +220,7 @@ class SweepEngine:
         trial = self._get(number)
         if trial.state not in IN_FLIGHT:
             return False
+        self._spend(trial, gpu_seconds)
         if disruption:
             trial.disruptions += 1
             limit = self.spec.budget.max_requeues
@@ -235,14 +252,17 @@ class SweepEngine:
                 for name, value in verdict.metrics.items()
                 if name in self.spec.additional_metrics and math.isfinite(value)
             }
+        spent = verdict.gpu_seconds
         if verdict.kind == "complete":
             assert verdict.values is not None
-            return self.complete(number, verdict.values, verdict.step)
+            return self.complete(number, verdict.values, verdict.step, gpu_seconds=spent)
         if verdict.kind == "prune":
-            return self.prune(number)
+            return self.prune(number, gpu_seconds=spent)
         if verdict.kind == "requeue":
-            return self.requeue(number, verdict.reason or "", disruption=verdict.disruption)
-        return self.fail(number, verdict.reason or "Failed")
+            return self.requeue(
+                number, verdict.reason or "", disruption=verdict.disruption, gpu_seconds=spent
+            )
+        return self.fail(number, verdict.reason or "Failed", gpu_seconds=spent)
 
     def plan(self, number: int) -> TrialPlan:
         """Trial `number` as it runs (or last ran): name, params and attempt."""
@@ -269,6 +289,10 @@ class SweepEngine:
     def history(self) -> list[TrialRecord]:
         return [self._trials[n].record() for n in sorted(self._trials)]
 
+    def gpu_hours(self) -> float:
+        """GPU-hours the trials' ended attempts spent."""
+        return gpu_budget.hours(gpu_budget.spent_seconds(self._trials.values()))
+
     def running(self) -> list[int]:
         """Trials launched and not finished: they hold a parallelism slot."""
         return sorted(n for n, t in self._trials.items() if t.state in IN_FLIGHT)
@@ -283,6 +307,14 @@ class SweepEngine:
         if self._grid_points is not None and total >= self._grid_points:
             return False
         return total < self.spec.budget.max_trials
+
+    def _gpu_room(self) -> bool:
+        return gpu_budget.may_start(self.spec.budget.max_gpu_hours, list(self._trials.values()))
+
+    @staticmethod
+    def _spend(trial: Trial, gpu_seconds: float) -> None:
+        if math.isfinite(gpu_seconds) and gpu_seconds > 0:
+            trial.gpu_seconds = round(trial.gpu_seconds + gpu_seconds)
 
     def _ask(self) -> Trial:
         with warnings.catch_warnings():

@@ -38,6 +38,8 @@ class Trial:
     requeues: int = 0
     disruptions: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    # GPU-seconds of its ended attempts, to 1 s (engine.gpu_budget).
+    gpu_seconds: int = 0
 
     @classmethod
     def from_record(cls, record: TrialRecord) -> "Trial":
@@ -52,6 +54,7 @@ class Trial:
             requeues=record.requeues or 0,
             disruptions=record.disruptions or 0,
             metrics=dict(record.metrics or {}),
+            gpu_seconds=record.gpu_seconds or 0,
         )
 
     def record(self) -> TrialRecord:
@@ -66,6 +69,7 @@ class Trial:
             requeues=self.requeues or None,
             disruptions=self.disruptions or None,
             metrics=dict(self.metrics) or None,
+            gpu_seconds=self.gpu_seconds or None,
         )
 
 

@@ -49,6 +49,8 @@ def process_ending(
     timeout: str | None = None,
     log_tail: str = "",
     seen: dict[str, list[tuple[int, float]]] | None = None,
+    gpu_seconds: float = 0.0,
+    earlier_gpu_seconds: float = 0.0,
 ) -> TrialEnding:
     """The ending of a local trial: no cluster, so nothing but kubetune's stops disrupts it."""
     return TrialEnding(
@@ -59,4 +61,6 @@ def process_ending(
         timeout=timeout,
         detail=log_tail,
         seen=seen or {},
+        gpu_seconds=gpu_seconds,
+        earlier_gpu_seconds=earlier_gpu_seconds,
     )

@@ -8,7 +8,16 @@ from kubetune.best import best_scores, best_yaml
 from kubetune.conventions import trial_name
 from kubetune.spec import BestTrial, SweepSpec, TrialRecord
 
-FIXED_COLUMNS = ("trial", "number", "state", "step", "reason", "requeues", "wall_seconds")
+FIXED_COLUMNS = (
+    "trial",
+    "number",
+    "state",
+    "step",
+    "reason",
+    "requeues",
+    "wall_seconds",
+    "gpu_seconds",
+)
 
 
 def _columns(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
@@ -37,7 +46,7 @@ def _columns(spec: SweepSpec) -> tuple[dict[str, str], dict[str, str], dict[str,
 
 def csv_columns(spec: SweepSpec) -> list[str]:
     """trial, number, state, <objective metrics>, <additional metrics>, step, reason, requeues,
-    wall_seconds, <params>."""
+    wall_seconds, gpu_seconds, <params>."""
     metrics, additional, params = _columns(spec)
     return [
         *FIXED_COLUMNS[:3],
@@ -70,6 +79,7 @@ def write_trials_csv(
                 "wall_seconds": f"{wall_seconds[record.number]:.1f}"
                 if record.number in wall_seconds
                 else "",
+                "gpu_seconds": record.gpu_seconds or 0,
             }
             for index, column in enumerate(metrics.values()):
                 row[column] = (

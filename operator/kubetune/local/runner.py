@@ -75,6 +75,7 @@ class LocalRunner:
         view: ProgressView,
         poll_seconds: float,
         grace_seconds: float = 10.0,
+        gpus_per_trial: int = 0,
     ) -> None:
         self.spec = spec
         self.sweep = sweep
@@ -84,6 +85,8 @@ class LocalRunner:
         self.view = view
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
+        # Locally nothing assigns GPUs: a trial counts those the user says it uses.
+        self.gpus_per_trial = gpus_per_trial
         self.timeout = spec.budget.trial_timeout_seconds()
         self.objectives = [o.metric for o in spec.objective_list]
         self.source = ScrapeSource(path=spec.metrics.scrape.path, timeout=2.0)
@@ -295,6 +298,8 @@ class LocalRunner:
             self.spec.budget.trial_timeout,
             trial.process.log_tail(),
             seen=trial.seen,
+            gpu_seconds=self.gpus_per_trial * trial.process.elapsed(),
+            earlier_gpu_seconds=self.engine.trial(number).gpu_seconds or 0,
         )
         self.engine.conclude(
             number, judge(ending, self.spec.objective_list, self.spec.additional_metrics)

@@ -224,7 +224,9 @@ def _check_launchable(source: str, spec: SweepSpec, name: str) -> None:
         raise BadInput([f"{source}: {error.field}: {error.rule}"]) from None
 
 
-def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> RunResult:
+def execute(
+    prepared: Prepared, view: ProgressView, grace_seconds: float, gpus_per_trial: int = 0
+) -> RunResult:
     """Run until done or Ctrl-C (SIGINT/SIGTERM); a second Ctrl-C skips the grace period."""
     interval = parse_duration(prepared.spec.metrics.interval)
     runner = LocalRunner(
@@ -236,6 +238,7 @@ def execute(prepared: Prepared, view: ProgressView, grace_seconds: float) -> Run
         view,
         poll_seconds=min(interval, MAX_LOCAL_POLL_SECONDS),
         grace_seconds=grace_seconds,
+        gpus_per_trial=gpus_per_trial,
     )
 
     async def main() -> RunResult:

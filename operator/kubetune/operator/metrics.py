@@ -43,6 +43,12 @@ class OperatorMetrics:
             ["namespace", "sweep"],
             registry=self.registry,
         )
+        self.gpu_hours = Gauge(
+            metric_names.SWEEP_GPU_HOURS,
+            "GPU-hours each sweep's trials spent (GPUs requested x running time, ended attempts).",
+            ["namespace", "sweep"],
+            registry=self.registry,
+        )
         self.turnover = Histogram(
             metric_names.TRIAL_TURNOVER_SECONDS,
             "Seconds from a trial pod finishing to the next trial pod of its sweep being created.",
@@ -73,9 +79,15 @@ class OperatorMetrics:
             self.sweeps.labels(phase=phase).set(0)
 
     def set_sweep(
-        self, namespace: str, name: str, phase: Phase, counts: TrialCounts, best: float | None
+        self,
+        namespace: str,
+        name: str,
+        phase: Phase,
+        counts: TrialCounts,
+        best: float | None,
+        gpu_hours: float | None = None,
     ) -> None:
-        """Record one sweep's current phase, trial counts and best value."""
+        """Record one sweep's current phase, trial counts, best value and GPU-hours spent."""
         with self._lock:
             self._phases[(namespace, name)] = phase
             self._refresh_phases()
@@ -85,6 +97,8 @@ class OperatorMetrics:
             )
         if best is not None:
             self.best_value.labels(namespace=namespace, sweep=name).set(best)
+        if gpu_hours is not None:
+            self.gpu_hours.labels(namespace=namespace, sweep=name).set(gpu_hours)
 
     def forget_sweep(self, namespace: str, name: str) -> None:
         """Drop a deleted sweep's series so gauges do not report ghosts."""
@@ -94,6 +108,7 @@ class OperatorMetrics:
         for state in TRIAL_STATES:
             _remove(self.trials, namespace, name, state)
         _remove(self.best_value, namespace, name)
+        _remove(self.gpu_hours, namespace, name)
 
     def _refresh_phases(self) -> None:
         totals = dict.fromkeys(PHASES, 0)

@@ -7,6 +7,7 @@ call, the same one `kubetune run` makes for a local process.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -42,6 +43,8 @@ TRANSIENT_WAITING = frozenset(
 
 Kind = Literal["pending", "running", "ended", "terminating"]
 
+GPU_RESOURCE = "nvidia.com/gpu"
+
 
 @dataclass(frozen=True)
 class PodView:
@@ -64,6 +67,51 @@ class PodView:
     waiting: tuple[str, str] | None = None
     # The scheduler cannot place the pod: its message.
     unschedulable: str | None = None
+    # GPUs the pod holds (gpus_of), and when the trial container finished (RFC 3339).
+    gpus: int = 0
+    finished_at: str | None = None
+
+    def gpu_seconds(self, now: float) -> float:
+        """GPUs x the time from the pod's start to the trial container's end (else `now`,
+        wall-clock seconds: a running pod, or one whose node stopped reporting)."""
+        started = parse_time(self.started_at)
+        if not self.gpus or started is None:
+            return 0.0
+        finished = parse_time(self.finished_at)
+        end = finished if finished is not None else now
+        return self.gpus * max(0.0, end - started)
+
+
+def parse_time(stamp: str | None) -> float | None:
+    """An API timestamp (RFC 3339) as epoch seconds; None when absent or unreadable."""
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def gpus_of(pod: Mapping[str, Any]) -> int:
+    """GPUs (nvidia.com/gpu) the pod is scheduled with, as Kubernetes counts a pod's request:
+    the sum over its containers, or the largest init container's if that is more. A
+    container's limit stands for its request (extended resources may not overcommit)."""
+    spec = pod.get("spec") or {}
+
+    def count(container: Mapping[str, Any]) -> int:
+        resources = container.get("resources") or {}
+        for kind in ("limits", "requests"):
+            raw = (resources.get(kind) or {}).get(GPU_RESOURCE)
+            if raw is not None:
+                try:
+                    return max(0, int(str(raw)))
+                except ValueError:
+                    return 0
+        return 0
+
+    regular = sum(count(c) for c in spec.get("containers") or [])
+    init = max((count(c) for c in spec.get("initContainers") or []), default=0)
+    return max(regular, init)
 
 
 def attempt_of(pod: Mapping[str, Any]) -> int:
@@ -99,6 +147,10 @@ def view(pod: Mapping[str, Any]) -> PodView:
             None,
         ),
         "live": phase in ("Pending", "Running") and not deleting,
+        "gpus": gpus_of(pod),
+        # A trial container that never ran has no running time: from start to start.
+        "finished_at": (terminated or {}).get("finishedAt")
+        or (None if "running" in state else status.get("startTime")),
     }
     disruption = _disruption(status)
     if phase == "Unknown":

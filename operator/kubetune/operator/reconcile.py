@@ -327,7 +327,7 @@ class SweepReconciler:
                 reason = (
                     f"{REASON_TIMEOUT}: ran past budget.trialTimeout ({spec.budget.trial_timeout})"
                 )
-                if engine.fail(plan.number, reason):
+                if engine.fail(plan.number, reason, gpu_seconds=pod.gpu_seconds(wall)):
                     self._event("Warning", "TrialFailed", engine, plan.number, reason)
                 continue
             values = metrics.values.get(plan.name)
@@ -410,6 +410,8 @@ class SweepReconciler:
             last_is_final=not (blind and last is not None and not last.done),
             metrics_gap=blind,
             timeout=spec.budget.trial_timeout,
+            gpu_seconds=pod.gpu_seconds(self.wall_clock()),
+            earlier_gpu_seconds=engine.trial(plan.number).gpu_seconds or 0,
         )
         verdict = judge(ending, spec.objective_list, spec.additional_metrics)
         lacking = (verdict.reason or "").startswith((REASON_NO_OBJECTIVE, REASON_METRICS_LOST))

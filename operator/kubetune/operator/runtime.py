@@ -223,7 +223,9 @@ class SweepRuntime:
             if status.phase != "Running":
                 self.finished_at.clear()  # no next trial follows these: not a turnover
             best = status.best.value if status.best is not None else None
-            self.metrics.set_sweep(self.namespace, self.name, status.phase, status.trials, best)
+            self.metrics.set_sweep(
+                self.namespace, self.name, status.phase, status.trials, best, status.gpu_hours
+            )
 
     async def _write_status(self, status: dict[str, Any]) -> dict[str, Any] | None:
         """Write the status onto the version this pass decided from.

@@ -61,6 +61,7 @@ def compose_status(
         status.trials = engine.counts()
         status.best = engine.best()
         status.pareto_front = engine.pareto_front() if spec.multi_objective else None
+        status.gpu_hours = engine.gpu_hours()
         status.keep_history(engine.history())
         status.search_space_hash = accepted_hash
         if status.start_time is None and status.trials.total:

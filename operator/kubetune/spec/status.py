@@ -86,6 +86,11 @@ class TrialRecord(StatusModel):
         alias="am",
         description="spec.additionalMetrics values (finite ones, rounded like values).",
     )
+    gpu_seconds: int | None = Field(
+        default=None,
+        alias="gs",
+        description="GPU-seconds of its ended attempts: GPUs requested x running time, to 1 s.",
+    )
 
     @property
     def attempt(self) -> int:
@@ -101,6 +106,10 @@ class SweepStatus(StatusModel):
     trials: TrialCounts = Field(default_factory=TrialCounts)
     best: BestTrial | None = None
     pareto_front: list[BestTrial] | None = None
+    gpu_hours: float | None = Field(
+        default=None,
+        description="GPU-hours spent by the trials' ended attempts (running ones not yet).",
+    )
     conditions: list[Condition] = Field(default_factory=list)
     history: list[TrialRecord] = Field(
         default_factory=list,

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kubetune.metric_names import series_collisions
+from kubetune.metric_names import GPU_HOURS_OBJECTIVE, series_collisions
 from kubetune.spec.durations import DURATION_PATTERN, parse_duration
 from kubetune.spec.parameters import (
     MAX_TRIALS,
@@ -118,6 +118,16 @@ class Budget(SpecModel):
     trial_timeout: str | None = Field(
         default=None, pattern=DURATION_PATTERN, description="e.g. 30m or 2h; a trial past it fails."
     )
+    max_gpu_hours: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "GPU-hours the sweep may spend (GPUs a trial pod requests x its running time, every "
+            "attempt). No trial starts that would cross it at the mean cost of the finished "
+            "trials; trials already running finish; the sweep ends (GpuBudgetSpent) when it is "
+            "spent or no further trial fits."
+        ),
+    )
 
     def trial_timeout_seconds(self) -> float | None:
         return None if self.trial_timeout is None else parse_duration(self.trial_timeout)
@@ -220,6 +230,7 @@ class SweepSpec(SpecModel):
                 )
             if self.algorithm.name == "cmaes":
                 raise ValueError("algorithm.name: cmaes supports one objective only")
+        self._gpu_hours_rules()
         named = [
             (f"objectives[{i}].metric" if self.objectives is not None else "objective.metric", o)
             for i, o in enumerate(o.metric for o in self.objective_list)
@@ -259,6 +270,35 @@ class SweepSpec(SpecModel):
                 f"({self.trainer.eval_every} > {self.trainer.max_steps})"
             )
         return self
+
+    def _gpu_hours_rules(self) -> None:
+        """gpu_hours is kubetune's own measure of a trial's cost (metric_names.GPU_HOURS_OBJECTIVE)."""
+        if self.objective is not None and self.objective.metric == GPU_HOURS_OBJECTIVE:
+            raise ValueError(
+                f"objective.metric: {GPU_HOURS_OBJECTIVE} is a cost to trade against quality; "
+                "name it in objectives next to a quality metric"
+            )
+        for index, objective in enumerate(self.objectives or []):
+            if objective.metric != GPU_HOURS_OBJECTIVE:
+                continue
+            field = f"objectives[{index}]"
+            if objective.direction != "minimize":
+                raise ValueError(f"{field}.direction: {GPU_HOURS_OBJECTIVE} must be minimize")
+            if objective.strategy != "final":
+                raise ValueError(
+                    f"{field}.strategy: {GPU_HOURS_OBJECTIVE} must be final (it is computed "
+                    "once a trial ends)"
+                )
+            if objective.query is not None:
+                raise ValueError(
+                    f"{field}.query: {GPU_HOURS_OBJECTIVE} is computed by kubetune, not read "
+                    "from metrics"
+                )
+        if GPU_HOURS_OBJECTIVE in self.additional_metrics:
+            raise ValueError(
+                f"additionalMetrics: {GPU_HOURS_OBJECTIVE} is recorded for every trial "
+                "already (status history gs, trials.csv gpu_seconds)"
+            )
 
     @property
     def objective_list(self) -> list[Objective]:
