@@ -38,6 +38,9 @@ class TrialResult(BaseModel):
     steps: int = 0
     wall_seconds: float = Field(default=0.0, alias="wallSeconds")
     adapter_path: str | None = Field(default=None, alias="adapterPath")
+    # The checkpoint step this attempt resumed from (absent: it started at step 0). The
+    # intermediate history still starts at step 0: the checkpoint carried it over.
+    resumed_from: int | None = Field(default=None, alias="resumedFrom")
     # The KUBETUNE_ATTEMPT of the launch that wrote it, when the launcher set one.
     attempt: str | None = None
 
@@ -60,3 +63,11 @@ class TrialResult(BaseModel):
     @classmethod
     def from_message(cls, text: str) -> "TrialResult":
         return cls.model_validate_json(text)
+
+
+def resumed_note(result: TrialResult | None) -> str:
+    """ " (resumed from step N)" for the ended-trial event of a resumed attempt, else ""."""
+    step = result.resumed_from if result is not None else None
+    if not step or step < 0:
+        return ""
+    return f" (resumed from step {str(step)[:12]})"  # the trial wrote it: bounded

@@ -2,13 +2,15 @@
 
 import csv
 import json
+import signal
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from kubetune.trial_result import TrialResult
-from tests.local.cli import kubetune, read_state
+from tests.local.cli import kubetune, read_state, start_kubetune
 
 pytestmark = pytest.mark.slow
 
@@ -74,3 +76,34 @@ def test_real_trainer_sweep(tmp_path: Path) -> None:
     assert args["learning_rate"] == pytest.approx(float(winner["learning_rate"]))
     assert args["lora_r"] == int(winner["lora_r"])
     assert args["per_device_train_batch_size"] == 4
+
+
+def test_ctrl_c_then_resume_continues_the_trial_from_its_checkpoint(tmp_path: Path) -> None:
+    spec = trainer_sweep()
+    spec["spec"]["budget"] = {"maxTrials": 1, "parallelism": 1, "trialTimeout": "8m"}  # type: ignore[index]
+    spec["spec"]["trainer"].update(maxSteps=60, evalEvery=5)  # type: ignore[index]
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    first = start_kubetune("run", str(sweep), "--output", str(out), "--grace", "20")
+    trial_dir = out / "trials" / "tiny-lora-t0000"
+    deadline = time.monotonic() + 180
+    while not (trial_dir / "checkpoint").exists():  # interrupt once it has checkpointed
+        assert first.poll() is None, first.communicate()
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130, stdout + stderr
+    stopped = TrialResult.from_message((trial_dir / "result.json").read_text())
+    assert stopped.status == "stopped" and 5 <= stopped.steps < 60
+
+    second = kubetune("run", str(sweep), "--output", str(out), "--resume", timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    result = TrialResult.from_message((trial_dir / "result.json").read_text())
+    # Its checkpoint survived the requeue: the second attempt went on from where it stopped.
+    assert result.status == "succeeded" and result.steps == 60
+    assert result.resumed_from is not None and result.resumed_from >= 5
+    assert f"(resumed from step {result.resumed_from})" in second.stdout
+    steps = [step for step, _ in result.intermediate["eval_loss"]]
+    assert steps == list(range(5, 61, 5))  # both attempts' evaluations, each once

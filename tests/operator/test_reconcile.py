@@ -124,6 +124,17 @@ def test_finished_trial_is_recorded_and_the_next_one_starts() -> None:
     assert "TrialSucceeded" in reasons and "NewBest" in reasons
 
 
+def test_a_resumed_trial_says_from_which_step_in_its_event() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+    resumed = TrialResult(status="succeeded", metrics={"eval_loss": 0.25}, steps=5, resumed_from=3)
+    plain = TrialResult(status="succeeded", metrics={"eval_loss": 0.5}, steps=5)
+    pods = {"s-t0000": ended("s-t0000", 0, resumed), "s-t0001": ended("s-t0001", 0, plain)}
+    effects = reconcile(rec, body(), pods)
+    texts = [e.message for e in effects.events if e.reason == "TrialSucceeded"]
+    assert texts == ["s-t0000: eval_loss=0.25 (resumed from step 3)", "s-t0001: eval_loss=0.5"]
+
+
 def test_no_final_value_waits_while_metrics_are_down_and_fails_when_absent() -> None:
     rec = new()
     reconcile(rec, body(), {})

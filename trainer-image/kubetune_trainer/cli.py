@@ -101,6 +101,7 @@ def _run_trial(
     try:
         trial.train()
     except Stopped:
+        trial.checkpoint_on_stop()  # first: a preempted trial resumes from it
         if progress.step > 0:
             trial.save(config.output_dir)  # a pruned trial's adapter may still be of use
         raise

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-steps", type=int, help="Optimizer steps.")
     add("--eval-every", type=int, help="Evaluate every N steps.")
     add(
+        "--checkpoint-every",
+        type=int,
+        help="Checkpoint every N steps (0: never); default: at each evaluation.",
+    )
+    add(
         "--param",
         action="append",
         default=[],
@@ -163,6 +168,7 @@ def _trainer_spec(block: dict[str, Any], flags: argparse.Namespace) -> TrainerSp
         "adapter": flags.adapter,
         "maxSteps": flags.max_steps,
         "evalEvery": flags.eval_every,
+        "checkpointEvery": flags.checkpoint_every,
     }
     block = dict(block)
     for key, value in overrides.items():

@@ -19,6 +19,7 @@ class Progress:
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     best: BestValue | None = None
     adapter_path: str | None = None
+    resumed_from: int | None = None  # the checkpoint step this attempt started at
 
     def record_train(self, **values: float) -> None:
         self.latest.update(values)
@@ -49,4 +50,5 @@ class Progress:
             steps=self.step,
             wall_seconds=round(time.monotonic() - self.started, 3),
             adapter_path=self.adapter_path,
+            resumed_from=self.resumed_from,
         )

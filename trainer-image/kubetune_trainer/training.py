@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 from kubetune.spec.training_args import TrainingArguments
+from kubetune.trial_result import BestValue
+from kubetune_trainer import checkpoint
 from kubetune_trainer.batching import Tokenized, collate, fill_rows, micro_batches, tokenize_pairs
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits
@@ -36,6 +38,9 @@ from kubetune_trainer.stopping import StopFlag
 
 # Consecutive steps above divergence_factor x the first loss before giving up.
 _DIVERGENCE_PATIENCE = 3
+# On SIGTERM a checkpoint is written only if the last one took less: Kubernetes' default
+# grace period is 30 s, and the result still has to be written after it.
+_STOP_CHECKPOINT_BUDGET_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -71,16 +76,24 @@ def tokenize_all(tokenizer: Any, examples: list[Any], args: TrainingArguments) -
     return tokenize_pairs(tokenizer, pairs, args.max_length, args.train_on_prompt)
 
 
-def _endless(items: list[Tokenized], args: TrainingArguments) -> Iterator[list[list[Tokenized]]]:
+def _endless(
+    items: list[Tokenized], args: TrainingArguments, skip: int = 0
+) -> Iterator[list[list[Tokenized]]]:
+    """Micro-batches epoch after epoch, from the `skip`-th on: the order depends on the
+    seed and the position only, so a resumed run continues the same sequence."""
     epoch = 0
     while True:
-        yield from micro_batches(
+        for batch in micro_batches(
             items,
             args.per_device_train_batch_size,
             args.max_length,
             args.packing,
             args.seed + epoch,
-        )
+        ):
+            if skip:
+                skip -= 1
+                continue
+            yield batch
         epoch += 1
 
 
@@ -176,8 +189,32 @@ class Run:
             self.model = apply_lora(loaded, run.trainer.method, self.args)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.decoding = Decoding(max_new_tokens=answer_budget(splits.eval, tokenizer))
+        spec = run.trainer
+        every = spec.eval_every if spec.checkpoint_every is None else spec.checkpoint_every
+        # Not per fold: a cross-validation trial is short and restarts whole.
+        self.checkpoint_every = every if fold[1] == 1 else 0
+        self.position = checkpoint.TrainerState(
+            step=0,
+            fingerprint=checkpoint.fingerprint(
+                run, self.plan.max_steps, self.plan.warmup_steps, len(self.train_items)
+            ),
+            micro_batches=0,
+        )
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+        self._rng_at_step = checkpoint.rng_state()  # as the next step will find it
+        self._checkpoint_step = 0
+        self._checkpoint_seconds = 0.0
 
     def evaluate(self, step: int) -> dict[str, float]:
+        device = self.loaded.device
+        # Evaluation leaves the training RNG as it found it: the steps after an eval draw
+        # the same dropout masks whether or not the run was resumed in between.
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self._evaluate(step)
+
+    def _evaluate(self, step: int) -> dict[str, float]:
         started = time.monotonic()
         device, dtype = self.loaded.device, self.loaded.autocast_dtype
         values = {
@@ -225,22 +262,23 @@ class Run:
     def train(self) -> None:
         """Train for plan.max_steps steps; raises Stopped or TrainingFailed."""
         args, device, dtype = self.args, self.loaded.device, self.loaded.autocast_dtype
-        optimizer = _optimizer(self.model, args)
-        scheduler = _scheduler(optimizer, args, self.plan)
-        batches = _endless(self.train_items, args)
+        optimizer = self.optimizer = _optimizer(self.model, args)
+        scheduler = self.scheduler = _scheduler(optimizer, args, self.plan)
         self.metrics.max_steps.set(self.total_steps)
+        start = self._resume() if self.checkpoint_every else 0
+        position = self.position
+        batches = _endless(self.train_items, args, skip=position.micro_batches)
         log.info(
             f"training {self.plan.max_steps} steps on {len(self.train_items)} examples "
             f"(eval {len(self.eval_items)}), warmup {self.plan.warmup_steps}"
+            + (f", resumed from step {start}" if start else "")
         )
-        if args.eval_on_start:
+        if start == 0 and args.eval_on_start:
             self.evaluate(0)
+        elif start and self._eval_due(start) and self._last_eval_step() < start:
+            self.evaluate(start)  # it was stopped during this evaluation
         self.model.train()
-        first_loss: float | None = None
-        high_steps = 0
-        train_seconds = 0.0
-        train_tokens = 0
-        for step in range(1, self.plan.max_steps + 1):
+        for step in range(start + 1, self.plan.max_steps + 1):
             if self.stop():
                 raise Stopped()
             started = time.monotonic()
@@ -263,31 +301,120 @@ class Run:
                     raise Stopped()
             max_norm = args.max_grad_norm if args.max_grad_norm > 0 else math.inf
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, max_norm))
-            high_steps = check_loss(
-                step, loss_sum, grad_norm, first_loss, high_steps, args.divergence_factor
+            position.high_steps = check_loss(
+                step,
+                loss_sum,
+                grad_norm,
+                position.first_loss,
+                position.high_steps,
+                args.divergence_factor,
             )
-            first_loss = loss_sum if first_loss is None else first_loss
+            if position.first_loss is None:
+                position.first_loss = loss_sum
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            train_seconds += time.monotonic() - started
-            train_tokens += tokens
+            position.train_seconds += time.monotonic() - started
+            position.train_tokens += tokens
+            position.step = step
+            position.micro_batches += args.gradient_accumulation_steps
+            self._rng_at_step = checkpoint.rng_state()
             self.progress.step = step
             reported = {
                 "train_loss": loss_sum,
                 "learning_rate": learning_rate,
                 "grad_norm": grad_norm,
-                "tokens_per_second": train_tokens / max(train_seconds, 1e-9),
+                "tokens_per_second": position.train_tokens / max(position.train_seconds, 1e-9),
             }
-            self.progress.record_train(**reported, train_tokens=float(train_tokens))
+            self.progress.record_train(**reported, train_tokens=float(position.train_tokens))
             self.metrics.report(reported)
             self.metrics.tokens.inc(tokens)
             self.metrics.step.set(self.step_offset + step)
             if device.type == "cuda":
                 self.metrics.gpu_memory.set(torch.cuda.max_memory_allocated())
-            if step % self.run.trainer.eval_every == 0 or step == self.plan.max_steps:
+            if self._eval_due(step):
                 self.evaluate(step)
+            if (
+                self.checkpoint_every
+                and step % self.checkpoint_every == 0
+                and step < self.plan.max_steps  # the final step saves the adapter instead
+            ):
+                self.write_checkpoint()
+
+    def _eval_due(self, step: int) -> bool:
+        return step % self.run.trainer.eval_every == 0 or step == self.plan.max_steps
+
+    def _last_eval_step(self) -> int:
+        points = self.progress.history.get("eval_loss") or [(-1, 0.0)]
+        return points[-1][0]
+
+    def write_checkpoint(self) -> None:
+        """A checkpoint of the last completed step; a failed write costs only the resume."""
+        assert self.optimizer is not None
+        position, progress = self.position, self.progress
+        position.history = {k: list(v) for k, v in progress.history.items()}
+        position.best = None if progress.best is None else progress.best.model_dump()
+        position.latest = dict(progress.latest)
+        try:
+            seconds = checkpoint.write(
+                self.run.output_dir,
+                position,
+                checkpoint.trainable_state(self.model),
+                self.optimizer.state_dict(),
+                self.scheduler.state_dict(),
+                self._rng_at_step,
+            )
+        except OSError as error:
+            log.warning(f"cannot write a checkpoint in {self.run.output_dir}: {error}")
+            return
+        self._checkpoint_step = position.step
+        self._checkpoint_seconds = seconds
+        log.info(f"checkpoint of step {position.step} written ({seconds:.1f}s)")
+
+    def checkpoint_on_stop(self) -> None:
+        """On SIGTERM: a checkpoint of the last completed step, when there is something new
+        and the last write was quick enough to fit the grace period."""
+        if (
+            not self.checkpoint_every
+            or self.optimizer is None
+            or self.position.step <= self._checkpoint_step
+        ):
+            return
+        if self._checkpoint_seconds > _STOP_CHECKPOINT_BUDGET_SECONDS:
+            log.info(
+                f"no checkpoint on stop: the last one took {self._checkpoint_seconds:.0f}s; "
+                f"a resume starts from step {self._checkpoint_step}"
+            )
+            return
+        self.write_checkpoint()
+
+    def _resume(self) -> int:
+        """Restore the newest checkpoint of this run, if any; returns its step (0: none)."""
+        assert self.optimizer is not None
+        found = checkpoint.find(self.run.output_dir, self.position.fingerprint, self.model)
+        if found is None:
+            return 0
+        state = found.state
+        with torch.no_grad():
+            params = dict(self.model.named_parameters())
+            for name, tensor in found.weights.items():
+                params[name].copy_(tensor)
+        self.optimizer.load_state_dict(found.optimizer)
+        self.scheduler.load_state_dict(found.scheduler)
+        checkpoint.set_rng_state(found.rng)
+        self._rng_at_step = found.rng
+        self.position = state
+        self._checkpoint_step = state.step
+        progress = self.progress
+        progress.step = state.step
+        progress.history = {k: list(v) for k, v in state.history.items()}
+        progress.best = None if state.best is None else BestValue.model_validate(state.best)
+        progress.latest = dict(state.latest)
+        progress.resumed_from = state.step
+        self.metrics.step.set(self.step_offset + state.step)
+        log.info(f"resuming from the checkpoint of step {state.step} in {found.path}")
+        return state.step
 
     def save(self, output_dir: Path) -> Path:
         """The adapter (LoRA) or the whole model (full), with the tokenizer."""

@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import secrets
-import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from kubetune.local.state import RunState, TrialAttempt, save_state
 from kubetune.metrics import ScrapeSource, TrialReading, TrialTarget
 from kubetune.spec import SweepSpec
 from kubetune.trial_ending import StopReason, judge, note_extremes
+from kubetune.trial_result import resumed_note
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,14 @@ class LocalRunner:
             row.value = record.values[0]
         if record.step is not None:
             row.step = record.step
-        self._event_for(trial.plan.name, record.state, record.values, record.step, record.reason)
+        self._event_for(
+            trial.plan.name,
+            record.state,
+            record.values,
+            record.step,
+            record.reason,
+            resumed_note(ending.result),
+        )
         self.checkpoint()
 
     def _event_for(
@@ -324,6 +331,7 @@ class LocalRunner:
         values: list[float] | None,
         step: int | None,
         reason: str | None,
+        note: str = "",
     ) -> None:
         if state == "Succeeded" and values:
             scores = "  ".join(
@@ -331,7 +339,7 @@ class LocalRunner:
             )
             best = self.engine.best()
             mark = "  (best so far)" if best is not None and best.trial == name else ""
-            self.view.event(f"{name} succeeded  {scores} at step {step}{mark}")
+            self.view.event(f"{name} succeeded  {scores} at step {step}{mark}{note}")
         elif state == "Pruned":
             self.view.event(f"{name} pruned at step {step}")
         elif state == "Requeued":
@@ -374,9 +382,9 @@ def _free_port() -> int:
 
 
 def _clear_previous_attempt(trial_dir: Path) -> None:
-    """A requeued trial starts clean: an old result must not pass for the new one's."""
+    """An old result must not pass for the new attempt's. Its checkpoint stays: a trial
+    stopped by Ctrl-C resumes from it on --resume (the trainer refuses one of other
+    parameters)."""
     (trial_dir / conventions.RESULT_FILE).unlink(missing_ok=True)
     for log in trial_dir.glob(f"{TERMINATION_LOG}*"):
         log.unlink(missing_ok=True)
-    for child in trial_dir.glob("checkpoint-*"):
-        shutil.rmtree(child, ignore_errors=True)

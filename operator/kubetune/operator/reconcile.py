@@ -46,6 +46,7 @@ from kubetune.trial_ending import (
     judge,
     note_extremes,
 )
+from kubetune.trial_result import resumed_note
 
 # An image pull or container config error may clear up (a registry hiccup, a Secret
 # created a few seconds late); the trial fails only if it lasts this long.
@@ -423,15 +424,15 @@ class SweepReconciler:
         self.blind.discard(name)
         for key in [key for key in self.extremes if key[0] == name]:
             del self.extremes[key]
-        self._trial_event(engine, plan.number)
+        self._trial_event(engine, plan.number, resumed_note(ending.result))
 
-    def _trial_event(self, engine: SweepEngine, number: int) -> None:
+    def _trial_event(self, engine: SweepEngine, number: int, note: str = "") -> None:
         """The Event for a trial that just ended or was requeued, by what it became."""
         record = engine.trial(number)
         if record.state == "Succeeded" and record.values is not None:
             pairs = zip(engine.spec.objective_list, record.values, strict=True)
             text = ", ".join(f"{o.metric}={v:g}" for o, v in pairs)
-            self._event("Normal", "TrialSucceeded", engine, number, text)
+            self._event("Normal", "TrialSucceeded", engine, number, text + note)
         elif record.state == "Requeued":
             self._event("Normal", "TrialRequeued", engine, number, f"{record.reason}; rerunning")
         elif record.state == "Failed":

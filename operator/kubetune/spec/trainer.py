@@ -120,6 +120,15 @@ class TrainerSpec(SpecModel):
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     max_steps: int = Field(default=200, ge=1)
     eval_every: int = Field(default=50, ge=1)
+    checkpoint_every: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Write a resumable checkpoint every N steps under the trial's output folder "
+            "(0: never); default: at each evaluation (evalEvery). A requeued trial resumes "
+            "from it when outputDir is on a volume that outlives the pod."
+        ),
+    )
     args: dict[str, TrainerArgValue] = Field(
         default_factory=dict,
         description="Fixed trainer arguments (snake_case); parameters of the same name override them.",

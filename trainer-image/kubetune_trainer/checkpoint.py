@@ -1,0 +1,221 @@
+"""Resumable checkpoints of a training run in <output dir>/checkpoint/.
+
+A preempted or evicted trial is launched again with the same output dir; it picks up
+from its last checkpoint instead of step 0. A checkpoint holds everything the next
+step depends on: the trainable weights (the LoRA adapter, or the whole model for
+`full`), the optimizer and scheduler states, the RNG states (python, torch, CUDA), the
+data position (micro-batches consumed; batching is a pure function of the seed, so the
+order continues where it left off), the step, and the metric history, so a resumed run
+ends where an uninterrupted one would have (numpy's RNG is not used by the trainer).
+
+Written atomically: a fresh temporary folder renamed into place. The previous
+checkpoint is kept as checkpoint.previous/ until the next one is complete, so a
+kill at any moment leaves one readable checkpoint. A checkpoint carries a fingerprint
+of everything that shapes the run (parameters, effective arguments, model, method,
+dataset, steps); one of other settings is never resumed from.
+"""
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kubetune_trainer.config import RunConfig
+from kubetune_trainer.log import log
+
+CHECKPOINT_DIR = "checkpoint"
+PREVIOUS_DIR = "checkpoint.previous"
+_TMP_PREFIX = ".checkpoint.tmp-"
+_FORMAT = 1
+_STATE = "trainer_state.json"
+_WEIGHTS = "weights.pt"
+_OPTIMIZER = "optimizer.pt"
+_RNG = "rng.pt"
+_FILES = (_WEIGHTS, _OPTIMIZER, _RNG)
+
+
+def fingerprint(run: RunConfig, max_steps: int, warmup_steps: int, train_items: int) -> str:
+    """What a checkpoint must match to be resumed: anything that changes the trajectory.
+
+    Not evalEvery or checkpointEvery: they change what is written down, not the weights.
+    """
+    spec = run.trainer
+    shaped = {
+        "params": run.params,
+        "args": run.args.model_dump(mode="json"),
+        "model": spec.model,
+        "method": spec.method,
+        "dataset": spec.dataset.model_dump(mode="json"),
+        "steps": [max_steps, warmup_steps],
+        "trainItems": train_items,
+    }
+    text = json.dumps(shaped, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainerState:
+    """The JSON half of a checkpoint: where the run is and what it has measured."""
+
+    step: int
+    fingerprint: str
+    micro_batches: int  # data position: micro-batches consumed since step 0
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    best: dict[str, Any] | None = None
+    latest: dict[str, float] = field(default_factory=dict)
+    first_loss: float | None = None
+    high_steps: int = 0
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+
+    def to_json(self, sizes: dict[str, int]) -> str:
+        body = {"format": _FORMAT, "sizes": sizes, **self.__dict__}
+        return json.dumps(body, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> tuple["TrainerState", dict[str, int]]:
+        body = json.loads(text)
+        if body.pop("format", None) != _FORMAT:
+            raise ValueError("unknown checkpoint format")
+        sizes = body.pop("sizes")
+        body["history"] = {
+            k: [(int(s), float(v)) for s, v in p] for k, p in body["history"].items()
+        }
+        return cls(**body), sizes
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read back whole, not yet applied to a model."""
+
+    path: Path
+    state: TrainerState
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    rng: dict[str, Any]
+
+
+def trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def write(
+    output_dir: Path,
+    state: TrainerState,
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    scheduler: dict[str, Any],
+    rng: dict[str, Any],
+) -> float:
+    """Write a checkpoint atomically; returns the seconds it took."""
+    started = time.monotonic()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in output_dir.glob(f"{_TMP_PREFIX}*"):  # of a write that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = output_dir / f"{_TMP_PREFIX}{os.getpid()}"
+    tmp.mkdir()
+    torch.save(weights, tmp / _WEIGHTS)
+    torch.save(optimizer, tmp / _OPTIMIZER)
+    torch.save({"scheduler": scheduler, "rng": rng}, tmp / _RNG)
+    sizes = {name: (tmp / name).stat().st_size for name in _FILES}
+    (tmp / _STATE).write_text(state.to_json(sizes))
+    _fsync_tree(tmp)
+    current, previous = output_dir / CHECKPOINT_DIR, output_dir / PREVIOUS_DIR
+    shutil.rmtree(previous, ignore_errors=True)
+    if current.exists():
+        current.rename(previous)
+    tmp.rename(current)
+    _fsync_dir(output_dir)
+    return time.monotonic() - started
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Data on disk before the rename publishes it: a node crash must not leave a
+    renamed folder of empty files."""
+    for child in folder.iterdir():
+        with child.open("rb") as handle:
+            os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> Checkpoint:
+    """One checkpoint folder; raises on anything missing, truncated or unreadable."""
+    state, sizes = TrainerState.from_json((path / _STATE).read_text())
+    for name in _FILES:
+        size = (path / name).stat().st_size
+        if size != sizes.get(name):
+            raise ValueError(f"{name} has {size} bytes, {sizes.get(name)} were written")
+    # weights_only: a checkpoint is data; it never runs code when read back.
+    weights = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
+    optimizer = torch.load(path / _OPTIMIZER, map_location="cpu", weights_only=True)
+    rest = torch.load(path / _RNG, map_location="cpu", weights_only=True)
+    return Checkpoint(path, state, weights, optimizer, rest["scheduler"], rest["rng"])
+
+
+def find(output_dir: Path, expected: str, model: Any) -> Checkpoint | None:
+    """The newest usable checkpoint of this run in output_dir, or None (start at step 0).
+
+    Unreadable ones are skipped (the previous one is tried); one of other settings is
+    refused. Each reason is logged, so a trial that starts over says why.
+    """
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
+    for name in (CHECKPOINT_DIR, PREVIOUS_DIR):
+        path = output_dir / name
+        if not path.exists():
+            continue
+        try:
+            found = _read(path)
+        except Exception as error:  # any damage: try the older one, else start over
+            log.warning(f"ignoring the checkpoint in {path}: unreadable ({_short(error)})")
+            continue
+        if found.state.fingerprint != expected:
+            log.info(
+                f"not resuming from {path}: it was written with other parameters or "
+                "settings; starting from step 0"
+            )
+            return None
+        got = {n: tuple(t.shape) for n, t in found.weights.items()}
+        if got != shapes:
+            log.warning(f"ignoring the checkpoint in {path}: its weights do not fit the model")
+            continue
+        return found
+    return None
+
+
+def _short(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error)[:200]}"
