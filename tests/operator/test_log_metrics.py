@@ -1,15 +1,20 @@
 """spec.metrics.logs on the simulated cluster: trials that only print are read via pods/log."""
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kubetune import conventions
+from kubetune.metrics import MetricsUnavailable
+from kubetune.operator.kube import ApiError, KubeClient
+from kubetune.operator.runtime import pod_log_stream
 from tests.cluster.cluster import Cluster
 
 from .helpers import condition, event_reasons, history, wait_phase
-from .runner import InProcessOperator, sweep_manifest
+from .runner import InProcessOperator, SubprocessOperator, sweep_manifest
 
 pytestmark = pytest.mark.slow
 LOG_TRIAL = Path(__file__).resolve().parents[1] / "local" / "log_trial.py"
@@ -50,3 +55,50 @@ def test_trials_that_only_print_succeed_and_a_bad_one_is_pruned(
     assert final["best"]["value"] == pytest.approx(GOOD, abs=1e-6)
     assert condition(final, "MetricsAvailable")["status"] == "True"
     assert "TrialPruned" in event_reasons(crd, namespace)
+
+
+def test_a_restarted_operator_rereads_the_logs_and_counts_nothing_twice(
+    crd: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    manifest = log_manifest(
+        "relog",
+        namespace,
+        ["--epochs", "15", "--sleep", "0.2"],
+        budget={"maxTrials": 3, "parallelism": 1},
+    )
+    crd.create(manifest)
+    operator = SubprocessOperator(crd.env(), tmp_path / "operator.log").start()
+    try:
+        for pause in (2.0, 2.5):  # mid-trial: its log is read again from the first byte
+            time.sleep(pause)
+            operator.kill()
+            time.sleep(0.5)
+            operator.start()
+        final = wait_phase(crd, namespace, "relog", "Succeeded", "Failed", timeout=120)
+    finally:
+        operator.stop()
+    records = history(final)
+    assert sorted(records) == [0, 1, 2]
+    for record in records.values():
+        assert record["s"] == "Succeeded" and record["st"] == 15, record
+        assert record["v"] == [pytest.approx(GOOD, abs=1e-6)]
+        steps = [step for step, _ in record.get("iv") or []]
+        assert steps == sorted(set(steps)), f"a step counted twice: {steps}"
+
+
+def test_the_log_of_a_pod_that_is_not_there(crd: Cluster, namespace: str) -> None:
+    async def read() -> None:
+        kube = KubeClient.from_environment(str(crd.kubeconfig))
+        try:
+            with pytest.raises(ApiError) as refused:
+                async for _ in kube.stream_pod_log(namespace, "no-such-pod", "trial"):
+                    pass
+            assert refused.value.status == 404
+            # The source sees it as one unreadable trial, not a bug.
+            with pytest.raises(MetricsUnavailable, match="pods/log of no-such-pod"):
+                async for _ in pod_log_stream(kube)(namespace, "no-such-pod", None):
+                    pass
+        finally:
+            await kube.aclose()
+
+    asyncio.run(read())

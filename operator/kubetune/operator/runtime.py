@@ -47,7 +47,7 @@ def make_source(spec: SweepSpec, policy: PrometheusUrlPolicy, kube: KubeClient) 
     """
     logs = log_reading(spec)
     if logs is not None:
-        return LogSource(logs, _log_stream(kube))
+        return LogSource(logs, pod_log_stream(kube))
     url = policy.resolve(spec.metrics.prometheus.url if spec.metrics.prometheus else None)
     if url is not None:
         objectives = spec.objective_list
@@ -59,7 +59,7 @@ def make_source(spec: SweepSpec, policy: PrometheusUrlPolicy, kube: KubeClient) 
     return ScrapeSource(path=spec.metrics.scrape.path)
 
 
-def _log_stream(
+def pod_log_stream(
     kube: KubeClient,
 ) -> Callable[[str, str, str | None], AsyncIterator[bytes]]:
     async def stream(namespace: str, pod: str, container: str | None) -> AsyncIterator[bytes]:
