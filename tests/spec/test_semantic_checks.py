@@ -340,3 +340,46 @@ def test_file_without_any_sweep_is_an_error(
     assert capsys.readouterr().err.splitlines() == [
         f"{path}: no HyperparameterSweep among its 2 documents (ConfigMap, Secret)"
     ]
+
+
+# ---- metrics.logs ----------------------------------------------------------------------
+
+
+LOG_CONTAINER = [{"name": "main", "image": "python:3.12", "command": ["python", "t.py"]}]
+
+
+def test_a_log_sweep_with_defaults_is_accepted() -> None:
+    doc = template_manifest(LOG_CONTAINER, metrics={"logs": {}})
+    assert problems(doc) == []
+    logs = parse_sweep(doc).spec.metrics.logs
+    assert logs is not None and logs.format == "text" and logs.filter is None
+
+
+@pytest.mark.parametrize(
+    ("logs", "expected"),
+    [
+        ({"filter": "(only)"}, "spec.metrics.logs.filter: needs two groups"),
+        ({"filter": r"(?=a)(b)(c)"}, "spec.metrics.logs.filter: not an RE2 regular expression"),
+        ({"format": "json", "filter": "(a)=(b)"}, "filter: only with format text"),
+        ({"format": "yaml"}, "metrics.logs.format"),
+        ({"stepKey": "bad key"}, "metrics.logs.stepKey"),
+    ],
+)
+def test_bad_log_settings_are_refused_naming_the_field(logs: dict[str, Any], expected: str) -> None:
+    found = problems(template_manifest(LOG_CONTAINER, metrics={"logs": logs}))
+    assert any(expected in problem for problem in found), found
+
+
+def test_logs_exclude_prometheus_queries_and_the_built_in_trainer() -> None:
+    both = template_manifest(
+        LOG_CONTAINER, metrics={"logs": {}, "prometheus": {"url": "http://prom:9090"}}
+    )
+    assert any("set either metrics.logs or metrics.prometheus" in p for p in problems(both))
+    query = template_manifest(
+        LOG_CONTAINER,
+        metrics={"logs": {}},
+        objective={"metric": "loss", "query": "kubetune_trial_loss{trial='{trial}'}"},
+    )
+    assert any("objective.query: a PromQL query needs" in p for p in problems(query))
+    trainer = manifest(metrics={"logs": {}})
+    assert any("metrics.logs: only with template" in p for p in problems(trainer))

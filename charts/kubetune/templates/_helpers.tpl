@@ -79,6 +79,10 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# Trial logs: sweeps with spec.metrics.logs read their metrics from them. Read-only.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 # Events on sweeps: kopf posts them (kopf.info/warn/exception) with create only.
 - apiGroups: [""]
   resources: ["events"]

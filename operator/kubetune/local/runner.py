@@ -13,13 +13,14 @@ from kubetune.conventions import trial_name
 from kubetune.engine import Completion, SweepEngine, TrialPlan
 from kubetune.local.board import Board, TrialRow, format_params, format_value
 from kubetune.local.launch import build_launch
-from kubetune.local.layout import STATE_FILE, TERMINATION_LOG, TRIALS_DIR
+from kubetune.local.layout import STATE_FILE, TERMINATION_LOG, TRIAL_LOG, TRIALS_DIR
 from kubetune.local.leftovers import end_group
 from kubetune.local.outcome import process_ending, read_result
 from kubetune.local.process import LaunchError, TrialProcess
 from kubetune.local.progress import ProgressView
 from kubetune.local.state import RunState, TrialAttempt, save_state
 from kubetune.metrics import ScrapeSource, TrialReading, TrialTarget
+from kubetune.metrics.logs import LogFileSource, log_reading
 from kubetune.spec import SweepSpec
 from kubetune.trial_ending import StopReason, judge, note_extremes
 from kubetune.trial_result import resumed_note
@@ -41,6 +42,8 @@ class RunningTrial:
     stop_reason: StopReason | None = None
     last: TrialReading | None = None
     reported_step: int = -1
+    # Where this attempt's output begins in trial.log (a rerun appends to the same file).
+    log_start: int = 0
     # Least and greatest evaluation of each objective read (TrialEnding.seen).
     seen: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
@@ -90,6 +93,9 @@ class LocalRunner:
         self.timeout = spec.budget.trial_timeout_seconds()
         self.objectives = [o.metric for o in spec.objective_list]
         self.source = ScrapeSource(path=spec.metrics.scrape.path, timeout=2.0)
+        logs = log_reading(spec)
+        # spec.metrics.logs: each trial's values come from its trial.log, not its /metrics.
+        self.logs = LogFileSource(logs) if logs is not None else None
         self.trials: dict[int, RunningTrial] = {}
         self.board = Board(
             sweep=sweep,
@@ -187,6 +193,7 @@ class LocalRunner:
         )
         try:
             _clear_previous_attempt(trial_dir)
+            log_start = _size(trial_dir / TRIAL_LOG)
             process = await TrialProcess.start(launch, trial_dir)
         except LaunchError as error:
             self.engine.fail(plan.number, f"LaunchFailed: {error}")
@@ -199,7 +206,9 @@ class LocalRunner:
         waiter = asyncio.create_task(process.wait())
         attempt = process.attempt(token)
         self.state.in_flight[plan.number] = attempt
-        self.trials[plan.number] = RunningTrial(plan, process, port, trial_dir, waiter, attempt)
+        self.trials[plan.number] = RunningTrial(
+            plan, process, port, trial_dir, waiter, attempt, log_start=log_start
+        )
         again = f" (attempt {plan.attempt})" if plan.attempt > 1 else ""
         self.board.rows[plan.number] = TrialRow(plan.number, plan.name, dict(plan.params))
         self.view.event(f"{plan.name} started{again}  {format_params(plan.params, 200)}")
@@ -207,15 +216,32 @@ class LocalRunner:
 
     # ---- watching --------------------------------------------------------------------
 
-    async def _poll_metrics(self) -> None:
-        targets = [
-            TrialTarget(t.plan.name, "127.0.0.1", t.port)
-            for t in self.trials.values()
-            if t.process.returncode is None
-        ]
+    async def _read_trials(self) -> dict[str, TrialReading]:
+        running = [t for t in self.trials.values() if t.process.returncode is None]
+        if self.logs is not None:
+            found = {}
+            for trial in running:
+                reading = self._read_log(trial)
+                if reading is not None:
+                    found[trial.plan.name] = reading
+            return found
+        targets = [TrialTarget(t.plan.name, "127.0.0.1", t.port) for t in running]
         if not targets:
-            return
-        found = await self.source.collect("local", self.sweep, targets)
+            return {}
+        return await self.source.collect("local", self.sweep, targets)
+
+    def _read_log(self, trial: RunningTrial, ended: bool = False) -> TrialReading | None:
+        assert self.logs is not None
+        return self.logs.read(
+            trial.plan.name,
+            trial.attempt.token,
+            trial.trial_dir / TRIAL_LOG,
+            start=trial.log_start,
+            ended=ended,
+        )
+
+    async def _poll_metrics(self) -> None:
+        found = await self._read_trials()
         for trial in self.trials.values():
             metrics = found.get(trial.plan.name)
             if metrics is None:
@@ -290,6 +316,13 @@ class LocalRunner:
         # Its first process is gone; what it started must not outlive it (as in a pod).
         end_group(trial.attempt, 0.0)
         self.state.in_flight.pop(number, None)
+        if self.logs is not None:
+            # The whole log is there now: its last lines hold the final values.
+            final = self._read_log(trial, ended=True)
+            self.logs.forget(trial.plan.name)
+            if final is not None:
+                trial.last = final
+                note_extremes(trial.seen, final, self.objectives)
         ending = process_ending(
             exit_code,
             read_result(trial.trial_dir, trial.attempt.token),
@@ -379,6 +412,13 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _clear_previous_attempt(trial_dir: Path) -> None:

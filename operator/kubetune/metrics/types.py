@@ -90,11 +90,19 @@ def _as_int(value: float | None) -> int | None:
 
 @dataclass(frozen=True)
 class TrialTarget:
-    """One trial to read: its name, and for direct scraping its address and port."""
+    """One trial to read: its name, and for direct scraping its address and port.
+
+    For reading its log: the pod's uid and trial container (operator) or the log file's
+    path (`kubetune run`), and whether it has ended (its log is complete).
+    """
 
     name: str
     address: str | None = None
     port: int | None = None
+    uid: str | None = None
+    container: str | None = None
+    log_path: str | None = None
+    ended: bool = False
 
 
 class MetricsSource(Protocol):

@@ -8,6 +8,7 @@ with token refresh) and speaks REST through httpx, so no call blocks the event l
 import json as jsonlib
 import os
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -123,6 +124,29 @@ class KubeClient:
         items: list[dict[str, Any]] = answer.get("items") or []
         return items
 
+    async def stream_pod_log(
+        self, namespace: str, name: str, container: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """The container's log from its first byte, in chunks as they arrive (never whole).
+
+        The kubelet keeps a terminated container's log while its pod exists, so this also
+        reads a trial that has ended. ApiError as _request raises it.
+        """
+        params = {"container": container} if container else None
+        headers = self._auth_headers()
+        headers["Accept"] = "text/plain"
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}/log"
+        try:
+            async with self._http.stream("GET", path, params=params, headers=headers) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    reason, message = _status_details(response)
+                    raise ApiError(response.status_code, reason, message)
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.HTTPError as error:
+            raise ApiError(0, type(error).__name__, str(error) or "no answer") from error
+
     # Sweeps.
     def _sweep_path(self, namespace: str, name: str) -> str:
         return f"/apis/{API_GROUP}/{API_VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
@@ -175,6 +199,15 @@ class KubeClient:
         name = lease["metadata"]["name"]
         return await self._request("PUT", self._lease_path(namespace, name), json=lease)
 
+    def _auth_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        token = bearer_token(self._cfg)
+        if token:
+            headers["Authorization"] = token
+        elif self._cfg.username and (basic := self._cfg.get_basic_auth_token()):
+            headers["Authorization"] = basic
+        return headers
+
     async def _request(
         self,
         method: str,
@@ -184,12 +217,8 @@ class KubeClient:
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        token = bearer_token(self._cfg)
-        if token:
-            headers["Authorization"] = token
-        elif self._cfg.username and (basic := self._cfg.get_basic_auth_token()):
-            headers["Authorization"] = basic
+        headers = self._auth_headers()
+        headers["Accept"] = "application/json"
         body = None
         if json is not None:
             headers["Content-Type"] = content_type

@@ -55,6 +55,8 @@ class PodView:
     attempt: int
     kind: Kind
     ip: str | None = None
+    # The trial's container (the builder's annotation): whose log holds its metrics.
+    container: str | None = None
     result: TrialResult | None = None
     started_at: str | None = None
     created_at: str | None = None
@@ -139,6 +141,7 @@ def view(pod: Mapping[str, Any]) -> PodView:
         "uid": meta.get("uid", ""),
         "attempt": attempt_of(pod),
         "ip": status.get("podIP"),
+        "container": container_name,
         "result": result,
         "started_at": status.get("startTime"),
         "created_at": meta.get("creationTimestamp"),

@@ -246,7 +246,16 @@ class SweepReconciler:
                 continue
             if pod.result is not None and all(m in pod.result.metrics for m in wanted):
                 continue  # its termination message has the final values already
-            targets.append(TrialTarget(name=plan.name, address=pod.ip, port=port))
+            targets.append(
+                TrialTarget(
+                    name=plan.name,
+                    address=pod.ip,
+                    port=port,
+                    uid=pod.uid,
+                    container=pod.container,
+                    ended=pod.kind == "ended",
+                )
+            )
         return targets
 
     # ---- decide ------------------------------------------------------------------------

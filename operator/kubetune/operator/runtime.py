@@ -5,7 +5,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from kubetune.metrics import (
@@ -18,6 +18,7 @@ from kubetune.metrics import (
     ScrapeSource,
     UrlRefused,
 )
+from kubetune.metrics.logs import LogSource, log_reading
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event, MetricsReading, PodToCreate
 from kubetune.operator.kube import ApiError, KubeClient
@@ -37,12 +38,16 @@ EventPoster = Callable[[Event], None]
 Adopter = Callable[[dict[str, Any]], None]
 
 
-def make_source(spec: SweepSpec, policy: PrometheusUrlPolicy) -> MetricsSource:
-    """Prometheus when the spec or the operator names one, else direct scrape of each pod.
+def make_source(spec: SweepSpec, policy: PrometheusUrlPolicy, kube: KubeClient) -> MetricsSource:
+    """The trial pods' logs when spec.metrics.logs is set; else Prometheus when the spec or the
+    operator names one; else direct scrape of each pod.
 
     A spec's own URL only when the policy allows it (UrlRefused otherwise; the reconciler
     refuses such a spec before it gets here).
     """
+    logs = log_reading(spec)
+    if logs is not None:
+        return LogSource(logs, pod_log_stream(kube))
     url = policy.resolve(spec.metrics.prometheus.url if spec.metrics.prometheus else None)
     if url is not None:
         objectives = spec.objective_list
@@ -52,6 +57,20 @@ def make_source(spec: SweepSpec, policy: PrometheusUrlPolicy) -> MetricsSource:
             queries={o.metric: o.query for o in objectives if o.query},
         )
     return ScrapeSource(path=spec.metrics.scrape.path)
+
+
+def pod_log_stream(
+    kube: KubeClient,
+) -> Callable[[str, str, str | None], AsyncIterator[bytes]]:
+    async def stream(namespace: str, pod: str, container: str | None) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in kube.stream_pod_log(namespace, pod, container):
+                yield chunk
+        except ApiError as error:
+            # e.g. 400 while the container is still being created: that trial, not a source outage.
+            raise MetricsUnavailable(f"pods/log of {pod}: {error}") from error
+
+    return stream
 
 
 class SweepRuntime:
@@ -189,7 +208,7 @@ class SweepRuntime:
                 await self.close()
                 if rec.spec is not None:
                     try:
-                        self.source = make_source(rec.spec, self.policy)
+                        self.source = make_source(rec.spec, self.policy, self.kube)
                     except UrlRefused as error:  # accept() refuses these: not reached
                         log.error("%s/%s: %s", self.namespace, self.name, error)
             pods = _by_name(pod_views)

@@ -28,6 +28,7 @@ def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -
     spec = effective_spec(sweep.spec)
     problems = _trainer_and_template_problems(sweep)
     problems += objective_problems(spec)
+    problems += log_problems(spec)
     if spec.template is not None:
         problems += placeholder_problems(spec)
         if for_cluster:
@@ -38,6 +39,21 @@ def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -
 def semantic_warnings(sweep: HyperparameterSweep) -> list[str]:
     """Likely mistakes that may still be right: `kubetune validate` prints them, exit 0."""
     return unused_parameter_warnings(effective_spec(sweep.spec))
+
+
+def log_problems(spec: SweepSpec) -> list[str]:
+    """metrics.logs.filter must be an RE2 expression with a name and a value group."""
+    logs = spec.metrics.logs
+    if logs is None or logs.filter is None:
+        return []
+    # The parser lives with the operator's dependencies (RE2); the spec models stay light.
+    from kubetune.metrics.log_lines import FilterError, compile_filter
+
+    try:
+        compile_filter(logs.filter)
+    except FilterError as error:
+        return [f"spec.metrics.logs.filter: {error}"]
+    return []
 
 
 def objective_problems(spec: SweepSpec) -> list[str]:

@@ -142,11 +142,53 @@ class ScrapeSettings(SpecModel):
     path: str = Field(default="/metrics", pattern=r"^/")
 
 
+class LogSettings(SpecModel):
+    """Metrics read from the trial's log (stdout and stderr) instead of Prometheus or scrape."""
+
+    format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "text: name=value pairs matched by filter (Katib's default filter when unset); "
+            "json: one JSON object per line, every numeric field a metric."
+        ),
+    )
+    filter: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description=(
+            "text only: an RE2 regular expression whose first group is the metric's name and "
+            "second its value. Default: Katib's ([\\w|-]+)\\s*=\\s*"
+            "([+-]?\\d*(\\.\\d+)?([Ee][+-]?\\d+)?)."
+        ),
+    )
+    step_key: str | None = Field(
+        default=None,
+        pattern=METRIC_NAME_PATTERN,
+        max_length=MAX_METRIC_NAME,
+        description=(
+            "Name whose value is the step of the metrics reported with it. Default: step, "
+            "global_step or epoch; without one, a metric's nth report is step n."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _filter_is_text(self) -> "LogSettings":
+        if self.filter is not None and self.format != "text":
+            raise ValueError("filter: only with format text (json lines need no filter)")
+        return self
+
+
 class MetricsSpec(SpecModel):
-    """Where trial metrics come from: Prometheus when set, else direct scrape of each trial."""
+    """Where trial metrics come from: the trial's log when logs is set, else Prometheus when
+    set, else direct scrape of each trial."""
 
     prometheus: PrometheusSettings | None = None
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
+    logs: LogSettings | None = Field(
+        default=None,
+        description="Read metrics from the trial's log (Katib-style name=value, or JSON lines).",
+    )
     interval: str = Field(
         default="5s",
         pattern=DURATION_PATTERN,
@@ -239,6 +281,20 @@ class SweepSpec(SpecModel):
         collisions = series_collisions(named)
         if collisions:
             raise ValueError(collisions[0])
+        if self.metrics.logs is not None:
+            if self.metrics.prometheus is not None:
+                raise ValueError("metrics.logs: set either metrics.logs or metrics.prometheus")
+            if self.trainer is not None:
+                raise ValueError(
+                    "metrics.logs: only with template (the built-in trainer serves its "
+                    "metrics on /metrics)"
+                )
+            for i, objective in enumerate(self.objective_list):
+                if objective.query is not None:
+                    field = f"objectives[{i}]" if self.objectives is not None else "objective"
+                    raise ValueError(
+                        f"{field}.query: a PromQL query needs metrics.prometheus, not metrics.logs"
+                    )
         if (self.trainer is None) == (self.template is None):
             raise ValueError("trainer: set exactly one of trainer or template")
         if self.template is not None and not self.parameters:
