@@ -223,6 +223,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
         (API_GROUP, f"{PLURAL}/status"),
         (API_GROUP, f"{PLURAL}/finalizers"),
         ("", "pods"),
+        ("batch", "jobs"),
         ("", "events"),
         ("coordination.k8s.io", "leases"),
     }
@@ -240,6 +241,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
         for r in rule["resources"]
     }
     assert verbs[("", "pods")] == ["create", "delete", "get", "list", "watch"]
+    assert verbs[("batch", "jobs")] == ["create", "delete", "get", "list"]
     assert verbs[("", "events")] == ["create"]
     assert verbs[(API_GROUP, PLURAL)] == ["get", "list", "patch", "watch"]
     assert verbs[(API_GROUP, f"{PLURAL}/status")] == ["get", "patch"]

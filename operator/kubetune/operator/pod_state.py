@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from kubetune import conventions
 from kubetune.builders.contract import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION
 from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
@@ -64,6 +65,10 @@ class PodView:
     waiting: tuple[str, str] | None = None
     # The scheduler cannot place the pod: its message.
     unschedulable: str | None = None
+    # Made by a trial Job (spec.workload): `name` is the trial's (the Job's) name and `uid`
+    # the Job's, so that a delete stops the Job; `pod_name` is the pod's own.
+    job: bool = False
+    pod_name: str | None = None
 
 
 def attempt_of(pod: Mapping[str, Any]) -> int:
@@ -100,6 +105,15 @@ def view(pod: Mapping[str, Any]) -> PodView:
         ),
         "live": phase in ("Pending", "Running") and not deleting,
     }
+    job = job_owner(meta)
+    if job is not None:
+        # The Job is the sweep's, its pod the Job's: the trial is the Job.
+        labels = meta.get("labels") or {}
+        base["name"] = str(labels.get(conventions.LABEL_TRIAL) or job.get("name") or "")
+        base["uid"] = str(job.get("uid") or "")
+        base["owner_uid"] = None
+        base["job"] = True
+        base["pod_name"] = meta.get("name", "")
     disruption = _disruption(status)
     if phase == "Unknown":
         # The node stopped reporting: the pod's fate is unknowable, rerun it elsewhere.
@@ -117,6 +131,18 @@ def view(pod: Mapping[str, Any]) -> PodView:
     if phase == "Running":
         return PodView(kind="running", **base)
     return PodView(kind="pending", unschedulable=_unschedulable(status), **base)
+
+
+def job_owner(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The controlling batch/v1 Job of a pod, if a Job made it."""
+    for ref in meta.get("ownerReferences") or []:
+        if (
+            ref.get("controller")
+            and ref.get("kind") == "Job"
+            and ref.get("apiVersion") == "batch/v1"
+        ):
+            return dict(ref)
+    return None
 
 
 def _ending(
