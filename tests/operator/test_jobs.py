@@ -9,7 +9,7 @@ from typing import Any
 from kubetune import conventions
 from tests.cluster.cluster import Cluster
 
-from .helpers import condition, history, trial_pods, wait_phase
+from .helpers import condition, history, trial_pods, wait_phase, wait_status
 from .runner import InProcessOperator, sweep_manifest
 
 FAST = {"STEPS": "5", "STEP_SECONDS": "0.1"}
@@ -102,3 +102,32 @@ def test_pruned_trial_job_is_deleted_with_its_pod(
         p for p in trial_pods(crd, namespace, "jobprune") if p["metadata"]["name"].startswith(name)
     ]
     assert left == []
+
+
+def test_evicted_job_pod_reruns_the_trial_as_a_new_job(
+    operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    slow = {"STEPS": "30", "STEP_SECONDS": "0.1"}
+    crd.create(job_sweep("jobevict", namespace, slow, max_trials=1, parallelism=1))
+    trial = conventions.trial_name("jobevict", 0)
+
+    def running_pod(attempt: str) -> str | None:
+        for pod in trial_pods(crd, namespace, "jobevict"):
+            notes = pod["metadata"].get("annotations") or {}
+            phase = (pod.get("status") or {}).get("phase")
+            if notes.get("kubetune.dev/attempt") == attempt and phase == "Running":
+                return str(pod["metadata"]["name"])
+        return None
+
+    first = crd.wait_for(lambda: running_pod("1"), timeout=30, message="first attempt running")
+    crd.evict_pod(namespace, first)
+    wait_status(
+        crd, namespace, "jobevict", lambda s: history(s).get(0, {}).get("rq") == 1, what="requeue"
+    )
+    crd.wait_for(lambda: running_pod("2"), timeout=60, message="second attempt running")
+    final = wait_phase(crd, namespace, "jobevict", "Succeeded", "Failed", timeout=90)
+    assert final["phase"] == "Succeeded"
+    assert history(final)[0]["s"] == "Succeeded"
+    (job,) = _jobs(crd, namespace, "jobevict")
+    assert job["metadata"]["name"] == trial
+    assert job["metadata"]["annotations"]["kubetune.dev/attempt"] == "2"
