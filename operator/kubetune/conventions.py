@@ -62,6 +62,12 @@ def trial_name(sweep: str, number: int) -> str:
     return f"{sweep}-t{number:04d}"
 
 
+def trial_number(sweep: str, trial: str) -> int | None:
+    """The number in a name trial_name made for `sweep`; None for any other name."""
+    digits = trial.removeprefix(f"{sweep}-t")
+    return int(digits) if digits != trial and digits.isdigit() else None
+
+
 # Address the trainer's metrics server binds to. Trial pods set it from the
 # downward API (status.podIP); the local launcher sets 127.0.0.1.
 ENV_METRICS_ADDR: Final = "KUBETUNE_METRICS_ADDR"

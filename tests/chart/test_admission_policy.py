@@ -198,3 +198,32 @@ def test_namespaced_install_binds_only_the_watched_namespaces() -> None:
             }
         ]
     }
+
+
+def _job_sweep() -> dict[str, Any]:
+    """TEMPLATE's pod template as the pod template of a batch/v1 Job (spec.workload)."""
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {"template": TEMPLATE["spec"]["template"]},
+    }
+    return _sweep({"workload": {"object": job}})
+
+
+def test_a_job_workload_needs_job_create_and_every_secret_of_its_pod_template() -> None:
+    sweep = _job_sweep()
+    table = _table("erin", *ALL_SECRETS)
+    table.grants.add(Grant("erin", "create", "jobs", NS, group="batch"))
+    assert _create("erin", sweep, table).admitted
+    where = "spec.workload.object.spec.template"
+    assert _create("erin", sweep, _table("erin", *ALL_SECRETS)).refusals == [
+        f"creating a HyperparameterSweep with spec.workload in {NS} needs permission to create "
+        "jobs.batch there: the operator creates its trial Jobs for you"
+    ]
+    table = _table("erin", "hf")
+    table.grants.add(Grant("erin", "create", "jobs", NS, group="batch"))
+    assert _create("erin", sweep, table).refusals == [
+        f"{where}: env valueFrom.secretKeyRef names Secrets you cannot get: s3",
+        f"{where}: envFrom secretRef names Secrets you cannot get: db",
+        f"{where}.spec.volumes: these volumes mount Secrets you cannot get: creds, bundle",
+    ]

@@ -181,6 +181,8 @@ class Api:
             causes += kinds.pod_causes(obj)
         if rt.plural == "secrets" and rt.group == "":
             obj = kinds.secret_defaults(obj)
+        if (rt.group, rt.plural) == ("batch", "jobs"):
+            causes += kinds.job_causes(obj)
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
         return obj
@@ -230,6 +232,8 @@ class Api:
             if refused is not None:
                 raise refused
         obj = kinds.initial_status(rt, obj)
+        if (rt.group, rt.plural) == ("batch", "jobs"):
+            obj = kinds.job_defaults(obj)
         meta.record_manager(obj["metadata"], opts.manager, "Update", rt.api_version)
         if opts.dry_run:
             return self.served(rt, obj)

@@ -15,6 +15,7 @@ from typing import Any
 # (group, plural) -> model class name in kubernetes.client.models
 MODELS = {
     ("", "pods"): "V1Pod",
+    ("batch", "jobs"): "V1Job",
     ("", "namespaces"): "V1Namespace",
     ("", "configmaps"): "V1ConfigMap",
     ("", "secrets"): "V1Secret",

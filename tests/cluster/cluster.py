@@ -21,6 +21,7 @@ from aiohttp import web
 from .api import Api
 from .errors import ApiError
 from .faults import Faults
+from .jobs import JobController
 from .kubelet import Kubelet
 from .lifecycle import DeleteOptions
 from .server import ApiServer
@@ -50,6 +51,7 @@ class Cluster:
         self.server = ApiServer(self.api, self.faults)
         self.faults._drop = lambda: self.call(self.server.drop_watches)
         self.kubelet = Kubelet(self.api, self.workdir / "pods") if kubelet else None
+        self.jobs = JobController(self.api)
         if self.kubelet is not None:
             self.server.logs = self.kubelet.logs
             # Extra environment for every container process (e.g. HF_HUB_OFFLINE=1).
@@ -94,6 +96,7 @@ class Cluster:
         if self.kubelet is not None:
             self.kubelet.api_port = self.port
             self.kubelet.start()
+        self.jobs.start()
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -105,6 +108,7 @@ class Cluster:
     async def _stop(self) -> None:
         if self.kubelet is not None:
             await self.kubelet.stop()
+        self.jobs.stop()
         self.server.drop_watches()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -292,10 +296,12 @@ class Cluster:
         namespace: str = "default",
         group: str = "",
         grace_period: int | None = None,
+        propagation: str | None = None,
     ) -> None:
         def write() -> None:
             rt = self._resource(group, plural, None)
-            self.api.delete(rt, namespace, name, DeleteOptions(grace_period=grace_period))
+            options = DeleteOptions(grace_period=grace_period, propagation=propagation)
+            self.api.delete(rt, namespace, name, options)
 
         self.call(write)
 
@@ -315,9 +321,9 @@ class Cluster:
 
     @property
     def internal_errors(self) -> list[str]:
-        """Unexpected exceptions inside the simulation (API server and kubelet): bugs."""
+        """Unexpected exceptions inside the simulation (API server, kubelet, Job controller)."""
         kubelet_errors = self.kubelet.errors if self.kubelet is not None else []
-        return list(self.server.internal_errors) + list(kubelet_errors)
+        return list(self.server.internal_errors) + list(kubelet_errors) + list(self.jobs.errors)
 
     # -- nodes and pods (the simulated kubelet) -----------------------------------------------
 

@@ -76,3 +76,43 @@ def pod_causes(pod: dict[str, Any]) -> list[dict[str, str]]:
                     }
                 )
     return causes
+
+
+# batch/v1 Job defaults, as the API server sets them on create.
+DEFAULT_BACKOFF_LIMIT = 6
+UID_LABELS = ("batch.kubernetes.io/controller-uid", "controller-uid")
+NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+def job_defaults(job: dict[str, Any]) -> dict[str, Any]:
+    """What the API server fills in on create: counts, selector and the pods' job labels."""
+    spec = job.setdefault("spec", {})
+    spec.setdefault("backoffLimit", DEFAULT_BACKOFF_LIMIT)
+    spec.setdefault("completions", 1)
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("suspend", False)
+    spec.setdefault("completionMode", "NonIndexed")
+    md = job["metadata"]
+    labels = spec.setdefault("template", {}).setdefault("metadata", {}).setdefault("labels", {})
+    for key in UID_LABELS:
+        labels[key] = md["uid"]
+    for key in NAME_LABELS:
+        labels[key] = md["name"]
+    spec.setdefault("selector", {"matchLabels": {UID_LABELS[0]: md["uid"]}})
+    spec["template"].setdefault("spec", {}).setdefault("restartPolicy", "Never")
+    job["status"] = {}
+    return job
+
+
+def job_causes(job: dict[str, Any]) -> list[dict[str, str]]:
+    """What the API server refuses in a Job: a template restartPolicy other than Never/OnFailure."""
+    policy = ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get("restartPolicy")
+    if policy not in (None, "Never", "OnFailure"):
+        return [
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"',
+                "field": "spec.template.spec.restartPolicy",
+            }
+        ]
+    return []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,9 @@ class Lifecycle:
     ) -> tuple[dict[str, Any], bool]:
         """Returns the object and whether it is gone (False: deletion is in progress)."""
         opts = opts or DeleteOptions()
+        if opts.propagation is None and (rt.group, rt.plural) == ("batch", "jobs"):
+            # batch/v1 keeps its old default: a deleted Job orphans its pods, which run on.
+            opts = dataclasses.replace(opts, propagation="Orphan")
         current = self.api.current(rt, namespace, name)
         cur_md = current["metadata"]
         pre = opts.preconditions

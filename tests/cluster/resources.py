@@ -90,6 +90,17 @@ BUILTINS: tuple[ResourceType, ...] = (
     _core(
         "services", "Service", short_names=("svc",), categories=("all",), subresources=("status",)
     ),
+    # Run by the Job controller stand-in (jobs.py).
+    ResourceType(
+        "batch",
+        "v1",
+        "jobs",
+        "job",
+        "Job",
+        True,
+        categories=("all",),
+        subresources=("status",),
+    ),
     ResourceType(
         "apps",
         "v1",

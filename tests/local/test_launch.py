@@ -142,3 +142,49 @@ def test_template_problems_name_the_field(
             base_env={},
         )
     assert error.value.field == field
+
+
+def job_spec(containers: list[dict[str, object]], **primary: object) -> SweepSpec:
+    return SweepSpec.model_validate(
+        {
+            "parameters": [{"name": "learning_rate", "type": "float", "min": 1e-5, "max": 1e-3}],
+            "workload": {
+                "object": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "spec": {"template": {"spec": {"containers": containers}}},
+                },
+                "primaryPod": primary,
+            },
+        }
+    )
+
+
+def test_job_workload_runs_its_primary_container_locally(tmp_path: Path) -> None:
+    spec = job_spec(
+        [
+            {"name": "sidecar", "image": "x", "command": ["sleep", "9"]},
+            {
+                "name": "train",
+                "image": "x",
+                "command": ["python", "train.py"],
+                "args": ["--lr=${params.learning_rate}", "--out=${trial.name}/${trial.number}"],
+                "env": [{"name": "SWEEP", "value": "${sweep.name}"}],
+            },
+        ],
+        container="train",
+    )
+    launch = build_launch(spec, "demo", "demo-t0007", PARAMS, 1, tmp_path, base_env={})
+    assert launch.argv == ["python", "train.py", "--lr=0.0002", "--out=demo-t0007/7"]
+    assert launch.env["SWEEP"] == "demo"
+    assert launch.env[conventions.ENV_TRIAL] == "demo-t0007"
+
+
+def test_other_workload_kinds_need_a_cluster(tmp_path: Path) -> None:
+    spec = job_spec([{"name": "a", "image": "x", "command": ["true"]}])
+    assert spec.workload is not None
+    spec.workload.object["kind"] = "JobSet"
+    with pytest.raises(BuildError) as error:
+        build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={})
+    assert error.value.field == "spec.workload.object.kind"
+    assert "must be a batch/v1 Job" in error.value.rule

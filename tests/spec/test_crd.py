@@ -17,6 +17,8 @@ ALLOWED_ANY = {
     "spec.trainer.volumes[]",
     "spec.template.metadata",  # the user's own pod template
     "spec.template.spec",
+    # A whole trial object (a batch/v1 Job): the API server checks it when kubetune creates it.
+    "spec.workload.object",
     "status.best.parameters{}",
     "status.paretoFront[].parameters{}",
     "status.history[].p{}",

@@ -125,9 +125,9 @@ def test_grid_size_counts_every_point() -> None:
         ),
         (
             {"template": {"spec": {"containers": []}}},
-            "spec.trainer: set exactly one of trainer or template",
+            "spec.trainer: set exactly one of trainer, template or workload",
         ),
-        ({"trainer": None}, "spec.trainer: set exactly one of trainer or template"),
+        ({"trainer": None}, "spec.trainer: set exactly one of trainer, template or workload"),
         (
             {"trainer": {"maxSteps": 10, "evalEvery": 20}},
             "spec.trainer.evalEvery: must be <= trainer.maxSteps",

@@ -225,3 +225,19 @@ def test_run_without_the_operator_extra_says_what_to_install(write_manifest: Wri
     assert done.returncode == 1, done.stderr
     [line] = done.stderr.splitlines()
     assert line.startswith("kubetune run: needs ") and "pip install 'kubetune[operator]'" in line
+
+
+def test_validate_checks_a_job_workload_pod_template_against_the_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = yaml.safe_load((REPO / "examples/kueue-job-sweep.yaml").read_text())
+    job = example["spec"]["workload"]["object"]
+    job["spec"]["template"]["spec"]["hostNetwork"] = True
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(example))
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: spec.workload.object.spec.template.spec.hostNetwork: refused by pod policy "
+        "restricted: host namespaces must not be shared"
+    ]
+    assert main(["validate", "--pod-policy", "privileged", str(path)]) == 0

@@ -83,6 +83,11 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
+# Trial Jobs (spec.workload): created per trial, deleted (foreground, with their pods) when
+# pruned or finished; their pods are watched as trial pods above.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "create", "delete"]
 # Events on sweeps: kopf posts them (kopf.info/warn/exception) with create only.
 - apiGroups: [""]
   resources: ["events"]

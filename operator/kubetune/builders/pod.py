@@ -17,7 +17,7 @@ from kubetune.builders.contract import (
 )
 from kubetune.builders.errors import BuildError
 from kubetune.builders.security import enforce_policy, harden_pod_spec
-from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.builders.substitute import ParamValue, TrialNames, substitute_container
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
 from kubetune.spec.trainer import POD_FIELDS, SHM_PATH, SHM_VOLUME
@@ -87,14 +87,38 @@ def build_trial_pod(
     (a BuildError) when the pod asks for more than `policy` (default: restricted) allows.
     """
     trial = conventions.trial_name(sweep.name, number)
-    port = metrics_port(spec)
+    at: str | None = None
     if spec.template is not None:
-        pod_spec, metadata, container = _from_template(spec, params)
+        names = TrialNames(sweep=sweep.name, trial=trial, number=number)
+        pod_spec, metadata, container = _from_template(spec, params, names)
+        at = "spec.template."
     elif spec.trainer is not None:
         pod_spec, metadata, container = _from_trainer(spec.trainer, default_image)
     else:  # parse_sweep rejects this; keep the message for a hand-built spec
-        raise BuildError("trainer", "set exactly one of trainer or template")
+        raise BuildError("trainer", "set exactly one of trainer, template or workload")
+    return assemble_trial_pod(
+        sweep, spec, trial, params, pod_spec, metadata, container, attempt, policy, at
+    )
 
+
+def assemble_trial_pod(
+    sweep: HyperparameterSweep,
+    spec: SweepSpec,
+    trial: str,
+    params: Mapping[str, ParamValue],
+    pod_spec: dict[str, Any],
+    metadata: dict[str, Any],
+    container: dict[str, Any],
+    attempt: int,
+    policy: PodPolicy | None,
+    at: str | None,
+) -> dict[str, Any]:
+    """A trial pod from its user-written parts: the contract, hardening, labels, policy.
+
+    `container` is the trial's own container inside `pod_spec`; `at` prefixes the policy's
+    field paths with where the pod template is in the sweep (None: a trainer pod).
+    """
+    port = metrics_port(spec)
     user_env = [
         var
         for var in container.get("env") or []
@@ -150,8 +174,8 @@ def build_trial_pod(
         },
         "spec": pod_spec,
     }
-    if spec.template is not None:
-        enforce_policy(pod, policy, at="spec.template.")
+    if at is not None:
+        enforce_policy(pod, policy, at=at)
     else:
         enforce_policy(pod, policy, field=trainer_field)
     return pod
@@ -236,7 +260,7 @@ def _dump(value: Any) -> Any:
 
 
 def _from_template(
-    spec: SweepSpec, params: Mapping[str, ParamValue]
+    spec: SweepSpec, params: Mapping[str, ParamValue], names: TrialNames
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     assert spec.template is not None
     index = template_container_index(spec.template)
@@ -246,7 +270,8 @@ def _from_template(
         for position, item in enumerate(pod_spec.get(kind) or []):
             if not isinstance(item, dict):
                 raise BuildError(f"spec.template.spec.{kind}[{position}]", "must be a mapping")
-            substitute_container(item, params, f"spec.template.spec.{kind}[{position}]")
+            field = f"spec.template.spec.{kind}[{position}]"
+            substitute_container(item, params, field, names)
     return pod_spec, metadata, pod_spec["containers"][index]
 
 

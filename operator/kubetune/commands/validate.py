@@ -8,8 +8,8 @@ import yaml
 
 from kubetune import KIND
 from kubetune.builders.errors import BuildError
-from kubetune.builders.pod import build_trial_pod
 from kubetune.builders.security import PolicyRefused
+from kubetune.builders.workload import build_trial
 from kubetune.policy.pod_policy import PodPolicy, PodPolicyError, load_pod_policy
 from kubetune.spec import HyperparameterSweep, SpecError, effective_spec, parse_sweep
 from kubetune.spec.checks import semantic_problems, semantic_warnings
@@ -55,7 +55,7 @@ def pod_problems(sweep: HyperparameterSweep, policy: PodPolicy) -> list[str]:
     spec = effective_spec(sweep.spec)
     sample = sample_point(spec.parameters)
     try:
-        build_trial_pod(sweep, spec, 0, sample, default_image=_OPERATOR_IMAGE, policy=policy)
+        build_trial(sweep, spec, 0, sample, default_image=_OPERATOR_IMAGE, policy=policy)
     except PolicyRefused as error:
         return error.problems
     except BuildError as error:

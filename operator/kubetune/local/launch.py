@@ -6,13 +6,20 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubetune import conventions
 from kubetune.builders.contract import template_container_index, trainer_config, trial_env
 from kubetune.builders.errors import BuildError
-from kubetune.builders.substitute import ParamValue, substitute_container
+from kubetune.builders.substitute import ParamValue, TrialNames, substitute_container
 from kubetune.local.layout import termination_log_name
 from kubetune.spec import SweepSpec
+from kubetune.spec.workload_rules import (
+    TEMPLATE_FIELD,
+    pod_template,
+    primary_container_index,
+    shape_problems,
+)
 
 LOCAL_NAMESPACE = "local"
 # Trials end right after their final update; they wait at most this long for a last scrape.
@@ -87,17 +94,33 @@ def build_launch(
         # Secrets come from the caller's shell here; the trainer still must not report them.
         env[conventions.ENV_SECRET_ENV] = ",".join(spec.trainer.secret_env_names())
         return TrialLaunch([sys.executable, "-m", "kubetune_trainer"], env)
-    return _template_launch(spec, params, env)
-
-
-def _template_launch(
-    spec: SweepSpec, params: Mapping[str, ParamValue], env: dict[str, str]
-) -> TrialLaunch:
+    names = TrialNames(sweep=sweep, trial=trial, number=conventions.trial_number(sweep, trial) or 0)
+    if spec.workload is not None:
+        # A batch/v1 Job's pod template runs as a template trial does: its primary container.
+        problems = shape_problems(spec.workload)
+        if problems:
+            field, rule = problems[0].split(": ", 1)
+            raise BuildError(field, rule)
+        index = primary_container_index(spec.workload)
+        container = pod_template(spec.workload)["spec"]["containers"][index]
+        field = f"{TEMPLATE_FIELD}.spec.containers[{index}]"
+        return _container_launch(copy.deepcopy(container), field, params, env, names)
     assert spec.template is not None
     index = template_container_index(spec.template)
-    field = f"spec.template.spec.containers[{index}]"
     container = copy.deepcopy(spec.template.spec["containers"][index])
-    substitute_container(container, params, field)
+    field = f"spec.template.spec.containers[{index}]"
+    return _container_launch(container, field, params, env, names)
+
+
+def _container_launch(
+    container: dict[str, Any],
+    field: str,
+    params: Mapping[str, ParamValue],
+    env: dict[str, str],
+    names: TrialNames,
+) -> TrialLaunch:
+    """The trial's container as a local process: its command, args, env and workingDir."""
+    substitute_container(container, params, field, names)
     command = container.get("command")
     if not command:
         raise BuildError(

@@ -118,7 +118,8 @@ class LogSource:
             # The API has no byte offset: stream from the start and skip what was parsed.
             skip = parser.consumed
             seen = 0
-            async for chunk in self._stream(namespace, target.name, target.container):
+            pod = target.pod or target.name
+            async for chunk in self._stream(namespace, pod, target.container):
                 fresh = chunk[max(0, skip - seen) :]
                 seen += len(chunk)
                 if fresh:

@@ -93,13 +93,15 @@ class TrialTarget:
     """One trial to read: its name, and for direct scraping its address and port.
 
     For reading its log: the pod's uid and trial container (operator) or the log file's
-    path (`kubetune run`), and whether it has ended (its log is complete).
+    path (`kubetune run`), and whether it has ended (its log is complete). `pod` names the
+    pod when it is not the trial's name (a trial Job's pod).
     """
 
     name: str
     address: str | None = None
     port: int | None = None
     uid: str | None = None
+    pod: str | None = None
     container: str | None = None
     log_path: str | None = None
     ended: bool = False

@@ -169,6 +169,9 @@ async def sweep_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -
     kube, _config, _registry = _state(memo)
     namespace = namespace or "default"
     try:
+        for job in await kube.list_jobs(namespace, trial_selector(name)):
+            meta = job.get("metadata", {})
+            await kube.delete_job(namespace, meta.get("name", ""), uid=meta.get("uid"))
         pods = await kube.list_pods(namespace, trial_selector(name))
         for pod in pods:
             meta = pod.get("metadata", {})

@@ -109,6 +109,49 @@ class KubeClient:
             raise
         return True
 
+    # Trial Jobs (spec.workload).
+    async def create_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """The created Job, or None when a Job of that name already exists."""
+        namespace = job["metadata"]["namespace"]
+        try:
+            return await self._request(
+                "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", json=job
+            )
+        except ApiError as error:
+            if error.status == 409 and error.reason == "AlreadyExists":
+                return None
+            raise
+
+    async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete a trial Job and, first, its pods (foreground): False when already gone.
+
+        Without a propagation policy batch/v1 Jobs orphan their pods, which would keep
+        running the trial's GPUs after kubetune stopped it.
+        """
+        options: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Foreground",
+        }
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self._request(
+                "DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", json=options
+            )
+        except ApiError as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        answer = await self._request(
+            "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs", params={"labelSelector": selector}
+        )
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
+
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self._request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from kubetune import conventions
 from kubetune.builders.contract import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION
 from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
@@ -72,6 +73,10 @@ class PodView:
     # GPUs the pod holds (gpus_of), and when the trial container finished (RFC 3339).
     gpus: int = 0
     finished_at: str | None = None
+    # Made by a trial Job (spec.workload): `name` is the trial's (the Job's) name and `uid`
+    # the Job's, so that a delete stops the Job; `pod_name` is the pod's own.
+    job: bool = False
+    pod_name: str | None = None
 
     def gpu_seconds(self, now: float) -> float:
         """GPUs x the time from the pod's start to the trial container's end (else `now`,
@@ -155,6 +160,15 @@ def view(pod: Mapping[str, Any]) -> PodView:
         "finished_at": (terminated or {}).get("finishedAt")
         or (None if "running" in state else status.get("startTime")),
     }
+    job = job_owner(meta)
+    if job is not None:
+        # The Job is the sweep's, its pod the Job's: the trial is the Job.
+        labels = meta.get("labels") or {}
+        base["name"] = str(labels.get(conventions.LABEL_TRIAL) or job.get("name") or "")
+        base["uid"] = str(job.get("uid") or "")
+        base["owner_uid"] = None
+        base["job"] = True
+        base["pod_name"] = meta.get("name", "")
     disruption = _disruption(status)
     if phase == "Unknown":
         # The node stopped reporting: the pod's fate is unknowable, rerun it elsewhere.
@@ -172,6 +186,18 @@ def view(pod: Mapping[str, Any]) -> PodView:
     if phase == "Running":
         return PodView(kind="running", **base)
     return PodView(kind="pending", unschedulable=_unschedulable(status), **base)
+
+
+def job_owner(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The controlling batch/v1 Job of a pod, if a Job made it."""
+    for ref in meta.get("ownerReferences") or []:
+        if (
+            ref.get("controller")
+            and ref.get("kind") == "Job"
+            and ref.get("apiVersion") == "batch/v1"
+        ):
+            return dict(ref)
+    return None
 
 
 def _ending(

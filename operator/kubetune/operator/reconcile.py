@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from kubetune.builders.errors import BuildError
-from kubetune.builders.pod import build_trial_pod
+from kubetune.builders.workload import build_trial
 from kubetune.engine import Completion, HistoryError, SweepEngine, TrialPlan
 from kubetune.metrics import PrometheusUrlPolicy, TrialReading, TrialTarget, short_name
 from kubetune.operator import conditions as cond
@@ -163,7 +163,7 @@ class SweepReconciler:
                 raise SpecError(f"{self.namespace}/{self.name}", [refused])
             # Building one pod now finds a template, image or policy problem before any
             # trial is recorded.
-            build_trial_pod(
+            build_trial(
                 sweep,
                 spec,
                 0,
@@ -252,6 +252,7 @@ class SweepReconciler:
                     address=pod.ip,
                     port=port,
                     uid=pod.uid,
+                    pod=pod.pod_name,
                     container=pod.container,
                     ended=pod.kind == "ended",
                 )
@@ -471,7 +472,7 @@ class SweepReconciler:
                 continue
             if self.pods.recently_created(plan.name, now, plan.attempt):
                 continue
-            manifest = build_trial_pod(
+            manifest = build_trial(
                 accepted.sweep,
                 accepted.spec,
                 plan.number,

@@ -25,6 +25,7 @@ from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.metrics import METRICS, OperatorMetrics
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.reconcile import SweepReconciler
+from kubetune.operator.trial_objects import create_trial, delete_trial
 from kubetune.spec import SweepSpec, parse_duration
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,8 @@ class SweepRuntime:
                         self.retry_soon = True
                     return
                 self.last_patched = effects.status
-            await self._act(effects.delete, effects.create, body, post, adopt)
+            jobs = {name for name, pod in pods.items() if pod.job}
+            await self._act(effects.delete, effects.create, jobs, post, adopt)
             events, self.pending_events = self.pending_events, []
             for event in events:
                 post(event)
@@ -293,13 +295,13 @@ class SweepRuntime:
         self,
         delete: list[tuple[str, str]],
         create: list[PodToCreate],
-        body: Any,
+        jobs: set[str],
         post: EventPoster,
         adopt: Adopter,
     ) -> None:
         for name, uid in delete:
             try:
-                await self.kube.delete_pod(self.namespace, name, uid=uid or None)
+                await delete_trial(self.kube, self.namespace, name, uid, name in jobs)
             except ApiError as error:
                 self._api_error("DeletePod", error)
                 self.reconciler.delete_failed(name)
@@ -307,7 +309,7 @@ class SweepRuntime:
             manifest = item.manifest
             adopt(manifest)
             try:
-                created = await self.kube.create_pod(manifest)
+                created = await create_trial(self.kube, manifest)
             except ApiError as error:
                 self._api_error("CreatePod", error)
                 if error.status:  # the API server answered: say why, and count it

@@ -39,7 +39,14 @@ from kubetune.spec.sweep import (
     ScrapeSettings,
     SweepSpec,
 )
-from kubetune.spec.trainer import DatasetSpec, EnvVar, TemplateSpec, TrainerSpec
+from kubetune.spec.trainer import (
+    DatasetSpec,
+    EnvVar,
+    PrimaryPod,
+    TemplateSpec,
+    TrainerSpec,
+    WorkloadSpec,
+)
 
 __all__ = [
     "API_VERSION_STRING",
@@ -62,6 +69,7 @@ __all__ = [
     "Objective",
     "Parameter",
     "Phase",
+    "PrimaryPod",
     "PrometheusSettings",
     "ScrapeSettings",
     "SpecError",
@@ -72,6 +80,7 @@ __all__ = [
     "TrialCounts",
     "TrialRecord",
     "TrialState",
+    "WorkloadSpec",
     "default_parameters",
     "effective_spec",
     "grid_size",

@@ -17,6 +17,7 @@ from kubetune.spec.resource import HyperparameterSweep, effective_spec
 from kubetune.spec.sweep import SweepSpec
 from kubetune.spec.trainer import TemplateSpec
 from kubetune.spec.training_args import validate_args
+from kubetune.spec.workload_rules import used_parameters, workload_problems
 
 
 def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -> list[str]:
@@ -33,6 +34,9 @@ def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -
         problems += placeholder_problems(spec)
         if for_cluster:
             problems += image_problems(spec.template)
+    if spec.workload is not None:
+        known = [p.name for p in spec.parameters]
+        problems += workload_problems(spec.workload, known, for_cluster=for_cluster)
     return problems
 
 
@@ -126,10 +130,12 @@ def placeholder_problems(spec: SweepSpec) -> list[str]:
 
 def unused_parameter_warnings(spec: SweepSpec) -> list[str]:
     """A template parameter no placeholder names: fine if the program reads KUBETUNE_PARAMS."""
-    if spec.template is None:
-        return []
     used = set()
-    for field, container in _template_containers(spec.template):
+    if spec.workload is not None:
+        used = used_parameters(spec.workload)
+    elif spec.template is None:
+        return []
+    for field, container in _template_containers(spec.template) if spec.template else []:
         try:
             used |= {name for _, name in placeholders(container, field)}
         except BuildError:

@@ -14,7 +14,7 @@ from kubetune.spec.parameters import (
     grid_size,
 )
 from kubetune.spec.pod_fields import DNS_LABEL_MAX
-from kubetune.spec.trainer import TemplateSpec, TrainerSpec
+from kubetune.spec.trainer import TemplateSpec, TrainerSpec, WorkloadSpec
 
 Direction = Literal["minimize", "maximize"]
 AlgorithmName = Literal["tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
@@ -222,6 +222,13 @@ class SweepSpec(SpecModel):
     budget: Budget = Field(default_factory=Budget)
     trainer: TrainerSpec | None = None
     template: TemplateSpec | None = None
+    workload: WorkloadSpec | None = Field(
+        default=None,
+        description=(
+            "A whole Kubernetes object per trial (batch/v1 Job), e.g. for Kueue, which admits "
+            "Jobs; its pod template is the trial's pod."
+        ),
+    )
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     queue_name: str | None = Field(
         default=None,
@@ -229,9 +236,10 @@ class SweepSpec(SpecModel):
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         max_length=DNS_LABEL_MAX,
         description=(
-            "Kueue LocalQueue of every trial pod (trainer or template): the pods get the "
-            "kueue.x-k8s.io/queue-name label and wait until Kueue admits them. Needs Kueue's "
-            "pod integration enabled for the sweep's namespace."
+            "Kueue LocalQueue of every trial: trial pods (trainer or template) or Jobs "
+            "(workload) get the kueue.x-k8s.io/queue-name label and wait until Kueue admits "
+            "them; a trial Job is created suspended. Pods need Kueue's pod integration enabled "
+            "for the sweep's namespace."
         ),
     )
     additional_metrics: list[MetricName] = Field(
@@ -286,7 +294,7 @@ class SweepSpec(SpecModel):
                 raise ValueError("metrics.logs: set either metrics.logs or metrics.prometheus")
             if self.trainer is not None:
                 raise ValueError(
-                    "metrics.logs: only with template (the built-in trainer serves its "
+                    "metrics.logs: only with template or workload (the built-in trainer serves its "
                     "metrics on /metrics)"
                 )
             for i, objective in enumerate(self.objective_list):
@@ -295,11 +303,13 @@ class SweepSpec(SpecModel):
                     raise ValueError(
                         f"{field}.query: a PromQL query needs metrics.prometheus, not metrics.logs"
                     )
-        if (self.trainer is None) == (self.template is None):
-            raise ValueError("trainer: set exactly one of trainer or template")
-        if self.template is not None and not self.parameters:
+        sources = [self.trainer, self.template, self.workload]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError("trainer: set exactly one of trainer, template or workload")
+        if (self.template is not None or self.workload is not None) and not self.parameters:
+            source = "template" if self.template is not None else "workload"
             raise ValueError(
-                "parameters: required with template (there is no default search space)"
+                f"parameters: required with {source} (there is no default search space)"
             )
         if self.budget.parallelism > self.budget.max_trials:
             raise ValueError(

@@ -269,3 +269,25 @@ class TemplateSpec(SpecModel):
     container: str | None = Field(
         default=None, description="Container that runs the trial; default the first one."
     )
+
+
+class PrimaryPod(SpecModel):
+    """Which pod and container of a workload are the trial: their exit status, result and
+    metrics count. A batch/v1 Job has one pod template, so its pod is the primary pod."""
+
+    container: str | None = Field(
+        default=None,
+        description="Container that runs the trial in the pod template; default the first one.",
+    )
+
+
+class WorkloadSpec(SpecModel):
+    """Any Kubernetes workload as a trial (today: batch/v1 Job, the kind Kueue admits)."""
+
+    object: dict[str, Any] = Field(
+        description=(
+            "The whole object (apiVersion, kind, metadata, spec); ${params.NAME}, ${trial.name}, "
+            "${trial.number} and ${sweep.name} are substituted in every string."
+        )
+    )
+    primary_pod: PrimaryPod = Field(default_factory=PrimaryPod)

@@ -1,0 +1,197 @@
+"""A batch/v1 Job controller stand-in: what kube-controller-manager's job controller does,
+for the Jobs kubetune runs trials as (spec.workload).
+
+Creates the pods of a Job from its template (the Job's selector labels, an ownerReference
+to the Job), up to parallelism and completions; counts succeeded and failed pods; sets the
+Complete or Failed (BackoffLimitExceeded) condition; creates no pods while `suspend` is
+true and deletes the active ones when a Job is suspended. Deleting a Job is the garbage
+collector's business (lifecycle.py; batch/v1 Jobs orphan their pods unless told otherwise).
+Not modelled: podFailurePolicy, indexed completion, pod replacement policy, Job-level
+activeDeadlineSeconds, backoff delays between retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+import string
+from typing import Any
+
+from .api import Api, WriteOptions
+from .errors import ApiError
+from .kinds import DEFAULT_BACKOFF_LIMIT
+from .lifecycle import DeleteOptions
+from .meta import now
+from .store import Event
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+class JobController:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.jobs = api.resource("batch", "v1", "jobs")
+        self.pods = api.resource("", "v1", "pods")
+        self.errors: list[str] = []
+        self._pending = False
+        self._started = False
+        api.store.listeners.append(self._on_event)
+
+    def start(self) -> None:
+        self._started = True
+        self._kick()
+
+    def stop(self) -> None:
+        self._started = False
+
+    def _on_event(self, event: Event) -> None:
+        if (event.group, event.plural) in (("batch", "jobs"), ("", "pods")):
+            self._kick()
+
+    def _kick(self) -> None:
+        """Reconcile soon: never inside a store write (listeners run synchronously)."""
+        if self._pending or not self._started:
+            return
+        self._pending = True
+        asyncio.get_running_loop().call_soon(self._reconcile)
+
+    def _reconcile(self) -> None:
+        self._pending = False
+        if not self._started:
+            return
+        for job in self.api.store.items("batch", "jobs", None):
+            try:
+                self._sync(copy.deepcopy(job))
+            except ApiError as error:
+                if error.code == 409:  # a conflict: the next event brings the newer Job
+                    self._kick()
+                    continue
+                self.errors.append(f"job {job['metadata']['name']}: {error!r}")
+            except Exception as error:  # a bug of the simulation: the fixture reports it
+                self.errors.append(f"job {job['metadata']['name']}: {error!r}")
+
+    def _owned_pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        uid = job["metadata"]["uid"]
+        return [
+            pod
+            for pod in self.api.store.items("", "pods", job["metadata"]["namespace"])
+            if any(
+                ref.get("uid") == uid and ref.get("controller")
+                for ref in pod["metadata"].get("ownerReferences") or []
+            )
+        ]
+
+    def _sync(self, job: dict[str, Any]) -> None:
+        md, spec = job["metadata"], job["spec"]
+        status: dict[str, Any] = job.get("status") or {}
+        if md.get("deletionTimestamp") or _finished(status):
+            return
+        pods = self._owned_pods(job)
+        phases = [(pod.get("status") or {}).get("phase") for pod in pods]
+        succeeded = phases.count("Succeeded")
+        failed = phases.count("Failed")
+        active = [
+            pod
+            for pod, phase in zip(pods, phases, strict=True)
+            if phase not in TERMINAL and not pod["metadata"].get("deletionTimestamp")
+        ]
+        new: dict[str, Any] = {
+            key: value for key, value in status.items() if key in ("startTime", "conditions")
+        }
+        conditions = [c for c in new.get("conditions") or [] if c["type"] != "Suspended"]
+        if spec.get("suspend"):
+            for pod in active:
+                self._delete_pod(pod)
+            active = []
+            conditions.append(_condition("Suspended", "JobSuspended", "Job suspended"))
+        else:
+            new.setdefault("startTime", now())
+            completions = int(spec.get("completions") or 1)
+            if succeeded >= completions:
+                conditions.append(_condition("Complete", "", ""))
+                new["completionTime"] = now()
+            elif failed > int(spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT)):
+                for pod in active:
+                    self._delete_pod(pod)
+                active = []
+                conditions.append(
+                    _condition(
+                        "Failed",
+                        "BackoffLimitExceeded",
+                        "Job has reached the specified backoff limit",
+                    )
+                )
+            else:
+                wanted = min(int(spec.get("parallelism") or 1), completions - succeeded)
+                for _ in range(wanted - len(active)):
+                    active.append(self._create_pod(job))
+        if conditions:
+            new["conditions"] = conditions
+        for key, count in (("active", len(active)), ("succeeded", succeeded), ("failed", failed)):
+            if count:
+                new[key] = count
+        if new != status:
+            job["status"] = new
+            self.api.update(
+                self.jobs,
+                md["namespace"],
+                md["name"],
+                job,
+                WriteOptions(field_validation="Strict", manager="job-controller"),
+                subresource="status",
+            )
+
+    def _create_pod(self, job: dict[str, Any]) -> dict[str, Any]:
+        md = job["metadata"]
+        template = copy.deepcopy(job["spec"]["template"])
+        suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
+        pod_md = dict(template.get("metadata") or {})
+        pod_md.update(
+            {
+                "name": f"{md['name']}-{suffix}",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": md["name"],
+                        "uid": md["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            }
+        )
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_md, "spec": template["spec"]}
+        return self.api.create(
+            self.pods, md["namespace"], body, WriteOptions(manager="job-controller")
+        )
+
+    def _delete_pod(self, pod: dict[str, Any]) -> None:
+        md = pod["metadata"]
+        try:
+            self.api.delete(self.pods, md["namespace"], md["name"], DeleteOptions())
+        except ApiError as error:
+            if error.code != 404:
+                raise
+
+
+def _finished(status: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def _condition(kind: str, reason: str, message: str) -> dict[str, Any]:
+    condition = {
+        "type": kind,
+        "status": "True",
+        "lastProbeTime": now(),
+        "lastTransitionTime": now(),
+    }
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition

@@ -1,0 +1,111 @@
+"""The Job controller stand-in: pods from the template, conditions, suspend, deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cluster import Cluster
+
+
+def job(name: str, namespace: str, code: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": "x"}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"role": "trial"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "main", "image": "ignored", "command": ["python", "-c", code]}
+                    ],
+                },
+            },
+            **spec,
+        },
+    }
+
+
+def _condition(cluster: Cluster, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    found = cluster.get("jobs", name, namespace, group="batch") or {}
+    for condition in (found.get("status") or {}).get("conditions") or []:
+        if condition["type"] == kind and condition["status"] == "True":
+            return dict(condition)
+    return None
+
+
+def _pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return cluster.list_objects("pods", namespace, label_selector=f"job-name={name}")
+
+
+def test_job_runs_its_pod_and_completes(cluster: Cluster, namespace: str) -> None:
+    created = cluster.create(job("ok", namespace, "print('hi')"))
+    assert created["spec"]["backoffLimit"] == 6  # the API server's default
+    cluster.wait_for(lambda: _condition(cluster, namespace, "ok", "Complete"), message="Complete")
+    (pod,) = _pods(cluster, namespace, "ok")
+    labels = pod["metadata"]["labels"]
+    assert labels["role"] == "trial"
+    assert labels["batch.kubernetes.io/controller-uid"] == created["metadata"]["uid"]
+    assert pod["metadata"]["name"].startswith("ok-")
+    (owner,) = pod["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("Job", "ok", True)
+    status = cluster.get("jobs", "ok", namespace, group="batch")["status"]  # type: ignore[index]
+    assert status["succeeded"] == 1
+
+
+def test_failed_pod_with_backoff_limit_zero_fails_the_job(cluster: Cluster, namespace: str) -> None:
+    cluster.create(job("bad", namespace, "raise SystemExit(3)", backoffLimit=0))
+    failed = cluster.wait_for(
+        lambda: _condition(cluster, namespace, "bad", "Failed"), message="Failed"
+    )
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert len(_pods(cluster, namespace, "bad")) == 1  # never retried
+
+
+def test_backoff_limit_retries_failed_pods(cluster: Cluster, namespace: str) -> None:
+    cluster.create(job("retry", namespace, "raise SystemExit(1)", backoffLimit=1))
+    cluster.wait_for(lambda: _condition(cluster, namespace, "retry", "Failed"), message="Failed")
+    assert len(_pods(cluster, namespace, "retry")) == 2
+
+
+def test_suspended_job_has_no_pods_until_resumed(cluster: Cluster, namespace: str) -> None:
+    cluster.create(job("held", namespace, "print('x')", suspend=True))
+    cluster.wait_for(lambda: _condition(cluster, namespace, "held", "Suspended"), message="Sus")
+    assert _pods(cluster, namespace, "held") == []
+    cluster.call(
+        lambda: cluster.api.patch(
+            cluster.api.resource("batch", "v1", "jobs"),
+            namespace,
+            "held",
+            "application/merge-patch+json",
+            {"spec": {"suspend": False}},
+        )
+    )
+    cluster.wait_for(lambda: _condition(cluster, namespace, "held", "Complete"), message="Done")
+
+
+def test_foreground_deletion_removes_pods_first(cluster: Cluster, namespace: str) -> None:
+    cluster.create(job("long", namespace, "import time; time.sleep(60)"))
+    cluster.wait_for(lambda: _pods(cluster, namespace, "long"), message="pod")
+    cluster.delete("jobs", "long", namespace, group="batch", propagation="Foreground")
+    cluster.wait_for_deletion("jobs", "long", namespace, group="batch")
+    assert _pods(cluster, namespace, "long") == []
+
+
+def test_deleting_a_job_by_default_orphans_its_pods(cluster: Cluster, namespace: str) -> None:
+    cluster.create(job("orphan", namespace, "import time; time.sleep(60)"))
+    cluster.wait_for(lambda: _pods(cluster, namespace, "orphan"), message="pod")
+    cluster.delete("jobs", "orphan", namespace, group="batch")
+    cluster.wait_for_deletion("jobs", "orphan", namespace, group="batch")
+    (pod,) = _pods(cluster, namespace, "orphan")
+    assert not pod["metadata"].get("ownerReferences")
+    cluster.delete("pods", pod["metadata"]["name"], namespace, grace_period=0)
+
+
+def test_kubectl_reads_jobs(cluster: Cluster, namespace: str) -> None:
+    cluster.create(job("seen", namespace, "print(1)"))
+    done = cluster.kubectl("wait", "--for=condition=Complete", "job/seen", "-n", namespace)
+    assert done.returncode == 0, done.stderr
+    listed = cluster.kubectl("get", "jobs", "-n", namespace, "-o", "name")
+    assert listed.stdout.split() == ["job.batch/seen"], listed.stderr
