@@ -74,6 +74,7 @@ class _Trial:
     port: int
     params: dict[str, float]
     process: subprocess.Popen[bytes] | None = None
+    started_at: float | None = None
     ended_at: float | None = None
     log: list[str] = field(default_factory=list)
 
@@ -155,7 +156,13 @@ class _Reconciler:
                 [*losses.values(), *([] if self.best is None else [self.best])], default=None
             )
             phase: Phase = "Running" if counts.running else "Succeeded"
-            self.metrics.set_sweep(NAMESPACE, SWEEP, phase, counts, self.best)
+            # One GPU per trial, counted once its attempt ends, as the operator counts it.
+            gpu_hours = sum(
+                (t.ended_at - t.started_at) / 3600
+                for t in self.trials
+                if t.ended_at is not None and t.started_at is not None
+            )
+            self.metrics.set_sweep(NAMESPACE, SWEEP, phase, counts, self.best, gpu_hours)
         for trial in self.trials:
             assert trial.process is not None
             if trial.ended_at is None and trial.process.poll() is not None:
@@ -245,6 +252,7 @@ def scraped_run(workdir: Path, timeout: float = 150.0) -> Iterator[ScrapedRun]:
             # prune, shows.
             metrics.error("prometheus_query_failed")
             for trial in trials:
+                trial.started_at = time.monotonic()
                 trial.process = subprocess.Popen(
                     TRIAL_COMMAND,
                     env=_trial_env(trial, workdir, model),
