@@ -103,7 +103,7 @@ def trainer_config(max_steps: int, eval_every: int, seed: int) -> dict[str, Any]
     }
 
 
-def run_one(row: Row, max_steps: int, eval_every: int, cache: Path) -> dict[str, Any]:
+def run_one(row: Row, max_steps: int, eval_every: int, cache: Path | None) -> dict[str, Any]:
     """One trainer process; the row's JSONL record (curve, or the failure)."""
     with tempfile.TemporaryDirectory(prefix="ft-curve-") as tmp:
         env = dict(os.environ)
@@ -121,10 +121,11 @@ def run_one(row: Row, max_steps: int, eval_every: int, cache: Path) -> dict[str,
                 conventions.ENV_OUTPUT_DIR: str(Path(tmp) / "out"),
                 conventions.ENV_TERMINATION_LOG: str(Path(tmp) / "termination-log"),
                 conventions.ENV_SCRAPE_WAIT: "0",
-                conventions.ENV_CACHE_DIR: str(cache),
                 "OMP_NUM_THREADS": "1",
             }
         )
+        if cache is not None:
+            env[conventions.ENV_CACHE_DIR] = str(cache)
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "kubetune_trainer"],
@@ -154,10 +155,12 @@ def run_one(row: Row, max_steps: int, eval_every: int, cache: Path) -> dict[str,
     return record
 
 
-def done_keys(path: Path) -> set[str]:
+def done_keys(path: Path, max_steps: int, eval_every: int) -> set[str]:
+    """Rows already recorded at this run length (a table of another length is another table)."""
     if not path.exists():
         return set()
-    return {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {r["key"] for r in rows if (r["max_steps"], r["eval_every"]) == (max_steps, eval_every)}
 
 
 def load_problem(path: Path, name: str = "finetune") -> TabularCurves | None:
@@ -198,12 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--limit", type=int, help="stop after this many new runs")
     parser.add_argument("--out", type=Path, default=DATA)
-    parser.add_argument("--cache", type=Path, default=DATA.parent / ".cache")
+    parser.add_argument(
+        "--cache", type=Path, help="tiny-model cache (default: the machine's, built once)"
+    )
     args = parser.parse_args(argv)
     if args.configs < 1 or args.max_steps < 1 or not 1 <= args.eval_every <= args.max_steps:
         parser.error("--configs, --max-steps >= 1 and 1 <= --eval-every <= --max-steps")
     index, count = args.chunk
-    done = done_keys(args.out)
+    done = done_keys(args.out, args.max_steps, args.eval_every)
     todo = [r for i, r in enumerate(design(args.configs)) if i % count == index]
     todo = [r for r in todo if r.key not in done][: args.limit]
     print(f"finetune curves: {len(todo)} runs to do in chunk {index}/{count} ({len(done)} done)")
