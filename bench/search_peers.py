@@ -179,6 +179,30 @@ def ratio_text(v: dict[str, Any]) -> str:
     return text if v["verdict"] != "PEER BETTER" else f"**{text}** (peer better)"
 
 
+def summary(report: dict[str, Any]) -> list[str]:
+    """Counts of who won, so the tables below cannot be skimmed into a wrong headline."""
+    lines = ["## Summary", ""]
+    for key, label in (
+        ("to_0.01", "compute to 1%"),
+        ("to_0.002", "compute to 0.2%"),
+        ("regret", "regret at budget"),
+    ):
+        verdicts = [row[key]["verdict"] for row in report["rows"]]
+        winners: dict[str, int] = {}
+        for row in report["rows"]:
+            if row[key]["verdict"] == "PEER BETTER":
+                winners[row[key]["best_peer"]] = winners.get(row[key]["best_peer"], 0) + 1
+        beaten_by = ", ".join(f"{n} x{c}" for n, c in sorted(winners.items(), key=lambda x: -x[1]))
+        lines.append(
+            f"- {label}: kubetune better in {verdicts.count('ours better')}, tied in "
+            f"{verdicts.count('tie')}, worse in {verdicts.count('PEER BETTER')}"
+            f"{f' (best peer then: {beaten_by})' if beaten_by else ''}, neither reached in "
+            f"{verdicts.count('neither reached')} of {len(verdicts)} problem x parallelism rows"
+        )
+    lines.append("")
+    return lines
+
+
 def markdown(report: dict[str, Any], config: Config) -> str:
     lines = [
         "# kubetune's default search against its peers",
@@ -207,6 +231,7 @@ def markdown(report: dict[str, Any], config: Config) -> str:
         "the median seed. `kubetune-asha` is shown but is not a peer.",
         "",
     ]
+    lines += summary(report)
     for pct, label in ((0.01, "1%"), (0.002, "0.2%")):
         lines += [
             f"## Compute to reach within {label} of the best (median over seeds)",
@@ -263,7 +288,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--searchers", help="comma-separated subset of bench/peers.py names")
     parser.add_argument("--table", type=Path, default=finetune_curves.DATA, help="curves JSONL")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the .md from the .json in --out"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        written = json.loads((args.out / "search_peers.json").read_text())
+        saved = written["config"] | {
+            "parallelism": tuple(written["config"]["parallelism"]),
+            "searchers": tuple(written["config"]["searchers"]),
+        }
+        (args.out / "search_peers.md").write_text(markdown(written, Config(**saved)))
+        return 0
     config = QUICK if args.quick else FULL
     if args.seeds is not None:
         if args.seeds < 1:

@@ -38,3 +38,7 @@ def test_quick_run_writes_ratio_tables(tmp_path: Path) -> None:
     assert rows[("curves", 1)]["arms"]["kubetune"]["median_trials"] == 4
     text = (tmp_path / "search_peers.md").read_text()
     assert "## Relative regret at the budget" in text and "| curves | 4 |" in text
+    # --render rebuilds the same page from the JSON alone.
+    (tmp_path / "search_peers.md").unlink()
+    assert search_peers.main(["--render", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "search_peers.md").read_text() == text and "## Summary" in text
