@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 
 from bench import finetune_curves, peers
 from bench.problems import BRANIN, HARTMANN6, LearningCurve
-from bench.replay import AnalyticProblem, ReplayProblem, SyntheticCurves, play
+from bench.replay import AnalyticProblem, ReplayProblem, SyntheticCurves, TabularCurves, play
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = (0.01, 0.002)
@@ -137,7 +137,20 @@ def versus(arms: dict[str, Any], key: str) -> dict[str, Any]:
         for n, a in arms.items()
         if n != peers.OURS and n not in peers.INFORMATIONAL
     }
-    best_peer = min(rivals, key=lambda n: rivals[n])
+
+    # Ties (often: nobody reached the target in the median seed) go to the peer that
+    # reached it in more seeds, then to the lower median regret.
+    def rank(name: str) -> tuple[float, float, float]:
+        arm = arms[name]
+        reached = arm.get(key.replace("median_to_", "reached_"), 0) if "_to_" in key else 0
+        regret = arm.get("median_regret")
+        return (
+            rivals[name],
+            -float(reached),
+            math.inf if regret is None else regret,
+        )
+
+    best_peer = min(rivals, key=rank)
     theirs = rivals[best_peer]
     ours = arms[peers.OURS][key]
     mine = math.inf if ours is None else ours
@@ -159,6 +172,14 @@ def versus(arms: dict[str, Any], key: str) -> dict[str, Any]:
     }
 
 
+def compare(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with kubetune against the best peer on each figure."""
+    for pct in TARGETS:
+        row[f"to_{pct}"] = versus(row["arms"], f"median_to_{pct}")
+    row["regret"] = versus(row["arms"], "median_regret")
+    return row
+
+
 def verdict(mine: float, theirs: float) -> str:
     if mine < theirs:
         return "ours better"
@@ -169,6 +190,33 @@ def verdict(mine: float, theirs: float) -> str:
 
 def fmt(value: float | None, spec: str = ".3g") -> str:
     return "never" if value is None else format(value, spec)
+
+
+def reached(arm: dict[str, Any], pct: float) -> str:
+    return f"{arm[f'reached_{pct}']}/{arm['seeds']}"
+
+
+def caveats(report: dict[str, Any], config: Config) -> list[str]:
+    lines = [
+        "Read with care: the best peer is picked per row after the fact among "
+        f"{len([n for n in config.searchers if n != peers.OURS and n not in peers.INFORMATIONAL])}"
+        " peers, which flatters the peers at low seed counts; medians are over seeds, "
+        "`never` when the median seed did not get there.",
+    ]
+    if config.slow_seeds is not None and config.slow_seeds < config.seeds:
+        slow = ", ".join(sorted(peers.SLOW))
+        lines.append(f"{slow} ran {config.slow_seeds} seeds only (seconds per ask here).")
+    for name, table in report.get("tables", {}).items():
+        lines.append(
+            f"`{name}` is a table of {table['runs']} recorded runs of {table['configs']} "
+            f"configurations ({table['max_steps']} steps): "
+            + (
+                "too few for the search to matter; it proves the plumbing only."
+                if table["configs"] < 50
+                else "suggestions snap to the nearest recorded configuration."
+            )
+        )
+    return [" ".join(lines), ""]
 
 
 def ratio_text(v: dict[str, Any]) -> str:
@@ -231,12 +279,13 @@ def markdown(report: dict[str, Any], config: Config) -> str:
         "the median seed. `kubetune-asha` is shown but is not a peer.",
         "",
     ]
+    lines += caveats(report, config)
     lines += summary(report)
     for pct, label in ((0.01, "1%"), (0.002, "0.2%")):
         lines += [
             f"## Compute to reach within {label} of the best (median over seeds)",
             "",
-            "| problem | p | kubetune | best peer | peer | ratio | reached (ours/peer) |",
+            "| problem | p | kubetune | best peer | peer | ratio | seeds reached (ours vs peer) |",
             "|---|---|---|---|---|---|---|",
         ]
         for row in report["rows"]:
@@ -245,8 +294,7 @@ def markdown(report: dict[str, Any], config: Config) -> str:
             lines.append(
                 f"| {row['problem']} | {row['parallelism']} | {fmt(v['ours'])} | "
                 f"{v['best_peer']} | {fmt(v['peer'])} | {ratio_text(v)} | "
-                f"{arms[peers.OURS][f'reached_{pct}']}/{arms[v['best_peer']][f'reached_{pct}']}"
-                f" of {config.seeds} |"
+                f"{reached(arms[peers.OURS], pct)} vs {reached(arms[v['best_peer']], pct)} |"
             )
         lines.append("")
     lines += [
@@ -289,11 +337,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, default=finetune_curves.DATA, help="curves JSONL")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
-        "--render", action="store_true", help="only rewrite the .md from the .json in --out"
+        "--render",
+        action="store_true",
+        help="only redo the comparisons and the .md from the arms in --out's .json",
     )
     args = parser.parse_args(argv)
     if args.render:
         written = json.loads((args.out / "search_peers.json").read_text())
+        written["rows"] = [compare(row) for row in written["rows"]]
+        (args.out / "search_peers.json").write_text(json.dumps(written, indent=2) + "\n")
         saved = written["config"] | {
             "parallelism": tuple(written["config"]["parallelism"]),
             "searchers": tuple(written["config"]["searchers"]),
@@ -322,13 +374,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {"config": config.__dict__, "rows": []}
     report["auto_sampler"] = peers.auto_sampler_status()
     for problem in problems(args.table, args.quick):
+        if isinstance(problem, TabularCurves):
+            report.setdefault("tables", {})[problem.name] = {
+                "runs": len(problem.runs),
+                "configs": len({repr(sorted(r.params.items())) for r in problem.runs}),
+                "max_steps": problem.max_steps,
+            }
         for workers in config.parallelism:
             result = study(problem, config, workers, print)
             row = {"problem": problem.name, "parallelism": workers, **result}
-            for pct in TARGETS:
-                row[f"to_{pct}"] = versus(result["arms"], f"median_to_{pct}")
-            row["regret"] = versus(result["arms"], "median_regret")
-            report["rows"].append(row)
+            report["rows"].append(compare(row))
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     report["note"] = "full size" if config == FULL else "REDUCED size: rerun at full size"
     text = markdown(report, config)

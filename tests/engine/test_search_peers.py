@@ -26,6 +26,16 @@ def test_versus_picks_the_best_peer_and_says_who_wins() -> None:
     assert nobody["verdict"] == "neither reached" and search_peers.ratio_text(nobody) == "n/a"
 
 
+def test_versus_breaks_ties_by_seeds_reached_then_regret() -> None:
+    table: dict[str, Any] = {
+        "kubetune": {"median_to_0.01": None, "reached_0.01": 2, "median_regret": 0.1},
+        "random": {"median_to_0.01": None, "reached_0.01": 0, "median_regret": 0.01},
+        "bohb": {"median_to_0.01": None, "reached_0.01": 1, "median_regret": 0.5},
+        "ray-asha": {"median_to_0.01": None, "reached_0.01": 1, "median_regret": 0.2},
+    }
+    assert search_peers.versus(table, "median_to_0.01")["best_peer"] == "ray-asha"
+
+
 def test_quick_run_writes_ratio_tables(tmp_path: Path) -> None:
     argv = ["--quick", "--searchers", "kubetune,optuna-tpe,ray-asha", "--out", str(tmp_path)]
     assert search_peers.main([*argv, "--table", str(tmp_path / "none.jsonl")]) == 0
