@@ -9,9 +9,10 @@ parallelism 1 and 8, over the same seeds. Two figures per problem:
 
 Each table gives the ratio of kubetune's default to the best peer (below 1: we win).
 
-    python -m bench.search_peers                     # full: 20 seeds (long; run it on a quiet box)
-    python -m bench.search_peers --seeds 5           # reduced
+    python -m bench.search_peers                     # full: 20 seeds (~1 h of one core, GP most)
+    python -m bench.search_peers --seeds 5 --slow-seeds 3   # the committed reduced run (~9 min)
     python -m bench.search_peers --quick             # smoke, seconds
+    python -m bench.search_peers --render            # redo tables from the saved JSON
 
 Writes bench/results/search_peers.json and .md (or under --out).
 """
