@@ -1,0 +1,400 @@
+"""kubetune's default search against what users would use instead, side by side.
+
+Every searcher in bench/peers.py plays every problem through bench/replay.py's clock at
+parallelism 1 and 8, over the same seeds. Two figures per problem:
+
+- compute to reach within 1% (and 0.2%) of the problem's best: the incumbent's quality q
+  with (q - best) <= pct * |best|; compute in trials (analytic) or training steps (curves);
+- regret at a fixed compute budget: (q - best) / |best| of the incumbent then.
+
+Each table gives the ratio of kubetune's default to the best peer (below 1: we win).
+
+    python -m bench.search_peers                     # full: 20 seeds (~1 h of one core, GP most)
+    python -m bench.search_peers --seeds 5 --slow-seeds 3   # the committed reduced run (~9 min)
+    python -m bench.search_peers --quick             # smoke, seconds
+    python -m bench.search_peers --render            # redo tables from the saved JSON
+
+Writes bench/results/search_peers.json and .md (or under --out).
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import finetune_curves, peers
+from bench.problems import BRANIN, HARTMANN6, LearningCurve
+from bench.replay import AnalyticProblem, ReplayProblem, SyntheticCurves, TabularCurves, play
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGETS = (0.01, 0.002)
+
+
+@dataclass(frozen=True)
+class Config:
+    seeds: int
+    parallelism: tuple[int, ...]
+    analytic_trials: int  # compute budget on analytic problems
+    curve_runs: float  # compute budget on curve problems, in full-length runs
+    searchers: tuple[str, ...]
+    slow_seeds: int | None = None  # seeds for peers.SLOW searchers (None: all of them)
+
+
+FULL = Config(20, (1, 8), 100, 30.0, tuple(peers.SEARCHERS))
+QUICK = Config(1, (1, 4), 16, 4.0, tuple(peers.SEARCHERS))
+
+
+def problems(table: Path, quick: bool) -> list[ReplayProblem]:
+    found: list[ReplayProblem] = [
+        AnalyticProblem(BRANIN),
+        AnalyticProblem(HARTMANN6),
+        SyntheticCurves("curves", LearningCurve()),
+        SyntheticCurves("curves-lr-coupled", LearningCurve(speedup=3.16, tau_at_optimum=150.0)),
+    ]
+    if quick:
+        found = [found[0], found[2]]
+    tabular = finetune_curves.load_problem(table)
+    if tabular is not None:
+        found.append(tabular)
+    return found
+
+
+def budget_of(problem: ReplayProblem, config: Config) -> float:
+    if problem.unit == "trials":
+        return float(config.analytic_trials)
+    return config.curve_runs * problem.max_steps
+
+
+def relative_regret(quality: float, best: float) -> float:
+    return (quality - best) / abs(best) if math.isfinite(quality) else math.inf
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def study(
+    problem: ReplayProblem, config: Config, workers: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    budget = budget_of(problem, config)
+    arms: dict[str, Any] = {}
+    for name in config.searchers:
+        factory, _, pruner_only = peers.SEARCHERS[name]
+        if problem.unit == "trials" and pruner_only:
+            continue  # a one-evaluation run gives a pruner nothing to act on
+        seeds = config.seeds
+        if name in peers.SLOW and config.slow_seeds is not None:
+            seeds = min(seeds, config.slow_seeds)
+        started = time.perf_counter()
+        traces = [
+            play(problem, factory(problem, s, workers, budget), workers, budget, s)
+            for s in range(seeds)
+        ]
+        regret = [relative_regret(t.quality_at(budget), problem.best) for t in traces]
+        arm: dict[str, Any] = {
+            "seeds": seeds,
+            "regret": [finite(r) for r in regret],
+            "median_regret": finite(median(regret)),
+            "median_trials": median([t.trials for t in traces]),
+            "median_pruned": median([t.pruned for t in traces]),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        for pct in TARGETS:
+            threshold = problem.best + pct * abs(problem.best)
+            reach = [t.compute_to(threshold) for t in traces]
+            arm[f"to_{pct}"] = [finite(r) for r in reach]
+            arm[f"median_to_{pct}"] = finite(median(reach))
+            arm[f"reached_{pct}"] = sum(math.isfinite(r) for r in reach)
+        arms[name] = arm
+        log(
+            f"  {problem.name:18s} p{workers} {name:18s} regret {median(regret):9.5f} "
+            f"to1% {arm['median_to_0.01']} trials {arm['median_trials']:.0f} "
+            f"({arm['seconds']}s)"
+        )
+    return {"budget": budget, "unit": problem.unit, "best": problem.best, "arms": arms}
+
+
+def versus(arms: dict[str, Any], key: str) -> dict[str, Any]:
+    """kubetune's median against the best peer's (lower is better for both figures).
+
+    ratio: ours / peer; 0 when only we got there, None when neither did or when the peer
+    is at exactly 0 and we are not (shown as `inf`: a ratio to zero says nothing more).
+    """
+    rivals = {
+        n: math.inf if a[key] is None else a[key]
+        for n, a in arms.items()
+        if n != peers.OURS and n not in peers.INFORMATIONAL
+    }
+
+    # Ties (often: nobody reached the target in the median seed) go to the peer that
+    # reached it in more seeds, then to the lower median regret.
+    def rank(name: str) -> tuple[float, float, float]:
+        arm = arms[name]
+        reached = arm.get(key.replace("median_to_", "reached_"), 0) if "_to_" in key else 0
+        regret = arm.get("median_regret")
+        return (
+            rivals[name],
+            -float(reached),
+            math.inf if regret is None else regret,
+        )
+
+    best_peer = min(rivals, key=rank)
+    theirs = rivals[best_peer]
+    ours = arms[peers.OURS][key]
+    mine = math.inf if ours is None else ours
+    ratio: float | None
+    if mine == theirs:
+        ratio = None if math.isinf(mine) else 1.0
+    elif math.isinf(theirs):
+        ratio = 0.0
+    elif math.isinf(mine) or theirs == 0:
+        ratio = math.inf
+    else:
+        ratio = mine / theirs
+    return {
+        "ours": ours,
+        "best_peer": best_peer,
+        "peer": finite(theirs),
+        "ratio": None if ratio is None or math.isinf(ratio) else ratio,
+        "verdict": verdict(mine, theirs),
+    }
+
+
+def compare(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with kubetune against the best peer on each figure."""
+    for pct in TARGETS:
+        row[f"to_{pct}"] = versus(row["arms"], f"median_to_{pct}")
+    row["regret"] = versus(row["arms"], "median_regret")
+    return row
+
+
+def verdict(mine: float, theirs: float) -> str:
+    if mine < theirs:
+        return "ours better"
+    if mine > theirs:
+        return "PEER BETTER"
+    return "tie" if math.isfinite(mine) else "neither reached"
+
+
+def fmt(value: float | None, spec: str = ".3g") -> str:
+    return "never" if value is None else format(value, spec)
+
+
+def reached(arm: dict[str, Any], pct: float) -> str:
+    return f"{arm[f'reached_{pct}']}/{arm['seeds']}"
+
+
+def caveats(report: dict[str, Any], config: Config) -> list[str]:
+    lines = [
+        "Read with care: the best peer is picked per row after the fact among "
+        f"{len([n for n in config.searchers if n != peers.OURS and n not in peers.INFORMATIONAL])}"
+        " peers, which flatters the peers at low seed counts; medians are over seeds, "
+        "`never` when the median seed did not get there.",
+    ]
+    if config.slow_seeds is not None and config.slow_seeds < config.seeds:
+        slow = ", ".join(sorted(peers.SLOW))
+        lines.append(f"{slow} ran {config.slow_seeds} seeds only (seconds per ask here).")
+    for name, table in report.get("tables", {}).items():
+        lines.append(
+            f"`{name}` is a table of {table['runs']} recorded runs of {table['configs']} "
+            f"configurations ({table['max_steps']} steps): "
+            + (
+                "too few for the search to matter; it proves the plumbing only."
+                if table["configs"] < 50
+                else "suggestions snap to the nearest recorded configuration."
+            )
+        )
+    return [" ".join(lines), ""]
+
+
+def ratio_text(v: dict[str, Any]) -> str:
+    if v["ratio"] is not None:
+        text = f"{v['ratio']:.2f}"
+    else:
+        text = "n/a" if v["verdict"] == "neither reached" else "inf"
+    return text if v["verdict"] != "PEER BETTER" else f"**{text}** (peer better)"
+
+
+def summary(report: dict[str, Any]) -> list[str]:
+    """Counts of who won, so the tables below cannot be skimmed into a wrong headline."""
+    lines = ["## Summary", ""]
+    for key, label in (
+        ("to_0.01", "compute to 1%"),
+        ("to_0.002", "compute to 0.2%"),
+        ("regret", "regret at budget"),
+    ):
+        verdicts = [row[key]["verdict"] for row in report["rows"]]
+        winners: dict[str, int] = {}
+        for row in report["rows"]:
+            if row[key]["verdict"] == "PEER BETTER":
+                winners[row[key]["best_peer"]] = winners.get(row[key]["best_peer"], 0) + 1
+        beaten_by = ", ".join(f"{n} x{c}" for n, c in sorted(winners.items(), key=lambda x: -x[1]))
+        lines.append(
+            f"- {label}: kubetune better in {verdicts.count('ours better')}, tied in "
+            f"{verdicts.count('tie')}, worse in {verdicts.count('PEER BETTER')}"
+            f"{f' (best peer then: {beaten_by})' if beaten_by else ''}, neither reached in "
+            f"{verdicts.count('neither reached')} of {len(verdicts)} problem x parallelism rows"
+        )
+    lines.append("")
+    return lines
+
+
+def markdown(report: dict[str, Any], config: Config) -> str:
+    lines = [
+        "# kubetune's default search against its peers",
+        "",
+        f"{config.seeds} seeds; parallelism {', '.join(map(str, config.parallelism))}; "
+        f"budgets: {config.analytic_trials} trials (analytic), {config.curve_runs:g} "
+        "full-length runs' worth of training steps (curve problems). Generated by "
+        f"`python -m bench.search_peers` in {report['wall_seconds']} s "
+        f"({report['note']}).",
+        "",
+        "Searchers (bench/peers.py):",
+        "",
+    ]
+    for name in config.searchers:
+        lines.append(f"- `{name}`: {peers.SEARCHERS[name][1]}")
+    lines += [
+        f"- Optuna AutoSampler: {report['auto_sampler']}",
+        "",
+        "Compute is counted in trials on analytic problems and in training steps on curve "
+        "problems (bench/replay.py: k workers, a trial holds a slot for its steps). "
+        "Pruners never act on analytic problems (one evaluation), so the pruner-only arms "
+        "are left out there. Quality of the incumbent (the finished trial with the best "
+        "final value): the value (analytic), the noise-free final loss (synthetic curves), "
+        "the recorded final eval loss of the matched run (finetune table). Ratios: "
+        "kubetune / best peer, lower is better for kubetune; `never` means not reached in "
+        "the median seed. `kubetune-asha` is shown but is not a peer.",
+        "",
+    ]
+    lines += caveats(report, config)
+    lines += summary(report)
+    for pct, label in ((0.01, "1%"), (0.002, "0.2%")):
+        lines += [
+            f"## Compute to reach within {label} of the best (median over seeds)",
+            "",
+            "| problem | p | kubetune | best peer | peer | ratio | seeds reached (ours vs peer) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in report["rows"]:
+            v = row[f"to_{pct}"]
+            arms = row["arms"]
+            lines.append(
+                f"| {row['problem']} | {row['parallelism']} | {fmt(v['ours'])} | "
+                f"{v['best_peer']} | {fmt(v['peer'])} | {ratio_text(v)} | "
+                f"{reached(arms[peers.OURS], pct)} vs {reached(arms[v['best_peer']], pct)} |"
+            )
+        lines.append("")
+    lines += [
+        "## Relative regret at the budget (median over seeds)",
+        "",
+        "| problem | p | kubetune | best peer | peer | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        v = row["regret"]
+        lines.append(
+            f"| {row['problem']} | {row['parallelism']} | {fmt(v['ours'], '.4f')} | "
+            f"{v['best_peer']} | {fmt(v['peer'], '.4f')} | {ratio_text(v)} |"
+        )
+    lines += ["", "## Every arm", ""]
+    lines += [
+        "| problem | p | searcher | seeds | regret | to 1% | to 0.2% | trials | pruned |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        for name, arm in row["arms"].items():
+            lines.append(
+                f"| {row['problem']} | {row['parallelism']} | {name} | {arm['seeds']} | "
+                f"{fmt(arm['median_regret'], '.4f')} | {fmt(arm['median_to_0.01'])} | "
+                f"{fmt(arm['median_to_0.002'])} | {arm['median_trials']:.0f} | "
+                f"{arm['median_pruned']:.0f} |"
+            )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument("--seeds", type=int, help="override the number of seeds")
+    parser.add_argument("--analytic-trials", type=int, help="budget on analytic problems")
+    parser.add_argument("--curve-runs", type=float, help="budget on curves, in full runs")
+    parser.add_argument("--slow-seeds", type=int, help="seeds for slow searchers (optuna-gp)")
+    parser.add_argument("--searchers", help="comma-separated subset of bench/peers.py names")
+    parser.add_argument("--table", type=Path, default=finetune_curves.DATA, help="curves JSONL")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only redo the comparisons and the .md from the arms in --out's .json",
+    )
+    args = parser.parse_args(argv)
+    if args.render:
+        written = json.loads((args.out / "search_peers.json").read_text())
+        written["rows"] = [compare(row) for row in written["rows"]]
+        (args.out / "search_peers.json").write_text(json.dumps(written, indent=2) + "\n")
+        saved = written["config"] | {
+            "parallelism": tuple(written["config"]["parallelism"]),
+            "searchers": tuple(written["config"]["searchers"]),
+        }
+        (args.out / "search_peers.md").write_text(markdown(written, Config(**saved)))
+        return 0
+    config = QUICK if args.quick else FULL
+    if args.seeds is not None:
+        if args.seeds < 1:
+            parser.error("--seeds: must be >= 1")
+        config = Config(**{**config.__dict__, "seeds": args.seeds})
+    for flag in ("analytic_trials", "curve_runs", "slow_seeds"):
+        value = getattr(args, flag)
+        if value is not None:
+            if value <= 0:
+                parser.error(f"--{flag.replace('_', '-')}: must be > 0")
+            config = Config(**{**config.__dict__, flag: value})
+    if args.searchers:
+        names = tuple(args.searchers.split(","))
+        unknown = [n for n in names if n not in peers.SEARCHERS]
+        if unknown or peers.OURS not in names:
+            parser.error(f"--searchers: unknown {unknown} (must include {peers.OURS!r})")
+        config = Config(**{**config.__dict__, "searchers": names})
+    started = time.perf_counter()
+    print(f"search peers: {config}")
+    report: dict[str, Any] = {"config": config.__dict__, "rows": []}
+    report["auto_sampler"] = peers.auto_sampler_status()
+    for problem in problems(args.table, args.quick):
+        if isinstance(problem, TabularCurves):
+            report.setdefault("tables", {})[problem.name] = {
+                "runs": len(problem.runs),
+                "configs": len({repr(sorted(r.params.items())) for r in problem.runs}),
+                "max_steps": problem.max_steps,
+            }
+        for workers in config.parallelism:
+            result = study(problem, config, workers, print)
+            row = {"problem": problem.name, "parallelism": workers, **result}
+            report["rows"].append(compare(row))
+    report["wall_seconds"] = round(time.perf_counter() - started, 1)
+    report["note"] = "full size" if config == FULL else "REDUCED size: rerun at full size"
+    text = markdown(report, config)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "search_peers.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "search_peers.md").write_text(text)
+    print(f"wrote {args.out}/search_peers.json and .md in {report['wall_seconds']}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""bench/search_peers.py: the ratio against the best peer, and a small end-to-end run."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import search_peers
+
+
+def arms(ours: float | None, **rivals: float | None) -> dict[str, Any]:
+    table = {"kubetune": {"x": ours}, "kubetune-asha": {"x": 0.0}}  # informational: ignored
+    return table | {name: {"x": value} for name, value in rivals.items()}
+
+
+def test_versus_picks_the_best_peer_and_says_who_wins() -> None:
+    won = search_peers.versus(arms(10.0, random=40.0, bohb=20.0), "x")
+    assert (won["best_peer"], won["ratio"], won["verdict"]) == ("bohb", 0.5, "ours better")
+    lost = search_peers.versus(arms(30.0, random=40.0, bohb=20.0), "x")
+    assert (lost["ratio"], lost["verdict"]) == (1.5, "PEER BETTER")
+    assert "peer better" in search_peers.ratio_text(lost)
+    # None is "never reached": only we got there, only they did, nobody did.
+    assert search_peers.versus(arms(5.0, bohb=None), "x")["ratio"] == 0.0
+    never = search_peers.versus(arms(None, bohb=5.0), "x")
+    assert never["ratio"] is None and never["verdict"] == "PEER BETTER"
+    nobody = search_peers.versus(arms(None, bohb=None), "x")
+    assert nobody["verdict"] == "neither reached" and search_peers.ratio_text(nobody) == "n/a"
+
+
+def test_versus_breaks_ties_by_seeds_reached_then_regret() -> None:
+    table: dict[str, Any] = {
+        "kubetune": {"median_to_0.01": None, "reached_0.01": 2, "median_regret": 0.1},
+        "random": {"median_to_0.01": None, "reached_0.01": 0, "median_regret": 0.01},
+        "bohb": {"median_to_0.01": None, "reached_0.01": 1, "median_regret": 0.5},
+        "ray-asha": {"median_to_0.01": None, "reached_0.01": 1, "median_regret": 0.2},
+    }
+    assert search_peers.versus(table, "median_to_0.01")["best_peer"] == "ray-asha"
+
+
+def test_quick_run_writes_ratio_tables(tmp_path: Path) -> None:
+    argv = ["--quick", "--searchers", "kubetune,optuna-tpe,ray-asha", "--out", str(tmp_path)]
+    assert search_peers.main([*argv, "--table", str(tmp_path / "none.jsonl")]) == 0
+    report = json.loads((tmp_path / "search_peers.json").read_text())
+    rows = {(r["problem"], r["parallelism"]): r for r in report["rows"]}
+    assert set(rows) == {("branin", 1), ("branin", 4), ("curves", 1), ("curves", 4)}
+    # ASHA is a pruner: it does not play the analytic problem, and prunes on curves.
+    assert set(rows[("branin", 1)]["arms"]) == {"kubetune", "optuna-tpe"}
+    assert rows[("curves", 4)]["arms"]["ray-asha"]["median_pruned"] > 0
+    assert rows[("curves", 1)]["arms"]["kubetune"]["median_trials"] == 4
+    text = (tmp_path / "search_peers.md").read_text()
+    assert "## Relative regret at the budget" in text and "| curves | 4 |" in text
+    # --render rebuilds the same page from the JSON alone.
+    (tmp_path / "search_peers.md").unlink()
+    assert search_peers.main(["--render", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "search_peers.md").read_text() == text and "## Summary" in text
