@@ -1,15 +1,18 @@
-"""Dataset loading: synthetic tasks, local files, split syntax, bad paths."""
+"""Dataset loading: synthetic tasks, local files, hub datasets, split syntax, bad paths.
+
+Hub datasets go through the real `datasets` library, offline, on local folders laid out as hub
+dataset repositories (conftest sets HF_HUB_OFFLINE).
+"""
 
 import json
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from kubetune.spec import DatasetSpec
 from kubetune_trainer import synthetic
-from kubetune_trainer.data import folds, load_splits, parse_split
+from kubetune_trainer.data import folds, load_splits, parse_split, to_examples
 from kubetune_trainer.errors import ConfigError
 
 
@@ -102,22 +105,129 @@ def test_hub_dataset_without_the_datasets_package(monkeypatch: pytest.MonkeyPatc
         load_splits(DatasetSpec(path="org/alpaca"))
 
 
-def test_hub_dataset_splits_go_to_load_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, str]] = []
+def hub_repo(root: Path, splits: dict[str, list[dict[str, str]]]) -> Path:
+    """A folder laid out as a hub dataset repository: data/<split>.jsonl per split."""
+    (root / "data").mkdir(parents=True)
+    for name, rows in splits.items():
+        (root / "data" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
 
-    def load_dataset(path: str, split: str) -> list[dict[str, str]]:
-        calls.append((path, split))
-        if path == "org/offline":
-            raise ConnectionError("no network")
-        return [{"question": f"q{i}", "answer": f"a{i}"} for i in range(5)]
 
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    spec = DatasetSpec(path="org/qa", train_split="train[:5]", eval_split="train[5:7]")
+def qa_rows(split: str, n: int) -> list[dict[str, str]]:
+    return [{"question": f"{split} q{i}", "answer": f"{split} a{i}"} for i in range(n)]
+
+
+def test_tests_never_reach_the_hub() -> None:
+    import datasets
+    import huggingface_hub
+
+    assert datasets.config.HF_HUB_OFFLINE and huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+def test_hub_style_id_resolves_from_a_local_folder(
+    datasets_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub_repo(tmp_path / "org" / "qa", {"train": qa_rows("train", 30), "test": qa_rows("test", 8)})
+    monkeypatch.chdir(tmp_path)  # "org/qa" is a folder here, as datasets resolves it
+    spec = DatasetSpec(path="org/qa", train_split="train[:20]", eval_split="test")
     splits = load_splits(spec)
-    assert calls == [("org/qa", "train[:5]"), ("org/qa", "train[5:7]")]
-    assert splits.train[0].response == " a0" and len(splits.eval) == 5
-    with pytest.raises(ConfigError, match="cannot load hub dataset 'org/offline': no network"):
-        load_splits(DatasetSpec(path="org/offline"))
+    assert splits.source == "org/qa" and splits.has_answers
+    assert [e.response for e in splits.train] == [f" train a{i}" for i in range(20)]
+    assert splits.train[3].prompt == synthetic.format_prompt("train q3")
+    assert [e.response for e in splits.eval] == [f" test a{i}" for i in range(8)]
+    assert any(datasets_cache.iterdir())  # the real library prepared it, in the test's cache
+
+
+def test_hub_split_slices_match_local_file_slices(datasets_cache: Path, tmp_path: Path) -> None:
+    rows = qa_rows("train", 40)
+    repo = hub_repo(tmp_path / "repo", {"train": rows})
+    local = tmp_path / "train.jsonl"
+    local.write_text((repo / "data" / "train.jsonl").read_text())
+    for train, held in [("train[:20]", "train[-5:]"), ("train[50%:]", "train[10%:25%]")]:
+        from_hub = load_splits(DatasetSpec(path=str(repo), train_split=train, eval_split=held))
+        from_file = load_splits(DatasetSpec(path=str(local), train_split=train, eval_split=held))
+        assert from_hub.train == from_file.train and from_hub.eval == from_file.eval
+    assert len(from_hub.train) == 20 and len(from_hub.eval) == 6
+
+
+def test_hub_folder_of_text_files_holds_out_eval(datasets_cache: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "corpus"
+    repo.mkdir()
+    (repo / "train.txt").write_text("".join(f"line {i}\n" for i in range(20)))
+    splits = load_splits(DatasetSpec(path=str(repo)))  # the text builder: one row per line
+    assert not splits.has_answers
+    assert [e.response for e in splits.train] == [f"line {i}" for i in range(18)]
+    assert [e.response for e in splits.eval] == ["line 18", "line 19"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_local_reader_agrees_with_the_json_builder(
+    datasets_cache: Path, tmp_path: Path, suffix: str
+) -> None:
+    import datasets
+
+    rows = [
+        {"instruction": f"Do {i}", "input": "x" if i % 2 else "", "output": i} for i in range(9)
+    ]
+    path = tmp_path / f"data{suffix}"
+    text = json.dumps(rows) if suffix == ".json" else "".join(json.dumps(r) + "\n" for r in rows)
+    path.write_text(text)
+    spec = DatasetSpec(path=str(path), eval_split="train[6:]")
+    built = datasets.load_dataset("json", data_files=str(path), split="train")
+    assert to_examples(iter(built), spec) == to_examples(rows, spec)
+    assert load_splits(spec).eval == to_examples(rows, spec)[6:]
+
+
+def test_local_text_reader_agrees_with_the_text_builder(
+    datasets_cache: Path, tmp_path: Path
+) -> None:
+    import datasets
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("first\nsecond line\nthird\n")
+    built = datasets.load_dataset("text", data_files=str(path), split="train")
+    spec = DatasetSpec(path=str(path), train_split="train[:2]", eval_split="train[2:]")
+    splits = load_splits(spec)
+    assert splits.train + splits.eval == to_examples(iter(built), spec)
+
+
+@pytest.mark.parametrize(
+    ("path", "splits", "message"),
+    [
+        (
+            "org/qa",
+            {"eval_split": "validation"},
+            "dataset.evalSplit: 'org/qa' has no split 'validation' (splits: test, train)",
+        ),
+        (
+            "org/qa",
+            {"train_split": "dev[:20]"},
+            "dataset.trainSplit: 'org/qa' has no split 'dev' (splits: test, train)",
+        ),
+        (
+            "org/missing",
+            {},
+            "dataset.path: cannot load dataset 'org/missing': "
+            "Couldn't reach 'org/missing' on the Hub (OfflineModeIsEnabled)",
+        ),
+        ("org/empty", {}, "dataset.path: cannot load dataset 'org/empty': The directory at "),
+        ("org/qa", {"train_split": "train[:1]"}, "dataset.trainSplit: 'org/qa' needs at least 2"),
+    ],
+)
+def test_hub_errors_are_one_line_naming_the_field(
+    datasets_cache: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    splits: dict[str, str],
+    message: str,
+) -> None:
+    hub_repo(tmp_path / "org" / "qa", {"train": qa_rows("train", 5), "test": qa_rows("test", 2)})
+    (tmp_path / "org" / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_splits(DatasetSpec(path=path, **splits))
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
 
 
 def test_folds_partition_the_data() -> None:

@@ -29,6 +29,8 @@ def test_the_blocked_set_holds_the_operators_dependencies() -> None:
     blocked = set(blocked_modules())
     assert {"kopf", "optuna", "matplotlib", "kubernetes"} <= blocked
     assert not blocked & {"torch", "transformers", "peft", "pydantic", "yaml", "prometheus_client"}
+    # The [trainer] extra's datasets and what it pulls in (pyarrow, pandas) are the trainer's.
+    assert not blocked & {"datasets", "pyarrow", "pandas", "huggingface_hub"}
 
 
 def probe(tmp: Path, code: str) -> subprocess.CompletedProcess[str]:
@@ -69,6 +71,33 @@ def test_config_error_path_runs_without_the_operators_dependencies(tmp_path: Pat
     assert "parameters.learning_rat: unknown trainer argument" in done.stderr
     result = TrialResult.from_message((tmp_path / "termination-log").read_text())
     assert result.reason is not None and "learning_rat" in result.reason
+
+
+def test_hub_datasets_load_without_the_operators_dependencies(tmp_path: Path) -> None:
+    repo = tmp_path / "org" / "qa" / "data"
+    repo.mkdir(parents=True)
+    for split, n in [("train", 12), ("test", 3)]:
+        rows = [{"prompt": f"{split} {i}", "completion": str(i)} for i in range(n)]
+        (repo / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "probe_hub.py").write_text(
+        "import os\n"
+        f"os.chdir({str(tmp_path)!r})  # 'org/qa' resolves to the folder here\n"
+        "from kubetune.spec import DatasetSpec\n"
+        "from kubetune_trainer.data import load_splits\n"
+        "spec = DatasetSpec(path='org/qa', train_split='train[:10]', eval_split='test')\n"
+        "splits = load_splits(spec)\n"
+        "print(len(splits.train), len(splits.eval))\n"
+    )
+    paths = [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "hf-datasets"),
+    }
+    done = run_blocked("probe_hub", [], env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["10", "3"]
 
 
 @pytest.mark.slow

@@ -1,4 +1,8 @@
-"""Train and eval splits from a synthetic task, a local JSONL/text file, or a hub dataset."""
+"""Train and eval splits from a synthetic task, a local JSONL/text file, or a hub dataset.
+
+Hub datasets (an id, or a local folder laid out as a hub dataset repository) go through the
+`datasets` library; local files are read here, without it.
+"""
 
 import json
 import re
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.spec import DatasetSpec
+from kubetune.text import excerpt
 from kubetune_trainer import synthetic
 from kubetune_trainer.errors import ConfigError
 from kubetune_trainer.synthetic import Example
@@ -171,7 +176,7 @@ def _local(spec: DatasetSpec, path: Path) -> Splits:
     return Splits(train=train, eval=held, source=str(path))
 
 
-def _hub(spec: DatasetSpec) -> Splits:
+def _import_datasets(spec: DatasetSpec) -> Any:
     try:
         import datasets
     except ImportError:
@@ -179,18 +184,48 @@ def _hub(spec: DatasetSpec) -> Splits:
             "dataset.path",
             f"{spec.path!r} is not a local file, and hub datasets need the `datasets` package",
         ) from None
+    return datasets
+
+
+def _hub_split(loaded: Any, text: str, field: str, source: str) -> Any:
+    """One split of a loaded DatasetDict, sliced as local files and synthetic tasks are."""
+    name, start, stop = parse_split(text, field)
+    name = name or "train"
+    if name not in loaded:
+        raise ConfigError(
+            field, f"{source!r} has no split {name!r} (splits: {', '.join(sorted(loaded))})"
+        )
+    split = loaded[name]
+    bounds = slice(_bound(start, len(split)), _bound(stop, len(split))).indices(len(split))
+    # select() keeps the memory-mapped Arrow table; only the slice becomes Python records.
+    return split.select(range(*bounds))
+
+
+def _hub(spec: DatasetSpec, source: str) -> Splits:
+    """A hub dataset id or a local folder laid out as a hub dataset repository."""
+    datasets = _import_datasets(spec)
     try:
-        train = datasets.load_dataset(spec.path, split=spec.train_split or "train")
-        held = datasets.load_dataset(spec.path, split=spec.eval_split) if spec.eval_split else None
+        # Every split at once: datasets prepares all of them even when asked for one, and
+        # the split names are then ours to check, for a one-line error naming the field.
+        loaded = datasets.load_dataset(source)
     except Exception as error:  # the hub client raises many kinds; all mean "cannot load"
         raise ConfigError(
-            "dataset.path", f"cannot load hub dataset {spec.path!r}: {error}"
+            "dataset.path", f"cannot load dataset {spec.path!r}: {excerpt(str(error), 300)}"
         ) from None
-    train_examples = to_examples(iter(train), spec)
-    if held is None:
-        n_eval = min(_AUTO_EVAL_MAX, max(1, round(len(train_examples) * _AUTO_EVAL_FRACTION)))
-        return Splits(train_examples[:-n_eval], train_examples[-n_eval:], spec.path)
-    return Splits(train_examples, to_examples(iter(held), spec), spec.path)
+    train = to_examples(
+        iter(_hub_split(loaded, spec.train_split or "train", "dataset.trainSplit", spec.path)),
+        spec,
+    )
+    if spec.eval_split:
+        held = _hub_split(loaded, spec.eval_split, "dataset.evalSplit", spec.path)
+        return Splits(train, to_examples(iter(held), spec), spec.path)
+    if len(train) < 2:
+        raise ConfigError(
+            "dataset.trainSplit",
+            f"{spec.path!r} needs at least 2 examples to hold one out for eval",
+        )
+    n_eval = min(_AUTO_EVAL_MAX, max(1, round(len(train) * _AUTO_EVAL_FRACTION)))
+    return Splits(train[:-n_eval], train[-n_eval:], spec.path)
 
 
 def load_splits(spec: DatasetSpec) -> Splits:
@@ -204,10 +239,12 @@ def load_splits(spec: DatasetSpec) -> Splits:
         )
         if path.is_file():
             splits = _local(spec, path)
+        elif path.is_dir():
+            splits = _hub(spec, str(path))
         elif looks_local:
             raise ConfigError("dataset.path", f"file not found: {spec.path}")
         else:
-            splits = _hub(spec)
+            splits = _hub(spec, spec.path)
     if not splits.train:
         raise ConfigError("dataset.trainSplit", f"selects no examples from {splits.source}")
     if not splits.eval:
