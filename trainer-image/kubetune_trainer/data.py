@@ -193,18 +193,26 @@ def _hub(spec: DatasetSpec) -> Splits:
     return Splits(train_examples, to_examples(iter(held), spec), spec.path)
 
 
+def _looks_local(path: str) -> bool:
+    return Path(path).suffix in _LOCAL_SUFFIXES or path.startswith(("/", "./", "../", "~"))
+
+
+def hub_dataset_id(spec: DatasetSpec) -> str | None:
+    """The hub dataset id dataset.path names; None for synthetic data and local files."""
+    if spec.path.startswith(synthetic.PREFIX) or _looks_local(spec.path):
+        return None
+    return None if Path(spec.path).expanduser().is_file() else spec.path
+
+
 def load_splits(spec: DatasetSpec) -> Splits:
     """The train and eval examples; raises ConfigError naming the dataset field."""
     if spec.path.startswith(synthetic.PREFIX):
         splits = _synthetic(spec)
     else:
         path = Path(spec.path).expanduser()
-        looks_local = path.suffix in _LOCAL_SUFFIXES or spec.path.startswith(
-            ("/", "./", "../", "~")
-        )
         if path.is_file():
             splits = _local(spec, path)
-        elif looks_local:
+        elif _looks_local(spec.path):
             raise ConfigError("dataset.path", f"file not found: {spec.path}")
         else:
             splits = _hub(spec)
