@@ -169,8 +169,15 @@ def run(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None)
     flags = _parse(argv)
     where = termination_log(env, flags.termination_log)
     try:
-        if env.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-            raise ConfigError("HF_HUB_OFFLINE", "is set; prefetch downloads from the hub")
+        if env.get(conventions.ENV_HF_HUB_OFFLINE, "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        ):
+            raise ConfigError(
+                conventions.ENV_HF_HUB_OFFLINE, "is set; prefetch downloads from the hub"
+            )
         spec = _trainer_spec(_load_trainer_block(flags, env), flags)
         fetched: list[Fetched] = []
         for repo, repo_type in repos_to_fetch(spec):
