@@ -30,6 +30,13 @@ ENV_CACHE_DIR: Final = "KUBETUNE_CACHE_DIR"
 ENV_SECRET_ENV: Final = "KUBETUNE_SECRET_ENV"
 REDACTED: Final = "***"
 
+# Hugging Face's own variables: the cache folder (trainer.cache mounts it) and offline mode.
+ENV_HF_HOME: Final = "HF_HOME"
+ENV_HF_HUB_OFFLINE: Final = "HF_HUB_OFFLINE"
+# trainer.cache: the volume's name in the trial pod and where the trainer container mounts it.
+HF_CACHE_VOLUME: Final = "kubetune-hf-cache"
+HF_CACHE_PATH: Final = "/var/cache/huggingface"
+
 # Built-in trainer: the model name that means "the locally built tiny model".
 TINY_MODEL: Final = "tiny"
 

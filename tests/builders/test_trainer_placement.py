@@ -58,6 +58,7 @@ GPU_TRAINER: dict[str, Any] = {
     "labels": {"team": "nlp", conventions.LABEL_SWEEP: "not-mine"},
     "annotations": {"cost-center": "42", "prometheus.io/port": "1"},
     "runtimeClassName": "nvidia",
+    "cache": {"claimName": "hf-models"},
     "schedulerName": "gang-scheduler",
     "shmSize": "16Gi",
 }
@@ -93,11 +94,13 @@ def test_gpu_trainer_pod_carries_every_placement_field() -> None:
     assert spec["volumes"] == [
         *GPU_TRAINER["volumes"],
         {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+        {"name": conventions.HF_CACHE_VOLUME, "persistentVolumeClaim": {"claimName": "hf-models"}},
     ]
     container = spec["containers"][0]
     assert container["volumeMounts"] == [
         *GPU_TRAINER["volumeMounts"],
         {"name": SHM_VOLUME, "mountPath": SHM_PATH},
+        {"name": conventions.HF_CACHE_VOLUME, "mountPath": conventions.HF_CACHE_PATH},
     ]
     labels = pod["metadata"]["labels"]
     assert labels["team"] == "nlp"

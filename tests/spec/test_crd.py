@@ -15,6 +15,7 @@ ALLOWED_ANY = {
     # Kubernetes objects too large to copy into the CRD; the API server checks them on the pod.
     "spec.trainer.affinity",
     "spec.trainer.volumes[]",
+    "spec.trainer.cache.volume",
     "spec.template.metadata",  # the user's own pod template
     "spec.template.spec",
     # A whole trial object (a batch/v1 Job): the API server checks it when kubetune creates it.

@@ -7,10 +7,23 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one trial as `python -m kubetune_trainer` would; returns the exit status."""
+    """Run one trial as `python -m kubetune_trainer` would; returns the exit status.
+
+    `prefetch` as the first argument downloads the model into HF_HOME instead (prefetch.py).
+    """
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [PREFETCH]:
+        from kubetune_trainer import prefetch
+
+        return prefetch.run(args[1:])
     from kubetune_trainer.cli import run
 
-    return run(argv)
+    return run(args)
+
+
+PREFETCH = "prefetch"
 
 
 __all__ = ["main"]

@@ -228,20 +228,29 @@ def _hub(spec: DatasetSpec, source: str) -> Splits:
     return Splits(train[:-n_eval], train[-n_eval:], spec.path)
 
 
+def _looks_local(path: str) -> bool:
+    return Path(path).suffix in _LOCAL_SUFFIXES or path.startswith(("/", "./", "../", "~"))
+
+
+def hub_dataset_id(spec: DatasetSpec) -> str | None:
+    """The hub dataset id dataset.path names; None for synthetic data and local files."""
+    if spec.path.startswith(synthetic.PREFIX) or _looks_local(spec.path):
+        return None
+    # A local file or a folder laid out as a hub repository needs no download.
+    return None if Path(spec.path).expanduser().exists() else spec.path
+
+
 def load_splits(spec: DatasetSpec) -> Splits:
     """The train and eval examples; raises ConfigError naming the dataset field."""
     if spec.path.startswith(synthetic.PREFIX):
         splits = _synthetic(spec)
     else:
         path = Path(spec.path).expanduser()
-        looks_local = path.suffix in _LOCAL_SUFFIXES or spec.path.startswith(
-            ("/", "./", "../", "~")
-        )
         if path.is_file():
             splits = _local(spec, path)
         elif path.is_dir():
             splits = _hub(spec, str(path))
-        elif looks_local:
+        elif _looks_local(spec.path):
             raise ConfigError("dataset.path", f"file not found: {spec.path}")
         else:
             splits = _hub(spec, spec.path)

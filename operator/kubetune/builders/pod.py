@@ -231,6 +231,13 @@ def _from_trainer(
             {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": trainer.shm_size}}
         )
         mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH})
+    if trainer.cache is not None:
+        # One Hugging Face cache for every trial: the model is downloaded once, not per pod.
+        volumes.append(trainer.cache.pod_volume())
+        mounts.append({"name": conventions.HF_CACHE_VOLUME, "mountPath": conventions.HF_CACHE_PATH})
+        container["env"].append(
+            {"name": conventions.ENV_HF_HOME, "value": conventions.HF_CACHE_PATH}
+        )
     if volumes:
         pod_spec["volumes"] = volumes
     if mounts:
@@ -246,7 +253,7 @@ def _from_trainer(
 # TrainerSpec fields that go on the PodSpec as they are, under their own (Kubernetes) name;
 # the others need kubetune's part added (volumes, mounts, metadata).
 _TRAINER_POD_SPEC_FIELDS = sorted(
-    POD_FIELDS - {"volume_mounts", "labels", "annotations", "shm_size"}
+    POD_FIELDS - {"volume_mounts", "labels", "annotations", "shm_size", "cache"}
 )
 
 

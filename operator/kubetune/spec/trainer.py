@@ -1,5 +1,6 @@
 """What each trial runs: the built-in trainer, or any pod template."""
 
+import copy
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -67,6 +68,45 @@ class ResourceRequirements(SpecModel):
     requests: dict[str, Quantity] | None = None
 
 
+class ModelCache(SpecModel):
+    """A volume shared by every trial as the Hugging Face cache (HF_HOME): the model downloads once."""
+
+    claim_name: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        max_length=DNS_SUBDOMAIN_MAX,
+        description="A PersistentVolumeClaim in the sweep's namespace (ReadWriteMany for parallel trials).",
+    )
+    volume: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Any other volume source, without a name (e.g. {nfs: {server: ..., path: ...}}); "
+            "the admin pod policy decides which volume types are allowed."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelCache":
+        if (self.claim_name is None) == (self.volume is None):
+            raise ValueError("set exactly one of claimName or volume")
+        if self.volume is not None:
+            if "name" in self.volume:
+                raise ValueError(f"volume.name: kubetune names it {conventions.HF_CACHE_VOLUME}")
+            if len(self.volume) != 1:
+                raise ValueError(
+                    "volume: needs exactly one volume source (nfs, csi, emptyDir, ...)"
+                )
+        return self
+
+    def pod_volume(self) -> dict[str, Any]:
+        """The trial pod's Volume for the cache."""
+        if self.claim_name is not None:
+            source: dict[str, Any] = {"persistentVolumeClaim": {"claimName": self.claim_name}}
+        else:
+            source = copy.deepcopy(self.volume or {})
+        return {"name": conventions.HF_CACHE_VOLUME, **source}
+
+
 # The memory-backed volume shmSize adds, and where it goes: NCCL and PyTorch's data loader
 # workers share tensors through /dev/shm, which a container runtime caps at 64 MiB.
 SHM_VOLUME = "kubetune-shm"
@@ -88,6 +128,7 @@ POD_FIELDS = frozenset(
         "runtime_class_name",
         "scheduler_name",
         "shm_size",
+        "cache",
     }
 )
 
@@ -188,6 +229,14 @@ class TrainerSpec(SpecModel):
         max_length=DNS_SUBDOMAIN_MAX,
         description="A scheduler other than the default one (e.g. a gang scheduler).",
     )
+    cache: ModelCache | None = Field(
+        default=None,
+        description=(
+            f"A volume mounted at {conventions.HF_CACHE_PATH} as the Hugging Face cache "
+            f"({conventions.ENV_HF_HOME}) of every trial, so the model is downloaded once "
+            "(`python -m kubetune_trainer prefetch`), not once per trial."
+        ),
+    )
     shm_size: Quantity | None = Field(
         default=None,
         description=(
@@ -230,6 +279,13 @@ class TrainerSpec(SpecModel):
         names = {volume.get("name") for volume in self.volumes or []}
         if self.shm_size is not None and SHM_VOLUME in names:
             raise ValueError(f"volumes: the name {SHM_VOLUME} is kubetune's with shmSize")
+        if self.cache is not None:
+            if conventions.HF_CACHE_VOLUME in names:
+                raise ValueError(
+                    f"volumes: the name {conventions.HF_CACHE_VOLUME} is kubetune's with cache"
+                )
+            if any(var.name == conventions.ENV_HF_HOME for var in self.env):
+                raise ValueError(f"env: {conventions.ENV_HF_HOME} is set by trainer.cache")
         for index, mount in enumerate(self.volume_mounts or []):
             if mount.name not in names:
                 raise ValueError(
@@ -239,6 +295,11 @@ class TrainerSpec(SpecModel):
             if self.shm_size is not None and mount.mount_path.rstrip("/") == SHM_PATH:
                 raise ValueError(
                     f"volumeMounts[{index}].mountPath: shmSize already mounts {SHM_PATH}"
+                )
+            if self.cache is not None and mount.mount_path.rstrip("/") == conventions.HF_CACHE_PATH:
+                raise ValueError(
+                    f"volumeMounts[{index}].mountPath: cache already mounts "
+                    f"{conventions.HF_CACHE_PATH}"
                 )
         return self
 
