@@ -335,3 +335,23 @@ def test_both_runtimes_apply_a_strategy_alike(
     for verdict in (on_cluster, local):
         assert (verdict.kind, verdict.values, verdict.step) == ("complete", values, step)
     assert on_cluster.metrics == local.metrics
+
+
+@pytest.mark.parametrize(
+    ("reported", "recorded"),
+    [
+        ("/output/s-t0001/final", "/output/s-t0001/final"),
+        (None, None),
+        ("", None),
+        ("/out/" + "a" * 300, None),  # bounded: cut short it would name another folder
+        ("/out/final\n# Injected: yes", None),
+        ("/out/\x1b[31mfinal", None),
+        ("/out/hf_abcdefghijklmnop/final", None),  # credential-shaped: masked = another path
+    ],
+)
+def test_a_completed_trials_artifacts_path_is_taken_whole_or_not_at_all(
+    reported: str | None, recorded: str | None
+) -> None:
+    result = TrialResult(status="succeeded", metrics={"eval_loss": 0.5}, adapter_path=reported)
+    verdict = judge(TrialEnding(0, result=result), ["eval_loss"])
+    assert verdict.kind == "complete" and verdict.artifacts == recorded

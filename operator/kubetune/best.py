@@ -32,6 +32,14 @@ def best_scores(metrics: list[str], best: BestTrial) -> str:
     return scores
 
 
+def artifacts_line(best: BestTrial, local_link: str | None = None) -> str:
+    """`# Artifacts: PATH` (the trained adapter or model, tokenizer, parameters), or ""."""
+    if best.artifacts is None:
+        return ""
+    also = f" (linked as {local_link}/)" if local_link else ""
+    return f"# Artifacts: {best.artifacts}{also}\n"
+
+
 def best_yaml(spec: SweepSpec, best: BestTrial) -> str:
     """best_document as YAML, keys in the order a sweep file has them."""
     return yaml.safe_dump(best_document(spec, best), sort_keys=False)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from kubetune import conventions
+from kubetune.artifacts import artifacts_path
 from kubetune.metric_names import GPU_HOURS_OBJECTIVE
 from kubetune.metrics.types import TrialReading, short_name
 from kubetune.spec.sweep import Objective, Strategy
@@ -127,6 +128,8 @@ class Verdict:
     metrics: dict[str, float] = field(default_factory=dict)
     # What this attempt spent (TrialEnding.gpu_seconds), whatever the verdict.
     gpu_seconds: float = 0.0
+    # Where a completed trial's trained artifacts are (its result's adapterPath, checked).
+    artifacts: str | None = None
 
 
 def judge(
@@ -175,6 +178,7 @@ def judge(
             intermediate=intermediate,
             metrics=recorded,
             gpu_seconds=spent,
+            artifacts=artifacts_path(result.adapter_path) if result else None,
         )
     if ending.stop == "pruned":
         return Verdict("prune", intermediate=intermediate, metrics=recorded, gpu_seconds=spent)

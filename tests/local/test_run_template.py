@@ -319,3 +319,29 @@ def test_strategy_and_additional_metrics_reach_trials_csv_and_best_yaml(tmp_path
         assert float(row["eval.f1"]) == 0.5
     header = (out / "best.yaml").read_text().splitlines()[0]
     assert "at step 1; also Validation-accuracy=" in header and "eval.f1=0.5" in header
+
+
+def test_best_folder_links_the_best_trials_artifacts_and_overwrite_removes_it(
+    tmp_path: Path,
+) -> None:
+    sweep = write(
+        tmp_path,
+        template_sweep(
+            script_args=["--steps", "2", "--sleep", "0.05", "--result", "--artifacts"],
+            budget={"maxTrials": 3, "parallelism": 1},
+        ),
+    )
+    out = tmp_path / "out"
+    done = kubetune("run", str(sweep), "--output", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    best = min(rows(out), key=lambda r: float(r["eval_loss"]))["trial"]
+    final = out / "trials" / best / "final"
+    # best/ is the best trial's final/, by a link that still works when out/ is moved.
+    assert (out / "best").is_symlink() and (out / "best").resolve() == final.resolve()
+    assert (out / "best" / "adapter.txt").read_text() == best
+    assert not Path((out / "best").readlink()).is_absolute()
+    header = (out / "best.yaml").read_text().splitlines()[1]
+    assert header == f"# Artifacts: {final} (linked as best/)"
+    again = kubetune("run", str(sweep), "--output", str(out), "--overwrite")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (out / "best").is_symlink()  # replaced, not refused as a leftover

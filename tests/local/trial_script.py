@@ -5,7 +5,9 @@ Flags: --steps N, --sleep S per step, --result (write result.json / termination 
 --fail-trial NAME (exit 1), --launch-log FILE (append the trial name at start),
 --flat (the loss does not fall with steps, so pruning does not depend on scrape timing),
 --extra (also serve Validation-accuracy = 1 - loss, kept in the result, and eval.f1 = 0.5,
-served only: names with - and ., for spec.additionalMetrics).
+served only: names with - and ., for spec.additionalMetrics),
+--artifacts (with --result: write final/ holding a file that names the trial, report it
+as adapterPath, as the trainer does).
 """
 
 import argparse
@@ -39,6 +41,7 @@ def main() -> int:
     parser.add_argument("--x", type=float, default=None)
     parser.add_argument("--flat", action="store_true", help="loss does not fall with steps")
     parser.add_argument("--extra", action="store_true", help="serve two additional metrics")
+    parser.add_argument("--artifacts", action="store_true", help="write final/ and report it")
     args = parser.parse_args()
 
     trial = os.environ[conventions.ENV_TRIAL]
@@ -104,6 +107,11 @@ def main() -> int:
             steps=step,
         )
         out = Path(os.environ[conventions.ENV_OUTPUT_DIR])
+        if args.artifacts and not stopped:
+            final = out / "final"
+            final.mkdir(exist_ok=True)
+            (final / "adapter.txt").write_text(trial)
+            result.adapter_path = str(final)
         (out / conventions.RESULT_FILE).write_text(result.to_message())
         Path(os.environ[conventions.ENV_TERMINATION_LOG]).write_text(result.to_message())
     if stopped:

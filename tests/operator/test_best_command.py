@@ -53,3 +53,13 @@ def test_template_sweep_prints_plain_parameters() -> None:
 def test_no_best_yet_is_an_error_naming_the_phase() -> None:
     with pytest.raises(ValueError, match="no succeeded trial yet \\(phase Running\\)"):
         render(sweep_body({"trainer": {}}, {"phase": "Running"}))
+
+
+def test_the_best_trials_artifacts_are_named_under_the_header() -> None:
+    spec = {"trainer": {"model": "tiny"}}
+    best = {**BEST, "artifacts": "/output/demo-t0003/final"}
+    text = render(sweep_body(spec, {"phase": "Succeeded", "objective": "eval_loss", "best": best}))
+    assert text.splitlines()[1] == "# Artifacts: /output/demo-t0003/final"
+    assert "Artifacts" not in render(
+        sweep_body(spec, {"phase": "Succeeded", "objective": "eval_loss", "best": BEST})
+    )

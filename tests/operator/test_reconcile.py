@@ -634,3 +634,44 @@ def test_gpu_seconds_from_pod_times_and_requested_gpus_reach_status() -> None:
     # A restart rebuilds the totals from the history alone.
     restarted = reconcile(new(), body(template=gpu_template, status=effects.status), {})
     assert restarted.status["gpuHours"] == effects.status["gpuHours"]
+
+
+def test_status_best_names_the_best_trials_artifacts_and_survives_a_restart() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+
+    def done(name: str, loss: float) -> PodView:
+        path = f"/output/{name}/final"
+        result = TrialResult(status="succeeded", metrics={"eval_loss": loss}, adapter_path=path)
+        return ended(name, 0, result)
+
+    pods = {"s-t0000": done("s-t0000", 0.5), "s-t0001": done("s-t0001", 0.25)}
+    effects = reconcile(rec, body(), pods)
+    assert effects.status["best"]["trial"] == "s-t0001"
+    assert effects.status["best"]["artifacts"] == "/output/s-t0001/final"
+    # Each succeeded trial's path is in its record: the engine rebuilt from status still knows.
+    restarted = reconcile(new(), body(status=effects.status), {})
+    assert restarted.status["best"]["artifacts"] == "/output/s-t0001/final"
+
+
+def test_a_hostile_adapter_path_never_reaches_status() -> None:
+    rec = new()
+    reconcile(rec, body(), {})
+    huge = "/out/" + "a" * 100_000
+    controlled = "/out/s-t0001/final\x1b[2J\nInjected: line"
+    pods = {
+        "s-t0000": ended(
+            "s-t0000",
+            0,
+            TrialResult(status="succeeded", metrics={"eval_loss": 0.25}, adapter_path=huge),
+        ),
+        "s-t0001": ended(
+            "s-t0001",
+            0,
+            TrialResult(status="succeeded", metrics={"eval_loss": 0.5}, adapter_path=controlled),
+        ),
+    }
+    effects = reconcile(rec, body(), pods)
+    assert effects.status["best"]["trial"] == "s-t0000"
+    assert "artifacts" not in effects.status["best"]
+    assert all("a" not in record for record in effects.status["history"])

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kubetune import conventions
 from kubetune import metric_names as names
@@ -135,8 +136,15 @@ def test_lora_run_lowers_eval_loss_and_writes_the_result(
     assert result.wall_seconds > 0
     assert result.adapter_path is not None
     adapter = Path(result.adapter_path)
+    assert adapter == tmp / "out" / "final"
     assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
     assert (adapter / "adapter_model.safetensors").exists()
+    assert (adapter / "tokenizer.json").exists()
+    best = yaml.safe_load((adapter / "best.yaml").read_text())
+    assert best == {"trainer": {"args": {**TRAINER["args"], **PARAMS}}}
+    # keepCheckpoints best (the default): the finished trial's checkpoints are gone.
+    assert not (tmp / "out" / "checkpoint").exists()
+    assert not (tmp / "out" / "checkpoint.previous").exists()
 
 
 def test_generate_mode_scores_a_trained_adapter(
@@ -149,7 +157,7 @@ def test_generate_mode_scores_a_trained_adapter(
         conventions.EXIT_OK,
         {"temperature": 0.7, "top_k": 20, "presence_penalty": 0.5},
         mode="generate",
-        adapter=str(trained / "out" / "adapter"),
+        adapter=str(trained / "out" / "final"),
         args={"eval_max_samples": 16, "num_threads": 1},
     )
     result = written_result(tmp_path)
@@ -239,7 +247,7 @@ def test_architecture_search_trains_a_model_from_scratch(tiny_cache: Path, tmp_p
     )
     result = written_result(tmp_path)
     assert result.status == "succeeded"
-    config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    config = json.loads((tmp_path / "out" / "final" / "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"], config["hidden_act"]) == (
         2,
         64,
@@ -264,3 +272,27 @@ def test_cross_validation_reports_mean_and_spread(tiny_cache: Path, tmp_path: Pa
     assert result.metrics["eval_loss"] == pytest.approx(sum(per_fold) / 2)
     assert result.metrics["eval_loss_std"] == pytest.approx(abs(per_fold[0] - per_fold[1]) / 2)
     assert result.adapter_path is None
+
+
+@pytest.mark.parametrize(
+    ("keep", "final", "checkpoints"), [("all", True, True), ("none", False, False)]
+)
+def test_keep_checkpoints_all_and_none(
+    keep: str, final: bool, checkpoints: bool, tiny_cache: Path, tmp_path: Path
+) -> None:
+    finish_unscraped(
+        tmp_path,
+        tiny_cache,
+        conventions.EXIT_OK,
+        maxSteps=4,
+        evalEvery=2,  # a checkpoint at step 2 (the last step saves final/ instead)
+        keepCheckpoints=keep,
+        args={"eval_max_samples": 4, "num_threads": 1},
+    )
+    out = tmp_path / "out"
+    result = written_result(tmp_path)
+    assert result.status == "succeeded"
+    assert (out / "checkpoint").exists() is checkpoints
+    assert (out / "final" / "adapter_config.json").exists() is final
+    assert (result.adapter_path is not None) is final
+    assert (out / "result.json").exists()

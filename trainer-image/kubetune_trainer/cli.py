@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kubetune import conventions
 from kubetune.trial_result import TrialOutcome, TrialResult
-from kubetune_trainer import redaction
+from kubetune_trainer import artifacts, redaction
 from kubetune_trainer.config import (
     RunConfig,
     launcher_output_dir,
@@ -103,9 +103,9 @@ def _run_trial(
     except Stopped:
         trial.checkpoint_on_stop()  # first: a preempted trial resumes from it
         if progress.step > 0:
-            trial.save(config.output_dir)  # a pruned trial's adapter may still be of use
+            trial.save()  # a pruned trial's adapter may still be of use
         raise
-    trial.save(config.output_dir)
+    trial.save()
 
 
 def _outcome(error: Exception | None, stop: StopFlag) -> tuple[TrialOutcome, str | None, int]:
@@ -154,6 +154,8 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     except Exception as error:  # every ending is reported; _outcome sorts them
         failure = error
     status, reason, code = _outcome(failure, stop)
+    if status != "stopped" and config.trainer.mode == "train":
+        artifacts.tidy(config)  # a stopped trial may be resumed from its checkpoint
 
     result = progress.result(status, reason)
     result.attempt = config.attempt

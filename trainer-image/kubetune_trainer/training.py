@@ -17,7 +17,7 @@ import torch
 
 from kubetune.spec.training_args import TrainingArguments
 from kubetune.trial_result import BestValue
-from kubetune_trainer import checkpoint
+from kubetune_trainer import artifacts, checkpoint
 from kubetune_trainer.batching import Tokenized, collate, fill_rows, micro_batches, tokenize_pairs
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits
@@ -416,11 +416,12 @@ class Run:
         log.info(f"resuming from the checkpoint of step {state.step} in {found.path}")
         return state.step
 
-    def save(self, output_dir: Path) -> Path:
-        """The adapter (LoRA) or the whole model (full), with the tokenizer."""
-        target = output_dir / ("model" if self.run.trainer.method == "full" else "adapter")
-        self.model.save_pretrained(target)
-        self.loaded.tokenizer.save_pretrained(target)
+    def save(self) -> Path | None:
+        """final/: the adapter (LoRA) or the whole model (full), tokenizer and parameters;
+        nothing with keepCheckpoints none."""
+        if not artifacts.keeps_final(self.run):
+            return None
+        target = artifacts.save_final(self.model, self.loaded.tokenizer, self.run)
         self.progress.adapter_path = str(target)
         return target
 

@@ -24,7 +24,7 @@ def add_parser(subparsers: Any) -> None:
 
 def render(body: dict[str, Any]) -> str:
     """The YAML for a sweep object as the API returns it; ValueError when there is no best."""
-    from kubetune.best import best_scores, best_yaml
+    from kubetune.best import artifacts_line, best_scores, best_yaml
 
     name = body.get("metadata", {}).get("name", "?")
     status = SweepStatus.of(body)
@@ -33,7 +33,7 @@ def render(body: dict[str, Any]) -> str:
     spec = spec_of(body)
     metrics = (status.objective or "objective").split(",")
     header = f"# Best trial of {name}: {status.best.trial}, {best_scores(metrics, status.best)}\n"
-    return header + best_yaml(spec, status.best)
+    return header + artifacts_line(status.best) + best_yaml(spec, status.best)
 
 
 def main(args: argparse.Namespace) -> int:

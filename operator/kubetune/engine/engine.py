@@ -255,7 +255,10 @@ class SweepEngine:
         spent = verdict.gpu_seconds
         if verdict.kind == "complete":
             assert verdict.values is not None
-            return self.complete(number, verdict.values, verdict.step, gpu_seconds=spent)
+            done = self.complete(number, verdict.values, verdict.step, gpu_seconds=spent)
+            if done and trial.state == "Succeeded":
+                trial.artifacts = verdict.artifacts
+            return done
         if verdict.kind == "prune":
             return self.prune(number, gpu_seconds=spent)
         if verdict.kind == "requeue":

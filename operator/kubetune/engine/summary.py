@@ -40,6 +40,8 @@ class Trial:
     metrics: dict[str, float] = field(default_factory=dict)
     # GPU-seconds of its ended attempts, to 1 s (engine.gpu_budget).
     gpu_seconds: int = 0
+    # Where a succeeded trial's trained artifacts are (kubetune.artifacts, checked).
+    artifacts: str | None = None
 
     @classmethod
     def from_record(cls, record: TrialRecord) -> "Trial":
@@ -55,6 +57,7 @@ class Trial:
             disruptions=record.disruptions or 0,
             metrics=dict(record.metrics or {}),
             gpu_seconds=record.gpu_seconds or 0,
+            artifacts=record.artifacts,
         )
 
     def record(self) -> TrialRecord:
@@ -70,6 +73,7 @@ class Trial:
             disruptions=self.disruptions or None,
             metrics=dict(self.metrics) or None,
             gpu_seconds=self.gpu_seconds or None,
+            artifacts=self.artifacts,
         )
 
 
@@ -139,6 +143,7 @@ def best_trial(sweep: str, trial: Trial) -> BestTrial:
         step=trial.step,
         parameters=dict(trial.params),
         metrics=dict(trial.metrics) or None,
+        artifacts=trial.artifacts,
     )
 
 

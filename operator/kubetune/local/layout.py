@@ -9,6 +9,8 @@ STATE_TMP = STATE_FILE + ".tmp"
 TRIALS_DIR = "trials"
 TRIALS_CSV = "trials.csv"
 BEST_YAML = "best.yaml"
+# A link to the best trial's final/ artifacts (adapter or model, tokenizer, best.yaml).
+BEST_DIR = "best"
 JOURNAL_FILE = "optuna.journal"
 JOURNAL_LOCK = JOURNAL_FILE + ".lock"
 OBJECTIVE_PNG = "objective.png"
@@ -25,6 +27,7 @@ OUTPUT_NAMES = (
     TRIALS_DIR,
     TRIALS_CSV,
     BEST_YAML,
+    BEST_DIR,
     JOURNAL_FILE,
     JOURNAL_LOCK,
     OBJECTIVE_PNG,

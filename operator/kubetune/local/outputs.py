@@ -4,7 +4,7 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
-from kubetune.best import best_scores, best_yaml
+from kubetune.best import artifacts_line, best_scores, best_yaml
 from kubetune.conventions import trial_name
 from kubetune.spec import BestTrial, SweepSpec, TrialRecord
 
@@ -93,9 +93,13 @@ def write_trials_csv(
             writer.writerow(row)
 
 
-def write_best_yaml(path: Path, spec: SweepSpec, best: BestTrial) -> None:
+def write_best_yaml(
+    path: Path, spec: SweepSpec, best: BestTrial, local_link: str | None = None
+) -> None:
+    """local_link: where the run linked the best trial's artifacts, if it did."""
     metrics = [o.metric for o in spec.objective_list]
     header = f"# Best trial {best.trial}: {best_scores(metrics, best)}\n"
+    header += artifacts_line(best, local_link)
     if spec.trainer is not None:
         header += "# Merge into spec.trainer of a sweep to reuse these settings.\n"
     path.write_text(header + best_yaml(spec, best), encoding="utf-8")

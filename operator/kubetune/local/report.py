@@ -7,6 +7,7 @@ from pathlib import Path
 from kubetune.engine import SweepEngine
 from kubetune.journal import export_journal
 from kubetune.local.layout import (
+    BEST_DIR,
     BEST_YAML,
     IMPORTANCE_PNG,
     JOURNAL_FILE,
@@ -52,9 +53,15 @@ def write_outputs(
     result.best = best
     (output / BEST_YAML).unlink(missing_ok=True)
     if best is not None:
-        write_best_yaml(output / BEST_YAML, spec, best)
+        linked = link_best(output, best)
+        write_best_yaml(output / BEST_YAML, spec, best, BEST_DIR if linked else None)
         result.files.append(BEST_YAML)
+        if linked:
+            result.files.append(BEST_DIR)
+        elif best.artifacts is not None:
+            result.notes.append(f"{BEST_DIR}: not linked, {best.artifacts} is not a folder")
     else:
+        unlink_best(output)
         result.notes.append(f"{BEST_YAML}: not written, no trial succeeded")
 
     objective = spec.objective_list[0]
@@ -74,3 +81,34 @@ def write_outputs(
     export_journal(engine.study, output / JOURNAL_FILE, sweep)
     result.files.append(JOURNAL_FILE)
     return result
+
+
+def unlink_best(output: Path) -> None:
+    """Remove the best/ link of an earlier report (never a folder: ours is always a link)."""
+    path = output / BEST_DIR
+    if path.is_symlink():
+        path.unlink()
+
+
+def link_best(output: Path, best: BestTrial) -> bool:
+    """best/ -> the best trial's artifacts folder; False when it reported none that exists.
+
+    A link, not a copy: a full fine-tune's model may be gigabytes. Relative when the folder
+    is inside the output folder (the trainer's trials/<trial>/final), so moving the output
+    folder keeps it working; a relative reported path is taken from the run's working folder.
+    """
+    unlink_best(output)
+    if best.artifacts is None:
+        return False
+    target = Path(best.artifacts).absolute()
+    if not target.is_dir():
+        return False
+    link = output / BEST_DIR
+    if link.exists():  # a file or folder of the user's own under our name: leave it be
+        return False
+    try:
+        pointed: Path = target.relative_to(output.absolute())
+    except ValueError:
+        pointed = target
+    link.symlink_to(pointed, target_is_directory=True)
+    return True

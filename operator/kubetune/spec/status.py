@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from kubetune.artifacts import MAX_ARTIFACTS_PATH
 from kubetune.spec import archive
 from kubetune.spec.archive import ArchiveChunk
 
@@ -46,6 +47,12 @@ class BestTrial(StatusModel):
     parameters: dict[str, ParamValue] = Field(default_factory=dict)
     metrics: dict[str, float] | None = Field(
         default=None, description="spec.additionalMetrics values of this trial."
+    )
+    artifacts: str | None = Field(
+        default=None,
+        max_length=MAX_ARTIFACTS_PATH,
+        description="Where this trial's trained artifacts are, as the trial reported them "
+        "(the trainer: <outputDir>/<trial>/final, as mounted in its pod).",
     )
 
 
@@ -90,6 +97,12 @@ class TrialRecord(StatusModel):
         default=None,
         alias="gs",
         description="GPU-seconds of its ended attempts: GPUs requested x running time, to 1 s.",
+    )
+    artifacts: str | None = Field(
+        default=None,
+        alias="a",
+        max_length=MAX_ARTIFACTS_PATH,
+        description="Where a succeeded trial's trained artifacts are, as it reported them.",
     )
 
     @property

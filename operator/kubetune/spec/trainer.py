@@ -170,6 +170,15 @@ class TrainerSpec(SpecModel):
             "from it when outputDir is on a volume that outlives the pod."
         ),
     )
+    keep_checkpoints: Literal["best", "all", "none"] = Field(
+        default="best",
+        description=(
+            "What a trial that ran to its end (succeeded or failed) keeps in its output "
+            "folder: best: its final/ artifacts (adapter or model, tokenizer, best.yaml), "
+            "not its checkpoints; all: both; none: neither, only result.json. A stopped "
+            "trial (pruned, preempted) keeps its checkpoint to resume from."
+        ),
+    )
     args: dict[str, TrainerArgValue] = Field(
         default_factory=dict,
         description="Fixed trainer arguments (snake_case); parameters of the same name override them.",
