@@ -38,6 +38,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Metric", "type": "string", "jsonPath": ".status.objective"},
     {"name": "Trials", "type": "integer", "jsonPath": ".status.trials.total"},
     {"name": "Running", "type": "integer", "jsonPath": ".status.trials.running"},
+    # Only sweeps with spec.queueName ever have any: shown by `kubectl get -o wide`.
+    {"name": "Queued", "type": "integer", "jsonPath": ".status.trials.queued", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

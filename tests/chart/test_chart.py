@@ -243,7 +243,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
     }
     assert verbs[("", "pods")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("", "pods/log")] == ["get"]  # spec.metrics.logs
-    assert verbs[("batch", "jobs")] == ["create", "delete", "get", "list"]
+    assert verbs[("batch", "jobs")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("", "events")] == ["create"]
     assert verbs[(API_GROUP, PLURAL)] == ["get", "list", "patch", "watch"]
     assert verbs[(API_GROUP, f"{PLURAL}/status")] == ["get", "patch"]

@@ -39,6 +39,8 @@ class Api:
         self.registry = Registry()
         # Set by the kubelet: True when deleting this pod must wait for its process to stop.
         self.pod_is_running: Callable[[dict[str, Any]], bool] = lambda pod: False
+        # Mutating admission webhooks (e.g. Kueue's, kueue.py): each may change a new object.
+        self.create_mutators: list[Callable[[ResourceType, dict[str, Any]], dict[str, Any]]] = []
         self.lifecycle = Lifecycle(self)
         for name in DEFAULT_NAMESPACES:
             self.create(self.resource("", "v1", "namespaces"), "", {"metadata": {"name": name}})
@@ -225,6 +227,8 @@ class Api:
         md["generation"] = 1
         if rt.has_status or rt.plural in ("pods", "namespaces"):
             obj.pop("status", None)
+        for mutate in self.create_mutators:
+            obj = mutate(rt, obj)
         obj = self._admit(rt, obj, opts)
         if rt.plural == "pods" and rt.group == "":
             namespace_obj = self.store.get(("", "namespaces", "", md.get("namespace", "")))

@@ -23,6 +23,7 @@ from .errors import ApiError
 from .faults import Faults
 from .jobs import JobController
 from .kubelet import Kubelet
+from .kueue import KueueController
 from .lifecycle import DeleteOptions
 from .server import ApiServer
 from .store import Store
@@ -52,6 +53,8 @@ class Cluster:
         self.faults._drop = lambda: self.call(self.server.drop_watches)
         self.kubelet = Kubelet(self.api, self.workdir / "pods") if kubelet else None
         self.jobs = JobController(self.api)
+        # Off until a test gives it queues: kueue.configure({"queue": gpus}).
+        self.kueue = KueueController(self.api)
         if self.kubelet is not None:
             self.server.logs = self.kubelet.logs
             # Extra environment for every container process (e.g. HF_HUB_OFFLINE=1).
@@ -97,6 +100,7 @@ class Cluster:
             self.kubelet.api_port = self.port
             self.kubelet.start()
         self.jobs.start()
+        self.kueue.start()
 
     def stop(self) -> None:
         if not self._thread.is_alive():
@@ -109,6 +113,7 @@ class Cluster:
         if self.kubelet is not None:
             await self.kubelet.stop()
         self.jobs.stop()
+        self.kueue.stop()
         self.server.drop_watches()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -323,7 +328,12 @@ class Cluster:
     def internal_errors(self) -> list[str]:
         """Unexpected exceptions inside the simulation (API server, kubelet, Job controller)."""
         kubelet_errors = self.kubelet.errors if self.kubelet is not None else []
-        return list(self.server.internal_errors) + list(kubelet_errors) + list(self.jobs.errors)
+        return (
+            list(self.server.internal_errors)
+            + list(kubelet_errors)
+            + list(self.jobs.errors)
+            + list(self.kueue.errors)
+        )
 
     # -- nodes and pods (the simulated kubelet) -----------------------------------------------
 
@@ -338,6 +348,10 @@ class Cluster:
     def lose_node(self, name: str) -> None:
         """The node stops responding: its pods fail with reason NodeLost."""
         self.run(self._kubelet().lose_node(name))
+
+    def set_kueue_quotas(self, quotas: dict[str, int]) -> None:
+        """Kueue stand-in (kueue.py): local queue name -> GPU quota; `{}` turns it off."""
+        self.call(self.kueue.configure, quotas)
 
     def evict_pod(self, namespace: str, name: str, message: str | None = None) -> None:
         """The kubelet evicts the pod (node pressure): it fails with reason Evicted."""

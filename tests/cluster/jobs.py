@@ -105,6 +105,8 @@ class JobController:
                 self._delete_pod(pod)
             active = []
             conditions.append(_condition("Suspended", "JobSuspended", "Job suspended"))
+            # Resuming restarts the clock (activeDeadlineSeconds counts from startTime).
+            new.pop("startTime", None)
         else:
             new.setdefault("startTime", now())
             completions = int(spec.get("completions") or 1)

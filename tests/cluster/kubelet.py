@@ -250,7 +250,17 @@ class Kubelet:
             if run is not None or phase in TERMINAL_PHASES:
                 continue
             node = spec.get("nodeName")
-            if not node:
+            if not node and spec.get("schedulingGates"):
+                # The scheduler leaves a gated pod alone until every gate is removed.
+                self._set_condition(
+                    md["namespace"],
+                    md["name"],
+                    "PodScheduled",
+                    "False",
+                    "SchedulingGated",
+                    "Scheduling is blocked due to non-empty scheduling gates",
+                )
+            elif not node:
                 self._schedule(pod, pods)
             elif node in self.nodes and not self.nodes[node].lost:
                 self._start(pod)

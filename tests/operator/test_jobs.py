@@ -4,6 +4,7 @@ pod as it judges any trial pod, and deletes the Job with its pods when a trial i
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from kubetune import conventions
@@ -131,3 +132,56 @@ def test_evicted_job_pod_reruns_the_trial_as_a_new_job(
     (job,) = _jobs(crd, namespace, "jobevict")
     assert job["metadata"]["name"] == trial
     assert job["metadata"]["annotations"]["kubetune.dev/attempt"] == "2"
+
+
+def test_job_sweep_over_its_kueue_quota_queues_trials_and_runs_them_all(
+    operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    """Quota for 1 GPU, 3 trials of 1 GPU in parallel: one runs, two wait Queued, none is
+    lost or failed, and all succeed in turn."""
+    crd.set_kueue_quotas({"gpu-queue": 1})
+    try:
+        slow = {"STEPS": "10", "STEP_SECONDS": "0.1"}
+        manifest = job_sweep("kq", namespace, slow, max_trials=3, parallelism=3)
+        manifest["spec"]["queueName"] = "gpu-queue"
+        pod_spec = manifest["spec"]["workload"]["object"]["spec"]["template"]["spec"]
+        pod_spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+        crd.create(manifest)
+        seen: list[dict[str, int]] = []
+
+        def watch(current: dict[str, Any]) -> bool:
+            seen.append(dict(current.get("trials") or {}))
+            return current.get("phase") in ("Succeeded", "Failed")
+
+        queued = wait_status(
+            crd,
+            namespace,
+            "kq",
+            lambda s: (s.get("trials") or {}).get("queued") == 2,
+            timeout=30,
+            what="two trials queued",
+        )
+        started = condition(queued, "TrialsStarted")
+        assert (started["status"], started["reason"]) == ("False", "Queued"), started
+        assert "queue gpu-queue" in started["message"]
+        final = wait_status(crd, namespace, "kq", watch, timeout=120, what="sweep finished")
+        peak = crd.kueue.peak["gpu-queue"]
+    finally:
+        crd.set_kueue_quotas({})
+    assert final["phase"] == "Succeeded", final
+    trials = final["trials"]
+    assert (trials["total"], trials["succeeded"], trials["failed"]) == (3, 3, 0), trials
+    assert all(r["s"] == "Succeeded" and not r.get("rq") for r in history(final).values())
+    assert max(s.get("running", 0) for s in seen) == 1
+    assert max(s.get("queued", 0) for s in seen) >= 1
+    assert condition(final, "TrialsStarted")["status"] == "True"
+    # Each trial ran once, one at a time: every pod started after the previous one ended.
+    pods = trial_pods(crd, namespace, "kq")
+    assert len(pods) == 3
+    spans = sorted(
+        (p["status"]["startTime"], p["status"]["containerStatuses"][0]["state"]["terminated"])
+        for p in pods
+    )
+    for (_, earlier), (later_start, _) in itertools.pairwise(spans):
+        assert later_start >= earlier["finishedAt"], spans
+    assert peak == 1

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubetune.operator.pod_state import PodView, view
+from kubetune.operator.pod_state import PodView, job_view, view
 from kubetune.trial_ending import judge
 
 
@@ -217,3 +217,80 @@ def view_time(stamp: str) -> float:
     parsed = parse_time(stamp)
     assert parsed is not None
     return parsed
+
+
+# ---- Kueue (spec.queueName): a trial not admitted yet is queued -----------------------------
+
+
+def _gated(**extra: Any) -> dict[str, Any]:
+    gated = pod("Pending", conditions=[_scheduling_gated()])
+    gated["status"].pop("startTime")
+    gated["status"]["containerStatuses"] = []
+    gated["spec"] = {"schedulingGates": [{"name": "kueue.x-k8s.io/admission"}], **extra}
+    return gated
+
+
+def _scheduling_gated() -> dict[str, Any]:
+    return {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}
+
+
+def test_a_pod_gated_by_kueue_is_queued_not_pending() -> None:
+    seen = view(_gated())
+    assert seen.kind == "queued"
+    assert seen.started_at is None and seen.unschedulable is None
+
+
+def test_another_scheduling_gate_is_only_pending() -> None:
+    other = _gated()
+    other["spec"]["schedulingGates"] = [{"name": "example.com/quota"}]
+    assert view(other).kind == "pending"
+
+
+def test_an_admitted_pod_is_pending_then_running() -> None:
+    admitted = _gated()
+    admitted["spec"]["schedulingGates"] = []
+    assert view(admitted).kind == "pending"
+    assert view(pod("Running")).kind == "running"
+
+
+def _job(suspend: bool, **status: Any) -> dict[str, Any]:
+    gpu = {"limits": {"nvidia.com/gpu": "1"}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "s-t0002",
+            "uid": "job-uid",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {"kubetune.dev/trial": "s-t0002", "kueue.x-k8s.io/queue-name": "q"},
+            "annotations": {"kubetune.dev/attempt": "2"},
+            "ownerReferences": [{"uid": "sweep-uid", "controller": True}],
+        },
+        "spec": {
+            "suspend": suspend,
+            "template": {"spec": {"containers": [{"name": "trial", "resources": gpu}]}},
+        },
+        "status": status,
+    }
+
+
+def test_a_suspended_job_is_a_queued_trial() -> None:
+    seen = job_view(_job(True))
+    assert seen is not None
+    assert (seen.kind, seen.name, seen.uid, seen.attempt, seen.job) == (
+        "queued",
+        "s-t0002",
+        "job-uid",
+        2,
+        True,
+    )
+    assert (seen.owner_uid, seen.gpus, seen.pod_name, seen.live) == ("sweep-uid", 1, None, False)
+
+
+def test_an_admitted_finished_or_deleted_job_says_nothing_itself() -> None:
+    assert job_view(_job(False)) is None
+    done = [{"type": "Complete", "status": "True"}]
+    assert job_view(_job(True, conditions=done)) is None
+    deleting = _job(True)
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:01:00Z"
+    assert job_view(deleting) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from kubetune.metrics import TrialReading
@@ -675,3 +676,94 @@ def test_a_hostile_adapter_path_never_reaches_status() -> None:
     assert effects.status["best"]["trial"] == "s-t0000"
     assert "artifacts" not in effects.status["best"]
     assert all("a" not in record for record in effects.status["history"])
+
+
+# ---- Kueue (spec.queueName) -------------------------------------------------------------------
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def queued(name: str, attempt: int = 1) -> PodView:
+    return PodView(
+        name=name,
+        uid=f"uid-{name}-{attempt}",
+        attempt=attempt,
+        kind="queued",
+        created_at="2026-01-01T00:00:00Z",
+        owner_uid=UID,
+        job=True,
+    )
+
+
+def test_trials_kueue_holds_back_are_queued_and_keep_their_slots() -> None:
+    sweep = body(queueName="gpu", budget={"maxTrials": 4, "parallelism": 2})
+    rec = new()
+    reconcile(rec, sweep, {})
+    effects = reconcile(rec, sweep, {"s-t0000": running("s-t0000"), "s-t0001": queued("s-t0001")})
+    assert states(effects) == {0: "Running", 1: "Queued"}
+    trials = effects.status["trials"]
+    assert (trials["running"], trials["queued"], trials["pending"], trials["total"]) == (1, 1, 0, 2)
+    assert effects.create == []  # a queued trial holds its parallelism slot
+    started = condition(effects, "TrialsStarted")
+    assert (started["status"], started["reason"]) == ("False", "Queued")
+    assert (
+        started["message"] == "1 trial(s) queued by Kueue wait for admission by queue gpu: s-t0001"
+    )
+    assert "1 queued" in effects.status["message"]
+    # Admitted: its pod is pending, then running, and the condition clears.
+    admitted = PodView(name="s-t0001", uid="p", attempt=1, kind="pending", owner_uid=UID)
+    effects = reconcile(rec, sweep, {"s-t0000": running("s-t0000"), "s-t0001": admitted})
+    assert states(effects) == {0: "Running", 1: "Pending"}
+    assert condition(effects, "TrialsStarted")["status"] == "True"
+    effects = reconcile(rec, sweep, {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")})
+    assert states(effects) == {0: "Running", 1: "Running"}
+    assert effects.status["trials"]["queued"] == 0
+
+
+def test_a_queued_trial_never_times_out_and_its_clock_starts_when_it_runs() -> None:
+    sweep = body(queueName="gpu", budget={"maxTrials": 1, "parallelism": 1, "trialTimeout": "1m"})
+    clock = [T0 + 3600.0]  # queued an hour, far past trialTimeout
+    rec = new(wall_clock=lambda: clock[0], start_grace=60.0)
+    reconcile(rec, sweep, {})
+    effects = reconcile(rec, sweep, {"s-t0000": queued("s-t0000")})
+    assert states(effects) == {0: "Queued"}
+    # Admitted an hour after its creation: its pod started just now.
+    started = dataclasses.replace(running("s-t0000"), started_at="2026-01-01T01:00:00Z")
+    effects = reconcile(rec, sweep, {"s-t0000": started})
+    assert states(effects) == {0: "Running"}
+    clock[0] += 61  # now past trialTimeout since the pod started
+    effects = reconcile(rec, sweep, {"s-t0000": started})
+    assert states(effects) == {0: "Failed"}
+    assert "trialTimeout" in effects.status["history"][0]["r"]
+
+
+def test_a_start_problem_outranks_queued_trials_in_the_condition() -> None:
+    sweep = body(queueName="gpu")
+    rec = new()
+    reconcile(rec, sweep, {})
+    stuck = PodView(
+        name="s-t0000",
+        uid="p",
+        attempt=1,
+        kind="pending",
+        owner_uid=UID,
+        unschedulable="Unschedulable: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+    )
+    effects = reconcile(rec, sweep, {"s-t0000": stuck, "s-t0001": queued("s-t0001")})
+    started = condition(effects, "TrialsStarted")
+    assert started["reason"] == "Unschedulable"
+    assert started["message"].endswith("; 1 trial(s) queued by Kueue")
+
+
+def test_a_running_trial_whose_job_kueue_suspends_again_is_rerun() -> None:
+    sweep = body(queueName="gpu", budget={"maxTrials": 1, "parallelism": 1})
+    rec = new()
+    reconcile(rec, sweep, {})
+    reconcile(rec, sweep, {"s-t0000": running("s-t0000")})
+    effects = reconcile(rec, sweep, {"s-t0000": queued("s-t0000")})
+    (record,) = effects.status["history"]
+    assert record["s"] == "Pending" and record["rq"] == 1  # requeued and started again
+    assert record["r"].startswith("Preempted")
+    assert effects.delete == [("s-t0000", "uid-s-t0000-1")]  # the old Job goes first
+    effects = reconcile(rec, sweep, {})
+    assert [(c.name, c.attempt) for c in effects.create] == [("s-t0000", 2)]

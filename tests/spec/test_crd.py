@@ -95,8 +95,11 @@ def test_names_subresource_and_printer_columns() -> None:
     names = crd["spec"]["names"]
     assert names["shortNames"] == ["hps", "sweep"] and names["categories"] == ["kubetune"]
     assert version()["subresources"] == {"status": {}}
-    columns = [c["name"].upper() for c in version()["additionalPrinterColumns"]]
-    assert columns == ["PHASE", "BEST", "METRIC", "TRIALS", "RUNNING", "AGE"]
+    printed = version()["additionalPrinterColumns"]
+    columns = [c["name"].upper() for c in printed]
+    assert columns == ["PHASE", "BEST", "METRIC", "TRIALS", "RUNNING", "QUEUED", "AGE"]
+    # Queued trials only exist with Kueue (spec.queueName): a wide column.
+    assert [c["name"] for c in printed if c.get("priority")] == ["Queued"]
 
 
 def test_crd_is_a_valid_kubernetes_object() -> None:

@@ -84,10 +84,11 @@ app.kubernetes.io/part-of: kubetune
   resources: ["pods/log"]
   verbs: ["get"]
 # Trial Jobs (spec.workload): created per trial, deleted (foreground, with their pods) when
-# pruned or finished; their pods are watched as trial pods above.
+# pruned or finished; their pods are watched as trial pods above, and the Jobs themselves
+# (kopf index) for whether Kueue still holds them suspended (spec.queueName: Queued trials).
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Events on sweeps: kopf posts them (kopf.info/warn/exception) with create only.
 - apiGroups: [""]
   resources: ["events"]

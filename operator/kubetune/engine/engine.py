@@ -129,11 +129,24 @@ class SweepEngine:
     # ---- events ----------------------------------------------------------------------
 
     def mark_running(self, number: int) -> bool:
-        """The trial's process started (Pending -> Running); False if it was not pending."""
+        """The trial's process started (Pending or Queued -> Running); False if it was
+        neither."""
         trial = self._get(number)
-        if trial.state != "Pending":
+        if trial.state not in ("Pending", "Queued"):
             return False
         trial.state = "Running"
+        return True
+
+    def mark_queued(self, number: int, queued: bool) -> bool:
+        """Kueue holds the trial back (Pending -> Queued) or admitted it (Queued -> Pending);
+        False when nothing changed. A queued trial keeps its parallelism slot."""
+        trial = self._get(number)
+        if trial.state == ("Queued" if queued else "Pending") or trial.state not in (
+            "Pending",
+            "Queued",
+        ):
+            return False
+        trial.state = "Queued" if queued else "Pending"
         return True
 
     def report(self, number: int, step: int, value: float) -> bool:

@@ -19,6 +19,8 @@ class HistoryError(ValueError):
 
 _STATES: dict[str, TrialState] = {
     "Pending": TrialState.RUNNING,
+    # Created, waiting for Kueue's admission: as launched as a pending one.
+    "Queued": TrialState.RUNNING,
     "Running": TrialState.RUNNING,
     # A requeued trial keeps its place (and its lie) in the study until it runs again.
     "Requeued": TrialState.RUNNING,

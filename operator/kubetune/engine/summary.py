@@ -20,7 +20,7 @@ INTERMEDIATE_POINTS = 6
 MAX_REASON = 80
 MAX_PARETO = 50
 
-IN_FLIGHT: frozenset[TrialState] = frozenset({"Pending", "Running"})
+IN_FLIGHT: frozenset[TrialState] = frozenset({"Pending", "Queued", "Running"})
 FINISHED: frozenset[TrialState] = frozenset({"Succeeded", "Pruned", "Failed"})
 
 
@@ -122,6 +122,8 @@ def counts(trials: Iterable[Trial]) -> TrialCounts:
         tally.total += 1
         if trial.state in ("Pending", "Requeued"):
             tally.pending += 1
+        elif trial.state == "Queued":
+            tally.queued += 1
         elif trial.state == "Running":
             tally.running += 1
         elif trial.state == "Succeeded":

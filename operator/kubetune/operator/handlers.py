@@ -3,6 +3,8 @@
 - a daemon per sweep runs its reconcile loop (woken at once by pod events and spec edits);
 - an index of trial pods by sweep feeds it, filled before any handler runs after a
   (re)start, so a restarted operator sees every existing pod before deciding anything;
+- an index of trial Jobs Kueue holds suspended (spec.queueName) adds the queued trials,
+  which have no pod yet;
 - create / resume / update handlers wake the loop; delete removes the sweep's pods.
 """
 
@@ -19,7 +21,7 @@ from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event
 from kubetune.operator.kube import ApiError, KubeClient, bearer_token, load_configuration
 from kubetune.operator.metrics import METRICS
-from kubetune.operator.pod_state import PodView, view
+from kubetune.operator.pod_state import PodView, job_view, view
 from kubetune.operator.runtime import SweepRuntime
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,28 @@ def trial_pods(
     return {(namespace, sweep): view(body)}
 
 
+@kopf.index("batch", "v1", "jobs", labels=TRIAL_PODS)
+def trial_jobs(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], PodView] | None:
+    """Only the suspended ones: an admitted Job's pods tell its trial's state."""
+    sweep = labels.get(conventions.LABEL_SWEEP)
+    queued = job_view(body)
+    if not sweep or namespace is None or queued is None:
+        return None
+    return {(namespace, sweep): queued}
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=TRIAL_PODS)
+def trial_job_changed(
+    namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any
+) -> None:
+    """A trial Job was admitted (or suspended again): reconcile now."""
+    runtime = memo["registry"].get((namespace, labels.get(conventions.LABEL_SWEEP, "")))
+    if runtime is not None:
+        runtime.poke()
+
+
 @kopf.on.event("pods", labels=TRIAL_PODS)
 def trial_pod_changed(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, memo: Any, **_: Any
@@ -133,6 +157,7 @@ async def sweep_loop(
     # Kopf passes the index by the name of its function; the default only satisfies
     # kopf's typing of daemon handlers, which has no parameter for it.
     trial_pods: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
+    trial_jobs: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
     **_: Any,
 ) -> None:
     kube, config, registry = _state(memo)
@@ -149,9 +174,11 @@ async def sweep_loop(
     try:
         while not stopped:
             try:
-                await runtime.reconcile_once(
-                    body, list(trial_pods.get((namespace, name), [])), post, adopt
-                )
+                views = [
+                    *trial_jobs.get((namespace, name), []),
+                    *trial_pods.get((namespace, name), []),
+                ]
+                await runtime.reconcile_once(body, views, post, adopt)
             except Exception as error:
                 # One bad sweep must never stop the others: count it, say it, retry.
                 log.exception("%s/%s: reconcile failed", namespace, name)

@@ -17,7 +17,7 @@ from kubetune.conventions import OPERATOR_METRICS_PORT
 from kubetune.spec.status import Phase, TrialCounts
 
 PHASES: tuple[Phase, ...] = ("Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid")
-TRIAL_STATES = ("pending", "running", "succeeded", "pruned", "failed")
+TRIAL_STATES = ("pending", "queued", "running", "succeeded", "pruned", "failed")
 
 # Turnover and reconcile are sub-second when healthy; the tail buckets show a stuck loop.
 _FAST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)

@@ -1,4 +1,4 @@
-"""What a trial pod says about its trial: still starting, running, or ended (and how).
+"""What a trial pod says about its trial: queued, still starting, running, or ended (and how).
 
 Pure functions over the pod as a dict (the shape the API returns). The pod only supplies
 the facts; whether an ending is a success, a failure or a rerun is trial_ending.judge's
@@ -42,9 +42,13 @@ TRANSIENT_WAITING = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError", "CreateContainerError"}
 )
 
-Kind = Literal["pending", "running", "ended", "terminating"]
+# "queued": Kueue has not admitted the trial yet (spec.queueName): a suspended Job, or a
+# pod its webhook gated.
+Kind = Literal["queued", "pending", "running", "ended", "terminating"]
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# The scheduling gate Kueue's pod webhook adds to a queued pod and removes on admission.
+KUEUE_GATE = "kueue.x-k8s.io/admission"
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,38 @@ def view(pod: Mapping[str, Any]) -> PodView:
         base["waiting"] = (str(waiting["reason"]), str(waiting.get("message") or ""))
     if phase == "Running":
         return PodView(kind="running", **base)
+    if _gated(pod):
+        return PodView(kind="queued", **base)
     return PodView(kind="pending", unschedulable=_unschedulable(status), **base)
+
+
+def job_view(job: Mapping[str, Any]) -> PodView | None:
+    """A trial Job Kueue has not admitted (spec.suspend true, not finished or deleting): the
+    trial is queued. None for any other Job: its pod tells the trial's state, and while
+    the Job controller has not made one yet the trial is simply pending."""
+    meta = job.get("metadata") or {}
+    spec = job.get("spec") or {}
+    conditions = (job.get("status") or {}).get("conditions") or []
+    finished = any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+    )
+    if not spec.get("suspend") or finished or meta.get("deletionTimestamp"):
+        return None
+    labels = meta.get("labels") or {}
+    template = spec.get("template") or {}
+    return PodView(
+        name=str(labels.get(conventions.LABEL_TRIAL) or meta.get("name") or ""),
+        uid=str(meta.get("uid") or ""),
+        attempt=attempt_of(job),
+        kind="queued",
+        created_at=meta.get("creationTimestamp"),
+        owner_uid=next(
+            (ref.get("uid") for ref in meta.get("ownerReferences") or [] if ref.get("controller")),
+            None,
+        ),
+        gpus=gpus_of(template),
+        job=True,
+    )
 
 
 def job_owner(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -250,6 +285,11 @@ def _disruption(status: dict[str, Any]) -> str | None:
         if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
             return str(condition.get("reason") or "DisruptionTarget")
     return None
+
+
+def _gated(pod: Mapping[str, Any]) -> bool:
+    gates = (pod.get("spec") or {}).get("schedulingGates") or []
+    return any(gate.get("name") == KUEUE_GATE for gate in gates)
 
 
 def _unschedulable(status: dict[str, Any]) -> str | None:

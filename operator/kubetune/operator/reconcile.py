@@ -55,6 +55,8 @@ START_GRACE_SECONDS = 300.0
 CREATE_ATTEMPTS = 3
 # Trials named in the TrialsStarted condition's message, at most.
 STUCK_SHOWN = 3
+# The TrialsStarted reason while Kueue holds trials back (and nothing worse is wrong).
+QUEUED_REASON = "Queued"
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,11 @@ class SweepReconciler:
                 continue
             if pod.kind == "terminating":
                 continue
+            if pod.kind == "queued":
+                self._queued(engine, plan, stuck)
+                continue
+            # Admitted (or never queued): no longer waiting for Kueue.
+            engine.mark_queued(plan.number, False)
             if pod.kind == "running":
                 engine.mark_running(plan.number)
             if pod.waiting is not None:
@@ -377,6 +384,18 @@ class SweepReconciler:
             )
         ):
             self._trial_event(engine, plan.number)
+
+    def _queued(self, engine: SweepEngine, plan: TrialPlan, stuck: list[tuple[str, str]]) -> None:
+        """Kueue has not admitted the trial: it waits, holding its slot but no trialTimeout
+        clock (that starts with its pod). A running trial whose Job Kueue suspended again
+        (preempted for a higher-priority workload) runs again from the start."""
+        if engine.trial(plan.number).state == "Running":
+            reason = "Preempted: Kueue suspended the trial's Job"
+            if engine.requeue(plan.number, reason, disruption=True):
+                self._trial_event(engine, plan.number)
+            return
+        engine.mark_queued(plan.number, True)
+        stuck.append((plan.name, QUEUED_REASON))
 
     def _waiting(
         self,
@@ -526,7 +545,28 @@ class SweepReconciler:
     # ---- status ------------------------------------------------------------------------
 
     def _note_stuck(self, stuck: list[tuple[str, str]]) -> None:
-        if stuck:
+        """TrialsStarted: False with the first problem's reason while trials cannot start,
+        False with reason Queued while they only wait for Kueue's quota (which is no
+        problem: they start as it frees up), True otherwise."""
+        queued = [name for name, why in stuck if why == QUEUED_REASON]
+        stuck = [(name, why) for name, why in stuck if why != QUEUED_REASON]
+        waiting = f"{len(queued)} trial(s) queued by Kueue" if queued else ""
+        if queued and not stuck:
+            queue = self.spec.queue_name if self.spec is not None else None
+            # Without spec.queueName, Kueue may still manage the namespace's workloads.
+            by = f"queue {queue}" if queue else "Kueue"
+            shown = ", ".join(queued[:STUCK_SHOWN])
+            more = len(queued) - STUCK_SHOWN
+            self.status.conditions = cond.set_condition(
+                self.status.conditions,
+                cond.TRIALS_STARTED,
+                False,
+                QUEUED_REASON,
+                f"{waiting} wait for admission by {by}: {shown}"
+                + (f" (and {more} more)" if more > 0 else ""),
+                generation=self.generation,
+            )
+        elif stuck:
             shown = "; ".join(f"{name}: {why}" for name, why in stuck[:STUCK_SHOWN])
             more = len(stuck) - STUCK_SHOWN
             message = shown + (f" (and {more} more)" if more > 0 else "")
@@ -536,7 +576,8 @@ class SweepReconciler:
                 cond.TRIALS_STARTED,
                 False,
                 reason,
-                f"{len(stuck)} trial(s) cannot start: {message}",
+                f"{len(stuck)} trial(s) cannot start: {message}"
+                + (f"; {waiting}" if waiting else ""),
                 generation=self.generation,
             )
         elif cond.get_condition(self.status.conditions, cond.TRIALS_STARTED) is not None:

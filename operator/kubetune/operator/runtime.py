@@ -332,12 +332,18 @@ class SweepRuntime:
 
 
 def _by_name(views: Iterable[PodView]) -> dict[str, PodView]:
+    """The newest attempt's view of each trial; of one attempt, its pod's view wins over
+    its suspended Job's (the pod of a Job being suspended again is still going away)."""
     pods: dict[str, PodView] = {}
     for pod in views:
         known = pods.get(pod.name)
-        if known is None or pod.attempt >= known.attempt:
+        if known is None or _rank(pod) >= _rank(known):
             pods[pod.name] = pod
     return pods
+
+
+def _rank(view: PodView) -> tuple[int, bool]:
+    return view.attempt, not view.job or view.pod_name is not None
 
 
 def _still_ours(stored: Any, written: dict[str, Any] | None) -> bool:

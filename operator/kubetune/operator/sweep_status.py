@@ -77,7 +77,9 @@ def compose_status(
         status.message = (
             hold
             if hold
-            else f"{counts.running} running, {counts.succeeded} succeeded, "
+            else f"{counts.running} running, "
+            + (f"{counts.queued} queued, " if counts.queued else "")
+            + f"{counts.succeeded} succeeded, "
             f"{counts.pruned} pruned, {counts.failed} failed"
         )
         ready = (False, phase)

@@ -11,7 +11,7 @@ from kubetune.spec import archive
 from kubetune.spec.archive import ArchiveChunk
 
 Phase = Literal["Pending", "Running", "Succeeded", "Failed", "Suspended", "Invalid"]
-TrialState = Literal["Pending", "Running", "Succeeded", "Pruned", "Failed", "Requeued"]
+TrialState = Literal["Pending", "Queued", "Running", "Succeeded", "Pruned", "Failed", "Requeued"]
 ParamValue = bool | int | float | str
 
 
@@ -32,6 +32,9 @@ class Condition(StatusModel):
 class TrialCounts(StatusModel):
     total: int = 0
     pending: int = 0
+    queued: int = Field(
+        default=0, description="Trials created but not admitted yet by Kueue (spec.queueName)."
+    )
     running: int = 0
     succeeded: int = 0
     pruned: int = 0

@@ -1,0 +1,197 @@
+"""A Kueue stand-in: a GPU quota per queue, admitting queued Jobs and pods in creation order.
+
+What Kueue does for the two kinds of workload kubetune creates with spec.queueName:
+- a batch/v1 Job labelled `kueue.x-k8s.io/queue-name`, created suspended: admitted by
+  setting `spec.suspend` false once its pods' GPUs fit the queue's free quota;
+- a pod with that label: gated at creation (Kueue's pod webhook adds the scheduling gate
+  `kueue.x-k8s.io/admission`, so the scheduler leaves it alone), admitted by removing the gate.
+Quota is released when the workload finishes (Job Complete/Failed, pod Succeeded/Failed) or
+is gone. Off (no queue configured) it does nothing, like a cluster without Kueue: a
+suspended Job then stays suspended and no pod is gated.
+
+Differences from real Kueue (also in README.md): no Workload, LocalQueue or ClusterQueue
+objects (a queue is a name with a GPU quota, set with `configure`); only nvidia.com/gpu is
+counted; StrictFIFO only (the oldest workload of a queue blocks the younger ones); no
+preemption, cohorts, borrowing, priorities or partial admission; a workload naming an
+unknown queue stays queued (real Kueue also marks it inadmissible).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .api import Api, WriteOptions
+from .errors import ApiError
+from .resources import ResourceType
+from .scheduling import gpu_request
+from .store import Event
+
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+GATE = "kueue.x-k8s.io/admission"
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str  # "jobs" | "pods"
+    namespace: str
+    name: str
+    uid: str
+    queue: str
+    gpus: int
+
+
+class KueueController:
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.jobs = api.resource("batch", "v1", "jobs")
+        self.pods = api.resource("", "v1", "pods")
+        # Queue name -> GPU quota; empty: Kueue is not installed.
+        self.quotas: dict[str, int] = {}
+        # Workloads holding quota, by uid; and the order workloads were created in.
+        self.admitted: dict[str, Workload] = {}
+        self.order: dict[str, int] = {}
+        # Most GPUs any queue had admitted at once: what a test checks the quota against.
+        self.peak: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._counter = itertools.count()
+        self._pending = False
+        self._started = False
+        api.store.listeners.append(self._on_event)
+        api.create_mutators.append(self._gate)
+
+    def configure(self, quotas: Mapping[str, int]) -> None:
+        """Queues and their GPU quotas (`{}`: Kueue off). Forgets what was admitted. On the
+        cluster's event loop: Cluster.set_kueue_quotas."""
+        self.quotas = dict(quotas)
+        self.admitted.clear()
+        self.peak = dict.fromkeys(self.quotas, 0)
+        self._kick()
+
+    def start(self) -> None:
+        self._started = True
+        self._kick()
+
+    def stop(self) -> None:
+        self._started = False
+
+    # -- the pod webhook ----------------------------------------------------------------------
+
+    def _gate(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """Kueue's mutating webhook for plain pods: a queued pod is created gated."""
+        if (rt.group, rt.plural) != ("", "pods") or not self.quotas:
+            return obj
+        labels = obj["metadata"].get("labels") or {}
+        if QUEUE_LABEL not in labels:
+            return obj
+        gates = obj.setdefault("spec", {}).setdefault("schedulingGates", [])
+        if not any(g.get("name") == GATE for g in gates):
+            gates.append({"name": GATE})
+        return obj
+
+    # -- the control loop ---------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        if (event.group, event.plural) not in (("batch", "jobs"), ("", "pods")):
+            return
+        uid = event.obj["metadata"].get("uid", "")
+        if event.type == "ADDED" and uid not in self.order:
+            self.order[uid] = next(self._counter)
+        self._kick()
+
+    def _kick(self) -> None:
+        """Reconcile soon: never inside a store write (listeners run synchronously)."""
+        if self._pending or not self._started:
+            return
+        self._pending = True
+        asyncio.get_running_loop().call_soon(self._reconcile)
+
+    def _reconcile(self) -> None:
+        self._pending = False
+        if not self._started or not self.quotas:
+            return
+        try:
+            self._release()
+            self._admit()
+        except ApiError as error:
+            if error.code == 409:  # the next event brings the newer object
+                self._kick()
+            else:
+                self.errors.append(f"kueue: {error!r}")
+        except Exception as error:  # a bug of the simulation: the fixture reports it
+            self.errors.append(f"kueue: {error!r}")
+
+    def _release(self) -> None:
+        for uid, load in list(self.admitted.items()):
+            rt = self.jobs if load.kind == "jobs" else self.pods
+            stored = self.api.store.get(self.api.key(rt, load.namespace, load.name))
+            if stored is None or stored["metadata"].get("uid") != uid or _finished(stored):
+                del self.admitted[uid]
+
+    def _admit(self) -> None:
+        used: dict[str, int] = {}
+        for load in self.admitted.values():
+            used[load.queue] = used.get(load.queue, 0) + load.gpus
+        blocked: set[str] = set()
+        for load in sorted(self._queued(), key=lambda w: self.order.get(w.uid, -1)):
+            quota = self.quotas.get(load.queue)
+            if quota is None or load.queue in blocked:
+                continue
+            if used.get(load.queue, 0) + load.gpus > quota:
+                blocked.add(load.queue)  # StrictFIFO: the head waits, and so does the rest
+                continue
+            self._unsuspend(load)
+            self.admitted[load.uid] = load
+            used[load.queue] = used.get(load.queue, 0) + load.gpus
+            self.peak[load.queue] = max(self.peak.get(load.queue, 0), used[load.queue])
+
+    def _queued(self) -> list[Workload]:
+        """Workloads waiting for admission: suspended labelled Jobs, gated labelled pods."""
+        found = []
+        for job in self.api.store.items("batch", "jobs", None):
+            md, spec = job["metadata"], job.get("spec") or {}
+            queue = (md.get("labels") or {}).get(QUEUE_LABEL)
+            if queue is None or not spec.get("suspend") or md.get("deletionTimestamp"):
+                continue
+            if md["uid"] in self.admitted or _finished(job):
+                continue
+            template = spec.get("template") or {}
+            gpus = gpu_request(template) * int(spec.get("parallelism") or 1)
+            found.append(Workload("jobs", md["namespace"], md["name"], md["uid"], queue, gpus))
+        for pod in self.api.store.items("", "pods", None):
+            md = pod["metadata"]
+            queue = (md.get("labels") or {}).get(QUEUE_LABEL)
+            gates = (pod.get("spec") or {}).get("schedulingGates") or []
+            if queue is None or md.get("deletionTimestamp") or md["uid"] in self.admitted:
+                continue
+            if not any(g.get("name") == GATE for g in gates):
+                continue
+            gpus = gpu_request(pod)
+            found.append(Workload("pods", md["namespace"], md["name"], md["uid"], queue, gpus))
+        return found
+
+    def _unsuspend(self, load: Workload) -> None:
+        rt = self.jobs if load.kind == "jobs" else self.pods
+        obj = copy.deepcopy(self.api.get(rt, load.namespace, load.name))
+        if load.kind == "jobs":
+            obj["spec"]["suspend"] = False
+        else:
+            gates = obj["spec"].get("schedulingGates") or []
+            obj["spec"]["schedulingGates"] = [g for g in gates if g.get("name") != GATE]
+        self.api.update(
+            rt, load.namespace, load.name, obj, WriteOptions(manager="kueue-controller")
+        )
+
+
+def _finished(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )

@@ -1,0 +1,126 @@
+"""The Kueue stand-in: queued pods are gated and Jobs stay suspended until their GPUs fit the
+queue's quota, admitted oldest first; quota comes back when a workload ends or is deleted."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .cluster import Cluster
+from .kueue import GATE, QUEUE_LABEL
+from .test_jobs import job
+
+SLEEP = "import time; time.sleep(1.5)"
+
+
+@pytest.fixture
+def kueue(cluster: Cluster) -> Iterator[Cluster]:
+    cluster.set_kueue_quotas({"q": 1})
+    yield cluster
+    cluster.set_kueue_quotas({})
+
+
+def gpu_pod(name: str, namespace: str, queue: str | None = "q") -> dict[str, Any]:
+    labels = {QUEUE_LABEL: queue} if queue else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "ignored",
+                    "command": ["python", "-c", SLEEP],
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                }
+            ],
+        },
+    }
+
+
+def gpu_job(name: str, namespace: str) -> dict[str, Any]:
+    manifest = job(name, namespace, SLEEP, suspend=True)
+    manifest["metadata"]["labels"][QUEUE_LABEL] = "q"
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    return manifest
+
+
+def _pod(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    found = cluster.get("pods", name, namespace)
+    assert found is not None
+    return found
+
+
+def _gated(pod: dict[str, Any]) -> bool:
+    return any(g["name"] == GATE for g in pod["spec"].get("schedulingGates") or [])
+
+
+def test_queued_pods_are_gated_and_admitted_one_quota_at_a_time(
+    kueue: Cluster, namespace: str
+) -> None:
+    kueue.create(gpu_pod("first", namespace))
+    kueue.create(gpu_pod("second", namespace))
+    kueue.wait_for_pod_phase(namespace, "first", "Running")
+    second = _pod(kueue, namespace, "second")
+    assert _gated(second) and "nodeName" not in second["spec"]
+    conditions = {c["type"]: c for c in second["status"].get("conditions") or []}
+    kueue.wait_for(
+        lambda: any(
+            c["type"] == "PodScheduled" and c.get("reason") == "SchedulingGated"
+            for c in _pod(kueue, namespace, "second")["status"].get("conditions") or []
+        ),
+        message="second pod SchedulingGated",
+    )
+    assert "startTime" not in _pod(kueue, namespace, "second")["status"], conditions
+    # The first one ends: its GPU goes to the second.
+    kueue.wait_for_pod_phase(namespace, "first", "Succeeded", timeout=30)
+    kueue.wait_for_pod_phase(namespace, "second", "Running", "Succeeded", timeout=30)
+    assert not _gated(_pod(kueue, namespace, "second"))
+    assert not _gated(_pod(kueue, namespace, "first"))
+
+
+def test_suspended_jobs_are_admitted_in_creation_order_as_quota_frees(
+    kueue: Cluster, namespace: str
+) -> None:
+    for name in ("j1", "j2"):
+        kueue.create(gpu_job(name, namespace))
+
+    def suspended(name: str) -> bool:
+        found = kueue.get("jobs", name, namespace, group="batch")
+        return bool(found and found["spec"].get("suspend"))
+
+    kueue.wait_for(lambda: not suspended("j1"), message="j1 admitted")
+    assert suspended("j2")
+    # Deleting the admitted Job releases its quota.
+    kueue.delete("jobs", "j1", namespace, group="batch")
+    kueue.wait_for(lambda: not suspended("j2"), timeout=30, message="j2 admitted")
+
+
+def test_a_workload_bigger_than_the_quota_or_for_an_unknown_queue_waits(
+    kueue: Cluster, namespace: str
+) -> None:
+    big = gpu_pod("big", namespace)
+    big["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "2"}}
+    kueue.create(big)
+    kueue.create(gpu_pod("elsewhere", namespace, queue="other"))
+    kueue.create(gpu_pod("small", namespace))
+    # StrictFIFO: the oldest workload of queue q blocks the younger one.
+    time.sleep(1.0)  # time enough to admit "small", were it not behind "big"
+    assert kueue.kueue.peak["q"] == 0
+    for name in ("big", "elsewhere", "small"):
+        assert _gated(_pod(kueue, namespace, name))
+    kueue.delete("pods", "big", namespace, grace_period=0)
+    kueue.wait_for_pod_phase(namespace, "small", "Running", "Succeeded", timeout=30)
+    assert _gated(_pod(kueue, namespace, "elsewhere"))
+
+
+def test_without_queues_kueue_is_off(cluster: Cluster, namespace: str) -> None:
+    cluster.create(gpu_pod("plain", namespace))
+    cluster.wait_for_pod_phase(namespace, "plain", "Running", "Succeeded")
+    assert not _gated(_pod(cluster, namespace, "plain"))
