@@ -304,6 +304,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--model-dir", help="an existing model folder to use instead of --model-size's"
+    )
     # Internal: one side in a child process.
     parser.add_argument("--side", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--model-path", help=argparse.SUPPRESS)
@@ -327,7 +330,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        model_path = prepare_model(opts.model_size, workdir)
+        model_path = opts.model_dir or prepare_model(opts.model_size, workdir)
         data = workdir / "data.jsonl"
         records = make_records(8 + opts.steps * opts.batch_size, opts.max_length, opts.seed)
         data.write_text("\n".join(json.dumps(r) for r in records) + "\n")
@@ -351,6 +354,7 @@ def main() -> int:
         "benchmark": "trainer_throughput",
         "device": opts.device,
         "model_size": opts.model_size,
+        "model_dir": opts.model_dir,
         "settings": {
             "method": "lora",
             "lora_r": 16,

@@ -13,6 +13,9 @@ echo "== mypy"
 mypy operator/kubetune trainer-image/kubetune_trainer tests bench
 echo "== hadolint"
 hadolint trainer-image/Dockerfile operator/Dockerfile examples/custom-trainer/Dockerfile
+echo "== shellcheck"
+bash -n scripts/gpu-check.sh scripts/gpu-check-wheels.sh
+shellcheck scripts/gpu-check.sh scripts/gpu-check-wheels.sh
 echo "== actionlint"
 bash scripts/actionlint.sh
 echo "== tiny model cache"
