@@ -42,6 +42,7 @@ def test_sweep_runs_to_success_with_status_and_events(
     assert final["trials"] == {
         "total": 4,
         "pending": 0,
+        "queued": 0,
         "running": 0,
         "succeeded": 4,
         "pruned": 0,
