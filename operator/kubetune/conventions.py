@@ -49,6 +49,10 @@ LABEL_SWEEP: Final = "kubetune.dev/sweep"
 LABEL_TRIAL: Final = "kubetune.dev/trial"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "kubetune"
+# What a pod of a sweep is: a trial, or the one-off prefetch of trainer.cache's model.
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+COMPONENT_TRIAL: Final = "trial"
+COMPONENT_PREFETCH: Final = "prefetch"
 # Kueue's plain-pod integration: a pod with this label is queued in that LocalQueue (Kueue's
 # webhook gates it with kueue.x-k8s.io/admission until the queue admits it).
 LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
@@ -67,6 +71,11 @@ def is_kubetune_env(name: str) -> bool:
 def trial_name(sweep: str, number: int) -> str:
     """Deterministic trial (and pod) name: a restart never makes a second pod."""
     return f"{sweep}-t{number:04d}"
+
+
+def prefetch_name(sweep: str) -> str:
+    """The sweep's prefetch pod: no trial name (`<sweep>-tNNNN`) is ever this."""
+    return f"{sweep}-prefetch"
 
 
 def trial_number(sweep: str, trial: str) -> int | None:

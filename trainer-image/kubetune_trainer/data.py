@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.spec import DatasetSpec
+from kubetune.spec.hub import hub_dataset, looks_local
 from kubetune.text import excerpt
 from kubetune_trainer import synthetic
 from kubetune_trainer.errors import ConfigError
 from kubetune_trainer.synthetic import Example
 
 _SPLIT = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)?(?:\[(?P<start>-?\d+%?)?:(?P<stop>-?\d+%?)?\])?$")
-_LOCAL_SUFFIXES = (".jsonl", ".json", ".txt")
 # Held out from a local file that names no eval split.
 _AUTO_EVAL_FRACTION = 0.1
 _AUTO_EVAL_MAX = 500
@@ -228,16 +228,9 @@ def _hub(spec: DatasetSpec, source: str) -> Splits:
     return Splits(train[:-n_eval], train[-n_eval:], spec.path)
 
 
-def _looks_local(path: str) -> bool:
-    return Path(path).suffix in _LOCAL_SUFFIXES or path.startswith(("/", "./", "../", "~"))
-
-
 def hub_dataset_id(spec: DatasetSpec) -> str | None:
     """The hub dataset id dataset.path names; None for synthetic data and local files."""
-    if spec.path.startswith(synthetic.PREFIX) or _looks_local(spec.path):
-        return None
-    # A local file or a folder laid out as a hub repository needs no download.
-    return None if Path(spec.path).expanduser().exists() else spec.path
+    return hub_dataset(spec.path, exists=lambda path: Path(path).expanduser().exists())
 
 
 def load_splits(spec: DatasetSpec) -> Splits:
@@ -250,7 +243,7 @@ def load_splits(spec: DatasetSpec) -> Splits:
             splits = _local(spec, path)
         elif path.is_dir():
             splits = _hub(spec, str(path))
-        elif _looks_local(spec.path):
+        elif looks_local(spec.path):
             raise ConfigError("dataset.path", f"file not found: {spec.path}")
         else:
             splits = _hub(spec, spec.path)

@@ -14,9 +14,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from kubetune import conventions
+from kubetune.spec.hub import RepoType, hub_repos
 from kubetune.spec.trainer import TrainerSpec
 from kubetune_trainer import redaction
 from kubetune_trainer.config import (
@@ -25,11 +26,8 @@ from kubetune_trainer.config import (
     build_parser,
     termination_log,
 )
-from kubetune_trainer.data import hub_dataset_id
 from kubetune_trainer.errors import ConfigError
 from kubetune_trainer.log import log
-
-RepoType = Literal["model", "dataset"]
 
 
 class PrefetchFailed(Exception):
@@ -57,14 +55,12 @@ class Fetched:
 
 
 def repos_to_fetch(spec: TrainerSpec) -> list[tuple[str, RepoType]]:
-    """The hub repositories a trial of this trainer block reads: none for tiny or local paths."""
-    repos: list[tuple[str, RepoType]] = []
-    if spec.model != conventions.TINY_MODEL and not Path(spec.model).expanduser().exists():
-        repos.append((spec.model, "model"))
-    dataset = hub_dataset_id(spec.dataset)
-    if dataset is not None:
-        repos.append((dataset, "dataset"))
-    return repos
+    """The hub repositories a trial of this trainer block reads: none for tiny or local paths.
+
+    The operator and `kubetune run` decide with the same rule (kubetune.spec.hub); here a
+    path that exists where the trial runs is local too.
+    """
+    return hub_repos(spec, exists=lambda path: Path(path).expanduser().exists())
 
 
 def _blob_bytes(storage: Path) -> int:

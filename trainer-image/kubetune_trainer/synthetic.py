@@ -11,8 +11,10 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubetune.spec.hub import SYNTHETIC_PREFIX
+
 TASKS = ("arithmetic", "reverse")
-PREFIX = "synthetic:"
+PREFIX = SYNTHETIC_PREFIX
 _LETTERS = string.ascii_lowercase[:8]
 _SEED = 1234
 # Small enough that a one-minute pre-training learns most of the facts.

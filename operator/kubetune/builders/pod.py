@@ -20,12 +20,13 @@ from kubetune.builders.security import enforce_policy, harden_pod_spec
 from kubetune.builders.substitute import ParamValue, TrialNames, substitute_container
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
+from kubetune.spec.hub import cluster_prefetch
 from kubetune.spec.trainer import POD_FIELDS, SHM_PATH, SHM_VOLUME
 
 TRAINER_CONTAINER = "trainer"
 TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
 METRICS_PORT_NAME = "metrics"
-TRIAL_COMPONENT = "trial"
+TRIAL_COMPONENT = conventions.COMPONENT_TRIAL
 
 
 def trial_labels(sweep: str, trial: str) -> dict[str, str]:
@@ -33,7 +34,7 @@ def trial_labels(sweep: str, trial: str) -> dict[str, str]:
         conventions.LABEL_SWEEP: sweep,
         conventions.LABEL_TRIAL: trial,
         conventions.LABEL_MANAGED_BY: conventions.MANAGED_BY,
-        "app.kubernetes.io/component": TRIAL_COMPONENT,
+        conventions.LABEL_COMPONENT: TRIAL_COMPONENT,
     }
 
 
@@ -94,6 +95,10 @@ def build_trial_pod(
         at = "spec.template."
     elif spec.trainer is not None:
         pod_spec, metadata, container = _from_trainer(spec.trainer, default_image)
+        if cluster_prefetch(spec.trainer):
+            # The operator's prefetch pod filled the cache before any trial starts (the
+            # ModelCached condition): a trial reads it and never downloads by itself.
+            container["env"].append({"name": conventions.ENV_HF_HUB_OFFLINE, "value": "1"})
     else:  # parse_sweep rejects this; keep the message for a hand-built spec
         raise BuildError("trainer", "set exactly one of trainer, template or workload")
     return assemble_trial_pod(
@@ -197,6 +202,14 @@ def trainer_field(pod_path: str) -> str:
         if pod_path == prefix or pod_path.startswith((f"{prefix}.", f"{prefix}[")):
             return field + pod_path[len(prefix) :]
     return pod_path
+
+
+def trainer_pod_parts(
+    trainer: TrainerSpec, default_image: str | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The pod spec, metadata and container the trainer block makes (no trial contract):
+    also the start of the sweep's prefetch pod (builders/prefetch.py)."""
+    return _from_trainer(trainer, default_image)
 
 
 def _from_trainer(

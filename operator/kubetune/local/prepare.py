@@ -1,16 +1,25 @@
-"""One-time work before the first trial: building the built-in `tiny` model.
+"""One-time work before the first trial: building the built-in `tiny` model, or
+downloading a hub model (and dataset) into the Hugging Face cache.
 
-The trainer builds it on first use, under a file lock; done inside a trial, that
-would count against trialTimeout and leave every parallel trial waiting. So a local
-run builds it first, once, outside any trial.
+The trainer builds the tiny model on first use, under a file lock; done inside a trial,
+that would count against trialTimeout and leave every parallel trial waiting. A hub
+model downloaded by each trial would be downloaded by every parallel trial at once. So
+a local run does either first, once, outside any trial.
 """
 
 import asyncio
+import json
+import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from kubetune import conventions
 from kubetune.spec import SweepSpec
+from kubetune.spec.hub import RepoType, hub_repos, offline_set
+from kubetune.text import excerpt
+
+_TRUE = ("1", "true", "yes", "on")
 
 _BUILD_TINY = (
     "import os\n"
@@ -22,6 +31,53 @@ _BUILD_TINY = (
 
 def needs_tiny(spec: SweepSpec) -> bool:
     return spec.trainer is not None and spec.trainer.model == conventions.TINY_MODEL
+
+
+def local_prefetch(spec: SweepSpec, env: Mapping[str, str]) -> list[tuple[str, RepoType]]:
+    """The hub repositories a local run downloads before its trials (none when offline)."""
+    if spec.trainer is None or offline_set(spec.trainer):
+        return []
+    if env.get(conventions.ENV_HF_HUB_OFFLINE, "").strip().lower() in _TRUE:
+        return []
+    return hub_repos(spec.trainer, exists=lambda path: Path(path).expanduser().exists())
+
+
+async def prefetch(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
+    """`python -m kubetune_trainer prefetch` with the trial's env; None when the cache is
+    filled, else one line saying why not ("interrupted" when stop is set first)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kubetune_trainer",
+        "prefetch",
+        "--termination-log",
+        os.devnull,  # the result is its stdout line here
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    done = asyncio.create_task(process.communicate())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([done, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not done.done():
+        process.terminate()
+        await done
+        return "interrupted"
+    stdout, stderr = done.result()
+    if process.returncode == 0:
+        return None
+    lines = stdout.decode(errors="replace").strip().splitlines()
+    reason = ""
+    try:
+        said = json.loads(lines[-1]) if lines else {}
+        reason = str(said.get("reason") or "") if isinstance(said, dict) else ""
+    except ValueError:
+        pass
+    if not reason:
+        reason = " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])
+    return f"prefetch failed (exit {process.returncode}): {excerpt(reason, 300)}"
 
 
 async def build_tiny(env: Mapping[str, str], stop: asyncio.Event) -> str | None:

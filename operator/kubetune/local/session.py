@@ -18,7 +18,7 @@ from kubetune.local.launch import build_launch
 from kubetune.local.layout import OUTPUT_NAMES, STATE_FILE
 from kubetune.local.leftovers import end_group
 from kubetune.local.lock import FolderBusy, FolderLock
-from kubetune.local.prepare import build_tiny, needs_tiny
+from kubetune.local.prepare import build_tiny, local_prefetch, needs_tiny, prefetch
 from kubetune.local.progress import ProgressView
 from kubetune.local.report import Outputs, write_outputs
 from kubetune.local.runner import LocalRunner, RunResult
@@ -26,6 +26,7 @@ from kubetune.local.state import RunState, StateError, load_state, now, spec_dum
 from kubetune.spec import HyperparameterSweep, SpecError, SweepSpec, effective_spec, load_sweep
 from kubetune.spec.checks import semantic_problems
 from kubetune.spec.durations import parse_duration
+from kubetune.spec.hub import repos_key
 from kubetune.spec.identity import study_changes
 from kubetune.spec.parameters import sample_point
 from kubetune.trial_ending import REASON_INTERRUPTED
@@ -272,6 +273,17 @@ def execute(
                     return RunResult(
                         None, interrupted=stop.is_set(), write_error=runner.write_error
                     )
+            repos = local_prefetch(prepared.spec, os.environ)
+            if repos:
+                view.event(f"downloading {repos_key(repos)} once, before the trials")
+                problem = await prefetch(prefetch_env(prepared), stop)
+                if problem is not None:
+                    if problem != "interrupted":
+                        view.event(problem)
+                    runner.checkpoint()
+                    return RunResult(
+                        None, interrupted=stop.is_set(), write_error=runner.write_error
+                    )
             return await runner.run(stop, hurry)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -279,6 +291,16 @@ def execute(
 
     with view:
         return asyncio.run(main())
+
+
+def prefetch_env(prepared: Prepared) -> dict[str, str]:
+    """The environment a trial of this run gets (its trainer.env, secrets from the shell,
+    the trainer config): what the prefetch reads the model, dataset and HF_TOKEN from."""
+    name = prepared.sweep.name
+    sample = sample_point(prepared.spec.parameters)
+    folder = prepared.output / "trials"
+    launch = build_launch(prepared.spec, name, f"{name}-t0000", sample, 0, folder)
+    return launch.env
 
 
 def finish(

@@ -38,6 +38,8 @@ class Effects:
     delete: list[tuple[str, str]] = field(default_factory=list)  # (pod name, uid)
     create: list[PodToCreate] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    # The sweep's prefetch pod to create (builders/prefetch.py), before any trial.
+    prefetch: dict[str, Any] | None = None
 
 
 @dataclass

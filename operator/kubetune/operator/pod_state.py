@@ -47,6 +47,8 @@ TRANSIENT_WAITING = frozenset(
 Kind = Literal["queued", "pending", "running", "ended", "terminating"]
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# Kubernetes keeps at most this much of a termination message.
+MESSAGE_BYTES = 4096
 # The scheduling gate Kueue's pod webhook adds to a queued pod and removes on admission.
 KUEUE_GATE = "kueue.x-k8s.io/admission"
 
@@ -81,6 +83,10 @@ class PodView:
     # the Job's, so that a delete stops the Job; `pod_name` is the pod's own.
     job: bool = False
     pod_name: str | None = None
+    # The sweep's prefetch pod (builders/prefetch.py), never a trial: its raw termination
+    # message (a JSON line, at most Kubernetes' 4096 bytes) is the prefetch's result.
+    prefetch: bool = False
+    message: str | None = None
 
     def gpu_seconds(self, now: float) -> float:
         """GPUs x the time from the pod's start to the trial container's end (else `now`,
@@ -164,6 +170,12 @@ def view(pod: Mapping[str, Any]) -> PodView:
         "finished_at": (terminated or {}).get("finishedAt")
         or (None if "running" in state else status.get("startTime")),
     }
+    if (meta.get("labels") or {}).get(
+        conventions.LABEL_COMPONENT
+    ) == conventions.COMPONENT_PREFETCH:
+        base["prefetch"] = True
+        base["result"] = None
+        base["message"] = str((terminated or {}).get("message") or "")[:MESSAGE_BYTES]
     job = job_owner(meta)
     if job is not None:
         # The Job is the sweep's, its pod the Job's: the trial is the Job.

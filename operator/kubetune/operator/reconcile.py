@@ -17,11 +17,19 @@ from datetime import datetime
 from typing import Any
 
 from kubetune.builders.errors import BuildError
+from kubetune.builders.prefetch import build_prefetch_pod
 from kubetune.builders.workload import build_trial
+from kubetune.conventions import prefetch_name
 from kubetune.engine import Completion, HistoryError, SweepEngine, TrialPlan
 from kubetune.metrics import PrometheusUrlPolicy, TrialReading, TrialTarget, short_name
 from kubetune.operator import conditions as cond
 from kubetune.operator.effects import Effects, Event, EventType, MetricsReading, PodToCreate
+from kubetune.operator.model_cache import (
+    MODEL_CACHED,
+    PrefetchStep,
+    prefetch_refused,
+    prefetch_step,
+)
 from kubetune.operator.pod_ledger import PodLedger
 from kubetune.operator.pod_state import PERMANENT_WAITING, PodView
 from kubetune.operator.sweep_status import compose_status, status_from
@@ -35,6 +43,7 @@ from kubetune.spec import (
     parse_sweep,
 )
 from kubetune.spec.checks import semantic_problems
+from kubetune.spec.hub import cluster_prefetch
 from kubetune.spec.identity import legacy_search_space_digest, study_changes, study_digest
 from kubetune.spec.parameters import sample_point
 from kubetune.text import excerpt
@@ -279,6 +288,10 @@ class SweepReconciler:
             self.last_values[name] = values
         if metrics.problem is not None:
             self.blind.update(plan.name for plan in engine.in_flight())
+        prefetch_pod = pods.get(prefetch_name(self.name))
+        if prefetch_pod is not None and not prefetch_pod.prefetch:
+            prefetch_pod = None  # a trial could never have this name; be safe anyway
+        pods = {name: pod for name, pod in pods.items() if not pod.prefetch}
         stuck = self._observe(accepted, pods, metrics, now)
         completion = engine.finished()
         if completion is None and metrics.problem is None and not spec.multi_objective:
@@ -286,6 +299,8 @@ class SweepReconciler:
                 if engine.prune(number):
                     self._event("Normal", "TrialPruned", engine, number, "stopped early")
         completion = engine.finished()
+        step: PrefetchStep | None = None
+        manifest: dict[str, Any] | None = None
         if completion is not None:
             for plan in engine.in_flight():
                 if engine.prune(plan.number):
@@ -294,11 +309,15 @@ class SweepReconciler:
             for plan in engine.in_flight():
                 engine.requeue(plan.number, REASON_SUSPENDED)
         elif self.hold is None:
-            started = time.perf_counter()
-            engine.start_trials()
-            self.suggestion_seconds.append(time.perf_counter() - started)
+            step, manifest = self._prefetch_step(accepted, prefetch_pod)
+            if step.ready:
+                started = time.perf_counter()
+                engine.start_trials()
+                self.suggestion_seconds.append(time.perf_counter() - started)
         self._note_stuck(stuck)
-        effects = Effects(status=self._compose_status(completion))
+        effects = Effects(status=self._compose_status(completion, step.failure if step else None))
+        if step is not None:
+            self._prefetch_effects(prefetch_pod, step, manifest, effects, now)
         self._converge(accepted, pods, effects, now)
         self._announce(engine, completion)
         effects.events = self._take_events()
@@ -472,6 +491,59 @@ class SweepReconciler:
     ) -> None:
         self._events.append(Event(kind, reason, f"{engine.plan(number).name}: {text}"))
 
+    # ---- prefetch ----------------------------------------------------------------------
+
+    def _prefetch_step(
+        self, accepted: Accepted, pod: PodView | None
+    ) -> tuple[PrefetchStep, dict[str, Any] | None]:
+        """model_cache's step for this pass (its condition and Event recorded), and the
+        prefetch pod's manifest when the step creates one."""
+        repos = cluster_prefetch(accepted.spec.trainer)
+        generation = self.generation or 0
+        step = prefetch_step(
+            repos, cond.get_condition(self.status.conditions, MODEL_CACHED), pod, generation
+        )
+        manifest = None
+        if step.create:
+            try:
+                manifest = build_prefetch_pod(
+                    accepted.sweep,
+                    accepted.spec,
+                    generation,
+                    default_image=self.default_image,
+                    policy=self.policy,
+                )
+            except BuildError as error:
+                step = prefetch_refused(repos, str(error))
+        if step.condition is not None:
+            status, reason, message = step.condition
+            self.status.conditions = cond.set_condition(
+                self.status.conditions,
+                MODEL_CACHED,
+                status,
+                reason,
+                message,
+                generation=self.generation,
+            )
+        if step.event is not None:
+            self._events.append(step.event)
+        return step, manifest
+
+    def _prefetch_effects(
+        self,
+        pod: PodView | None,
+        step: PrefetchStep,
+        manifest: dict[str, Any] | None,
+        effects: Effects,
+        now: float,
+    ) -> None:
+        name = prefetch_name(self.name)
+        deletable = pod is not None and pod.kind != "terminating"
+        if step.delete is not None and deletable and self.pods.may_delete(name, now):
+            effects.delete.append(step.delete)
+        if manifest is not None and not self.pods.recently_created(name, now, self.generation or 0):
+            effects.prefetch = manifest
+
     # ---- pods --------------------------------------------------------------------------
 
     def _converge(
@@ -616,12 +688,15 @@ class SweepReconciler:
                 generation=self.generation,
             )
 
-    def _compose_status(self, completion: Completion | None) -> dict[str, Any]:
+    def _compose_status(
+        self, completion: Completion | None, failure: str | None = None
+    ) -> dict[str, Any]:
         return compose_status(
             self.status,
             self.engine,
             self.spec,
             completion,
+            failure=failure,
             invalid=self.invalid,
             hold=self.hold,
             generation=self.generation,

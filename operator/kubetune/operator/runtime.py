@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+from kubetune.builders.contract import ATTEMPT_ANNOTATION
 from kubetune.metrics import (
     MetricsError,
     MetricsSource,
@@ -237,6 +238,8 @@ class SweepRuntime:
                 self.last_patched = effects.status
             jobs = {name for name, pod in pods.items() if pod.job}
             await self._act(effects.delete, effects.create, jobs, post, adopt)
+            if effects.prefetch is not None:
+                await self._create_prefetch(effects.prefetch, post, adopt)
             events, self.pending_events = self.pending_events, []
             for event in events:
                 post(event)
@@ -324,6 +327,23 @@ class SweepRuntime:
                 self.metrics.turnover.observe(time.monotonic() - self.finished_at.pop(0))
             params = ", ".join(f"{k}={v}" for k, v in item.params.items())
             post(Event("Normal", "TrialStarted", f"{item.name} (attempt {item.attempt}): {params}"))
+
+    async def _create_prefetch(
+        self, manifest: dict[str, Any], post: EventPoster, adopt: Adopter
+    ) -> None:
+        """The sweep's prefetch pod; a refused create is retried on the next pass."""
+        meta = manifest["metadata"]
+        adopt(manifest)
+        try:
+            created = await self.kube.create_pod(manifest)
+        except ApiError as error:
+            self._api_error("CreatePod", error)
+            post(Event("Warning", "CreateRefused", f"{meta['name']}: {error}"))
+            return
+        generation = int(meta["annotations"][ATTEMPT_ANNOTATION])
+        self.reconciler.note_created(meta["name"], generation)
+        if created is not None:
+            post(Event("Normal", "PrefetchStarted", f"{meta['name']}: filling trainer.cache"))
 
     def _api_error(self, action: str, error: ApiError) -> None:
         log.warning("%s/%s: %s failed: %s", self.namespace, self.name, action, error)

@@ -29,9 +29,12 @@ def phase_of(
     *,
     invalid: bool,
     hold: str | None,
+    failure: str | None = None,
 ) -> Phase:
     if invalid:
         return "Invalid"
+    if failure is not None:
+        return "Failed"
     if engine is None:
         return status.phase if hold else "Pending"
     if completion is not None:
@@ -51,9 +54,12 @@ def compose_status(
     hold: str | None,
     generation: int | None,
     accepted_hash: str | None,
+    failure: str | None = None,
 ) -> dict[str, Any]:
-    """Update `status` in place from the engine and the pass's outcome; its patch body."""
-    phase = phase_of(status, engine, spec, completion, invalid=invalid, hold=hold)
+    """Update `status` in place from the engine and the pass's outcome; its patch body.
+
+    `failure`: why the sweep failed before its trials could run (a failed prefetch)."""
+    phase = phase_of(status, engine, spec, completion, invalid=invalid, hold=hold, failure=failure)
     status.phase = phase
     status.observed_generation = generation
     if engine is not None and spec is not None:
@@ -71,6 +77,11 @@ def compose_status(
         if status.completion_time is None:
             status.completion_time = cond.now_iso()
         ready: tuple[bool, str] = (completion.succeeded, completion.reason)
+    elif failure is not None:
+        status.message = failure
+        if status.completion_time is None:
+            status.completion_time = cond.now_iso()
+        ready = (False, failure.split(":", 1)[0])
     else:
         status.completion_time = None
         counts = status.trials
