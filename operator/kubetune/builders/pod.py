@@ -12,6 +12,7 @@ from kubetune.builders.contract import (
     ATTEMPT_ANNOTATION,
     CONTAINER_ANNOTATION,
     template_container_index,
+    trainer_command,
     trainer_config,
     trial_env,
 )
@@ -23,7 +24,6 @@ from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
 from kubetune.spec.trainer import POD_FIELDS, SHM_PATH, SHM_VOLUME
 
 TRAINER_CONTAINER = "trainer"
-TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
 METRICS_PORT_NAME = "metrics"
 TRIAL_COMPONENT = "trial"
 
@@ -211,7 +211,7 @@ def _from_trainer(
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
         "image": image,
-        "command": list(TRAINER_COMMAND),
+        "command": trainer_command(trainer.processes()),
         "env": [var.model_dump(by_alias=True, exclude_none=True) for var in trainer.env],
     }
     if trainer.resources is not None:
