@@ -52,6 +52,16 @@ def test_the_gpu_limit_gives_the_process_count(limit: int | str) -> None:
     assert _command(trainer) == ["python", *TORCHRUN, "-m", "kubetune_trainer"]
 
 
+def test_gpus_asks_for_as_many_gpus_when_the_limits_do_not() -> None:
+    sweep = _sweep({"gpus": 2, "resources": {"limits": {"memory": "32Gi"}}})
+    pod = build_trial_pod(sweep, effective_spec(sweep.spec), 1, {})
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"memory": "32Gi", "nvidia.com/gpu": 2}
+    sweep = _sweep({"gpus": 2, "resources": {"limits": {"nvidia.com/gpu": 8}}})
+    pod = build_trial_pod(sweep, effective_spec(sweep.spec), 1, {})
+    assert pod["spec"]["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 8}
+
+
 def test_explicit_gpus_wins_over_the_limit() -> None:
     trainer = TrainerSpec.model_validate(
         {"gpus": 2, "resources": {"limits": {"nvidia.com/gpu": 8}}}

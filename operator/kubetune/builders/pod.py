@@ -21,7 +21,7 @@ from kubetune.builders.security import enforce_policy, harden_pod_spec
 from kubetune.builders.substitute import ParamValue, TrialNames, substitute_container
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
-from kubetune.spec.trainer import POD_FIELDS, SHM_PATH, SHM_VOLUME
+from kubetune.spec.trainer import GPU_RESOURCE, POD_FIELDS, SHM_PATH, SHM_VOLUME
 
 TRAINER_CONTAINER = "trainer"
 METRICS_PORT_NAME = "metrics"
@@ -218,6 +218,11 @@ def _from_trainer(
         container["resources"] = trainer.resources.model_dump(
             by_alias=True, exclude_none=True, mode="json"
         )
+    if trainer.gpus is not None and trainer.gpus > 1:
+        # Without the limit the device plugin gives the container no GPU at all, and the
+        # processes would quietly train on the CPU.
+        limits = container.setdefault("resources", {}).setdefault("limits", {})
+        limits.setdefault(GPU_RESOURCE, trainer.gpus)
     pod_spec: dict[str, Any] = {"containers": [container]}
     for name in _TRAINER_POD_SPEC_FIELDS:
         value = getattr(trainer, name)
