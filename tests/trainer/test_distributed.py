@@ -160,3 +160,18 @@ def test_a_failing_rank_fails_the_trial_without_a_hang(tiny_cache: Path, tmp_pat
     # Not the scrape wait, not the 30-minute collective timeout: torchrun's teardown.
     assert took < 90, f"{took:.0f}s\n{trial.stderr}"
     print(f"failed after {took:.1f}s")
+
+
+@pytest.mark.parametrize(("rank", "writes"), [("0", True), ("1", False)])
+def test_only_rank_0_reports_a_config_error(
+    rank: str, writes: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubetune_trainer import cli
+
+    monkeypatch.setenv(conventions.ENV_RANK, rank)
+    monkeypatch.setenv(conventions.ENV_TERMINATION_LOG, str(tmp_path / "termination-log"))
+    monkeypatch.setenv(conventions.ENV_OUTPUT_DIR, str(tmp_path / "out"))
+    code = cli._config_failure(ConfigError("per_device_train_batch_size", "must divide"))
+    assert code == conventions.EXIT_CONFIG_ERROR
+    assert (tmp_path / "termination-log").exists() == writes
+    assert (tmp_path / "out" / conventions.RESULT_FILE).exists() == writes

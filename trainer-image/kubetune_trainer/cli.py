@@ -88,7 +88,7 @@ def _check_world(config: RunConfig, world: World) -> None:
 
 
 def _run_trial(
-    config: RunConfig, metrics: TrainerMetrics, progress: Progress, stop: StopFlag, world: World
+    config: RunConfig, metrics: TrainerMetrics, progress: Progress, stop: StopFlag
 ) -> None:
     """Train (or generate) and save; raises Stopped, TrainingFailed or ConfigError."""
     from kubetune_trainer import modeling
@@ -96,6 +96,7 @@ def _run_trial(
     from kubetune_trainer.generate import run_generate
     from kubetune_trainer.training import Run, seed_everything
 
+    world = distributed.world_from_env()
     _check_world(config, world)
     distributed.init(world)
     seed_everything(config.args.seed)
@@ -170,7 +171,7 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     progress = Progress(best_metric="eval_accuracy" if generating else config.args.best_metric)
     failure: Exception | None = None
     try:
-        _run_trial(config, metrics, progress, stop, world)
+        _run_trial(config, metrics, progress, stop)
     except Exception as error:  # every ending is reported; _outcome sorts them
         failure = error
     status, reason, code = _outcome(failure, stop)
