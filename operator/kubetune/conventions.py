@@ -29,6 +29,13 @@ ENV_CACHE_DIR: Final = "KUBETUNE_CACHE_DIR"
 # secrets; it reports those values as REDACTED wherever they would appear.
 ENV_SECRET_ENV: Final = "KUBETUNE_SECRET_ENV"
 REDACTED: Final = "***"
+# Tests only: the trainer process of this rank (under torchrun) fails at step 2, to prove a
+# failed rank fails the trial without leaving the others hanging.
+ENV_TEST_FAIL_RANK: Final = "KUBETUNE_TEST_FAIL_RANK"
+# torchrun's own variables: this process's rank, the process count, the rank on the node.
+ENV_RANK: Final = "RANK"
+ENV_WORLD_SIZE: Final = "WORLD_SIZE"
+ENV_LOCAL_RANK: Final = "LOCAL_RANK"
 
 # Hugging Face's own variables: the cache folder (trainer.cache mounts it) and offline mode.
 ENV_HF_HOME: Final = "HF_HOME"

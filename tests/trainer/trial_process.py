@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubetune import conventions
+from kubetune.builders.contract import trainer_command
 
 _PORT_LINE = re.compile(r"metrics on http://[^:]+:(\d+)/metrics")
 
@@ -46,9 +47,13 @@ def trial_env(
 class TrialProcess:
     """A running trial: its stderr collected in the background, its metrics port found there."""
 
-    def __init__(self, env: dict[str, str], argv: list[str] | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], argv: list[str] | None = None, processes: int = 1
+    ) -> None:
+        """processes > 1: under torchrun, as a trial with trainer.gpus N is launched."""
+        command = trainer_command(processes, sys.executable)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kubetune_trainer", *(argv or [])],
+            [*command, *(argv or [])],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -169,3 +169,28 @@ def micro_batches(
     random.Random(seed + 1).shuffle(rows)
     for start in range(0, len(rows), batch_size):
         yield rows[start : start + batch_size]
+
+
+def _blank(item: Tokenized) -> Tokenized:
+    """An example that carries no loss: a rank with nothing left still joins the step."""
+    return Tokenized(item.input_ids, [IGNORE_INDEX] * len(item))
+
+
+def shard(
+    rows: list[list[Tokenized]], packing: bool, max_length: int, rank: int, world: int
+) -> list[list[Tokenized]]:
+    """This rank's disjoint part of a global micro-batch: its share of the examples (rows,
+    with packing), contiguous, sizes differing by at most one. A full batch divides evenly
+    (the batch size is checked); an epoch's short last batch may leave a rank nothing, and
+    it then runs one example with no loss, so its gradient all-reduce still happens."""
+    if world == 1:
+        return rows
+    units: list[Any] = rows if packing else [item for row in rows for item in row]
+    size, extra = divmod(len(units), world)
+    start = rank * size + min(rank, extra)
+    part = units[start : start + size + (1 if rank < extra else 0)]
+    if not part:
+        return [[_blank(rows[0][0])]]
+    if packing:
+        return part
+    return balanced_rows(part, max_length)

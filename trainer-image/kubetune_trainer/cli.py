@@ -13,13 +13,14 @@ from pathlib import Path
 
 from kubetune import conventions
 from kubetune.trial_result import TrialOutcome, TrialResult
-from kubetune_trainer import artifacts, redaction
+from kubetune_trainer import artifacts, distributed, redaction
 from kubetune_trainer.config import (
     RunConfig,
     launcher_output_dir,
     resolve,
     termination_log,
 )
+from kubetune_trainer.distributed import World
 from kubetune_trainer.errors import ConfigError, Stopped, TrainingFailed
 from kubetune_trainer.log import log
 from kubetune_trainer.metrics import MetricsServer, TrainerMetrics
@@ -40,6 +41,8 @@ def _config_failure(error: ConfigError) -> int:
         attempt=os.environ.get(conventions.ENV_ATTEMPT) or None,
     )
     output = launcher_output_dir(os.environ)
+    if os.environ.get(conventions.ENV_RANK, "0") != "0":
+        return conventions.EXIT_CONFIG_ERROR  # rank 0 reports it, the same for every rank
     # Outside a pod there is usually no termination log; stderr has the message.
     with contextlib.suppress(OSError):
         termination_log(os.environ).write_text(redaction.active().result(result).to_message())
@@ -73,6 +76,17 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="peft")
 
 
+def _check_world(config: RunConfig, world: World) -> None:
+    """What several processes cannot do, before any model is loaded."""
+    if not world.distributed:
+        return
+    if config.trainer.mode == "generate":
+        raise ConfigError("trainer.gpus", "more than one process is for mode train only")
+    if config.args.num_folds:
+        raise ConfigError("num_folds", "cross-validation runs on one process (trainer.gpus 1)")
+    world.shard_size(config.args.per_device_train_batch_size)
+
+
 def _run_trial(
     config: RunConfig, metrics: TrainerMetrics, progress: Progress, stop: StopFlag
 ) -> None:
@@ -82,6 +96,9 @@ def _run_trial(
     from kubetune_trainer.generate import run_generate
     from kubetune_trainer.training import Run, seed_everything
 
+    world = distributed.world_from_env()
+    _check_world(config, world)
+    distributed.init(world)
     seed_everything(config.args.seed)
     spec = config.trainer
     if spec.mode == "generate":
@@ -101,11 +118,13 @@ def _run_trial(
     try:
         trial.train()
     except Stopped:
-        trial.checkpoint_on_stop()  # first: a preempted trial resumes from it
-        if progress.step > 0:
-            trial.save()  # a pruned trial's adapter may still be of use
+        if world.is_main:
+            trial.checkpoint_on_stop()  # first: a preempted trial resumes from it
+            if progress.step > 0:
+                trial.save()  # a pruned trial's adapter may still be of use
         raise
-    trial.save()
+    if world.is_main:
+        trial.save()
 
 
 def _outcome(error: Exception | None, stop: StopFlag) -> tuple[TrialOutcome, str | None, int]:
@@ -136,9 +155,11 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     quiet_libraries()
     if config.args.num_threads:
         torch.set_num_threads(config.args.num_threads)
+    world = distributed.world_from_env()
     metrics = TrainerMetrics(config.identity, config.params)
     server = None
-    if config.metrics_port is not None:
+    # Only rank 0 is the trial to the outside: the others never bind the metrics port.
+    if config.metrics_port is not None and world.is_main:
         try:
             server = MetricsServer(metrics, config.metrics_addr, config.metrics_port).start()
         except OSError as error:
@@ -154,6 +175,10 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     except Exception as error:  # every ending is reported; _outcome sorts them
         failure = error
     status, reason, code = _outcome(failure, stop)
+    if not world.is_main:
+        # Its log has what went wrong; torchrun ends the others when a rank fails.
+        distributed.shutdown()
+        return code
     if status != "stopped" and config.trainer.mode == "train":
         artifacts.tidy(config)  # a stopped trial may be resumed from its checkpoint
 
@@ -171,6 +196,7 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
         if code in (conventions.EXIT_OK, conventions.EXIT_FAILED):
             _wait_for_scrape(metrics, config.scrape_wait_seconds, stop)
         server.stop()
+    distributed.shutdown()
     return code
 
 

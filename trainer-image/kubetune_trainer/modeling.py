@@ -25,7 +25,10 @@ class LoadedModel:
 
 
 def pick_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    """The GPU of this process's local rank under torchrun, cuda:0 alone, else the CPU."""
+    from kubetune_trainer.distributed import device_for, world_from_env
+
+    return device_for(world_from_env())
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -158,7 +161,7 @@ def load_model(
     kwargs: dict[str, Any] = {}
     if method == "qlora":
         kwargs["quantization_config"] = _quantization_config()
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = {"": device.index or 0}
     dtype = autocast_dtype(args.precision, device)
     if args.from_scratch:
         model = _from_scratch(source, args)

@@ -5,6 +5,7 @@ updates the trial's metrics every step, and never pads to max_length
 (bench/trainer_throughput.py measures the difference).
 """
 
+import contextlib
 import math
 import random
 import time
@@ -17,8 +18,15 @@ import torch
 
 from kubetune.spec.training_args import TrainingArguments
 from kubetune.trial_result import BestValue
-from kubetune_trainer import artifacts, checkpoint
-from kubetune_trainer.batching import Tokenized, collate, fill_rows, micro_batches, tokenize_pairs
+from kubetune_trainer import artifacts, checkpoint, distributed
+from kubetune_trainer.batching import (
+    Tokenized,
+    collate,
+    fill_rows,
+    micro_batches,
+    shard,
+    tokenize_pairs,
+)
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.data import Splits
 from kubetune_trainer.errors import Stopped, TrainingFailed
@@ -188,6 +196,18 @@ class Run:
         else:
             self.model = apply_lora(loaded, run.trainer.method, self.args)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.world = distributed.world_from_env()
+        # Training steps go through DDP (it averages the gradients across ranks and
+        # broadcasts rank 0's initial weights); evaluation, checkpoints and the saved
+        # artifacts use the plain model, on rank 0 only.
+        self.train_model: Any = self.model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device = loaded.device
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         self.decoding = Decoding(max_new_tokens=answer_budget(splits.eval, tokenizer))
         spec = run.trainer
         every = spec.eval_every if spec.checkpoint_every is None else spec.checkpoint_every
@@ -273,15 +293,20 @@ class Run:
             f"(eval {len(self.eval_items)}), warmup {self.plan.warmup_steps}"
             + (f", resumed from step {start}" if start else "")
         )
-        if start == 0 and args.eval_on_start:
+        world = self.world
+        main = world.is_main
+        if start == 0 and args.eval_on_start and main:
             self.evaluate(0)
-        elif start and self._eval_due(start) and self._last_eval_step() < start:
+        elif start and self._eval_due(start) and self._last_eval_step() < start and main:
             self.evaluate(start)  # it was stopped during this evaluation
-        self.model.train()
+        self.train_model.train()
         for step in range(start + 1, self.plan.max_steps + 1):
-            if self.stop():
+            # Every rank stops at the same step, or one would wait on the others' gradients.
+            if distributed.any_rank(self.stop(), world, device):
                 raise Stopped()
+            distributed.injected_failure(world, step)
             started = time.monotonic()
+            # Every rank draws the same global micro-batches and trains its own shard.
             step_batches = [next(batches) for _ in range(args.gradient_accumulation_steps)]
             targets = sum(
                 item.trained_tokens for rows in step_batches for row in rows for item in row
@@ -289,16 +314,29 @@ class Run:
             tokens = sum(len(item) for rows in step_batches for row in rows for item in row)
             n_items = torch.tensor(max(1, targets), device=device)
             loss_sum = 0.0
-            for rows in step_batches:
+            for index, global_rows in enumerate(step_batches):
+                rows = shard(global_rows, args.packing, args.max_length, world.rank, world.size)
                 batch = {k: v.to(device) for k, v in collate(rows, self.pad_id).items()}
-                with autocast(device, dtype):
-                    # Loss summed over tokens / all target tokens of the step: gradient
-                    # accumulation gives the same update as one big batch.
-                    loss = self.model(**batch, num_items_in_batch=n_items, use_cache=False).loss
-                loss.backward()
+                last = index == len(step_batches) - 1
+                # Gradients are all-reduced once per step, after its last micro-batch.
+                syncing = (
+                    contextlib.nullcontext()
+                    if last or not world.distributed
+                    else self.train_model.no_sync()
+                )
+                with syncing:
+                    with autocast(device, dtype):
+                        # Loss summed over tokens / all target tokens of the step (of every
+                        # rank): gradient accumulation and DDP give the same update as one
+                        # big batch. DDP averages over ranks, so the sum needs x world size.
+                        loss = self.train_model(
+                            **batch, num_items_in_batch=n_items, use_cache=False
+                        ).loss
+                    (loss * world.size if world.distributed else loss).backward()
                 loss_sum += float(loss.detach())
-                if self.stop():
+                if not world.distributed and self.stop():
                     raise Stopped()
+            loss_sum = distributed.total(loss_sum, world, device)
             max_norm = args.max_grad_norm if args.max_grad_norm > 0 else math.inf
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, max_norm))
             position.high_steps = check_loss(
@@ -333,10 +371,11 @@ class Run:
             self.metrics.step.set(self.step_offset + step)
             if device.type == "cuda":
                 self.metrics.gpu_memory.set(torch.cuda.max_memory_allocated())
-            if self._eval_due(step):
+            if self._eval_due(step) and main:
                 self.evaluate(step)
             if (
-                self.checkpoint_every
+                main
+                and self.checkpoint_every
                 and step % self.checkpoint_every == 0
                 and step < self.plan.max_steps  # the final step saves the adapter instead
             ):

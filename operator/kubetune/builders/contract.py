@@ -25,7 +25,8 @@ CONTAINER_ANNOTATION = "kubetune.dev/container"
 
 # The trainer config env var carries what the trainer needs; never env or resources,
 # which may name secrets, nor where and how the pod runs: that is the pod's business.
-_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image"} | {
+# gpus: the launcher's business (torchrun), the trainer reads WORLD_SIZE.
+_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image", "gpus"} | {
     TrainerSpec.model_fields[name].alias or name for name in POD_FIELDS
 }
 
@@ -48,6 +49,22 @@ def trial_env(
         conventions.ENV_METRICS_PORT: str(port),
         conventions.ENV_TERMINATION_LOG: termination_log,
     }
+
+
+def trainer_command(processes: int, python: str = "python") -> list[str]:
+    """The trainer's argv: itself on one process, else under torchrun, one node, N processes."""
+    if processes <= 1:
+        return [python, "-m", "kubetune_trainer"]
+    # --standalone: a rendezvous on localhost with a free port, so trials never collide.
+    return [
+        python,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "-m",
+        "kubetune_trainer",
+    ]
 
 
 def trainer_config(trainer: TrainerSpec) -> str:

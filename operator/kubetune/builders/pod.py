@@ -12,6 +12,7 @@ from kubetune.builders.contract import (
     ATTEMPT_ANNOTATION,
     CONTAINER_ANNOTATION,
     template_container_index,
+    trainer_command,
     trainer_config,
     trial_env,
 )
@@ -21,10 +22,9 @@ from kubetune.builders.substitute import ParamValue, TrialNames, substitute_cont
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec, TrainerSpec
 from kubetune.spec.hub import cluster_prefetch
-from kubetune.spec.trainer import POD_FIELDS, SHM_PATH, SHM_VOLUME
+from kubetune.spec.trainer import GPU_RESOURCE, POD_FIELDS, SHM_PATH, SHM_VOLUME
 
 TRAINER_CONTAINER = "trainer"
-TRAINER_COMMAND = ["python", "-m", "kubetune_trainer"]
 METRICS_PORT_NAME = "metrics"
 TRIAL_COMPONENT = conventions.COMPONENT_TRIAL
 
@@ -224,13 +224,18 @@ def _from_trainer(
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
         "image": image,
-        "command": list(TRAINER_COMMAND),
+        "command": trainer_command(trainer.processes()),
         "env": [var.model_dump(by_alias=True, exclude_none=True) for var in trainer.env],
     }
     if trainer.resources is not None:
         container["resources"] = trainer.resources.model_dump(
             by_alias=True, exclude_none=True, mode="json"
         )
+    if trainer.gpus is not None and trainer.gpus > 1:
+        # Without the limit the device plugin gives the container no GPU at all, and the
+        # processes would quietly train on the CPU.
+        limits = container.setdefault("resources", {}).setdefault("limits", {})
+        limits.setdefault(GPU_RESOURCE, trainer.gpus)
     pod_spec: dict[str, Any] = {"containers": [container]}
     for name in _TRAINER_POD_SPEC_FIELDS:
         value = getattr(trainer, name)

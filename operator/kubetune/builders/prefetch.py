@@ -10,14 +10,20 @@ the sweep's `prefetch` component, never as a trial.
 from typing import Any
 
 from kubetune import conventions
-from kubetune.builders.contract import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION, trainer_config
+from kubetune.builders.contract import (
+    ATTEMPT_ANNOTATION,
+    CONTAINER_ANNOTATION,
+    trainer_command,
+    trainer_config,
+)
 from kubetune.builders.errors import BuildError
-from kubetune.builders.pod import TRAINER_COMMAND, trainer_field, trainer_pod_parts
+from kubetune.builders.pod import trainer_field, trainer_pod_parts
 from kubetune.builders.security import enforce_policy, harden_pod_spec
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec
 
-PREFETCH_COMMAND = [*TRAINER_COMMAND, "prefetch"]
+# One process: a download needs no torchrun.
+PREFETCH_COMMAND = [*trainer_command(1), "prefetch"]
 
 
 def prefetch_labels(sweep: str) -> dict[str, str]:

@@ -9,7 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from kubetune import conventions
-from kubetune.builders.contract import template_container_index, trainer_config, trial_env
+from kubetune.builders.contract import (
+    template_container_index,
+    trainer_command,
+    trainer_config,
+    trial_env,
+)
 from kubetune.builders.errors import BuildError
 from kubetune.builders.substitute import ParamValue, TrialNames, substitute_container
 from kubetune.local.layout import termination_log_name
@@ -93,7 +98,7 @@ def build_launch(
         env[conventions.ENV_TRAINER_CONFIG] = trainer_config(spec.trainer)
         # Secrets come from the caller's shell here; the trainer still must not report them.
         env[conventions.ENV_SECRET_ENV] = ",".join(spec.trainer.secret_env_names())
-        return TrialLaunch([sys.executable, "-m", "kubetune_trainer"], env)
+        return TrialLaunch(trainer_command(spec.trainer.processes(), sys.executable), env)
     names = TrialNames(sweep=sweep, trial=trial, number=conventions.trial_number(sweep, trial) or 0)
     if spec.workload is not None:
         # A batch/v1 Job's pod template runs as a template trial does: its primary container.

@@ -18,8 +18,13 @@ from kubetune.spec.pod_fields import (
     quantity_bytes,
     volume_problems,
 )
+from kubetune.spec.training_args import TrainingArguments
 
 TrainerArgValue = bool | int | float | str | list[str]
+GPU_RESOURCE = "nvidia.com/gpu"
+# One node's worth: DDP over more processes than a node has GPUs is a mistake, not a plan.
+MAX_PROCESSES = 64
+_DEFAULT_BATCH = TrainingArguments.model_fields["per_device_train_batch_size"].default
 Quantity = int | str
 
 
@@ -187,6 +192,17 @@ class TrainerSpec(SpecModel):
         default=None, description="Where adapters and results go, e.g. a mounted volume."
     )
     resources: ResourceRequirements | None = None
+    gpus: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PROCESSES,
+        description=(
+            "Trainer processes of one trial, on one node, under torchrun with DDP: one per GPU "
+            f"(where there is no GPU, as with `kubetune run` on a laptop, N CPU processes). "
+            f"Default: the {GPU_RESOURCE} limit in resources, else 1. The batch size stays "
+            "global: per_device_train_batch_size is split across the processes."
+        ),
+    )
     env: list[EnvVar] = Field(default_factory=list)
 
     # Pod placement and runtime: Kubernetes' own names and shapes, so they paste from a
@@ -284,6 +300,31 @@ class TrainerSpec(SpecModel):
         return volumes
 
     @model_validator(mode="after")
+    def _processes_fit(self) -> "TrainerSpec":
+        limit = (self.resources.limits or {}).get(GPU_RESOURCE) if self.resources else None
+        if (
+            self.gpus is not None
+            and limit is not None
+            and str(limit).isdigit()
+            and self.gpus > int(str(limit))
+        ):
+            raise ValueError(
+                f"gpus: {self.gpus} processes need as many GPUs, but resources.limits "
+                f"{GPU_RESOURCE} is {limit}"
+            )
+        if self.gpus is not None and self.gpus > 1 and self.mode == "generate":
+            raise ValueError("gpus: more than one process is for mode train only")
+        processes = self.processes()
+        batch = self.args.get("per_device_train_batch_size", _DEFAULT_BATCH)
+        if processes > 1 and isinstance(batch, int) and batch % processes:
+            # The trainer checks a batch size that is a tuned parameter, at its start.
+            raise ValueError(
+                f"args.per_device_train_batch_size: {batch} is the batch of all {processes} "
+                f"processes together and must be divisible by {processes}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _mounts_name_volumes(self) -> "TrainerSpec":
         names = {volume.get("name") for volume in self.volumes or []}
         if self.shm_size is not None and SHM_VOLUME in names:
@@ -321,6 +362,19 @@ class TrainerSpec(SpecModel):
             if var.value is not None and var.value_from is not None:
                 raise ValueError(f"[{index}]: set value or valueFrom, not both")
         return env
+
+    def processes(self) -> int:
+        """Trainer processes per trial: gpus, else the nvidia.com/gpu limit (train mode), else 1."""
+        if self.gpus is not None:
+            return self.gpus
+        if self.mode == "generate":
+            return 1  # generation runs on one process; it may still use every GPU it has
+        limit = (self.resources.limits or {}).get(GPU_RESOURCE) if self.resources else None
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            return max(1, min(limit, MAX_PROCESSES))
+        if isinstance(limit, str) and limit.isdigit():
+            return max(1, min(int(limit), MAX_PROCESSES))
+        return 1
 
     def secret_env_names(self) -> list[str]:
         """The env vars whose values come from a secret: the trainer never reports them."""
