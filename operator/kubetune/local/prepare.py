@@ -42,16 +42,13 @@ def local_prefetch(spec: SweepSpec, env: Mapping[str, str]) -> list[tuple[str, R
     return hub_repos(spec.trainer, exists=lambda path: Path(path).expanduser().exists())
 
 
-async def prefetch(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
-    """`python -m kubetune_trainer prefetch` with the trial's env; None when the cache is
-    filled, else one line saying why not ("interrupted" when stop is set first)."""
+async def _run(
+    argv: list[str], env: Mapping[str, str], stop: asyncio.Event
+) -> tuple[int, bytes, bytes] | None:
+    """Run argv to its end: (exit code, stdout, stderr), or None when stop is set first (the
+    process is then terminated, so a lock it holds is released for the next run)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kubetune_trainer",
-        "prefetch",
-        "--termination-log",
-        os.devnull,  # the result is its stdout line here
+        *argv,
         env=dict(env),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -64,9 +61,20 @@ async def prefetch(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
     if not done.done():
         process.terminate()
         await done
-        return "interrupted"
+        return None
     stdout, stderr = done.result()
-    if process.returncode == 0:
+    return process.returncode or 0, stdout, stderr
+
+
+async def prefetch(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
+    """`python -m kubetune_trainer prefetch` with the trial's env; None when the cache is
+    filled, else one line saying why not ("interrupted" when stop is set first)."""
+    argv = [sys.executable, "-m", "kubetune_trainer", "prefetch", "--termination-log"]
+    ran = await _run([*argv, os.devnull], env, stop)  # its result is its stdout line here
+    if ran is None:
+        return "interrupted"
+    code, stdout, stderr = ran
+    if code == 0:
         return None
     lines = stdout.decode(errors="replace").strip().splitlines()
     reason = ""
@@ -77,7 +85,7 @@ async def prefetch(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
         pass
     if not reason:
         reason = " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])
-    return f"prefetch failed (exit {process.returncode}): {excerpt(reason, 300)}"
+    return f"prefetch failed (exit {code}): {excerpt(reason, 300)}"
 
 
 async def build_tiny(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
@@ -86,25 +94,12 @@ async def build_tiny(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
     Returns "interrupted" when stop is set first; the builder is then terminated and
     its lock released, so the next run starts the build again.
     """
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _BUILD_TINY,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    done = asyncio.create_task(process.communicate())
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([done, stopper], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if not done.done():
-        process.terminate()
-        await done
+    ran = await _run([sys.executable, "-c", _BUILD_TINY], env, stop)
+    if ran is None:
         return "interrupted"
-    output = done.result()[0].decode(errors="replace").strip()
-    if process.returncode != 0:
+    code, stdout, stderr = ran
+    if code != 0:
+        output = (stdout + stderr).decode(errors="replace").strip()
         tail = " | ".join(output.splitlines()[-3:])
-        return f"building the tiny model failed (exit {process.returncode}): {tail}"
+        return f"building the tiny model failed (exit {code}): {tail}"
     return None
