@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune.metrics.log_lines import LogFormat, LogParser
-from kubetune.metrics.types import MetricsError, TrialReading, TrialTarget
+from kubetune.metrics.per_trial import readings_by_trial
+from kubetune.metrics.types import TrialReading, TrialTarget
 from kubetune.spec import SweepSpec
 
 log = logging.getLogger(__name__)
@@ -99,17 +100,7 @@ class LogSource:
         answers = await asyncio.gather(
             *(self._read(namespace, t) for t in trials), return_exceptions=True
         )
-        found: dict[str, TrialReading] = {}
-        for target, answer in zip(trials, answers, strict=True):
-            if isinstance(answer, TrialReading):
-                found[target.name] = answer
-            elif isinstance(answer, MetricsError):
-                log.debug("trial %s log not read: %s", target.name, answer)
-            elif isinstance(answer, Exception):
-                log.warning("trial %s log not read: %s", target.name, type(answer).__name__)
-            elif isinstance(answer, BaseException):
-                raise answer
-        return found
+        return readings_by_trial(trials, answers, "log")
 
     async def _read(self, namespace: str, target: TrialTarget) -> TrialReading | None:
         attempt = target.uid or ""

@@ -8,9 +8,9 @@ import httpx
 from kubetune import conventions
 from kubetune.metrics.exposition import parse_exposition
 from kubetune.metrics.fetch import bounded_get, status_text
+from kubetune.metrics.per_trial import readings_by_trial
 from kubetune.metrics.types import (
     MalformedAnswer,
-    MetricsError,
     MetricsUnavailable,
     TrialReading,
     TrialTarget,
@@ -68,18 +68,7 @@ class ScrapeSource:
             *(self.fetch(t.address or "", t.port or 0) for t in targets),
             return_exceptions=True,
         )
-        found: dict[str, TrialReading] = {}
-        for target, answer in zip(targets, answers, strict=True):
-            if isinstance(answer, TrialReading):
-                found[target.name] = answer
-            elif isinstance(answer, MetricsError):
-                log.debug("trial %s not read: %s", target.name, answer)
-            elif isinstance(answer, Exception):
-                # One trial's page must never abort the sweep's pass: a bug here is logged.
-                log.warning("trial %s not read: %s", target.name, type(answer).__name__)
-            elif isinstance(answer, BaseException):
-                raise answer
-        return found
+        return readings_by_trial(targets, answers, "metrics")
 
     async def aclose(self) -> None:
         if self._owns_client:
