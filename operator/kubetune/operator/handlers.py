@@ -23,6 +23,7 @@ from kubetune.operator.kube import ApiError, KubeClient, bearer_token, load_conf
 from kubetune.operator.metrics import METRICS
 from kubetune.operator.pod_state import PodView, is_primary, job_view, view
 from kubetune.operator.runtime import SweepRuntime
+from kubetune.spec.workload_kinds import JOBSET, PYTORCH_JOB
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,12 @@ async def sweep_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -
         for job in await kube.list_jobs(namespace, trial_selector(name)):
             meta = job.get("metadata", {})
             await kube.delete_job(namespace, meta.get("name", ""), uid=meta.get("uid"))
+        # JobSets and PyTorchJobs first too: their controllers would remake deleted pods.
+        for kind in (JOBSET, PYTORCH_JOB):
+            args = (kind.group, kind.version, kind.plural, namespace)
+            for obj in await kube.list_objects(*args, trial_selector(name)):
+                meta = obj.get("metadata", {})
+                await kube.delete_object(*args, meta.get("name", ""), str(meta.get("uid") or ""))
         pods = await kube.list_pods(namespace, trial_selector(name))
         for pod in pods:
             meta = pod.get("metadata", {})

@@ -172,6 +172,23 @@ class KubeClient:
                 return None
             raise
 
+    async def list_objects(
+        self, group: str, version: str, plural: str, namespace: str, selector: str
+    ) -> list[dict[str, Any]]:
+        """[] when the cluster does not serve the kind (its CRD is not installed)."""
+        try:
+            answer = await self._request(
+                "GET",
+                f"/apis/{group}/{version}/namespaces/{namespace}/{plural}",
+                params={"labelSelector": selector},
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return []
+            raise
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
+
     async def delete_object(
         self, group: str, version: str, plural: str, namespace: str, name: str, uid: str
     ) -> bool:
