@@ -142,3 +142,25 @@ def test_jobset_trial_is_judged_by_its_first_replicated_job(
     # The trial is judged when the driver ends; the workers may end a little later.
     jobset = kinds.wait_for(completed, timeout=30, message="JobSet Completed")
     assert jobset["spec"]["failurePolicy"] == {"maxRestarts": 0}
+
+
+def test_deleting_the_sweep_deletes_its_running_pytorchjob_and_all_its_pods(
+    distributed: InProcessOperator, kinds: Cluster, namespace: str
+) -> None:
+    manifest = pytorch_sweep("ptjdel", namespace)
+    for replica in manifest["spec"]["workload"]["object"]["spec"]["pytorchReplicaSpecs"].values():
+        replica["template"] = _with_env(replica["template"], STEPS="300")
+    kinds.create(manifest)
+    kinds.wait_for(
+        lambda: len(trial_pods(kinds, namespace, "ptjdel")) == 2 or None,
+        timeout=30,
+        message="both pods",
+    )
+    kinds.delete("hyperparametersweeps", "ptjdel", namespace, group="kubetune.dev")
+    trial = conventions.trial_name("ptjdel", 0)
+    kinds.wait_for_deletion(
+        "pytorchjobs", trial, namespace=namespace, group="kubeflow.org", timeout=30
+    )
+    kinds.wait_for(
+        lambda: not trial_pods(kinds, namespace, "ptjdel") or None, timeout=30, message="no pods"
+    )
