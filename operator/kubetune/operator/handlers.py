@@ -158,7 +158,8 @@ def trial_pod_changed(
     if runtime is None:
         return
     phase = (body.get("status") or {}).get("phase")
-    if phase in ("Succeeded", "Failed"):
+    # A worker's end frees no trial slot (turnover counts from the trial's end).
+    if phase in ("Succeeded", "Failed") and is_primary(body):
         runtime.pod_finished(str(body.get("metadata", {}).get("uid", "")))
     else:
         runtime.poke()
