@@ -11,6 +11,9 @@ The rules, in order:
    reading is known to be its last (a gauge at step 0 is no evaluation).
 2. kubetune stopped it: pruned -> Pruned; past trialTimeout -> Failed; interrupted, suspended
    or the sweep finished -> Requeued (not a disruption: it does not count toward the cap).
+2b. The trial's workload failed (spec.workload: a JobSet or PyTorchJob whose Failed
+   condition is set, e.g. because a worker pod failed) -> Failed, even if the cluster then
+   took the primary pod away with it.
 3. The cluster took it away (eviction, preemption, node loss, DisruptionTarget, the pod
    deleted from outside) -> Requeued as a disruption, capped by budget.maxRequeues.
 4. Everything else is a failure with a reason from a fixed vocabulary. A SIGTERM or SIGKILL
@@ -77,6 +80,7 @@ REASON_TRIAL_FAILED = "TrialFailed"
 REASON_STOPPED = "Stopped"
 REASON_KILLED = "Killed"
 REASON_ERROR = "Error"
+REASON_WORKLOAD_FAILED = "WorkloadFailed"
 
 _KUBETUNE_STOPS: dict[StopReason, str] = {
     "interrupted": REASON_INTERRUPTED,
@@ -112,6 +116,8 @@ class TrialEnding:
     # its earlier attempts (the gpu_hours objective is the sum).
     gpu_seconds: float = 0.0
     earlier_gpu_seconds: float = 0.0
+    # The workload's Failed condition (its reason and message: foreign text); None if unset.
+    workload_failed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,8 @@ def judge(
         return verdict("fail", f"{REASON_TIMEOUT}: ran past budget.trialTimeout{limit}")
     if ending.stop is not None:
         return verdict("requeue", _KUBETUNE_STOPS[ending.stop])
+    if ending.workload_failed is not None:
+        return verdict("fail", f"{REASON_WORKLOAD_FAILED}: {excerpt(ending.workload_failed)}")
     if ending.disruption:
         return verdict("requeue", excerpt(ending.disruption), disruption=True)
     if values is not None:

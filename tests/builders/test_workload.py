@@ -164,9 +164,20 @@ def test_unknown_placeholders_name_the_field() -> None:
     ("change", "expected"),
     [
         (
+            lambda o: o.update(kind="MPIJob", apiVersion="kubeflow.org/v2beta1"),
+            "spec.workload.object.kind: must be one of batch/v1 Job, jobset.x-k8s.io/v1alpha2 "
+            "JobSet, kubeflow.org/v1 PyTorchJob (got kubeflow.org/v2beta1/MPIJob)",
+        ),
+        (
+            lambda o: o.update(kind="TrainJob", apiVersion="trainer.kubeflow.org/v1alpha1"),
+            "spec.workload.object.kind: TrainJob is not supported: its pod templates are in the "
+            "referenced TrainingRuntime, where kubetune cannot put its labels, the trial "
+            "contract or the pod policy; run the runtime's JobSet as the workload instead",
+        ),
+        (
             lambda o: o.update(kind="JobSet", apiVersion="jobset.x-k8s.io/v1alpha2"),
-            "spec.workload.object.kind: must be a batch/v1 Job (got jobset.x-k8s.io/v1alpha2/"
-            "JobSet); other workload kinds are not supported yet",
+            "spec.workload.object.spec.replicatedJobs[].template.spec.template: required: "
+            "a pod template with a spec",
         ),
         (
             lambda o: o["spec"].pop("template"),

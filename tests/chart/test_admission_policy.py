@@ -218,7 +218,7 @@ def test_a_job_workload_needs_job_create_and_every_secret_of_its_pod_template() 
     where = "spec.workload.object.spec.template"
     assert _create("erin", sweep, _table("erin", *ALL_SECRETS)).refusals == [
         f"creating a HyperparameterSweep with spec.workload in {NS} needs permission to create "
-        "jobs.batch there: the operator creates its trial Jobs for you"
+        "jobs.batch there: the operator creates its trial workloads for you"
     ]
     table = _table("erin", "hf")
     table.grants.add(Grant("erin", "create", "jobs", NS, group="batch"))
@@ -227,3 +227,64 @@ def test_a_job_workload_needs_job_create_and_every_secret_of_its_pod_template() 
         f"{where}: envFrom secretRef names Secrets you cannot get: db",
         f"{where}.spec.volumes: these volumes mount Secrets you cannot get: creds, bundle",
     ]
+
+
+def test_a_pytorchjob_workload_needs_its_create_and_every_secret_of_every_replica() -> None:
+    master = {"spec": {"containers": [{"name": "m", "image": "b", "env": [_secret_env("hf")]}]}}
+    worker = {
+        "spec": {
+            "containers": [{"name": "w", "image": "b", "envFrom": [{"secretRef": {"name": "db"}}]}],
+            "volumes": [{"name": "creds", "secret": {"secretName": "gcs"}}],
+        }
+    }
+    job = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "spec": {
+            "pytorchReplicaSpecs": {
+                "Master": {"replicas": 1, "template": master},
+                "Worker": {"replicas": 2, "template": worker},
+            }
+        },
+    }
+    sweep = _sweep({"workload": {"object": job}})
+    table = _table("erin", "hf", "db", "gcs")
+    table.grants.add(Grant("erin", "create", "pytorchjobs", NS, group="kubeflow.org"))
+    assert _create("erin", sweep, table).admitted
+    # A Job grant is no PyTorchJob grant.
+    table = _table("erin", "hf", "db", "gcs")
+    table.grants.add(Grant("erin", "create", "jobs", NS, group="batch"))
+    assert _create("erin", sweep, table).refusals == [
+        f"creating a HyperparameterSweep with spec.workload in {NS} needs permission to create "
+        "pytorchjobs.kubeflow.org there: the operator creates its trial workloads for you"
+    ]
+    # The worker's Secrets count as much as the master's.
+    table = _table("erin", "hf")
+    table.grants.add(Grant("erin", "create", "pytorchjobs", NS, group="kubeflow.org"))
+    assert _create("erin", sweep, table).refusals == [
+        "spec.workload.object: envFrom secretRef names Secrets you cannot get: db",
+        "spec.workload.object.spec.volumes: these volumes mount Secrets you cannot get: creds",
+    ]
+
+
+def test_a_jobset_workload_checks_every_replicated_job() -> None:
+    clean = {"spec": {"containers": [{"name": "a", "image": "b"}]}}
+    leaky = {"spec": {"containers": [{"name": "a", "image": "b", "env": [_secret_env("s3")]}]}}
+    jobset = {
+        "apiVersion": "jobset.x-k8s.io/v1alpha2",
+        "kind": "JobSet",
+        "spec": {
+            "replicatedJobs": [
+                {"name": "d", "template": {"spec": {"template": clean}}},
+                {"name": "w", "template": {"spec": {"template": leaky}}},
+            ]
+        },
+    }
+    sweep = _sweep({"workload": {"object": jobset}})
+    table = _table("erin")
+    table.grants.add(Grant("erin", "create", "jobsets", NS, group="jobset.x-k8s.io"))
+    assert _create("erin", sweep, table).refusals == [
+        "spec.workload.object: env valueFrom.secretKeyRef names Secrets you cannot get: s3"
+    ]
+    table.grants.add(Grant("erin", "get", "secrets", NS, "s3"))
+    assert _create("erin", sweep, table).admitted

@@ -207,6 +207,22 @@ def _all_rules(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for m in manifests if m["kind"] in ("Role", "ClusterRole") for r in _rules(m)]
 
 
+def test_workload_kinds_grant_only_the_listed_kinds() -> None:
+    values = combination_values(frozenset(), "cluster")
+    values["rbac"] = {"workloadKinds": [{"apiGroup": "kubeflow.org", "resource": "pytorchjobs"}]}
+    granted = {
+        (g, r)
+        for rule in _all_rules(render(values))
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
+    assert ("kubeflow.org", "pytorchjobs") in granted
+    assert ("jobset.x-k8s.io", "jobsets") not in granted
+    values["rbac"] = {"workloadKinds": []}
+    granted = {g for rule in _all_rules(render(values)) for g in rule["apiGroups"]}
+    assert not {"kubeflow.org", "jobset.x-k8s.io"} & granted
+
+
 @pytest.mark.parametrize("scope", ["cluster", "namespaced"])
 def test_rbac_is_least_privilege(scope: str) -> None:
     values = combination_values(frozenset(), scope)
@@ -225,6 +241,8 @@ def test_rbac_is_least_privilege(scope: str) -> None:
         ("", "pods"),
         ("", "pods/log"),
         ("batch", "jobs"),
+        ("jobset.x-k8s.io", "jobsets"),
+        ("kubeflow.org", "pytorchjobs"),
         ("", "events"),
         ("coordination.k8s.io", "leases"),
     }
@@ -244,6 +262,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
     assert verbs[("", "pods")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("", "pods/log")] == ["get"]  # spec.metrics.logs
     assert verbs[("batch", "jobs")] == ["create", "delete", "get", "list", "watch"]
+    assert verbs[("kubeflow.org", "pytorchjobs")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("", "events")] == ["create"]
     assert verbs[(API_GROUP, PLURAL)] == ["get", "list", "patch", "watch"]
     assert verbs[(API_GROUP, f"{PLURAL}/status")] == ["get", "patch"]

@@ -27,6 +27,7 @@ from .kueue import KueueController
 from .lifecycle import DeleteOptions
 from .server import ApiServer
 from .store import Store
+from .training import TrainingControllers
 
 T = TypeVar("T")
 
@@ -53,6 +54,8 @@ class Cluster:
         self.faults._drop = lambda: self.call(self.server.drop_watches)
         self.kubelet = Kubelet(self.api, self.workdir / "pods") if kubelet else None
         self.jobs = JobController(self.api)
+        # PyTorchJob and JobSet: served once a test applies their CRDs (testdata/).
+        self.training = TrainingControllers(self.api)
         # Off until a test gives it queues: kueue.configure({"queue": gpus}).
         self.kueue = KueueController(self.api)
         if self.kubelet is not None:
@@ -100,6 +103,7 @@ class Cluster:
             self.kubelet.api_port = self.port
             self.kubelet.start()
         self.jobs.start()
+        self.training.start()
         self.kueue.start()
 
     def stop(self) -> None:
@@ -113,6 +117,7 @@ class Cluster:
         if self.kubelet is not None:
             await self.kubelet.stop()
         self.jobs.stop()
+        self.training.stop()
         self.kueue.stop()
         self.server.drop_watches()
         if self._runner is not None:
@@ -332,6 +337,7 @@ class Cluster:
             list(self.server.internal_errors)
             + list(kubelet_errors)
             + list(self.jobs.errors)
+            + list(self.training.errors)
             + list(self.kueue.errors)
         )
 

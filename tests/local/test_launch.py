@@ -180,11 +180,26 @@ def test_job_workload_runs_its_primary_container_locally(tmp_path: Path) -> None
     assert launch.env[conventions.ENV_TRIAL] == "demo-t0007"
 
 
-def test_other_workload_kinds_need_a_cluster(tmp_path: Path) -> None:
+def test_unknown_workload_kinds_are_refused_naming_the_field(tmp_path: Path) -> None:
     spec = job_spec([{"name": "a", "image": "x", "command": ["true"]}])
     assert spec.workload is not None
-    spec.workload.object["kind"] = "JobSet"
+    spec.workload.object["kind"] = "JobSet"  # a batch/v1 JobSet: no such kind
     with pytest.raises(BuildError) as error:
         build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={})
     assert error.value.field == "spec.workload.object.kind"
-    assert "must be a batch/v1 Job" in error.value.rule
+    assert "must be one of batch/v1 Job, " in error.value.rule
+
+
+def test_a_pytorchjob_runs_locally_as_its_master_container(tmp_path: Path) -> None:
+    spec = job_spec([{"name": "a", "image": "x", "command": ["true"]}])
+    assert spec.workload is not None
+    obj = spec.workload.object
+    template = obj["spec"].pop("template")
+    worker = {"spec": {"containers": [{"name": "a", "image": "x", "command": ["false"]}]}}
+    obj.update(apiVersion="kubeflow.org/v1", kind="PyTorchJob")
+    obj["spec"]["pytorchReplicaSpecs"] = {
+        "Worker": {"replicas": 1, "template": worker},
+        "Master": {"replicas": 1, "template": template},
+    }
+    launch = build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={})
+    assert launch.argv == ["true"]

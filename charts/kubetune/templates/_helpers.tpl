@@ -89,6 +89,14 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# Trial JobSets and PyTorchJobs (spec.workload), as trial Jobs: their primary pods are the
+# trial pods above; the objects are watched (kopf index) for Kueue's suspension and their
+# Failed condition, read before a delete (a JobSet's pods do not know its uid).
+{{- range .Values.rbac.workloadKinds }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ .resource | quote }}]
+  verbs: ["get", "list", "watch", "create", "delete"]
+{{- end }}
 # Events on sweeps: kopf posts them (kopf.info/warn/exception) with create only.
 - apiGroups: [""]
   resources: ["events"]

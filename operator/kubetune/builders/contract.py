@@ -22,6 +22,11 @@ from kubetune.spec.trainer import POD_FIELDS
 ATTEMPT_ANNOTATION = "kubetune.dev/attempt"
 # The container whose exit status and termination message are the trial's result.
 CONTAINER_ANNOTATION = "kubetune.dev/container"
+# On every pod template of a workload with more than one pod: the labels (k=v,...) only its
+# primary pod has, and the workload's apiVersion/kind. A pod not matching is one of the
+# trial's other pods (a worker): the trial is judged by the primary one.
+PRIMARY_ANNOTATION = "kubetune.dev/primary-pod"
+WORKLOAD_ANNOTATION = "kubetune.dev/workload"
 
 # The trainer config env var carries what the trainer needs; never env or resources,
 # which may name secrets, nor where and how the pod runs: that is the pod's business.

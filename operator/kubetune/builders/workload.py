@@ -1,25 +1,32 @@
-"""Trial workloads: one sweep + one trial's parameters -> a batch/v1 Job (a plain dict).
+"""Trial workloads: one sweep + one trial's parameters -> a Job, JobSet or PyTorchJob (a
+plain dict; spec/workload_kinds.py says where each kind keeps its pod templates).
 
-The Job's pod template gets exactly what a template trial's pod gets (the trial contract,
-hardening, the admin pod policy, labels, the attempt annotation), so the pod the Job
-controller makes is judged like any trial pod. Pure: the handler adds the owner reference.
+Every pod template inside gets exactly what a template trial's pod gets (the trial contract,
+hardening, the admin pod policy, labels, the attempt annotation), so every pod the kind's
+controller makes is a trial pod, and its primary pod is judged like any trial pod. Pure:
+the handler adds the owner reference.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
 from kubetune import conventions
-from kubetune.builders.contract import ATTEMPT_ANNOTATION
+from kubetune.builders.contract import (
+    ATTEMPT_ANNOTATION,
+    PRIMARY_ANNOTATION,
+    WORKLOAD_ANNOTATION,
+)
 from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import assemble_trial_pod, build_trial_pod, trial_labels
 from kubetune.builders.substitute import ParamValue, TrialNames, substitute_tree
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec
+from kubetune.spec.workload_kinds import selector_text
 from kubetune.spec.workload_rules import (
-    TEMPLATE_FIELD,
     WORKLOAD_FIELD,
-    primary_container_index,
+    container_index,
     shape_problems,
+    workload_kind,
 )
 
 
@@ -32,7 +39,7 @@ def build_trial_workload(
     attempt: int = 1,
     policy: PodPolicy | None = None,
 ) -> dict[str, Any]:
-    """The Job for trial `number` of `sweep`; `spec` is the effective spec.
+    """The workload object for trial `number` of `sweep`; `spec` is the effective spec.
 
     Raises BuildError naming the field under spec.workload when the object cannot make a
     trial, or PolicyRefused when its pod template asks for more than `policy` allows.
@@ -45,35 +52,39 @@ def build_trial_workload(
         field, rule = problems[0].split(": ", 1)
         raise BuildError(field, rule)
     obj: dict[str, Any] = substitute_tree(spec.workload.object, params, WORKLOAD_FIELD, names)
-    job_spec: dict[str, Any] = obj["spec"]
-    template: dict[str, Any] = job_spec["template"]
-    pod_spec: dict[str, Any] = template["spec"]
-    container = pod_spec["containers"][primary_container_index(spec.workload)]
-    pod = assemble_trial_pod(
-        sweep,
-        spec,
-        trial,
-        params,
-        pod_spec,
-        dict(template.get("metadata") or {}),
-        container,
-        attempt,
-        policy,
-        f"{TEMPLATE_FIELD}.",
-    )
-    pod_meta = pod["metadata"]
-    # The Job controller names its pods, and Kueue admits the Job: its pods carry no queue
-    # label (Kueue's pod integration would otherwise gate them a second time).
-    pod_meta.pop("name", None)
-    pod_meta.pop("namespace", None)
-    pod_meta["labels"].pop(conventions.LABEL_KUEUE_QUEUE, None)
-    job_spec["template"] = {"metadata": pod_meta, "spec": pod["spec"]}
-    # A trial runs once: Job retries would rerun it behind kubetune's back (kubetune requeues
-    # a disrupted trial itself, with budget.maxRequeues), and blur its result.
-    job_spec["backoffLimit"] = 0
-    # budget.trialTimeout is the pod's activeDeadlineSeconds (one judgment, on the pod); a
-    # Job-level deadline would delete the pod and look like a disruption.
-    job_spec.pop("activeDeadlineSeconds", None)
+    kind = workload_kind(spec.workload)
+    primary = kind.primary_labels(obj)
+    for path, template in kind.templates(obj):
+        pod_spec: dict[str, Any] = template["spec"]
+        container = pod_spec["containers"][container_index(spec.workload, template)]
+        pod = assemble_trial_pod(
+            sweep,
+            spec,
+            trial,
+            params,
+            pod_spec,
+            dict(template.get("metadata") or {}),
+            container,
+            attempt,
+            policy,
+            f"{WORKLOAD_FIELD}.{path}.",
+        )
+        pod_meta = pod["metadata"]
+        # The workload's controller names its pods, and Kueue admits the workload: its pods
+        # carry no queue label (Kueue's pod integration would otherwise gate them again).
+        pod_meta.pop("name", None)
+        pod_meta.pop("namespace", None)
+        pod_meta["labels"].pop(conventions.LABEL_KUEUE_QUEUE, None)
+        if primary:
+            pod_meta["annotations"][PRIMARY_ANNOTATION] = selector_text(primary)
+            pod_meta["annotations"][WORKLOAD_ANNOTATION] = f"{kind.api_version}/{kind.kind}"
+        # Replace the template's contents in place: it sits inside `obj`.
+        template.clear()
+        template.update({"metadata": pod_meta, "spec": pod["spec"]})
+    # A trial runs once: the workload's own retries would rerun it behind kubetune's back
+    # (kubetune requeues a disrupted trial itself, with budget.maxRequeues) and blur its
+    # result.
+    kind.run_once(obj)
     meta = dict(obj.get("metadata") or {})
     labels = dict(meta.get("labels") or {})
     labels.update(trial_labels(sweep.name, trial))
@@ -81,8 +92,8 @@ def build_trial_workload(
     annotations[ATTEMPT_ANNOTATION] = str(attempt)
     if spec.queue_name is not None:
         labels[conventions.LABEL_KUEUE_QUEUE] = spec.queue_name
-        # Kueue unsuspends the Job once its quota admits it.
-        job_spec["suspend"] = True
+        # Kueue unsuspends the workload once its quota admits it.
+        kind.suspend(obj)
     obj["metadata"] = {
         **{k: v for k, v in meta.items() if k not in ("generateName", "uid")},
         "name": trial,
@@ -103,7 +114,7 @@ def build_trial(
     default_image: str | None = None,
     policy: PodPolicy | None = None,
 ) -> dict[str, Any]:
-    """The object a trial runs as: a Job for spec.workload, else a Pod."""
+    """The object a trial runs as: spec.workload's object, else a Pod."""
     if spec.workload is not None:
         return build_trial_workload(sweep, spec, number, params, attempt=attempt, policy=policy)
     return build_trial_pod(

@@ -20,9 +20,9 @@ from kubetune.builders.substitute import ParamValue, TrialNames, substitute_cont
 from kubetune.local.layout import termination_log_name
 from kubetune.spec import SweepSpec
 from kubetune.spec.workload_rules import (
-    TEMPLATE_FIELD,
     pod_template,
     primary_container_index,
+    primary_template_field,
     shape_problems,
 )
 
@@ -101,14 +101,15 @@ def build_launch(
         return TrialLaunch(trainer_command(spec.trainer.processes(), sys.executable), env)
     names = TrialNames(sweep=sweep, trial=trial, number=conventions.trial_number(sweep, trial) or 0)
     if spec.workload is not None:
-        # A batch/v1 Job's pod template runs as a template trial does: its primary container.
+        # The workload's primary pod runs as a template trial does: its primary container
+        # (a multi-node workload runs as one node locally).
         problems = shape_problems(spec.workload)
         if problems:
             field, rule = problems[0].split(": ", 1)
             raise BuildError(field, rule)
         index = primary_container_index(spec.workload)
         container = pod_template(spec.workload)["spec"]["containers"][index]
-        field = f"{TEMPLATE_FIELD}.spec.containers[{index}]"
+        field = f"{primary_template_field(spec.workload)}.spec.containers[{index}]"
         return _container_launch(copy.deepcopy(container), field, params, env, names)
     assert spec.template is not None
     index = template_container_index(spec.template)

@@ -3,8 +3,8 @@
 - a daemon per sweep runs its reconcile loop (woken at once by pod events and spec edits);
 - an index of trial pods by sweep feeds it, filled before any handler runs after a
   (re)start, so a restarted operator sees every existing pod before deciding anything;
-- an index of trial Jobs Kueue holds suspended (spec.queueName) adds the queued trials,
-  which have no pod yet;
+- indexes of trial workloads (Job, JobSet, PyTorchJob) add the trials Kueue holds
+  suspended (spec.queueName), which have no pod yet, and those whose workload failed;
 - create / resume / update handlers wake the loop; delete removes the sweep's pods.
 """
 
@@ -21,8 +21,9 @@ from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event
 from kubetune.operator.kube import ApiError, KubeClient, bearer_token, load_configuration
 from kubetune.operator.metrics import METRICS
-from kubetune.operator.pod_state import PodView, job_view, view
+from kubetune.operator.pod_state import PodView, is_primary, job_view, view
 from kubetune.operator.runtime import SweepRuntime
+from kubetune.spec.workload_kinds import JOBSET, PYTORCH_JOB
 
 log = logging.getLogger(__name__)
 
@@ -96,28 +97,54 @@ def trial_pods(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], PodView] | None:
     sweep = labels.get(conventions.LABEL_SWEEP)
-    if not sweep or namespace is None:
+    # A worker of a multi-pod workload is no trial pod of its own: its failure reaches
+    # the trial through the workload's Failed condition (trial_workloads).
+    if not sweep or namespace is None or not is_primary(body):
         return None
     return {(namespace, sweep): view(body)}
+
+
+def _workload_entry(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body
+) -> dict[tuple[str, str], PodView] | None:
+    """Only the suspended and the failed ones: otherwise a workload's pods tell its trial's
+    state."""
+    sweep = labels.get(conventions.LABEL_SWEEP)
+    seen = job_view(body)
+    if not sweep or namespace is None or seen is None:
+        return None
+    return {(namespace, sweep): seen}
 
 
 @kopf.index("batch", "v1", "jobs", labels=TRIAL_PODS)
 def trial_jobs(
     namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], PodView] | None:
-    """Only the suspended ones: an admitted Job's pods tell its trial's state."""
-    sweep = labels.get(conventions.LABEL_SWEEP)
-    queued = job_view(body)
-    if not sweep or namespace is None or queued is None:
-        return None
-    return {(namespace, sweep): queued}
+    return _workload_entry(namespace, labels, body)
 
 
+# A kind whose CRD the cluster lacks is simply not watched (kopf serves what it discovers).
+@kopf.index("jobset.x-k8s.io", "v1alpha2", "jobsets", labels=TRIAL_PODS)
+def trial_jobsets(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], PodView] | None:
+    return _workload_entry(namespace, labels, body)
+
+
+@kopf.index("kubeflow.org", "v1", "pytorchjobs", labels=TRIAL_PODS)
+def trial_pytorchjobs(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], PodView] | None:
+    return _workload_entry(namespace, labels, body)
+
+
+@kopf.on.event("jobset.x-k8s.io", "v1alpha2", "jobsets", labels=TRIAL_PODS)
+@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels=TRIAL_PODS)
 @kopf.on.event("batch", "v1", "jobs", labels=TRIAL_PODS)
 def trial_job_changed(
     namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any
 ) -> None:
-    """A trial Job was admitted (or suspended again): reconcile now."""
+    """A trial workload was admitted, suspended again or failed: reconcile now."""
     runtime = memo["registry"].get((namespace, labels.get(conventions.LABEL_SWEEP, "")))
     if runtime is not None:
         runtime.poke()
@@ -131,7 +158,8 @@ def trial_pod_changed(
     if runtime is None:
         return
     phase = (body.get("status") or {}).get("phase")
-    if phase in ("Succeeded", "Failed"):
+    # A worker's end frees no trial slot (turnover counts from the trial's end).
+    if phase in ("Succeeded", "Failed") and is_primary(body):
         runtime.pod_finished(str(body.get("metadata", {}).get("uid", "")))
     else:
         runtime.poke()
@@ -158,6 +186,8 @@ async def sweep_loop(
     # kopf's typing of daemon handlers, which has no parameter for it.
     trial_pods: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
     trial_jobs: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
+    trial_jobsets: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
+    trial_pytorchjobs: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
     **_: Any,
 ) -> None:
     kube, config, registry = _state(memo)
@@ -176,6 +206,8 @@ async def sweep_loop(
             try:
                 views = [
                     *trial_jobs.get((namespace, name), []),
+                    *trial_jobsets.get((namespace, name), []),
+                    *trial_pytorchjobs.get((namespace, name), []),
                     *trial_pods.get((namespace, name), []),
                 ]
                 await runtime.reconcile_once(body, views, post, adopt)
@@ -199,6 +231,12 @@ async def sweep_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -
         for job in await kube.list_jobs(namespace, trial_selector(name)):
             meta = job.get("metadata", {})
             await kube.delete_job(namespace, meta.get("name", ""), uid=meta.get("uid"))
+        # JobSets and PyTorchJobs first too: their controllers would remake deleted pods.
+        for kind in (JOBSET, PYTORCH_JOB):
+            args = (kind.group, kind.version, kind.plural, namespace)
+            for obj in await kube.list_objects(*args, trial_selector(name)):
+                meta = obj.get("metadata", {})
+                await kube.delete_object(*args, meta.get("name", ""), str(meta.get("uid") or ""))
         pods = await kube.list_pods(namespace, trial_selector(name))
         for pod in pods:
             meta = pod.get("metadata", {})

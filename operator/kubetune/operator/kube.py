@@ -145,6 +145,73 @@ class KubeClient:
             raise
         return True
 
+    # Trial workloads of other kinds (JobSet, PyTorchJob): custom resources.
+    async def create_object(
+        self, group: str, version: str, plural: str, obj: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The created object, or None when one of that name already exists."""
+        namespace = obj["metadata"]["namespace"]
+        try:
+            return await self._request(
+                "POST", f"/apis/{group}/{version}/namespaces/{namespace}/{plural}", json=obj
+            )
+        except ApiError as error:
+            if error.status == 409 and error.reason == "AlreadyExists":
+                return None
+            raise
+
+    async def get_object(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        try:
+            return await self._request(
+                "GET", f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}"
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list_objects(
+        self, group: str, version: str, plural: str, namespace: str, selector: str
+    ) -> list[dict[str, Any]]:
+        """[] when the cluster does not serve the kind (its CRD is not installed)."""
+        try:
+            answer = await self._request(
+                "GET",
+                f"/apis/{group}/{version}/namespaces/{namespace}/{plural}",
+                params={"labelSelector": selector},
+            )
+        except ApiError as error:
+            if error.status == 404:
+                return []
+            raise
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
+
+    async def delete_object(
+        self, group: str, version: str, plural: str, namespace: str, name: str, uid: str
+    ) -> bool:
+        """Delete a trial workload, its pods first (foreground): False when already gone."""
+        options: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Foreground",
+        }
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self._request(
+                "DELETE",
+                f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+                json=options,
+            )
+        except ApiError as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
+
     async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         answer = await self._request(
             "GET", f"/apis/batch/v1/namespaces/{namespace}/jobs", params={"labelSelector": selector}

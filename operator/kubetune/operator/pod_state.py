@@ -13,7 +13,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from kubetune import conventions
-from kubetune.builders.contract import ATTEMPT_ANNOTATION, CONTAINER_ANNOTATION
+from kubetune.builders.contract import (
+    ATTEMPT_ANNOTATION,
+    CONTAINER_ANNOTATION,
+    PRIMARY_ANNOTATION,
+    WORKLOAD_ANNOTATION,
+)
+from kubetune.spec.workload_kinds import KINDS, parse_selector
 from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
 
@@ -87,6 +93,8 @@ class PodView:
     # message (a JSON line, at most Kubernetes' 4096 bytes) is the prefetch's result.
     prefetch: bool = False
     message: str | None = None
+    # The trial's workload (apiVersion/kind) when it is one: what a delete stops.
+    workload: str | None = None
 
     def gpu_seconds(self, now: float) -> float:
         """GPUs x the time from the pod's start to the trial container's end (else `now`,
@@ -139,6 +147,17 @@ def attempt_of(pod: Mapping[str, Any]) -> int:
         return 1
 
 
+def is_primary(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod is its trial's primary pod: a workload with more than one pod marks
+    the labels only that one has (PRIMARY_ANNOTATION); its other pods are not judged."""
+    meta = pod.get("metadata") or {}
+    selector = (meta.get("annotations") or {}).get(PRIMARY_ANNOTATION)
+    if selector is None:
+        return True
+    labels = meta.get("labels") or {}
+    return all(labels.get(key) == value for key, value in parse_selector(selector).items())
+
+
 def view(pod: Mapping[str, Any]) -> PodView:
     """Classify one trial pod, judging by the container the builder marked as the trial's."""
     meta = pod.get("metadata") or {}
@@ -176,7 +195,8 @@ def view(pod: Mapping[str, Any]) -> PodView:
         base["prefetch"] = True
         base["result"] = None
         base["message"] = str((terminated or {}).get("message") or "")[:MESSAGE_BYTES]
-    job = job_owner(meta)
+    workload = (meta.get("annotations") or {}).get(WORKLOAD_ANNOTATION)
+    job = job_owner(meta) if workload is None else _workload_owner(meta, workload)
     if job is not None:
         # The Job is the sweep's, its pod the Job's: the trial is the Job.
         labels = meta.get("labels") or {}
@@ -185,6 +205,7 @@ def view(pod: Mapping[str, Any]) -> PodView:
         base["owner_uid"] = None
         base["job"] = True
         base["pod_name"] = meta.get("name", "")
+        base["workload"] = workload or "batch/v1/Job"
     disruption = _disruption(status)
     if phase == "Unknown":
         # The node stopped reporting: the pod's fate is unknowable, rerun it elsewhere.
@@ -207,32 +228,62 @@ def view(pod: Mapping[str, Any]) -> PodView:
 
 
 def job_view(job: Mapping[str, Any]) -> PodView | None:
-    """A trial Job Kueue has not admitted (spec.suspend true, not finished or deleting): the
-    trial is queued. None for any other Job: its pod tells the trial's state, and while
-    the Job controller has not made one yet the trial is simply pending."""
+    """A trial workload (Job, JobSet, PyTorchJob) as its own view of the trial, or None:
+    - Kueue has not admitted it (suspended, not finished or deleting): the trial is queued;
+    - its Failed condition is set (not a Job's: a Job's one pod tells): the trial ended,
+      failed whatever its primary pod says (a worker failed; the controller may then have
+      deleted the primary pod too, which alone would look like a disruption).
+    Otherwise its pods tell the trial's state, and while the controller has made none yet
+    the trial is simply pending."""
     meta = job.get("metadata") or {}
     spec = job.get("spec") or {}
-    conditions = (job.get("status") or {}).get("conditions") or []
-    finished = any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
-    )
-    if not spec.get("suspend") or finished or meta.get("deletionTimestamp"):
+    kind = KINDS.get((str(job.get("apiVersion")), str(job.get("kind"))))
+    if kind is None or meta.get("deletionTimestamp"):
         return None
+    conditions = {
+        c.get("type"): c
+        for c in (job.get("status") or {}).get("conditions") or []
+        if c.get("status") == "True"
+    }
     labels = meta.get("labels") or {}
-    template = spec.get("template") or {}
-    return PodView(
-        name=str(labels.get(conventions.LABEL_TRIAL) or meta.get("name") or ""),
-        uid=str(meta.get("uid") or ""),
-        attempt=attempt_of(job),
-        kind="queued",
-        created_at=meta.get("creationTimestamp"),
-        owner_uid=next(
+    identity: dict[str, Any] = {
+        "name": str(labels.get(conventions.LABEL_TRIAL) or meta.get("name") or ""),
+        "uid": str(meta.get("uid") or ""),
+        "attempt": attempt_of(job),
+        "created_at": meta.get("creationTimestamp"),
+        "owner_uid": next(
             (ref.get("uid") for ref in meta.get("ownerReferences") or [] if ref.get("controller")),
             None,
         ),
-        gpus=gpus_of(template),
-        job=True,
-    )
+        "job": True,
+        "workload": f"{kind.api_version}/{kind.kind}",
+    }
+    failed = conditions.get(kind.failure)
+    if failed is not None and kind.kind != "Job":
+        why = ": ".join(str(failed.get(k)) for k in ("reason", "message") if failed.get(k))
+        ending = TrialEnding(None, workload_failed=why or kind.failure)
+        return PodView(kind="ended", ending=ending, **identity)
+    if kind.success in conditions or kind.failure in conditions:
+        return None
+    suspended = spec.get("suspend") or (spec.get("runPolicy") or {}).get("suspend")
+    if not suspended:
+        return None
+    templates = kind.templates(job)
+    gpus = sum(gpus_of(t) for _path, t in templates[:1])
+    return PodView(kind="queued", gpus=gpus, **identity)
+
+
+def _workload_owner(meta: Mapping[str, Any], workload: str) -> Mapping[str, Any] | None:
+    """A workload pod's trial object: its controller when that is the workload itself (a
+    PyTorchJob's pods), else the workload by name only (a JobSet's pods belong to its Jobs)."""
+    api_version, _sep, kind = workload.rpartition("/")
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and (ref.get("apiVersion"), ref.get("kind")) == (
+            api_version,
+            kind,
+        ):
+            return dict(ref)
+    return {"name": (meta.get("labels") or {}).get(conventions.LABEL_TRIAL), "uid": ""}
 
 
 def job_owner(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:

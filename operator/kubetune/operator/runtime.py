@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -236,8 +237,8 @@ class SweepRuntime:
                         self.retry_soon = True
                     return
                 self.last_patched = effects.status
-            jobs = {name for name, pod in pods.items() if pod.job}
-            await self._act(effects.delete, effects.create, jobs, post, adopt)
+            workloads = {name: (pod.workload, pod.attempt) for name, pod in pods.items() if pod.job}
+            await self._act(effects.delete, effects.create, workloads, post, adopt)
             if effects.prefetch is not None:
                 await self._create_prefetch(effects.prefetch, post, adopt)
             events, self.pending_events = self.pending_events, []
@@ -298,13 +299,14 @@ class SweepRuntime:
         self,
         delete: list[tuple[str, str]],
         create: list[PodToCreate],
-        jobs: set[str],
+        workloads: dict[str, tuple[str | None, int]],
         post: EventPoster,
         adopt: Adopter,
     ) -> None:
         for name, uid in delete:
             try:
-                await delete_trial(self.kube, self.namespace, name, uid, name in jobs)
+                workload, attempt = workloads.get(name, (None, 0))
+                await delete_trial(self.kube, self.namespace, name, uid, workload, attempt)
             except ApiError as error:
                 self._api_error("DeletePod", error)
                 self.reconciler.delete_failed(name)
@@ -353,13 +355,37 @@ class SweepRuntime:
 
 def _by_name(views: Iterable[PodView]) -> dict[str, PodView]:
     """The newest attempt's view of each trial; of one attempt, its pod's view wins over
-    its suspended Job's (the pod of a Job being suspended again is still going away)."""
+    its suspended workload's (the pod of a workload being suspended again is still going
+    away), and a failed workload's (pod_state.job_view) wins over its pod's unless that pod
+    ended with a verdict of its own to carry the failure: then it is that ending with the
+    workload's failure added (trial_ending judges the two together)."""
     pods: dict[str, PodView] = {}
     for pod in views:
         known = pods.get(pod.name)
+        if known is not None and known.attempt == pod.attempt:
+            merged = _with_workload_failure(known, pod) or _with_workload_failure(pod, known)
+            if merged is not None:
+                pods[pod.name] = merged
+                continue
         if known is None or _rank(pod) >= _rank(known):
             pods[pod.name] = pod
     return pods
+
+
+def _failure_of(view: PodView) -> str | None:
+    return None if view.ending is None else view.ending.workload_failed
+
+
+def _with_workload_failure(pod: PodView, workload: PodView) -> PodView | None:
+    failure = _failure_of(workload)
+    if failure is None or _failure_of(pod) is not None:
+        return None
+    if pod.kind != "ended" or pod.ending is None:
+        return workload
+    # The pod's own facts (result, GPU time) with the workload's failure; the delete stops
+    # the workload (its uid), not only the pod.
+    ending = dataclasses.replace(pod.ending, workload_failed=failure)
+    return dataclasses.replace(pod, ending=ending, uid=workload.uid or pod.uid)
 
 
 def _rank(view: PodView) -> tuple[int, bool]:

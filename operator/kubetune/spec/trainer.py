@@ -397,21 +397,30 @@ class TemplateSpec(SpecModel):
 
 class PrimaryPod(SpecModel):
     """Which pod and container of a workload are the trial: their exit status, result and
-    metrics count. A batch/v1 Job has one pod template, so its pod is the primary pod."""
+    metrics count. The primary pod is the kind's: a Job's one pod, a PyTorchJob's master
+    (else worker 0), a JobSet's pod 0 of Job 0 of its first replicatedJob."""
 
     container: str | None = Field(
         default=None,
-        description="Container that runs the trial in the pod template; default the first one.",
+        description=(
+            "Container that runs the trial in the primary pod's template; default the first "
+            "one. In the other pod templates a container of this name (else the first) gets "
+            "the trial contract too."
+        ),
     )
 
 
 class WorkloadSpec(SpecModel):
-    """Any Kubernetes workload as a trial (today: batch/v1 Job, the kind Kueue admits)."""
+    """A Kubernetes workload as a trial: a batch/v1 Job, a jobset.x-k8s.io/v1alpha2 JobSet or
+    a kubeflow.org/v1 PyTorchJob (spec/workload_kinds.py). kubetune's labels, the trial
+    contract, hardening and the pod policy reach every pod template inside; the trial is
+    judged by the primary pod, and fails when the workload's Failed condition is set."""
 
     object: dict[str, Any] = Field(
         description=(
-            "The whole object (apiVersion, kind, metadata, spec); ${params.NAME}, ${trial.name}, "
-            "${trial.number} and ${sweep.name} are substituted in every string."
+            "The whole object (apiVersion, kind, metadata, spec): a batch/v1 Job, "
+            "jobset.x-k8s.io/v1alpha2 JobSet or kubeflow.org/v1 PyTorchJob; ${params.NAME}, "
+            "${trial.name}, ${trial.number} and ${sweep.name} are substituted in every string."
         )
     )
     primary_pod: PrimaryPod = Field(default_factory=PrimaryPod)

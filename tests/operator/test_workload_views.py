@@ -1,0 +1,122 @@
+"""A multi-pod trial workload seen by the operator: only its primary pod is a trial pod, a
+failed workload ends its trial (even when the controller took the primary pod with it),
+and a primary pod's own successful ending stands."""
+
+from typing import Any
+
+from kubetune.builders.contract import (
+    ATTEMPT_ANNOTATION,
+    CONTAINER_ANNOTATION,
+    PRIMARY_ANNOTATION,
+    WORKLOAD_ANNOTATION,
+)
+from kubetune.operator.pod_state import is_primary, job_view, view
+from kubetune.operator.runtime import _by_name
+from kubetune.trial_ending import judge
+
+MASTER = "training.kubeflow.org/replica-index=0,training.kubeflow.org/replica-type=master"
+
+
+def _pod(role: str, phase: str = "Running", **terminated: Any) -> dict[str, Any]:
+    state = {"terminated": terminated} if terminated else {"running": {}}
+    return {
+        "metadata": {
+            "name": f"t0-{role}-0",
+            "uid": f"{role}-uid",
+            "labels": {
+                "kubetune.dev/trial": "s-t0000",
+                "training.kubeflow.org/replica-type": role,
+                "training.kubeflow.org/replica-index": "0",
+            },
+            "annotations": {
+                ATTEMPT_ANNOTATION: "1",
+                CONTAINER_ANNOTATION: "pytorch",
+                PRIMARY_ANNOTATION: MASTER,
+                WORKLOAD_ANNOTATION: "kubeflow.org/v1/PyTorchJob",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubeflow.org/v1",
+                    "kind": "PyTorchJob",
+                    "name": "s-t0000",
+                    "uid": "ptj-uid",
+                    "controller": True,
+                }
+            ],
+        },
+        "status": {
+            "phase": phase,
+            "containerStatuses": [{"name": "pytorch", "state": state}],
+        },
+    }
+
+
+def _pytorchjob(*conditions: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {
+            "name": "s-t0000",
+            "uid": "ptj-uid",
+            "labels": {"kubetune.dev/trial": "s-t0000"},
+            "annotations": {ATTEMPT_ANNOTATION: "1"},
+        },
+        "spec": {"pytorchReplicaSpecs": {}},
+        "status": {"conditions": [{**c, "status": "True"} for c in conditions]},
+    }
+
+
+def test_only_the_primary_pod_is_a_trial_pod_and_the_trial_is_the_workload() -> None:
+    assert is_primary(_pod("master"))
+    assert not is_primary(_pod("worker"))
+    seen = view(_pod("master"))
+    assert (seen.name, seen.uid, seen.pod_name, seen.job) == (
+        "s-t0000",
+        "ptj-uid",
+        "t0-master-0",
+        True,
+    )
+    assert seen.workload == "kubeflow.org/v1/PyTorchJob"
+    plain = _pod("master")
+    del plain["metadata"]["annotations"][PRIMARY_ANNOTATION]
+    assert is_primary(plain)  # a Job's pod (one pod) carries no selector
+
+
+def test_a_running_workload_says_nothing_and_a_failed_one_ends_the_trial() -> None:
+    assert job_view(_pytorchjob({"type": "Running"})) is None
+    assert job_view(_pytorchjob({"type": "Succeeded"})) is None
+    failed = job_view(
+        _pytorchjob(
+            {"type": "Failed", "reason": "PyTorchJobFailed", "message": "worker 0 exited 1"}
+        )
+    )
+    assert failed is not None and failed.kind == "ended" and failed.ending is not None
+    assert failed.ending.workload_failed == "PyTorchJobFailed: worker 0 exited 1"
+    assert failed.uid == "ptj-uid"
+
+
+def test_a_failed_workload_fails_the_trial_whatever_its_primary_pod_shows() -> None:
+    failed = job_view(_pytorchjob({"type": "Failed", "reason": "PyTorchJobFailed"}))
+    assert failed is not None
+    # The master still runs: the workload's ending stands.
+    (merged,) = _by_name([failed, view(_pod("master"))]).values()
+    assert merged.kind == "ended" and merged.ending is not None
+    assert judge(merged.ending, ["loss"]).reason == "WorkloadFailed: PyTorchJobFailed"
+    # The controller deleted the master with it: no disruption (no requeue), a failure.
+    gone = _pod("master", "Failed", exitCode=143, reason="Error")
+    gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    (merged,) = _by_name([view(gone), failed]).values()
+    assert merged.ending is not None and merged.ending.disruption is not None
+    verdict = judge(merged.ending, ["loss"])
+    assert (verdict.kind, verdict.reason) == ("fail", "WorkloadFailed: PyTorchJobFailed")
+
+
+def test_a_master_that_finished_its_work_completes_even_if_the_workload_failed() -> None:
+    message = '{"status": "succeeded", "metrics": {"loss": 0.5}}'
+    done = view(_pod("master", "Succeeded", exitCode=0, message=message))
+    failed = job_view(_pytorchjob({"type": "Failed", "reason": "PyTorchJobFailed"}))
+    assert failed is not None
+    (merged,) = _by_name([failed, done]).values()
+    assert merged.ending is not None
+    verdict = judge(merged.ending, ["loss"])
+    assert (verdict.kind, verdict.values) == ("complete", [0.5])
