@@ -105,6 +105,8 @@ class SweepRuntime:
         # or a newer one from our own last write or re-read.
         self.resource_version: str | None = None
         self._body_version: str | None = None
+        # The status (kopf bookkeeping aside) of the newest object the watch brought.
+        self._read_status: dict[str, Any] = {}
         # Versions our own recent writes produced: their watch echoes are nothing new.
         self._written: deque[str | None] = deque(maxlen=16)
         self._told_too_large = False
@@ -187,6 +189,7 @@ class SweepRuntime:
             # The watch brought a version we did not write: decide from it from now on, and
             # if its status is not the one we wrote, someone else wrote it: start over.
             self._body_version = self.resource_version = seen
+            self._read_status = _plain_status(body.get("status"))
             if self.last_patched is not None and not _still_ours(
                 body.get("status"), self.last_patched
             ):
@@ -273,7 +276,14 @@ class SweepRuntime:
                 if fresh is None:
                     raise
                 self.resource_version = fresh["metadata"].get("resourceVersion")
-                if not _still_ours(fresh.get("status"), self.last_patched):
+                stored = fresh.get("status")
+                ours = (
+                    _still_ours(stored, self.last_patched)
+                    if self.last_patched is not None
+                    # Nothing written yet: unchanged if it is still the status we read.
+                    else _plain_status(stored) == self._read_status
+                )
+                if not ours:
                     log.warning(
                         "%s/%s: status changed by another writer: rebuilding from it",
                         self.namespace,
@@ -390,6 +400,13 @@ def _with_workload_failure(pod: PodView, workload: PodView) -> PodView | None:
 
 def _rank(view: PodView) -> tuple[int, bool]:
     return view.attempt, not view.job or view.pod_name is not None
+
+
+def _plain_status(status: Any) -> dict[str, Any]:
+    """A stored status without kopf's bookkeeping, which kopf writes on its own."""
+    if not isinstance(status, dict):
+        return {}
+    return {k: v for k, v in status.items() if k != "kopf"}
 
 
 def _still_ours(stored: Any, written: dict[str, Any] | None) -> bool:
