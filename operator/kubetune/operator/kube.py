@@ -78,49 +78,57 @@ class KubeClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    # Pods.
-    async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
-        """The created pod, or None when a pod of that name already exists."""
-        namespace = pod["metadata"]["namespace"]
+    async def _create(self, path: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """POST obj to path: the created object, or None when one of that name exists."""
         try:
-            return await self._request("POST", f"/api/v1/namespaces/{namespace}/pods", json=pod)
+            return await self._request("POST", path, json=obj)
         except ApiError as error:
             if error.status == 409 and error.reason == "AlreadyExists":
                 return None
             raise
 
-    async def delete_pod(
-        self, namespace: str, name: str, uid: str | None = None, grace_seconds: int | None = None
+    async def _delete(
+        self,
+        path: str,
+        uid: str | None,
+        *,
+        grace_seconds: int | None = None,
+        foreground: bool = False,
     ) -> bool:
-        """False when it was already gone; uid guards against deleting a newer pod of that name."""
+        """DELETE path; False when it was already gone, or (a uid precondition's 409) when
+        the object of that name is a newer one, which is left alone."""
         options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if uid:
             options["preconditions"] = {"uid": uid}
         if grace_seconds is not None:
             options["gracePeriodSeconds"] = grace_seconds
+        if foreground:
+            options["propagationPolicy"] = "Foreground"
         try:
-            await self._request(
-                "DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", json=options
-            )
+            await self._request("DELETE", path, json=options)
         except ApiError as error:
-            # 409 on a uid precondition: the pod of that name is a newer one; leave it.
             if error.status in (404, 409):
                 return False
             raise
         return True
 
+    # Pods.
+    async def create_pod(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        """The created pod, or None when a pod of that name already exists."""
+        return await self._create(f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods", pod)
+
+    async def delete_pod(
+        self, namespace: str, name: str, uid: str | None = None, grace_seconds: int | None = None
+    ) -> bool:
+        """False when it was already gone; uid guards against deleting a newer pod of that name."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        return await self._delete(path, uid, grace_seconds=grace_seconds)
+
     # Trial Jobs (spec.workload).
     async def create_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """The created Job, or None when a Job of that name already exists."""
         namespace = job["metadata"]["namespace"]
-        try:
-            return await self._request(
-                "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", json=job
-            )
-        except ApiError as error:
-            if error.status == 409 and error.reason == "AlreadyExists":
-                return None
-            raise
+        return await self._create(f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
 
     async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> bool:
         """Delete a trial Job and, first, its pods (foreground): False when already gone.
@@ -128,22 +136,8 @@ class KubeClient:
         Without a propagation policy batch/v1 Jobs orphan their pods, which would keep
         running the trial's GPUs after kubetune stopped it.
         """
-        options: dict[str, Any] = {
-            "kind": "DeleteOptions",
-            "apiVersion": "v1",
-            "propagationPolicy": "Foreground",
-        }
-        if uid:
-            options["preconditions"] = {"uid": uid}
-        try:
-            await self._request(
-                "DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", json=options
-            )
-        except ApiError as error:
-            if error.status in (404, 409):
-                return False
-            raise
-        return True
+        path = f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
+        return await self._delete(path, uid, foreground=True)
 
     # Trial workloads of other kinds (JobSet, PyTorchJob): custom resources.
     async def create_object(
@@ -151,14 +145,7 @@ class KubeClient:
     ) -> dict[str, Any] | None:
         """The created object, or None when one of that name already exists."""
         namespace = obj["metadata"]["namespace"]
-        try:
-            return await self._request(
-                "POST", f"/apis/{group}/{version}/namespaces/{namespace}/{plural}", json=obj
-            )
-        except ApiError as error:
-            if error.status == 409 and error.reason == "AlreadyExists":
-                return None
-            raise
+        return await self._create(f"/apis/{group}/{version}/namespaces/{namespace}/{plural}", obj)
 
     async def get_object(
         self, group: str, version: str, plural: str, namespace: str, name: str
@@ -193,24 +180,8 @@ class KubeClient:
         self, group: str, version: str, plural: str, namespace: str, name: str, uid: str
     ) -> bool:
         """Delete a trial workload, its pods first (foreground): False when already gone."""
-        options: dict[str, Any] = {
-            "kind": "DeleteOptions",
-            "apiVersion": "v1",
-            "propagationPolicy": "Foreground",
-        }
-        if uid:
-            options["preconditions"] = {"uid": uid}
-        try:
-            await self._request(
-                "DELETE",
-                f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
-                json=options,
-            )
-        except ApiError as error:
-            if error.status in (404, 409):
-                return False
-            raise
-        return True
+        path = f"/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}"
+        return await self._delete(path, uid, foreground=True)
 
     async def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         answer = await self._request(
