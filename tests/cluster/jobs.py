@@ -12,64 +12,31 @@ activeDeadlineSeconds, backoff delays between retries.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import random
 import string
 from typing import Any
 
 from .api import Api, WriteOptions
+from .controller import Controller
 from .errors import ApiError
 from .kinds import DEFAULT_BACKOFF_LIMIT
 from .lifecycle import DeleteOptions
 from .meta import now
-from .store import Event
 
 TERMINAL = ("Succeeded", "Failed")
 
 
-class JobController:
+class JobController(Controller):
+    watches = frozenset({("batch", "jobs"), ("", "pods")})
+
     def __init__(self, api: Api) -> None:
-        self.api = api
+        super().__init__(api)
         self.jobs = api.resource("batch", "v1", "jobs")
         self.pods = api.resource("", "v1", "pods")
-        self.errors: list[str] = []
-        self._pending = False
-        self._started = False
-        api.store.listeners.append(self._on_event)
 
-    def start(self) -> None:
-        self._started = True
-        self._kick()
-
-    def stop(self) -> None:
-        self._started = False
-
-    def _on_event(self, event: Event) -> None:
-        if (event.group, event.plural) in (("batch", "jobs"), ("", "pods")):
-            self._kick()
-
-    def _kick(self) -> None:
-        """Reconcile soon: never inside a store write (listeners run synchronously)."""
-        if self._pending or not self._started:
-            return
-        self._pending = True
-        asyncio.get_running_loop().call_soon(self._reconcile)
-
-    def _reconcile(self) -> None:
-        self._pending = False
-        if not self._started:
-            return
-        for job in self.api.store.items("batch", "jobs", None):
-            try:
-                self._sync(copy.deepcopy(job))
-            except ApiError as error:
-                if error.code == 409:  # a conflict: the next event brings the newer Job
-                    self._kick()
-                    continue
-                self.errors.append(f"job {job['metadata']['name']}: {error!r}")
-            except Exception as error:  # a bug of the simulation: the fixture reports it
-                self.errors.append(f"job {job['metadata']['name']}: {error!r}")
+    def reconcile(self) -> None:
+        self.each("job", self.api.store.items("batch", "jobs", None), self._sync)
 
     def _owned_pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         uid = job["metadata"]["uid"]

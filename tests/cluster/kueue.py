@@ -18,7 +18,6 @@ unknown queue stays queued (real Kueue also marks it inadmissible).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .api import Api, WriteOptions
-from .errors import ApiError
+from .controller import Controller
 from .resources import ResourceType
 from .scheduling import gpu_request
 from .store import Event
@@ -45,9 +44,11 @@ class Workload:
     gpus: int
 
 
-class KueueController:
+class KueueController(Controller):
+    watches = frozenset({("batch", "jobs"), ("", "pods")})
+
     def __init__(self, api: Api) -> None:
-        self.api = api
+        super().__init__(api)
         self.jobs = api.resource("batch", "v1", "jobs")
         self.pods = api.resource("", "v1", "pods")
         # Queue name -> GPU quota; empty: Kueue is not installed.
@@ -57,11 +58,7 @@ class KueueController:
         self.order: dict[str, int] = {}
         # Most GPUs any queue had admitted at once: what a test checks the quota against.
         self.peak: dict[str, int] = {}
-        self.errors: list[str] = []
         self._counter = itertools.count()
-        self._pending = False
-        self._started = False
-        api.store.listeners.append(self._on_event)
         api.create_mutators.append(self._gate)
 
     def configure(self, quotas: Mapping[str, int]) -> None:
@@ -71,13 +68,6 @@ class KueueController:
         self.admitted.clear()
         self.peak = dict.fromkeys(self.quotas, 0)
         self._kick()
-
-    def start(self) -> None:
-        self._started = True
-        self._kick()
-
-    def stop(self) -> None:
-        self._started = False
 
     # -- the pod webhook ----------------------------------------------------------------------
 
@@ -96,34 +86,20 @@ class KueueController:
     # -- the control loop ---------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        if (event.group, event.plural) not in (("batch", "jobs"), ("", "pods")):
+        if (event.group, event.plural) not in self.watches:
             return
         uid = event.obj["metadata"].get("uid", "")
         if event.type == "ADDED" and uid not in self.order:
             self.order[uid] = next(self._counter)
         self._kick()
 
-    def _kick(self) -> None:
-        """Reconcile soon: never inside a store write (listeners run synchronously)."""
-        if self._pending or not self._started:
-            return
-        self._pending = True
-        asyncio.get_running_loop().call_soon(self._reconcile)
+    def reconcile(self) -> None:
+        if self.quotas:
+            self.attempt("kueue", self._release_and_admit)
 
-    def _reconcile(self) -> None:
-        self._pending = False
-        if not self._started or not self.quotas:
-            return
-        try:
-            self._release()
-            self._admit()
-        except ApiError as error:
-            if error.code == 409:  # the next event brings the newer object
-                self._kick()
-            else:
-                self.errors.append(f"kueue: {error!r}")
-        except Exception as error:  # a bug of the simulation: the fixture reports it
-            self.errors.append(f"kueue: {error!r}")
+    def _release_and_admit(self) -> None:
+        self._release()
+        self._admit()
 
     def _release(self) -> None:
         for uid, load in list(self.admitted.items()):

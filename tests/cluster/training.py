@@ -23,15 +23,14 @@ the defaults, JobSet startupPolicy, coordinator and networking, exclusive placem
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from typing import Any
 
-from .api import Api, WriteOptions
+from .api import WriteOptions
+from .controller import Controller
 from .errors import ApiError
 from .jobs import TERMINAL, _condition
 from .lifecycle import DeleteOptions
-from .store import Event
 
 PYTORCH = ("kubeflow.org", "v1", "pytorchjobs")
 JOBSET = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
@@ -42,52 +41,16 @@ JS = "jobset.sigs.k8s.io"
 TK = "training.kubeflow.org"
 
 
-class TrainingControllers:
-    def __init__(self, api: Api) -> None:
-        self.api = api
-        self.errors: list[str] = []
-        self._pending = False
-        self._started = False
-        api.store.listeners.append(self._on_event)
+class TrainingControllers(Controller):
+    watches = frozenset(
+        {(PYTORCH[0], PYTORCH[2]), (JOBSET[0], JOBSET[2]), ("batch", "jobs"), ("", "pods")}
+    )
 
-    def start(self) -> None:
-        self._started = True
-        self._kick()
-
-    def stop(self) -> None:
-        self._started = False
-
-    def _on_event(self, event: Event) -> None:
-        if (event.group, event.plural) in (
-            (PYTORCH[0], PYTORCH[2]),
-            (JOBSET[0], JOBSET[2]),
-            ("batch", "jobs"),
-            ("", "pods"),
-        ):
-            self._kick()
-
-    def _kick(self) -> None:
-        if self._pending or not self._started:
-            return
-        self._pending = True
-        asyncio.get_running_loop().call_soon(self._reconcile)
-
-    def _reconcile(self) -> None:
-        self._pending = False
-        if not self._started:
-            return
-        for group, _version, plural in (PYTORCH, JOBSET):
-            sync = self._sync_pytorchjob if plural == "pytorchjobs" else self._sync_jobset
-            for obj in self.api.store.items(group, plural, None):
-                try:
-                    sync(copy.deepcopy(obj))
-                except ApiError as error:
-                    if error.code == 409:
-                        self._kick()
-                        continue
-                    self.errors.append(f"{plural} {obj['metadata']['name']}: {error!r}")
-                except Exception as error:  # a bug of the simulation: the fixture reports it
-                    self.errors.append(f"{plural} {obj['metadata']['name']}: {error!r}")
+    def reconcile(self) -> None:
+        self.each(
+            PYTORCH[2], self.api.store.items(PYTORCH[0], PYTORCH[2], None), self._sync_pytorchjob
+        )
+        self.each(JOBSET[2], self.api.store.items(JOBSET[0], JOBSET[2], None), self._sync_jobset)
 
     def _owned(self, obj: dict[str, Any], group: str, plural: str) -> list[dict[str, Any]]:
         uid = obj["metadata"]["uid"]
