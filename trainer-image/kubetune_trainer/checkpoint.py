@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from kubetune.durable import sync_folder
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.log import log
 
@@ -147,7 +148,7 @@ def write(
     if current.exists():
         current.rename(previous)
     tmp.rename(current)
-    _fsync_dir(output_dir)
+    sync_folder(output_dir)
     return time.monotonic() - started
 
 
@@ -157,20 +158,7 @@ def _fsync_tree(folder: Path) -> None:
     for child in folder.iterdir():
         with child.open("rb") as handle:
             os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems refuse fsync on a directory
-    finally:
-        os.close(fd)
+    sync_folder(folder)
 
 
 def _read(path: Path) -> Checkpoint:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kubetune.durable import sync_folder
 from kubetune.local.layout import STATE_TMP
 from kubetune.spec import SweepSpec, TrialRecord
 
@@ -69,21 +70,7 @@ def save_state(path: Path, state: RunState) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)  # a partial copy only takes space the disk lacks
         raise
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename durable; best effort, as some file systems cannot sync a folder."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    sync_folder(path.parent)
 
 
 def load_state(path: Path, any_version: bool = False) -> RunState:
