@@ -165,8 +165,10 @@ def test_unknown_placeholders_name_the_field() -> None:
     [
         (
             lambda o: o.update(kind="MPIJob", apiVersion="kubeflow.org/v2beta1"),
-            "spec.workload.object.kind: must be one of batch/v1 Job, jobset.x-k8s.io/v1alpha2 "
-            "JobSet, kubeflow.org/v1 PyTorchJob (got kubeflow.org/v2beta1/MPIJob)",
+            "spec.workload.podTemplates: required: kubeflow.org/v2beta1 MPIJob is a kind "
+            "kubetune does not know (it knows batch/v1 Job, jobset.x-k8s.io/v1alpha2 JobSet, "
+            "kubeflow.org/v1 PyTorchJob): the field paths of its pod templates, e.g. "
+            "spec.template",
         ),
         (
             lambda o: o.update(kind="TrainJob", apiVersion="trainer.kubeflow.org/v1alpha1"),

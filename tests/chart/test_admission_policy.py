@@ -288,3 +288,60 @@ def test_a_jobset_workload_checks_every_replicated_job() -> None:
     ]
     table.grants.add(Grant("erin", "get", "secrets", NS, "s3"))
     assert _create("erin", sweep, table).admitted
+
+
+def _run_sweep() -> dict[str, Any]:
+    """A sweep of a kind kubetune does not know (spec.workload with podTemplates)."""
+    run = {
+        "apiVersion": "example.dev/v1",
+        "kind": "TrainingRun",
+        "spec": {"leader": {"template": {"spec": {"containers": [{"name": "a", "image": "b"}]}}}},
+    }
+    return _sweep(
+        {
+            "workload": {
+                "object": run,
+                "podTemplates": ["spec.leader.template"],
+                "successCondition": {"type": "Done"},
+                "failureCondition": {"field": "status.phase", "equals": "Failed"},
+            }
+        }
+    )
+
+
+def test_a_custom_kind_needs_its_listing_in_the_chart_and_its_create() -> None:
+    listed = one(
+        render(
+            {
+                "rbac": {
+                    "workloadKinds": [
+                        {
+                            "apiGroup": "example.dev",
+                            "resource": "trainingruns",
+                            "kind": "TrainingRun",
+                        }
+                    ]
+                }
+            }
+        ),
+        "ValidatingAdmissionPolicy",
+    )
+    sweep = _run_sweep()
+    table = _table("erin")
+    table.grants.add(Grant("erin", "create", "trainingruns", NS, group="example.dev"))
+    verdict = evaluate(listed, admission_request("CREATE", "erin", NS, sweep), table)
+    assert verdict.admitted, verdict.refusals
+    # A Job grant is no TrainingRun grant (before, any other kind was checked as a Job).
+    table = _table("erin")
+    table.grants.add(Grant("erin", "create", "jobs", NS, group="batch"))
+    verdict = evaluate(listed, admission_request("CREATE", "erin", NS, sweep), table)
+    assert verdict.refusals == [
+        f"creating a HyperparameterSweep with spec.workload in {NS} needs permission to create "
+        "trainingruns.example.dev there: the operator creates its trial workloads for you"
+    ]
+    # The default chart lists no such kind: the sweep is refused whatever its creator may do.
+    table.grants.add(Grant("erin", "create", "trainingruns", NS, group="example.dev"))
+    assert _create("erin", sweep, table).refusals == [
+        "spec.workload.object: kubetune here may not create a TrainingRun of example.dev/v1: "
+        "its cluster admin lists the kinds it may create (the chart's rbac.workloadKinds)"
+    ]

@@ -224,6 +224,19 @@ def test_workload_kinds_grant_only_the_listed_kinds() -> None:
 
 
 @pytest.mark.parametrize("scope", ["cluster", "namespaced"])
+def test_a_listed_custom_kind_is_granted_as_the_known_ones(scope: str) -> None:
+    values = combination_values(frozenset(), scope)
+    custom = {"apiGroup": "example.dev", "resource": "trainingruns", "kind": "TrainingRun"}
+    values["rbac"] = {"workloadKinds": [custom]}
+    verbs = [
+        sorted(rule["verbs"])
+        for rule in _all_rules(render(values))
+        if rule["apiGroups"] == ["example.dev"] and rule["resources"] == ["trainingruns"]
+    ]
+    assert verbs and all(v == ["create", "delete", "get", "list", "watch"] for v in verbs)
+
+
+@pytest.mark.parametrize("scope", ["cluster", "namespaced"])
 def test_rbac_is_least_privilege(scope: str) -> None:
     values = combination_values(frozenset(), scope)
     manifests = render(values)
@@ -553,6 +566,19 @@ def test_helm_test_hook_checks_operator_liveness() -> None:
         ({"prometheus": {"allowedUrls": ["http://p:9090/?x=1"]}}, "/prometheus/allowedUrls/0"),
         ({"prometheus": {"allowedUrls": ["http://a,http://b"]}}, "/prometheus/allowedUrls/0"),
         ({"prometheus": {"allowedUrls": ["p:9090"]}}, "/prometheus/allowedUrls/0"),
+        # A custom workload kind grants create on it: never core pods, a wildcard or sweeps.
+        (
+            {"rbac": {"workloadKinds": [{"apiGroup": "", "resource": "pods"}]}},
+            "/rbac/workloadKinds/0/apiGroup",
+        ),
+        (
+            {"rbac": {"workloadKinds": [{"apiGroup": "example.dev", "resource": "*"}]}},
+            "/rbac/workloadKinds/0/resource",
+        ),
+        (
+            {"rbac": {"workloadKinds": [{"apiGroup": "kubetune.dev", "resource": "x"}]}},
+            "/rbac/workloadKinds/0/apiGroup",
+        ),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_key(values: dict[str, Any], message: str) -> None:

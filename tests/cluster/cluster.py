@@ -19,6 +19,7 @@ import yaml
 from aiohttp import web
 
 from .api import Api
+from .custom_kind import TrainingRunController
 from .errors import ApiError
 from .faults import Faults
 from .jobs import JobController
@@ -56,6 +57,8 @@ class Cluster:
         self.jobs = JobController(self.api)
         # PyTorchJob and JobSet: served once a test applies their CRDs (testdata/).
         self.training = TrainingControllers(self.api)
+        # example.dev TrainingRun, a kind kubetune does not know: once its CRD is applied.
+        self.custom = TrainingRunController(self.api)
         # Off until a test gives it queues: kueue.configure({"queue": gpus}).
         self.kueue = KueueController(self.api)
         if self.kubelet is not None:
@@ -104,6 +107,7 @@ class Cluster:
             self.kubelet.start()
         self.jobs.start()
         self.training.start()
+        self.custom.start()
         self.kueue.start()
 
     def stop(self) -> None:
@@ -118,6 +122,7 @@ class Cluster:
             await self.kubelet.stop()
         self.jobs.stop()
         self.training.stop()
+        self.custom.stop()
         self.kueue.stop()
         self.server.drop_watches()
         if self._runner is not None:

@@ -186,8 +186,10 @@ def test_unknown_workload_kinds_are_refused_naming_the_field(tmp_path: Path) -> 
     spec.workload.object["kind"] = "JobSet"  # a batch/v1 JobSet: no such kind
     with pytest.raises(BuildError) as error:
         build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={})
-    assert error.value.field == "spec.workload.object.kind"
-    assert "must be one of batch/v1 Job, " in error.value.rule
+    assert error.value.field == "spec.workload.podTemplates"
+    assert "batch/v1 JobSet is a kind kubetune does not know (it knows batch/v1 Job, " in (
+        error.value.rule
+    )
 
 
 def test_a_pytorchjob_runs_locally_as_its_master_container(tmp_path: Path) -> None:

@@ -77,6 +77,8 @@ def build_trial_workload(
         pod_meta["labels"].pop(conventions.LABEL_KUEUE_QUEUE, None)
         if primary:
             pod_meta["annotations"][PRIMARY_ANNOTATION] = selector_text(primary)
+        if primary or kind.custom:
+            # Which object the pod's trial is (its controller may not be the pod's owner).
             pod_meta["annotations"][WORKLOAD_ANNOTATION] = f"{kind.api_version}/{kind.kind}"
         # Replace the template's contents in place: it sits inside `obj`.
         template.clear()

@@ -70,6 +70,8 @@ class KubeClient:
             timeout=timeout,
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
+        # (group, version, kind) -> plural, found by discovery (resource_plural).
+        self._plurals: dict[tuple[str, str, str], str] = {}
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> "KubeClient":
@@ -139,7 +141,28 @@ class KubeClient:
         path = f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
         return await self._delete(path, uid, foreground=True)
 
-    # Trial workloads of other kinds (JobSet, PyTorchJob): custom resources.
+    # Trial workloads of other kinds (JobSet, PyTorchJob, a sweep's custom kind): custom
+    # resources.
+    async def resource_plural(self, group: str, version: str, kind: str) -> str | None:
+        """The resource name (plural) the API server serves `kind` of group/version as, by
+        discovery; None when it serves no such kind. Cached: a CRD's names never change."""
+        key = (group, version, kind)
+        if key not in self._plurals:
+            try:
+                answer = await self._request("GET", f"/apis/{group}/{version}")
+            except ApiError as error:
+                if error.status == 404:
+                    return None
+                raise
+            for resource in answer.get("resources") or []:
+                name = str(resource.get("name") or "")
+                if resource.get("kind") == kind and "/" not in name:  # not a subresource
+                    self._plurals[key] = name
+                    break
+            else:
+                return None
+        return self._plurals[key]
+
     async def create_object(
         self, group: str, version: str, plural: str, obj: dict[str, Any]
     ) -> dict[str, Any] | None:

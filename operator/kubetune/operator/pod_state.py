@@ -19,7 +19,7 @@ from kubetune.builders.contract import (
     PRIMARY_ANNOTATION,
     WORKLOAD_ANNOTATION,
 )
-from kubetune.spec.workload_kinds import KINDS, parse_selector
+from kubetune.spec.workload_kinds import KINDS, WorkloadKind, parse_selector
 from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
 
@@ -227,24 +227,22 @@ def view(pod: Mapping[str, Any]) -> PodView:
     return PodView(kind="pending", unschedulable=_unschedulable(status), **base)
 
 
-def job_view(job: Mapping[str, Any]) -> PodView | None:
-    """A trial workload (Job, JobSet, PyTorchJob) as its own view of the trial, or None:
+def job_view(job: Mapping[str, Any], custom: WorkloadKind | None = None) -> PodView | None:
+    """A trial workload (Job, JobSet, PyTorchJob, or a `custom` kind the sweep describes) as
+    its own view of the trial, or None:
     - Kueue has not admitted it (suspended, not finished or deleting): the trial is queued;
-    - its Failed condition is set (not a Job's: a Job's one pod tells): the trial ended,
+    - its failure condition holds (not a Job's: a Job's one pod tells): the trial ended,
       failed whatever its primary pod says (a worker failed; the controller may then have
-      deleted the primary pod too, which alone would look like a disruption).
+      deleted the primary pod too, which alone would look like a disruption);
+    - a custom kind's success condition holds: the trial ended as exit 0 (its primary pod's
+      own view, while the pod exists, wins over this one: runtime._by_name).
     Otherwise its pods tell the trial's state, and while the controller has made none yet
     the trial is simply pending."""
     meta = job.get("metadata") or {}
     spec = job.get("spec") or {}
-    kind = KINDS.get((str(job.get("apiVersion")), str(job.get("kind"))))
+    kind = KINDS.get((str(job.get("apiVersion")), str(job.get("kind")))) or custom
     if kind is None or meta.get("deletionTimestamp"):
         return None
-    conditions = {
-        c.get("type"): c
-        for c in (job.get("status") or {}).get("conditions") or []
-        if c.get("status") == "True"
-    }
     labels = meta.get("labels") or {}
     identity: dict[str, Any] = {
         "name": str(labels.get(conventions.LABEL_TRIAL) or meta.get("name") or ""),
@@ -258,15 +256,18 @@ def job_view(job: Mapping[str, Any]) -> PodView | None:
         "job": True,
         "workload": f"{kind.api_version}/{kind.kind}",
     }
-    failed = conditions.get(kind.failure)
+    failed = kind.failed(job)
     if failed is not None and kind.kind != "Job":
-        why = ": ".join(str(failed.get(k)) for k in ("reason", "message") if failed.get(k))
-        ending = TrialEnding(None, workload_failed=why or kind.failure)
+        ending = TrialEnding(None, workload_failed=failed)
         return PodView(kind="ended", ending=ending, **identity)
-    if kind.success in conditions or kind.failure in conditions:
+    succeeded = kind.succeeded(job)
+    if succeeded and kind.custom:
+        ending = TrialEnding(0, detail=f"{kind.kind} succeeded")
+        return PodView(kind="ended", ending=ending, **identity)
+    if succeeded or failed is not None:
         return None
     suspended = spec.get("suspend") or (spec.get("runPolicy") or {}).get("suspend")
-    if not suspended:
+    if not suspended or kind.custom:  # kubetune suspends no custom kind (no queueName)
         return None
     templates = kind.templates(job)
     gpus = sum(gpus_of(t) for _path, t in templates[:1])

@@ -27,8 +27,10 @@ from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.metrics import METRICS, OperatorMetrics
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.reconcile import SweepReconciler
-from kubetune.operator.trial_objects import create_trial, delete_trial
+from kubetune.operator.trial_objects import create_trial, custom_views, delete_trial
 from kubetune.spec import SweepSpec, parse_duration
+from kubetune.spec.workload_kinds import WorkloadKind, kind_of
+from kubetune.spec.workload_rules import shape_problems, workload_kind
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,14 @@ class SweepRuntime:
                         self.source = make_source(rec.spec, self.policy, self.kube)
                     except UrlRefused as error:  # accept() refuses these: not reached
                         log.error("%s/%s: %s", self.namespace, self.name, error)
+            custom = self._custom_kind()
+            if custom is not None:
+                try:
+                    found = await custom_views(self.kube, self.namespace, self.name, custom)
+                except ApiError as error:  # its pods still tell; the next pass reads it again
+                    self._api_error("ListWorkloads", error)
+                    found = []
+                pod_views = [*pod_views, *found]
             pods = _by_name(pod_views)
             reading = await self.read_metrics(pods)
             effects = await asyncio.to_thread(rec.decide, pods, reading)
@@ -241,7 +251,7 @@ class SweepRuntime:
                     return
                 self.last_patched = effects.status
             workloads = {name: (pod.workload, pod.attempt) for name, pod in pods.items() if pod.job}
-            await self._act(effects.delete, effects.create, workloads, post, adopt)
+            await self._act(effects.delete, effects.create, workloads, post, adopt, custom)
             if effects.prefetch is not None:
                 await self._create_prefetch(effects.prefetch, post, adopt)
             events, self.pending_events = self.pending_events, []
@@ -254,6 +264,15 @@ class SweepRuntime:
             self.metrics.set_sweep(
                 self.namespace, self.name, status.phase, status.trials, best, status.gpu_hours
             )
+
+    def _custom_kind(self) -> WorkloadKind | None:
+        """The sweep's workload kind when it is one kubetune does not know (and valid)."""
+        spec = self.reconciler.spec
+        if spec is None or spec.workload is None or kind_of(spec.workload.object) is not None:
+            return None
+        if shape_problems(spec.workload):
+            return None
+        return workload_kind(spec.workload)
 
     async def _write_status(self, status: dict[str, Any]) -> dict[str, Any] | None:
         """Write the status onto the version this pass decided from.
@@ -312,11 +331,12 @@ class SweepRuntime:
         workloads: dict[str, tuple[str | None, int]],
         post: EventPoster,
         adopt: Adopter,
+        custom: WorkloadKind | None = None,
     ) -> None:
         for name, uid in delete:
             try:
                 workload, attempt = workloads.get(name, (None, 0))
-                await delete_trial(self.kube, self.namespace, name, uid, workload, attempt)
+                await delete_trial(self.kube, self.namespace, name, uid, workload, attempt, custom)
             except ApiError as error:
                 self._api_error("DeletePod", error)
                 self.reconciler.delete_failed(name)
@@ -324,7 +344,7 @@ class SweepRuntime:
             manifest = item.manifest
             adopt(manifest)
             try:
-                created = await create_trial(self.kube, manifest)
+                created = await create_trial(self.kube, manifest, custom)
             except ApiError as error:
                 self._api_error("CreatePod", error)
                 if error.status:  # the API server answered: say why, and count it

@@ -1,10 +1,13 @@
-"""Creating and deleting what a trial runs as: a Pod, or its workload object (spec.workload:
-a batch/v1 Job, a JobSet or a PyTorchJob)."""
+"""Creating, reading and deleting what a trial runs as: a Pod, or its workload object
+(spec.workload: a batch/v1 Job, a JobSet, a PyTorchJob, or a custom kind the sweep
+describes, whose resource name is found by discovery)."""
 
 from typing import Any
 
 from kubetune.builders.contract import ATTEMPT_ANNOTATION
-from kubetune.operator.kube import KubeClient
+from kubetune.builders.pod import trial_selector
+from kubetune.operator.kube import ApiError, KubeClient
+from kubetune.operator.pod_state import PodView, job_view
 from kubetune.spec.workload_kinds import KINDS, WorkloadKind, kind_of
 
 
@@ -12,14 +15,40 @@ def is_job(manifest: dict[str, Any]) -> bool:
     return kind_of(manifest) is not None
 
 
-async def create_trial(kube: KubeClient, manifest: dict[str, Any]) -> dict[str, Any] | None:
+def _kind(api_version: str, kind: str, custom: WorkloadKind | None) -> WorkloadKind | None:
+    known = KINDS.get((api_version, kind))
+    if known is not None:
+        return known
+    if custom is not None and (custom.api_version, custom.kind) == (api_version, kind):
+        return custom
+    return None
+
+
+async def plural_of(kube: KubeClient, kind: WorkloadKind) -> str:
+    """The kind's resource name; a custom kind's by discovery (404 when none is served)."""
+    if kind.plural:
+        return kind.plural
+    plural = await kube.resource_plural(kind.group, kind.version, kind.kind)
+    if plural is None:
+        raise ApiError(
+            404,
+            "NotFound",
+            f"the cluster serves no {kind.api_version} {kind.kind} (is its CRD installed?)",
+        )
+    return plural
+
+
+async def create_trial(
+    kube: KubeClient, manifest: dict[str, Any], custom: WorkloadKind | None = None
+) -> dict[str, Any] | None:
     """The created object, or None when one of that name already exists."""
-    kind = kind_of(manifest)
+    kind = _kind(str(manifest.get("apiVersion")), str(manifest.get("kind")), custom)
     if kind is None:
         return await kube.create_pod(manifest)
-    if kind.kind == "Job":
+    if kind.kind == "Job" and not kind.custom:
         return await kube.create_job(manifest)
-    return await kube.create_object(kind.group, kind.version, kind.plural, manifest)
+    plural = await plural_of(kube, kind)
+    return await kube.create_object(kind.group, kind.version, plural, manifest)
 
 
 async def delete_trial(
@@ -29,6 +58,7 @@ async def delete_trial(
     uid: str,
     workload: str | None = None,
     attempt: int = 0,
+    custom: WorkloadKind | None = None,
 ) -> None:
     """Stop a trial: its workload with its pods (foreground), or its pod.
 
@@ -40,18 +70,34 @@ async def delete_trial(
         await kube.delete_pod(namespace, name, uid=uid or None)
         return
     api_version, _sep, kind_name = workload.rpartition("/")
-    kind: WorkloadKind | None = KINDS.get((api_version, kind_name))
+    kind = _kind(api_version, kind_name, custom)
     if kind is None:
         return
-    if kind.kind == "Job":
+    if kind.kind == "Job" and not kind.custom:
         await kube.delete_job(namespace, name, uid=uid or None)
         return
+    plural = await plural_of(kube, kind)
     if not uid:
-        found = await kube.get_object(kind.group, kind.version, kind.plural, namespace, name)
+        found = await kube.get_object(kind.group, kind.version, plural, namespace, name)
         if found is None:
             return
         meta = found.get("metadata") or {}
         if (meta.get("annotations") or {}).get(ATTEMPT_ANNOTATION) != str(attempt):
             return
         uid = str(meta.get("uid") or "")
-    await kube.delete_object(kind.group, kind.version, kind.plural, namespace, name, uid=uid)
+    await kube.delete_object(kind.group, kind.version, plural, namespace, name, uid=uid)
+
+
+async def custom_views(
+    kube: KubeClient, namespace: str, sweep: str, kind: WorkloadKind
+) -> list[PodView]:
+    """The sweep's workloads of a custom kind as trial views (pod_state.job_view). The
+    operator watches only the kinds it knows; these it lists on each pass (their pods'
+    events and the sweep's metrics interval wake the pass)."""
+    plural = await kube.resource_plural(kind.group, kind.version, kind.kind)
+    if plural is None:
+        return []
+    found = await kube.list_objects(
+        kind.group, kind.version, plural, namespace, trial_selector(sweep)
+    )
+    return [seen for obj in found if (seen := job_view(obj, kind)) is not None]

@@ -17,7 +17,7 @@ from kubetune.spec.resource import HyperparameterSweep, effective_spec
 from kubetune.spec.sweep import SweepSpec
 from kubetune.spec.trainer import TemplateSpec
 from kubetune.spec.training_args import validate_args
-from kubetune.spec.workload_rules import used_parameters, workload_problems
+from kubetune.spec.workload_rules import used_parameters, workload_kind, workload_problems
 
 
 def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -> list[str]:
@@ -37,6 +37,11 @@ def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -
     if spec.workload is not None:
         known = [p.name for p in spec.parameters]
         problems += workload_problems(spec.workload, known, for_cluster=for_cluster)
+        if spec.queue_name is not None and not problems and workload_kind(spec.workload).custom:
+            problems.append(
+                f"spec.queueName: kubetune cannot hold a {spec.workload.object.get('kind')} "
+                "suspended for Kueue (a kind it does not know); leave queueName out"
+            )
     return problems
 
 

@@ -18,6 +18,7 @@ from kubetune.spec.pod_fields import (
     quantity_bytes,
     volume_problems,
 )
+from kubetune.spec.status_match import StatusMatch, path_problem
 from kubetune.spec.training_args import TrainingArguments
 
 TrainerArgValue = bool | int | float | str | list[str]
@@ -408,13 +409,32 @@ class PrimaryPod(SpecModel):
             "the trial contract too."
         ),
     )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=8,
+        description=(
+            "Only for a kind kubetune does not know: labels only the primary pod has, as the "
+            "kind's controller sets them (Katib's primaryPodLabels). Required with more than "
+            "one pod template; without them every pod of the first one is primary."
+        ),
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            problem = label_key_problem(key) or label_value_problem(value)
+            if problem is not None:
+                raise ValueError(f"{key}: {problem}")
+        return labels
 
 
 class WorkloadSpec(SpecModel):
     """A Kubernetes workload as a trial: a batch/v1 Job, a jobset.x-k8s.io/v1alpha2 JobSet or
-    a kubeflow.org/v1 PyTorchJob (spec/workload_kinds.py). kubetune's labels, the trial
+    a kubeflow.org/v1 PyTorchJob (spec/workload_kinds.py), or any other kind with its pod
+    templates, success and failure conditions given here. kubetune's labels, the trial
     contract, hardening and the pod policy reach every pod template inside; the trial is
-    judged by the primary pod, and fails when the workload's Failed condition is set."""
+    judged by the primary pod, and fails when the workload's failure condition holds."""
 
     object: dict[str, Any] = Field(
         description=(
@@ -424,3 +444,36 @@ class WorkloadSpec(SpecModel):
         )
     )
     primary_pod: PrimaryPod = Field(default_factory=PrimaryPod)
+    pod_templates: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description=(
+            "Only for a kind kubetune does not know (required then): the field paths of every "
+            "pod template in the object, the primary pod's first, e.g. spec.leader.template "
+            "(names and [N] list indices). A pod template left out gets no kubetune labels, "
+            "trial contract or pod policy."
+        ),
+    )
+    success_condition: StatusMatch | None = Field(
+        default=None,
+        description=(
+            "Only for a kind kubetune does not know (required then): when the workload "
+            "succeeded. The primary pod's ending still judges the trial while it exists."
+        ),
+    )
+    failure_condition: StatusMatch | None = Field(
+        default=None,
+        description=(
+            "Only for a kind kubetune does not know (required then): when the workload "
+            "failed; the trial then fails, whatever its primary pod says."
+        ),
+    )
+
+    @field_validator("pod_templates")
+    @classmethod
+    def _valid_paths(cls, paths: list[str]) -> list[str]:
+        for index, path in enumerate(paths):
+            problem = path_problem(path, under="spec")
+            if problem is not None:
+                raise ValueError(f"[{index}] {path!r}: {problem}")
+        return paths

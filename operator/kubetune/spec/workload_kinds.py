@@ -7,6 +7,9 @@ it), and what makes the object run exactly once. Label names are the controllers
 JobSet (jobset.sigs.k8s.io/*, batch.kubernetes.io/job-completion-index) and the Kubeflow
 training operator v1 (training.kubeflow.org/*).
 
+Any other kind runs with the pod template paths, primary pod labels and success and failure
+conditions the sweep gives (custom_kind; spec/status_match.py).
+
 Not supported: trainer.kubeflow.org TrainJob. Its pod templates live in the referenced
 (Cluster)TrainingRuntime, not in the TrainJob, so kubetune could not put its labels, the
 trial contract or the admin pod policy on the pods it makes.
@@ -15,6 +18,8 @@ trial contract or the admin pod policy on the pods it makes.
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from kubetune.spec.status_match import StatusMatch, resolve
 
 # (field path under the object, the pod template there)
 Templates = list[tuple[str, dict[str, Any]]]
@@ -41,6 +46,29 @@ class WorkloadKind:
     # Make the object run once (kubetune requeues a disrupted trial itself) and suspended.
     run_once: Callable[[dict[str, Any]], None]
     suspend: Callable[[dict[str, Any]], None]
+    # A kind kubetune does not know: (success, failure) as the sweep gives them; its plural
+    # is found by discovery. None: the condition types above, with status "True".
+    conditions: tuple[StatusMatch, StatusMatch] | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self.conditions is not None
+
+    def _matches(self) -> tuple[StatusMatch, StatusMatch]:
+        if self.conditions is not None:
+            return self.conditions
+        return StatusMatch(type=self.success), StatusMatch(type=self.failure)
+
+    def succeeded(self, obj: Mapping[str, Any]) -> bool:
+        return self._matches()[0].matches(obj)
+
+    def failed(self, obj: Mapping[str, Any]) -> str | None:
+        """Why the workload failed (its condition's reason and message: foreign text), or
+        None while it has not."""
+        failure = self._matches()[1]
+        if not failure.matches(obj):
+            return None
+        return failure.reason(obj) or self.failure or failure.describe()
 
     @property
     def group(self) -> str:
@@ -181,6 +209,41 @@ UNSUPPORTED = {
         "workload instead"
     )
 }
+
+
+def custom_kind(
+    obj: Mapping[str, Any],
+    paths: list[str],
+    primary_labels: Mapping[str, str],
+    success: StatusMatch,
+    failure: StatusMatch,
+) -> WorkloadKind:
+    """A kind kubetune does not know, as the sweep describes it: its pod templates at
+    `paths` (the primary pod's first), run as written (kubetune cannot make it run once or
+    suspend it: the kind's own retries are the user's to turn off)."""
+    frozen = tuple(paths)
+    labels = dict(primary_labels)
+
+    def templates(target: Mapping[str, Any]) -> Templates:
+        found = ((path, resolve(target, path)) for path in frozen)
+        return [(path, template) for path, template in found if isinstance(template, dict)]
+
+    def as_written(_obj: dict[str, Any]) -> None:
+        return None
+
+    return WorkloadKind(
+        str(obj.get("apiVersion")),
+        str(obj.get("kind")),
+        "",
+        "",
+        "",
+        templates,
+        lambda _obj: 0,
+        lambda _obj: dict(labels),
+        as_written,
+        as_written,
+        (success, failure),
+    )
 
 
 def kind_of(obj: Mapping[str, Any]) -> WorkloadKind | None:

@@ -4,17 +4,28 @@ Shared by `kubetune validate`, the operator's accept and the workload builder, s
 names the same field for the same mistake.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from kubetune.builders.substitute import tree_placeholders, unknown_placeholder
 from kubetune.spec.trainer import WorkloadSpec
-from kubetune.spec.workload_kinds import JOB, KINDS, UNSUPPORTED, WorkloadKind, kind_of
+from kubetune.spec.workload_kinds import (
+    JOB,
+    KINDS,
+    UNSUPPORTED,
+    WorkloadKind,
+    custom_kind,
+    kind_of,
+)
 
 # Where the object sits in the sweep: every problem names a field under it.
 WORKLOAD_FIELD = "spec.workload.object"
 # The batch/v1 Job's pod template (the field a Job's problems name).
 TEMPLATE_FIELD = f"{WORKLOAD_FIELD}.spec.template"
+# A custom resource's apiVersion (group/version) and kind, as Kubernetes names them.
+_API_VERSION = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/v[0-9]+((alpha|beta)[0-9]+)?$")
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
 
 
 def is_job(obj: Mapping[str, Any]) -> bool:
@@ -30,11 +41,32 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
         return [f"{WORKLOAD_FIELD}.kind: {found[1]} is not supported: {UNSUPPORTED[found]}"]
     kind = kind_of(obj)
     if kind is None:
-        known = ", ".join(f"{k.api_version} {k.kind}" for k in KINDS.values())
-        return [f"{WORKLOAD_FIELD}.kind: must be one of {known} (got {found[0]}/{found[1]})"]
+        problems = _custom_problems(workload)
+        if problems:
+            return problems
+        kind = workload_kind(workload)
+    else:
+        for field, given in (
+            ("podTemplates", workload.pod_templates),
+            ("successCondition", workload.success_condition),
+            ("failureCondition", workload.failure_condition),
+            ("primaryPod.labels", workload.primary_pod.labels),
+        ):
+            if given:
+                return [
+                    f"spec.workload.{field}: only for a kind kubetune does not know; it reads "
+                    f"a {kind.api_version} {kind.kind}'s own (remove it)"
+                ]
     if not isinstance(obj.get("spec"), dict):
         return [f"{WORKLOAD_FIELD}.spec: required: the {kind.kind}'s spec"]
     templates = kind.templates(obj)
+    if kind.custom:
+        missing = [p for p in workload.pod_templates if p not in dict(templates)]
+        if missing:
+            return [
+                f"spec.workload.podTemplates: {missing[0]} is no pod template (a mapping) in "
+                f"{WORKLOAD_FIELD}"
+            ]
     if not templates:
         where = {"Job": "spec.template", "JobSet": "spec.replicatedJobs[].template.spec.template"}
         path = where.get(kind.kind, "spec.pytorchReplicaSpecs.<type>.template")
@@ -59,11 +91,55 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
     return []
 
 
+def _custom_problems(workload: WorkloadSpec) -> list[str]:
+    """What a kind kubetune does not know needs: an apiVersion with a group (a custom
+    resource), where its pod templates are, and when it succeeded and failed."""
+    obj = workload.object
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    known = ", ".join(f"{k.api_version} {k.kind}" for k in KINDS.values())
+    if not (isinstance(api_version, str) and _API_VERSION.match(api_version)):
+        return [
+            f"{WORKLOAD_FIELD}.apiVersion: must be group/version of a custom resource "
+            f"(e.g. example.com/v1), or one of the known kinds {known} (got {api_version!r})"
+        ]
+    if not (isinstance(kind, str) and _KIND.match(kind)):
+        return [f"{WORKLOAD_FIELD}.kind: must be a kind name such as MyJob (got {kind!r})"]
+    needs = f"{api_version} {kind} is a kind kubetune does not know (it knows {known})"
+    if not workload.pod_templates:
+        return [
+            f"spec.workload.podTemplates: required: {needs}: the field paths of its pod "
+            "templates, e.g. spec.template"
+        ]
+    for field, given in (
+        ("successCondition", workload.success_condition),
+        ("failureCondition", workload.failure_condition),
+    ):
+        if given is None:
+            return [
+                f"spec.workload.{field}: required: {needs}: e.g. {{type: Complete}} (a status "
+                "condition) or {field: status.phase, equals: Succeeded}"
+            ]
+    if len(workload.pod_templates) > 1 and not workload.primary_pod.labels:
+        return [
+            "spec.workload.primaryPod.labels: required with more than one pod template: the "
+            "labels only the primary pod has, as the kind's controller sets them"
+        ]
+    return []
+
+
 def workload_kind(workload: WorkloadSpec) -> WorkloadKind:
     """The object's kind (call after shape_problems found none)."""
     kind = kind_of(workload.object)
-    assert kind is not None
-    return kind
+    if kind is not None:
+        return kind
+    assert workload.success_condition is not None and workload.failure_condition is not None
+    return custom_kind(
+        workload.object,
+        workload.pod_templates,
+        workload.primary_pod.labels,
+        workload.success_condition,
+        workload.failure_condition,
+    )
 
 
 def pod_template(workload: WorkloadSpec) -> dict[str, Any]:
