@@ -16,6 +16,8 @@ from typing import Any
 
 from kubetune import KIND, conventions
 from kubetune.spec.resource import API_VERSION_STRING
+from kubetune.spec.status_match import MAX_SEGMENTS, path_problem
+from kubetune.spec.workload_kinds import kind_of
 
 KATIB_API_VERSION = "kubeflow.org/v1beta1"
 KATIB_KIND = "Experiment"
@@ -177,7 +179,8 @@ def convert(experiment: Any) -> Conversion:
         budget["trialTimeout"] = timeout
     sweep_spec["budget"] = budget
     if template is not None:
-        sweep_spec["template"] = template
+        # A batch/v1 Job becomes a pod template; any other kind a workload.
+        sweep_spec["workload" if "object" in template else "template"] = template
     metrics = _metrics(read, spec.get("metricsCollectorSpec"))
     if metrics:
         sweep_spec["metrics"] = metrics
@@ -469,12 +472,8 @@ def _trial_template(
     template = read.mapping(value, path, required=True)
     if not template:
         return None, None
-    for key in ("retain", "primaryPodLabels"):
-        if template.get(key) not in (None, False, {}):
-            read.cannot(f"{path}.{key}", "no kubetune equivalent")
-    for key, job_default in _JOB_CONDITIONS.items():
-        if template.get(key) not in (None, "", job_default):
-            read.cannot(f"{path}.{key}", "kubetune judges a trial by how its pod ended")
+    if template.get("retain") not in (None, False):
+        read.cannot(f"{path}.retain", "no kubetune equivalent")
     container = read.text(
         template.get("primaryContainerName"), f"{path}.primaryContainerName", required=True
     )
@@ -490,12 +489,13 @@ def _trial_template(
         return None, None
     api_version, kind = trial.get("apiVersion"), trial.get("kind")
     if (api_version, kind) != ("batch/v1", "Job"):
-        read.cannot(
-            f"{path}.trialSpec.kind",
-            f"{kind} ({api_version}) cannot be mapped yet: only a batch/v1 Job becomes a "
-            "pod template",
-        )
-        return None, None
+        return _workload(read, template, trial, container, references), None
+    for key in ("primaryPodLabels",):
+        if template.get(key) not in (None, {}):
+            read.cannot(f"{path}.{key}", "no kubetune equivalent: a Job has one pod")
+    for key, job_default in _JOB_CONDITIONS.items():
+        if template.get(key) not in (None, "", job_default):
+            read.cannot(f"{path}.{key}", "kubetune judges a trial by how its pod ended")
     job_path = f"{path}.trialSpec"
     job_meta = read.mapping(trial.get("metadata"), f"{job_path}.metadata")
     for key in sorted(job_meta):
@@ -524,6 +524,137 @@ def _trial_template(
     if container is not None:
         result["container"] = container
     return result, timeout
+
+
+def _workload(
+    read: _Reader,
+    template: dict[str, Any],
+    trial: dict[str, Any],
+    container: str | None,
+    references: dict[str, str | None],
+) -> dict[str, Any]:
+    """spec.workload from a trialSpec of any kind other than batch/v1 Job: the object with
+    ${trialParameters.X} as ${params.Y} (kubetune substitutes in every string of it), and,
+    for a kind kubetune does not know, its pod templates, primary pod labels and conditions."""
+    path = "spec.trialTemplate"
+    obj = _rewrite(read, trial, f"{path}.trialSpec", references, True)
+    meta = dict(obj.get("metadata") or {})
+    for key in ("name", "namespace", "generateName"):
+        if meta.pop(key, None) is not None:
+            read.cannot(f"{path}.trialSpec.metadata.{key}", "kubetune names each trial's object")
+    if meta:
+        obj["metadata"] = meta
+    else:
+        obj.pop("metadata", None)
+    workload: dict[str, Any] = {"object": obj}
+    if container is not None:
+        workload["primaryPod"] = {"container": container}
+    labels = read.mapping(template.get("primaryPodLabels"), f"{path}.primaryPodLabels")
+    known = kind_of(obj)
+    if known is not None:
+        # kubetune reads a known kind's own conditions and picks its primary pod itself.
+        for key, condition in (
+            ("successCondition", known.success),
+            ("failureCondition", known.failure),
+        ):
+            if template.get(key) not in (None, "", katib_condition(condition)):
+                read.cannot(f"{path}.{key}", f"kubetune reads a {known.kind}'s own {condition}")
+        primary = known.primary_labels(obj)
+        if labels and not (labels.items() <= primary.items() or labels == _PYTORCH_MASTER):
+            read.cannot(
+                f"{path}.primaryPodLabels",
+                f"kubetune picks a {known.kind}'s primary pod itself "
+                f"({', '.join(f'{k}={v}' for k, v in sorted(primary.items()))})",
+            )
+        return workload
+    templates = _pod_template_paths(obj, container)
+    if templates:
+        workload["podTemplates"] = templates
+    else:
+        read.cannot(f"{path}.trialSpec", "no pod template (template.spec.containers) found in it")
+    if labels:
+        workload["primaryPod"] = {**workload.get("primaryPod", {}), "labels": dict(labels)}
+    for key in ("successCondition", "failureCondition"):
+        text = read.text(template.get(key), f"{path}.{key}")
+        if text is None:
+            continue
+        match = status_match(text)
+        if match is None:
+            read.cannot(
+                f"{path}.{key}",
+                f"{text!r}: kubetune matches a status condition or a status field's value, "
+                "not other GJSON expressions; write it as {type: ..., status: ...} or "
+                "{field: status..., equals: ...}",
+            )
+        else:
+            workload[key] = match
+    return workload
+
+
+# Katib's GJSON forms for a status condition and for a status field (Katib's own defaults for
+# Job, TFJob and PyTorchJob, and its examples for Argo and Tekton).
+_GJSON_CONDITION = re.compile(
+    r'^status\.conditions\.#\(type=="([A-Za-z0-9_.-]{1,63})"\)#\|#\(status=="(True|False|Unknown)"\)#$'
+)
+_GJSON_FIELD = re.compile(r'^status\.\[@this\]\.#\(([A-Za-z0-9_-]{1,63})=="([^"\\]{0,253})"\)#$')
+# How Katib's PyTorchJob examples name the master; kubetune's own selector is the replica labels.
+_PYTORCH_MASTER = {"training.kubeflow.org/job-role": "master"}
+
+
+def katib_condition(kind: str, status: str = "True") -> str:
+    """Katib's GJSON for: a status condition of this type has this status."""
+    return f'status.conditions.#(type=="{kind}")#|#(status=="{status}")#'
+
+
+def status_match(text: str) -> dict[str, str] | None:
+    """A Katib success/failure condition as kubetune's StatusMatch, when it has that form."""
+    found = _GJSON_CONDITION.match(text.strip())
+    if found is not None:
+        match = {"type": found.group(1)}
+        if found.group(2) != "True":
+            match["status"] = found.group(2)
+        return match
+    found = _GJSON_FIELD.match(text.strip())
+    if found is not None:
+        return {"field": f"status.{found.group(1)}", "equals": found.group(2)}
+    return None
+
+
+def _pod_template_paths(obj: dict[str, Any], container: str | None) -> list[str]:
+    """Field paths of the pod templates (a `template` with spec.containers) in the object,
+    the one holding the primary container first."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        if depth > MAX_SEGMENTS:
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str) or path_problem(key) is not None:
+                    continue
+                where = f"{path}.{key}" if path else key
+                spec = item.get("spec") if isinstance(item, dict) else None
+                if key == "template" and isinstance(spec, dict) and "containers" in spec:
+                    found.append((where, item))
+                else:
+                    walk(item, where, depth + 1)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]", depth + 1)
+
+    walk(obj.get("spec"), "spec", 1)
+
+    def holds_primary(template: dict[str, Any]) -> bool:
+        containers = template["spec"].get("containers")
+        names = (
+            [c.get("name") for c in containers if isinstance(c, dict)]
+            if isinstance(containers, list)
+            else []
+        )
+        return container in names
+
+    found.sort(key=lambda item: not holds_primary(item[1]))
+    return [where for where, _template in found]
 
 
 def _trial_references(read: _Reader, value: Any, renamed: dict[str, str]) -> dict[str, str | None]:
@@ -655,10 +786,24 @@ def _metrics(read: _Reader, value: Any) -> dict[str, Any]:
             if key not in ("port", "path"):
                 read.cannot(f"{path}.source.httpGet.{key}", "no kubetune equivalent")
         return {"scrape": scrape}
+    if kind == "StdOut":
+        # The trial's log, name=value lines with Katib's own default filter (or the one given).
+        logs: dict[str, Any] = {}
+        formats = read.items(
+            read.mapping(source.get("filter"), f"{path}.source.filter").get("metricsFormat"),
+            f"{path}.source.filter.metricsFormat",
+        )
+        if len(formats) == 1 and isinstance(formats[0], str) and formats[0]:
+            logs["filter"] = formats[0]
+        elif formats:
+            read.cannot(
+                f"{path}.source.filter.metricsFormat",
+                "kubetune takes one filter expression; Katib's default is used",
+            )
+        return {"logs": logs}
     reasons = {
-        "StdOut": "StdOut (Katib's default): needs the log metrics source, not in kubetune yet; "
-        "until then the trial must serve its metrics on the scrape port",
-        "File": "File: a metrics file is not read; needs the log metrics source",
+        "File": "File: a metrics file in the trial's pod is not read; print the metrics to "
+        "stdout (Katib's StdOut collector) instead",
         "TensorFlowEvent": "TensorFlowEvent: TF event files are not read",
         "Custom": "Custom: a custom collector container has no equivalent",
         "None": "None: the trial reports to Katib's database itself; kubetune reads the "

@@ -248,11 +248,24 @@ def test_tpe_log_uniform_categorical_and_medianstop(
         where + "spec.earlyStopping.algorithmSettings[1]: start_step counts reported results, "
         "kubetune's minSteps counts training steps; converted as minSteps 5, check it against "
         "the trial's steps",
-        # No metricsCollectorSpec: Katib's default collector reads stdout.
-        where + "spec.metricsCollectorSpec: StdOut (Katib's default): needs the log metrics "
-        "source, not in kubetune yet; until then the trial must serve its metrics on the "
-        "scrape port",
     ]
+    # No metricsCollectorSpec: Katib's default collector reads name=value lines from stdout,
+    # as kubetune's log source does with its default (Katib's) filter.
+    assert spec["metrics"] == {"logs": {}}
+
+
+def test_a_stdout_collector_filter_becomes_the_log_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = experiment(
+        metricsCollectorSpec={
+            "collector": {"kind": "StdOut"},
+            "source": {"filter": {"metricsFormat": ["([\\w-]+)=([0-9.]+)"]}},
+        }
+    )
+    sweep, unmapped, _ = imported(tmp_path, capsys, doc)
+    assert sweep["spec"]["metrics"] == {"logs": {"filter": "([\\w-]+)=([0-9.]+)"}}
+    assert unmapped == []
 
 
 def test_grid_with_discrete(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -304,24 +317,157 @@ def test_several_files_and_documents_are_separated(
     assert len(names) == 3 and out.count("\n---\n") == 2
 
 
-def test_other_trial_kinds_are_reported_not_mapped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    doc = copy.deepcopy(RANDOM)
-    doc["spec"]["trialTemplate"]["trialSpec"] = {
+def _pod(name: str, *args: str) -> dict[str, Any]:
+    container = {"name": name, "image": "docker.io/kubeflowkatib/pytorch-mnist:latest"}
+    return {"spec": {"containers": [{**container, "command": ["python3", "/mnist.py", *args]}]}}
+
+
+# Shaped as Katib's PyTorchJob examples: their conditions and primary pod labels as Katib
+# writes them.
+PYTORCH_TEMPLATE: dict[str, Any] = {
+    "primaryContainerName": "pytorch",
+    "primaryPodLabels": {"training.kubeflow.org/job-role": "master"},
+    "successCondition": 'status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+    "failureCondition": 'status.conditions.#(type=="Failed")#|#(status=="True")#',
+    "trialParameters": [
+        {"name": "learningRate", "description": "lr", "reference": "lr"},
+        {"name": "momentum", "description": "momentum", "reference": "momentum"},
+    ],
+    "trialSpec": {
         "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
-        "spec": {"pytorchReplicaSpecs": {}},
+        "spec": {
+            "pytorchReplicaSpecs": {
+                "Master": {
+                    "replicas": 1,
+                    "restartPolicy": "OnFailure",
+                    "template": _pod("pytorch", "--lr=${trialParameters.learningRate}"),
+                },
+                "Worker": {
+                    "replicas": 2,
+                    "restartPolicy": "OnFailure",
+                    "template": _pod("pytorch", "--momentum=${trialParameters.momentum}"),
+                },
+            }
+        },
+    },
+}
+
+
+def test_a_pytorchjob_trial_becomes_a_workload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep, unmapped, _ = imported(
+        tmp_path, capsys, experiment(trialTemplate=copy.deepcopy(PYTORCH_TEMPLATE))
+    )
+    workload = sweep["spec"]["workload"]
+    assert "template" not in sweep["spec"]
+    # kubetune reads a PyTorchJob's own conditions and master: Katib's defaults need nothing.
+    assert workload["primaryPod"] == {"container": "pytorch"}
+    assert set(workload) == {"object", "primaryPod"}
+    replicas = workload["object"]["spec"]["pytorchReplicaSpecs"]
+    assert replicas["Master"]["template"]["spec"]["containers"][0]["command"][-1] == (
+        "--lr=${params.lr}"
+    )
+    assert replicas["Worker"]["template"]["spec"]["containers"][0]["command"][-1] == (
+        "--momentum=${params.momentum}"
+    )
+    assert unmapped == []
+
+
+def test_other_conditions_on_a_known_kind_are_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = copy.deepcopy(PYTORCH_TEMPLATE)
+    template["successCondition"] = 'status.conditions.#(type=="Running")#|#(status=="True")#'
+    template["primaryPodLabels"] = {"app": "x"}
+    _sweep, unmapped, _ = imported(tmp_path, capsys, experiment(trialTemplate=template))
+    where = f"{tmp_path / 'experiment.yaml'}: not converted: spec.trialTemplate."
+    assert unmapped == [
+        where + "successCondition: kubetune reads a PyTorchJob's own Succeeded",
+        where + "primaryPodLabels: kubetune picks a PyTorchJob's primary pod itself "
+        "(training.kubeflow.org/replica-index=0, training.kubeflow.org/replica-type=master)",
+    ]
+
+
+# A Kubeflow TFJob: a kind kubetune does not know, with the conditions Katib's examples give it.
+TFJOB_TEMPLATE: dict[str, Any] = {
+    "primaryContainerName": "tensorflow",
+    "primaryPodLabels": {"training.kubeflow.org/replica-type": "chief"},
+    "successCondition": 'status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+    "failureCondition": 'status.conditions.#(type=="Failed")#|#(status=="True")#',
+    "trialParameters": [{"name": "learningRate", "description": "lr", "reference": "lr"}],
+    "trialSpec": {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "spec": {
+            "tfReplicaSpecs": {
+                "Worker": {"replicas": 2, "template": _pod("tensorflow")},
+                "Chief": {
+                    "replicas": 1,
+                    "template": _pod("tensorflow", "--lr=${trialParameters.learningRate}"),
+                },
+            }
+        },
+    },
+}
+
+
+def test_a_kind_kubetune_does_not_know_gets_its_templates_labels_and_conditions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sweep, unmapped, _ = imported(
+        tmp_path, capsys, experiment(trialTemplate=copy.deepcopy(TFJOB_TEMPLATE))
+    )
+    workload = sweep["spec"]["workload"]
+    # Both hold the primary container: in the object's order (the test file's keys sorted).
+    assert workload["podTemplates"] == [
+        "spec.tfReplicaSpecs.Chief.template",
+        "spec.tfReplicaSpecs.Worker.template",
+    ]
+    assert workload["primaryPod"] == {
+        "container": "tensorflow",
+        "labels": {"training.kubeflow.org/replica-type": "chief"},
     }
-    path = write(tmp_path, doc)
+    assert workload["successCondition"] == {"type": "Succeeded"}
+    assert workload["failureCondition"] == {"type": "Failed"}
+    chief = workload["object"]["spec"]["tfReplicaSpecs"]["Chief"]["template"]
+    assert chief["spec"]["containers"][0]["command"][-1] == "--lr=${params.lr}"
+    assert unmapped == []
+
+
+@pytest.mark.parametrize(
+    ("katib", "ours"),
+    [
+        ('status.conditions.#(type=="Complete")#|#(status=="True")#', {"type": "Complete"}),
+        (
+            'status.conditions.#(type=="Ready")#|#(status=="False")#',
+            {"type": "Ready", "status": "False"},
+        ),
+        ('status.[@this].#(phase=="Succeeded")#', {"field": "status.phase", "equals": "Succeeded"}),
+    ],
+)
+def test_katibs_condition_forms_map(katib: str, ours: dict[str, str]) -> None:
+    from kubetune.katib import status_match
+
+    assert status_match(katib) == ours
+
+
+def test_other_gjson_conditions_are_listed_and_the_sweep_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = copy.deepcopy(TFJOB_TEMPLATE)
+    template["failureCondition"] = 'status.conditions.#(type=="Failed")#|@reverse'
+    path = write(tmp_path, experiment(trialTemplate=template))
     assert main(["import-katib", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert (
-        f"{path}: not converted: spec.trialTemplate.trialSpec.kind: PyTorchJob "
-        "(kubeflow.org/v1) cannot be mapped yet" in err
+        f"{path}: not converted: spec.trialTemplate.failureCondition: "
+        "'status.conditions.#(type==\"Failed\")#|@reverse': kubetune matches a status "
+        "condition or a status field's value" in err
     )
-    assert "the converted sweep is invalid: spec.trainer: set exactly one" in err
+    assert "the converted sweep is invalid: spec.workload.failureCondition: required" in err
     assert "Traceback" not in err
 
 
