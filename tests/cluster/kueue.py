@@ -1,12 +1,16 @@
-"""A Kueue stand-in: a GPU quota per queue, admitting queued Jobs and pods in creation order.
+"""A Kueue stand-in: a GPU quota per queue, admitting queued workloads and pods in creation order.
 
-What Kueue does for the two kinds of workload kubetune creates with spec.queueName:
-- a batch/v1 Job labelled `kueue.x-k8s.io/queue-name`, created suspended: admitted by
-  setting `spec.suspend` false once its pods' GPUs fit the queue's free quota;
+What Kueue does for the kinds of workload kubetune creates with spec.queueName:
+- a batch/v1 Job, a JobSet (jobset.x-k8s.io/v1alpha2) or a PyTorchJob (kubeflow.org/v1)
+  labelled `kueue.x-k8s.io/queue-name`: held suspended (Kueue's webhook sets `spec.suspend`,
+  a PyTorchJob's `spec.runPolicy.suspend`, at creation) and admitted as ONE unit by setting
+  it false once the GPUs of all its pods fit the queue's free quota (Kueue makes one Workload
+  per object, a PodSet per replicatedJob or replica type: count x the pod template's
+  request; a JobSet's child Jobs belong to it and are not queued on their own);
 - a pod with that label: gated at creation (Kueue's pod webhook adds the scheduling gate
   `kueue.x-k8s.io/admission`, so the scheduler leaves it alone), admitted by removing the gate.
-Quota is released when the workload finishes (Job Complete/Failed, pod Succeeded/Failed) or
-is gone. Off (no queue configured) it does nothing, like a cluster without Kueue: a
+Quota is released when the workload finishes (Job Complete/Failed, JobSet Completed/Failed,
+PyTorchJob Succeeded/Failed, pod Succeeded/Failed) or is gone. Off (no queue configured) it does nothing, like a cluster without Kueue: a
 suspended Job then stays suspended and no pod is gated.
 
 Differences from real Kueue (also in README.md): no Workload, LocalQueue or ClusterQueue
@@ -34,9 +38,18 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 GATE = "kueue.x-k8s.io/admission"
 
 
+# (group, version, plural) of each suspendable kind Kueue admits, and where its suspend is.
+SUSPENDABLE = {
+    ("batch", "v1", "jobs"): ("spec", "suspend"),
+    ("jobset.x-k8s.io", "v1alpha2", "jobsets"): ("spec", "suspend"),
+    ("kubeflow.org", "v1", "pytorchjobs"): ("spec", "runPolicy", "suspend"),
+}
+PODS = ("", "v1", "pods")
+
+
 @dataclass(frozen=True)
 class Workload:
-    kind: str  # "jobs" | "pods"
+    kind: tuple[str, str, str]  # a SUSPENDABLE key, or PODS
     namespace: str
     name: str
     uid: str
@@ -45,12 +58,10 @@ class Workload:
 
 
 class KueueController(Controller):
-    watches = frozenset({("batch", "jobs"), ("", "pods")})
+    watches = frozenset({(g, p) for g, _v, p in SUSPENDABLE} | {("", "pods")})
 
     def __init__(self, api: Api) -> None:
         super().__init__(api)
-        self.jobs = api.resource("batch", "v1", "jobs")
-        self.pods = api.resource("", "v1", "pods")
         # Queue name -> GPU quota; empty: Kueue is not installed.
         self.quotas: dict[str, int] = {}
         # Workloads holding quota, by uid; and the order workloads were created in.
@@ -72,11 +83,19 @@ class KueueController(Controller):
     # -- the pod webhook ----------------------------------------------------------------------
 
     def _gate(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """Kueue's mutating webhook for plain pods: a queued pod is created gated."""
-        if (rt.group, rt.plural) != ("", "pods") or not self.quotas:
-            return obj
+        """Kueue's mutating webhooks: a queued pod is created gated, a queued Job, JobSet or
+        PyTorchJob suspended."""
         labels = obj["metadata"].get("labels") or {}
-        if QUEUE_LABEL not in labels:
+        if not self.quotas or QUEUE_LABEL not in labels:
+            return obj
+        where = SUSPENDABLE.get((rt.group, rt.version, rt.plural))
+        if where is not None:
+            holder = obj
+            for key in where[:-1]:
+                holder = holder.setdefault(key, {})
+            holder[where[-1]] = True
+            return obj
+        if (rt.group, rt.plural) != ("", "pods"):
             return obj
         gates = obj.setdefault("spec", {}).setdefault("schedulingGates", [])
         if not any(g.get("name") == GATE for g in gates):
@@ -103,7 +122,7 @@ class KueueController(Controller):
 
     def _release(self) -> None:
         for uid, load in list(self.admitted.items()):
-            rt = self.jobs if load.kind == "jobs" else self.pods
+            rt = self.api.resource(*load.kind)
             stored = self.api.store.get(self.api.key(rt, load.namespace, load.name))
             if stored is None or stored["metadata"].get("uid") != uid or _finished(stored):
                 del self.admitted[uid]
@@ -126,18 +145,21 @@ class KueueController(Controller):
             self.peak[load.queue] = max(self.peak.get(load.queue, 0), used[load.queue])
 
     def _queued(self) -> list[Workload]:
-        """Workloads waiting for admission: suspended labelled Jobs, gated labelled pods."""
+        """Workloads waiting for admission: suspended labelled Jobs, JobSets and PyTorchJobs,
+        gated labelled pods."""
         found = []
-        for job in self.api.store.items("batch", "jobs", None):
-            md, spec = job["metadata"], job.get("spec") or {}
-            queue = (md.get("labels") or {}).get(QUEUE_LABEL)
-            if queue is None or not spec.get("suspend") or md.get("deletionTimestamp"):
-                continue
-            if md["uid"] in self.admitted or _finished(job):
-                continue
-            template = spec.get("template") or {}
-            gpus = gpu_request(template) * int(spec.get("parallelism") or 1)
-            found.append(Workload("jobs", md["namespace"], md["name"], md["uid"], queue, gpus))
+        for kind, where in SUSPENDABLE.items():
+            if self.api.registry.get(*kind) is None:
+                continue  # the CRD is not applied
+            for obj in self.api.store.items(kind[0], kind[2], None):
+                md = obj["metadata"]
+                queue = (md.get("labels") or {}).get(QUEUE_LABEL)
+                if queue is None or not _at(obj, where) or md.get("deletionTimestamp"):
+                    continue
+                if md["uid"] in self.admitted or _finished(obj):
+                    continue
+                gpus = _gpus(kind, obj.get("spec") or {})
+                found.append(Workload(kind, md["namespace"], md["name"], md["uid"], queue, gpus))
         for pod in self.api.store.items("", "pods", None):
             md = pod["metadata"]
             queue = (md.get("labels") or {}).get(QUEUE_LABEL)
@@ -147,14 +169,18 @@ class KueueController(Controller):
             if not any(g.get("name") == GATE for g in gates):
                 continue
             gpus = gpu_request(pod)
-            found.append(Workload("pods", md["namespace"], md["name"], md["uid"], queue, gpus))
+            found.append(Workload(PODS, md["namespace"], md["name"], md["uid"], queue, gpus))
         return found
 
     def _unsuspend(self, load: Workload) -> None:
-        rt = self.jobs if load.kind == "jobs" else self.pods
+        rt = self.api.resource(*load.kind)
         obj = copy.deepcopy(self.api.get(rt, load.namespace, load.name))
-        if load.kind == "jobs":
-            obj["spec"]["suspend"] = False
+        where = SUSPENDABLE.get(load.kind)
+        if where is not None:
+            holder = obj
+            for key in where[:-1]:
+                holder = holder[key]
+            holder[where[-1]] = False
         else:
             gates = obj["spec"].get("schedulingGates") or []
             obj["spec"]["schedulingGates"] = [g for g in gates if g.get("name") != GATE]
@@ -167,7 +193,34 @@ def _finished(obj: dict[str, Any]) -> bool:
     status = obj.get("status") or {}
     if status.get("phase") in ("Succeeded", "Failed"):
         return True
+    # Job Complete, JobSet Completed, PyTorchJob Succeeded; all three Failed.
     return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        c.get("type") in ("Complete", "Completed", "Succeeded", "Failed")
+        and c.get("status") == "True"
         for c in status.get("conditions") or []
+    )
+
+
+def _at(obj: dict[str, Any], where: tuple[str, ...]) -> Any:
+    value: Any = obj
+    for key in where:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _gpus(kind: tuple[str, str, str], spec: dict[str, Any]) -> int:
+    """The GPUs of all the object's pods, as Kueue sums its Workload's PodSets: each pod
+    template's request x how many pods are made from it."""
+    if kind[2] == "jobs":
+        return gpu_request(spec.get("template") or {}) * int(spec.get("parallelism") or 1)
+    if kind[2] == "jobsets":
+        total = 0
+        for rjob in spec.get("replicatedJobs") or []:
+            job = (rjob.get("template") or {}).get("spec") or {}
+            pods = int(rjob.get("replicas", 1)) * int(job.get("parallelism") or 1)
+            total += pods * gpu_request(job.get("template") or {})
+        return total
+    return sum(
+        int(replica.get("replicas", 1)) * gpu_request(replica.get("template") or {})
+        for replica in (spec.get("pytorchReplicaSpecs") or {}).values()
     )

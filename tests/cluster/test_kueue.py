@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,3 +125,74 @@ def test_without_queues_kueue_is_off(cluster: Cluster, namespace: str) -> None:
     cluster.create(gpu_pod("plain", namespace))
     cluster.wait_for_pod_phase(namespace, "plain", "Running", "Succeeded")
     assert not _gated(_pod(cluster, namespace, "plain"))
+
+
+TESTDATA = Path(__file__).resolve().parent / "testdata"
+
+
+def _gpu_template(seconds: float) -> dict[str, Any]:
+    return {
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "ignored",
+                    "command": ["python", "-c", f"import time; time.sleep({seconds})"],
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                }
+            ],
+        }
+    }
+
+
+def _queued(kind: str, name: str, namespace: str) -> dict[str, Any]:
+    """A two-pod JobSet or PyTorchJob of 1 GPU per pod, labelled for queue q, written WITHOUT
+    suspend: Kueue's webhook suspends it."""
+    meta = {"name": name, "namespace": namespace, "labels": {QUEUE_LABEL: "q"}}
+    if kind == "jobsets":
+        job = {"template": {"spec": {"backoffLimit": 0, "template": _gpu_template(1.0)}}}
+        return {
+            "apiVersion": "jobset.x-k8s.io/v1alpha2",
+            "kind": "JobSet",
+            "metadata": meta,
+            "spec": {"replicatedJobs": [{"name": "w", "replicas": 2, **job}]},
+        }
+    replica = {"replicas": 1, "restartPolicy": "Never", "template": _gpu_template(1.0)}
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": meta,
+        "spec": {"pytorchReplicaSpecs": {"Master": replica, "Worker": replica}},
+    }
+
+
+@pytest.mark.parametrize("kind", ["jobsets", "pytorchjobs"])
+def test_a_jobset_or_pytorchjob_is_suspended_and_admitted_as_one_unit(
+    cluster: Cluster, namespace: str, kind: str
+) -> None:
+    crd = {"jobsets": "jobsets-crd.yaml", "pytorchjobs": "pytorchjobs-crd.yaml"}[kind]
+    cluster.apply_crd(TESTDATA / crd)
+    group, version = {
+        "jobsets": ("jobset.x-k8s.io", "v1alpha2"),
+        "pytorchjobs": ("kubeflow.org", "v1"),
+    }[kind]
+    cluster.set_kueue_quotas({"q": 2})
+    try:
+        for name in ("a", "b"):
+            cluster.create(_queued(kind, name, namespace))
+
+        def suspended(name: str) -> bool:
+            found = cluster.get(kind, name, namespace, group=group, version=version)
+            assert found is not None
+            spec = found["spec"]
+            return bool(spec.get("suspend") or (spec.get("runPolicy") or {}).get("suspend"))
+
+        # Both pods of "a" fit the quota of 2 together: admitted; "b" waits for all of it.
+        cluster.wait_for(lambda: not suspended("a"), message="a admitted")
+        assert suspended("b")
+        assert cluster.kueue.peak["q"] == 2
+        cluster.wait_for(lambda: not suspended("b"), timeout=30, message="b admitted")
+        assert cluster.kueue.peak["q"] == 2  # never both at once
+    finally:
+        cluster.set_kueue_quotas({})

@@ -15,7 +15,7 @@ import pytest
 from kubetune import conventions
 from tests.cluster.cluster import Cluster
 
-from .helpers import history, trial_pods, wait_phase
+from .helpers import history, trial_pods, wait_phase, wait_status
 from .runner import InProcessOperator, sweep_manifest
 
 FAST = {"STEPS": "5", "STEP_SECONDS": "0.1"}
@@ -164,3 +164,49 @@ def test_deleting_the_sweep_deletes_its_running_pytorchjob_and_all_its_pods(
     kinds.wait_for(
         lambda: not trial_pods(kinds, namespace, "ptjdel") or None, timeout=30, message="no pods"
     )
+
+
+@pytest.mark.parametrize("kind", ["PyTorchJob", "JobSet"])
+def test_two_replica_trials_are_queued_and_admitted_as_units_by_kueue(
+    distributed: InProcessOperator, kinds: Cluster, namespace: str, kind: str
+) -> None:
+    """Each trial has 2 pods of 1 GPU; a quota of 2 admits one trial at a time, whole."""
+    name = f"kq{kind.lower()}"
+    manifest = pytorch_sweep(name, namespace)
+    spec = manifest["spec"]
+    spec["budget"].update(maxTrials=2, parallelism=2)
+    spec["queueName"] = "gpus"
+    replicas = spec["workload"]["object"]["spec"]["pytorchReplicaSpecs"]
+    for replica in replicas.values():
+        replica["template"] = _with_env(replica["template"], STEPS="10")
+        container = replica["template"]["spec"]["containers"][0]
+        container["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    if kind == "JobSet":
+        template = replicas["Master"]["template"]
+        spec["workload"]["object"] = {
+            "apiVersion": "jobset.x-k8s.io/v1alpha2",
+            "kind": "JobSet",
+            "spec": {
+                "replicatedJobs": [
+                    {"name": "w", "replicas": 2, "template": {"spec": {"template": template}}}
+                ]
+            },
+        }
+    kinds.set_kueue_quotas({"gpus": 2})
+    seen: list[dict[str, int]] = []
+    try:
+        kinds.create(manifest)
+
+        def done(current: dict[str, Any]) -> bool:
+            seen.append(dict(current.get("trials") or {}))
+            return current.get("phase") in ("Succeeded", "Failed")
+
+        final = wait_status(kinds, namespace, name, done, timeout=120, what="sweep finished")
+        peak = kinds.kueue.peak["gpus"]
+    finally:
+        kinds.set_kueue_quotas({})
+    assert final["phase"] == "Succeeded", final
+    assert (final["trials"]["succeeded"], final["trials"].get("failed", 0)) == (2, 0)
+    assert all(not r.get("rq") for r in history(final).values())  # none lost or requeued
+    assert max(s.get("queued", 0) for s in seen) == 1  # the second waited as Queued
+    assert peak == 2  # both pods of one trial admitted together, never two trials
