@@ -16,8 +16,9 @@ from typing import Any
 
 from kubetune import KIND, conventions
 from kubetune.spec.resource import API_VERSION_STRING
-from kubetune.spec.status_match import MAX_SEGMENTS, path_problem
+from kubetune.spec.status_match import path_problem, resolve
 from kubetune.spec.workload_kinds import kind_of
+from kubetune.spec.workload_rules import pod_spec_paths
 
 KATIB_API_VERSION = "kubeflow.org/v1beta1"
 KATIB_KIND = "Experiment"
@@ -621,40 +622,21 @@ def status_match(text: str) -> dict[str, str] | None:
 
 
 def _pod_template_paths(obj: dict[str, Any], container: str | None) -> list[str]:
-    """Field paths of the pod templates (a `template` with spec.containers) in the object,
-    the one holding the primary container first."""
-    found: list[tuple[str, dict[str, Any]]] = []
+    """Field paths of the pod templates (the mapping around each pod spec) in the object,
+    the ones holding the primary container first."""
+    found = []
+    for path in pod_spec_paths(obj):
+        template = path.removesuffix(".spec")
+        if template != path and path_problem(template) is None:
+            found.append((template, resolve(obj, path)))
 
-    def walk(value: Any, path: str, depth: int) -> None:
-        if depth > MAX_SEGMENTS:
-            return
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str) or path_problem(key) is not None:
-                    continue
-                where = f"{path}.{key}" if path else key
-                spec = item.get("spec") if isinstance(item, dict) else None
-                if key == "template" and isinstance(spec, dict) and "containers" in spec:
-                    found.append((where, item))
-                else:
-                    walk(item, where, depth + 1)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, f"{path}[{index}]", depth + 1)
-
-    walk(obj.get("spec"), "spec", 1)
-
-    def holds_primary(template: dict[str, Any]) -> bool:
-        containers = template["spec"].get("containers")
-        names = (
-            [c.get("name") for c in containers if isinstance(c, dict)]
-            if isinstance(containers, list)
-            else []
-        )
-        return container in names
+    def holds_primary(pod_spec: Any) -> bool:
+        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+        items = containers if isinstance(containers, list) else []
+        return container in [c.get("name") for c in items if isinstance(c, dict)]
 
     found.sort(key=lambda item: not holds_primary(item[1]))
-    return [where for where, _template in found]
+    return [where for where, _pod_spec in found]
 
 
 def _trial_references(read: _Reader, value: Any, renamed: dict[str, str]) -> dict[str, str | None]:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from kubetune import conventions
 from kubetune.builders.contract import PRIMARY_ANNOTATION, WORKLOAD_ANNOTATION
+from kubetune.builders.security import PolicyRefused
 from kubetune.builders.workload import build_trial_workload
 from kubetune.operator.pod_state import job_view
 from kubetune.spec import effective_spec, parse_sweep
@@ -185,3 +186,31 @@ def test_job_view_judges_a_custom_kind_by_the_sweeps_conditions() -> None:
     assert succeeded.ending.exit_code == 0 and succeeded.ending.workload_failed is None
     # Without the sweep's description, the operator does not judge a kind it does not know.
     assert job_view(_trial_object({"phase": "Failed"})) is None
+
+
+def test_a_pod_template_left_out_of_pod_templates_is_refused() -> None:
+    # A tenant lists only the leader: the worker's privileged pod would escape the pod policy.
+    workload = copy.deepcopy(WORKLOAD)
+    workload["podTemplates"] = ["spec.leader.template"]
+    workload["primaryPod"] = {}
+    worker = workload["object"]["spec"]["workers"]["template"]["spec"]
+    worker["containers"][0]["securityContext"] = {"privileged": True}
+    assert _problems(workload) == [
+        "spec.workload.object.spec.workers.template.spec: a pod spec (it lists containers) "
+        "outside the pod templates in spec.workload.podTemplates: list its template there, so "
+        "the pod policy reaches it"
+    ]
+    # Hidden deeper, in a list, or not wrapped in a template: found all the same.
+    workload["object"]["spec"]["workers"] = {"sets": [{"pod": {"containers": []}}]}
+    (problem,) = _problems(workload)
+    assert problem.startswith("spec.workload.object.spec.workers.sets[0].pod: a pod spec")
+
+
+def test_listed_pod_templates_reach_the_pod_policy() -> None:
+    workload = copy.deepcopy(WORKLOAD)
+    worker = workload["object"]["spec"]["workers"]["template"]["spec"]
+    worker["containers"][0]["securityContext"] = {"privileged": True}
+    sweep = parse_sweep(_manifest(workload))
+    with pytest.raises(PolicyRefused) as refused:
+        build_trial_workload(sweep, effective_spec(sweep.spec), 0, {"lr": 0.01})
+    assert "spec.workload.object.spec.workers.template.spec" in str(refused.value)

@@ -174,7 +174,8 @@ def test_unknown_placeholders_name_the_field() -> None:
             lambda o: o.update(kind="TrainJob", apiVersion="trainer.kubeflow.org/v1alpha1"),
             "spec.workload.object.kind: TrainJob is not supported: its pod templates are in the "
             "referenced TrainingRuntime, where kubetune cannot put its labels, the trial "
-            "contract or the pod policy; run the runtime's JobSet as the workload instead",
+            "contract or the pod policy (TrainJob's own labels reach only the JobSet and "
+            "Jobs); run the runtime's JobSet as the workload instead",
         ),
         (
             lambda o: o.update(kind="JobSet", apiVersion="jobset.x-k8s.io/v1alpha2"),

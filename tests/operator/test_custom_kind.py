@@ -16,7 +16,7 @@ import pytest
 from kubetune import conventions
 from tests.cluster.cluster import Cluster
 
-from .helpers import history, trial_pods, wait_phase
+from .helpers import event_reasons, history, trial_pods, wait_phase
 from .runner import InProcessOperator, sweep_manifest
 
 FAST = {"STEPS": "5", "STEP_SECONDS": "0.1"}
@@ -103,3 +103,16 @@ def test_a_custom_kind_failure_condition_fails_the_trial_once(
     assert records[0]["s"] == "Failed", records[0]
     assert records[0]["r"] == "WorkloadFailed: status.phase=Failed", records[0]
     assert not records[0].get("rq")  # not taken for a disruption and rerun
+
+
+def test_a_custom_kind_the_cluster_does_not_serve_fails_with_a_clear_reason(
+    running: InProcessOperator, runs: Cluster, namespace: str
+) -> None:
+    manifest = run_sweep("trmissing", namespace)
+    manifest["spec"]["workload"]["object"]["kind"] = "TrainingRunV9"  # no CRD serves it
+    runs.create(manifest)
+    final = wait_phase(runs, namespace, "trmissing", "Failed", "Succeeded", timeout=60)
+    record = history(final)[0]
+    assert record["s"] == "Failed" and record["r"].startswith("CreateRefused: HTTP 404"), record
+    refused = " ".join(event_reasons(runs, namespace)["CreateRefused"])
+    assert "the cluster serves no example.dev/v1 TrainingRunV9 (is its CRD installed?)" in refused

@@ -10,9 +10,15 @@ training operator v1 (training.kubeflow.org/*).
 Any other kind runs with the pod template paths, primary pod labels and success and failure
 conditions the sweep gives (custom_kind; spec/status_match.py).
 
-Not supported: trainer.kubeflow.org TrainJob. Its pod templates live in the referenced
-(Cluster)TrainingRuntime, not in the TrainJob, so kubetune could not put its labels, the
-trial contract or the admin pod policy on the pods it makes.
+Not supported: trainer.kubeflow.org TrainJob (Kubeflow Trainer v2). Its pods are made from
+the JobSet template of the referenced (Cluster)TrainingRuntime, not from anything in the
+TrainJob: its spec.labels and spec.annotations reach only the JobSet and Jobs; pod labels and
+annotations, and env beyond spec.trainer.env, only go through per-replicated-job overrides
+that must name the runtime's replicated jobs (read from the runtime), in an API that has
+changed shape within v1alpha1 (podSpecOverrides, podTemplateOverrides, runtimePatches); and
+the runtime's containers, volumes and security contexts, which a tenant writes in a
+namespaced TrainingRuntime, are out of reach of kubetune's hardening and admin pod policy,
+as is budget.trialTimeout as each pod's activeDeadlineSeconds.
 """
 
 from collections.abc import Callable, Mapping
@@ -205,8 +211,8 @@ KINDS = {(k.api_version, k.kind): k for k in (JOB, JOBSET, PYTORCH_JOB)}
 UNSUPPORTED = {
     ("trainer.kubeflow.org/v1alpha1", "TrainJob"): (
         "its pod templates are in the referenced TrainingRuntime, where kubetune cannot put "
-        "its labels, the trial contract or the pod policy; run the runtime's JobSet as the "
-        "workload instead"
+        "its labels, the trial contract or the pod policy (TrainJob's own labels reach only "
+        "the JobSet and Jobs); run the runtime's JobSet as the workload instead"
     )
 }
 

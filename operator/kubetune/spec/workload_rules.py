@@ -26,6 +26,9 @@ TEMPLATE_FIELD = f"{WORKLOAD_FIELD}.spec.template"
 # A custom resource's apiVersion (group/version) and kind, as Kubernetes names them.
 _API_VERSION = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/v[0-9]+((alpha|beta)[0-9]+)?$")
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
+# Deeper than any pod template path can be written (status_match.MAX_SEGMENTS names, each
+# with a few list indices): a pod spec below this is refused unseen.
+_MAX_DEPTH = 48
 
 
 def is_job(obj: Mapping[str, Any]) -> bool:
@@ -67,6 +70,16 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
                 f"spec.workload.podTemplates: {missing[0]} is no pod template (a mapping) in "
                 f"{WORKLOAD_FIELD}"
             ]
+        # A pod spec left out would reach the cluster without kubetune's labels, hardening
+        # or the admin pod policy: every one must be a listed template's.
+        listed = {f"{path}.spec" for path in workload.pod_templates}
+        for pod_spec in pod_spec_paths(obj):
+            if pod_spec not in listed:
+                return [
+                    f"{WORKLOAD_FIELD}.{pod_spec}: a pod spec (it lists containers) outside the "
+                    "pod templates in spec.workload.podTemplates: list its template there, so "
+                    "the pod policy reaches it"
+                ]
     if not templates:
         where = {"Job": "spec.template", "JobSet": "spec.replicatedJobs[].template.spec.template"}
         path = where.get(kind.kind, "spec.pytorchReplicaSpecs.<type>.template")
@@ -89,6 +102,28 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
             f"{WORKLOAD_FIELD}.{path}.spec.containers (have {', '.join(names)})"
         ]
     return []
+
+
+def pod_spec_paths(obj: Mapping[str, Any]) -> list[str]:
+    """The field path of every mapping under the object's spec that lists containers (a pod
+    spec), in the object's order; depth is bounded by the API server's nesting limit."""
+    found: list[str] = []
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            found.append(path)  # too deep to check: reported, never let through
+            return
+        if isinstance(value, dict):
+            if isinstance(value.get("containers"), list):
+                found.append(path)
+            for key, item in value.items():
+                walk(item, f"{path}.{key}", depth + 1)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]", depth + 1)
+
+    walk(obj.get("spec"), "spec", 1)
+    return found
 
 
 def _custom_problems(workload: WorkloadSpec) -> list[str]:
