@@ -116,3 +116,24 @@ def test_a_custom_kind_the_cluster_does_not_serve_fails_with_a_clear_reason(
     assert record["s"] == "Failed" and record["r"].startswith("CreateRefused: HTTP 404"), record
     refused = " ".join(event_reasons(runs, namespace)["CreateRefused"])
     assert "the cluster serves no example.dev/v1 TrainingRunV9 (is its CRD installed?)" in refused
+
+
+def test_deleting_the_sweep_deletes_its_running_custom_workload_and_its_pods(
+    running: InProcessOperator, runs: Cluster, namespace: str
+) -> None:
+    manifest = run_sweep("trdel", namespace)
+    obj = manifest["spec"]["workload"]["object"]["spec"]
+    for role in ("leader", "workers"):
+        obj[role]["template"] = _with_env(obj[role]["template"], STEPS="300")
+    runs.create(manifest)
+    runs.wait_for(
+        lambda: len(trial_pods(runs, namespace, "trdel")) == 2 or None,
+        timeout=30,
+        message="both pods",
+    )
+    runs.delete("hyperparametersweeps", "trdel", namespace, group="kubetune.dev")
+    trial = conventions.trial_name("trdel", 0)
+    runs.wait_for_deletion("trainingruns", trial, namespace=namespace, group="example.dev")
+    runs.wait_for(
+        lambda: not trial_pods(runs, namespace, "trdel") or None, timeout=30, message="no pods"
+    )

@@ -23,6 +23,7 @@ from kubetune.operator.kube import ApiError, KubeClient, bearer_token, load_conf
 from kubetune.operator.metrics import METRICS
 from kubetune.operator.pod_state import PodView, is_primary, job_view, view
 from kubetune.operator.runtime import SweepRuntime
+from kubetune.operator.trial_objects import delete_custom_workloads
 from kubetune.spec.workload_kinds import JOBSET, PYTORCH_JOB
 
 log = logging.getLogger(__name__)
@@ -224,10 +225,14 @@ async def sweep_loop(
 
 
 @kopf.on.delete(*SWEEPS)
-async def sweep_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def sweep_deleted(
+    namespace: str | None, name: str, spec: Mapping[str, Any], memo: Any, **_: Any
+) -> None:
     kube, _config, _registry = _state(memo)
     namespace = namespace or "default"
     try:
+        # A kind kubetune does not know, first as well: its controller would remake its pods.
+        await delete_custom_workloads(kube, namespace, name, spec)
         for job in await kube.list_jobs(namespace, trial_selector(name)):
             meta = job.get("metadata", {})
             await kube.delete_job(namespace, meta.get("name", ""), uid=meta.get("uid"))

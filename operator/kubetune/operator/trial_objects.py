@@ -2,6 +2,7 @@
 (spec.workload: a batch/v1 Job, a JobSet, a PyTorchJob, or a custom kind the sweep
 describes, whose resource name is found by discovery)."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from kubetune.builders.contract import ATTEMPT_ANNOTATION
@@ -101,3 +102,26 @@ async def custom_views(
         kind.group, kind.version, plural, namespace, trial_selector(sweep)
     )
     return [seen for obj in found if (seen := job_view(obj, kind)) is not None]
+
+
+async def delete_custom_workloads(
+    kube: KubeClient, namespace: str, sweep: str, spec: Mapping[str, Any]
+) -> None:
+    """Delete (foreground) the sweep's objects of the custom kind its spec.workload names, if
+    it names one kubetune does not know and the cluster serves."""
+    workload = spec.get("workload") if isinstance(spec, Mapping) else None
+    obj = workload.get("object") if isinstance(workload, Mapping) else None
+    if not isinstance(obj, Mapping) or kind_of(obj) is not None:
+        return
+    api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
+    group, _sep, version = api_version.rpartition("/")
+    if not group or not kind:
+        return
+    plural = await kube.resource_plural(group, version, kind)
+    if plural is None:
+        return
+    for found in await kube.list_objects(group, version, plural, namespace, trial_selector(sweep)):
+        meta = found.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        uid = str(meta.get("uid") or "")
+        await kube.delete_object(group, version, plural, namespace, name, uid=uid)
