@@ -439,7 +439,8 @@ class WorkloadSpec(SpecModel):
     object: dict[str, Any] = Field(
         description=(
             "The whole object (apiVersion, kind, metadata, spec): a batch/v1 Job, "
-            "jobset.x-k8s.io/v1alpha2 JobSet or kubeflow.org/v1 PyTorchJob; ${params.NAME}, "
+            "jobset.x-k8s.io/v1alpha2 JobSet or kubeflow.org/v1 PyTorchJob, or a custom "
+            "resource of another kind with podTemplates and conditions; ${params.NAME}, "
             "${trial.name}, ${trial.number} and ${sweep.name} are substituted in every string."
         )
     )
