@@ -167,15 +167,14 @@ def test_unknown_placeholders_name_the_field() -> None:
             lambda o: o.update(kind="MPIJob", apiVersion="kubeflow.org/v2beta1"),
             "spec.workload.podTemplates: required: kubeflow.org/v2beta1 MPIJob is a kind "
             "kubetune does not know (it knows batch/v1 Job, jobset.x-k8s.io/v1alpha2 JobSet, "
-            "kubeflow.org/v1 PyTorchJob): the field paths of its pod templates, e.g. "
-            "spec.template",
+            "kubeflow.org/v1 PyTorchJob, trainer.kubeflow.org/v1alpha1 TrainJob): the field "
+            "paths of its pod templates, e.g. spec.template",
         ),
         (
+            # The TrainJob rules: tests/builders/test_trainjob.py.
             lambda o: o.update(kind="TrainJob", apiVersion="trainer.kubeflow.org/v1alpha1"),
-            "spec.workload.object.kind: TrainJob is not supported: its pod templates are in the "
-            "referenced TrainingRuntime, where kubetune cannot put its labels, the trial "
-            "contract or the pod policy (TrainJob's own labels reach only the JobSet and "
-            "Jobs); run the runtime's JobSet as the workload instead",
+            "spec.workload.primaryPod.container: a TrainJob's trial container is 'node', the "
+            "one spec.trainer reaches (got 'train')",
         ),
         (
             lambda o: o.update(kind="JobSet", apiVersion="jobset.x-k8s.io/v1alpha2"),

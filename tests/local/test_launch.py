@@ -205,3 +205,15 @@ def test_a_pytorchjob_runs_locally_as_its_master_container(tmp_path: Path) -> No
     }
     launch = build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={})
     assert launch.argv == ["true"]
+
+
+def test_a_trainjob_needs_a_cluster_in_one_line(tmp_path: Path) -> None:
+    spec = job_spec([{"name": "a", "image": "x", "command": ["true"]}])
+    assert spec.workload is not None
+    obj = spec.workload.object
+    obj.update(apiVersion="trainer.kubeflow.org/v1alpha1", kind="TrainJob")
+    obj["spec"] = {"runtimeRef": {"name": "torch-distributed"}}
+    with pytest.raises(BuildError) as error:
+        build_launch(spec, "demo", "demo-t0000", PARAMS, 1, tmp_path, base_env={})
+    assert error.value.field == "spec.workload.object.kind"
+    assert error.value.rule.startswith("a TrainJob needs a cluster: its container comes from")

@@ -1,5 +1,6 @@
-"""Trial workloads: one sweep + one trial's parameters -> a Job, JobSet or PyTorchJob (a
-plain dict; spec/workload_kinds.py says where each kind keeps its pod templates).
+"""Trial workloads: one sweep + one trial's parameters -> a Job, JobSet, PyTorchJob or
+TrainJob (a plain dict; spec/workload_kinds.py says where each kind keeps its pod templates;
+a TrainJob has none: builders/trainjob.py).
 
 Every pod template inside gets exactly what a template trial's pod gets (the trial contract,
 hardening, the admin pod policy, labels, the attempt annotation), so every pod the kind's
@@ -19,9 +20,10 @@ from kubetune.builders.contract import (
 from kubetune.builders.errors import BuildError
 from kubetune.builders.pod import assemble_trial_pod, build_trial_pod, trial_labels
 from kubetune.builders.substitute import ParamValue, TrialNames, substitute_tree
+from kubetune.builders.trainjob import build_trainjob
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec
-from kubetune.spec.workload_kinds import selector_text
+from kubetune.spec.workload_kinds import TRAINJOB, selector_text
 from kubetune.spec.workload_rules import (
     WORKLOAD_FIELD,
     container_index,
@@ -53,6 +55,8 @@ def build_trial_workload(
         raise BuildError(field, rule)
     obj: dict[str, Any] = substitute_tree(spec.workload.object, params, WORKLOAD_FIELD, names)
     kind = workload_kind(spec.workload)
+    if kind is TRAINJOB:
+        build_trainjob(sweep, spec, trial, params, obj, attempt, policy)
     primary = kind.primary_labels(obj)
     for path, template in kind.templates(obj):
         pod_spec: dict[str, Any] = template["spec"]

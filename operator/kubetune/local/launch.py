@@ -20,6 +20,7 @@ from kubetune.builders.substitute import ParamValue, TrialNames, substitute_cont
 from kubetune.local.layout import termination_log_name
 from kubetune.spec import SweepSpec
 from kubetune.spec.workload_rules import (
+    is_trainjob,
     pod_template,
     primary_container_index,
     primary_template_field,
@@ -107,6 +108,12 @@ def build_launch(
         if problems:
             field, rule = problems[0].split(": ", 1)
             raise BuildError(field, rule)
+        if is_trainjob(spec.workload):
+            raise BuildError(
+                "spec.workload.object.kind",
+                "a TrainJob needs a cluster: its container comes from the TrainingRuntime "
+                "it references, which kubetune run cannot read; run it with the operator",
+            )
         index = primary_container_index(spec.workload)
         container = pod_template(spec.workload)["spec"]["containers"][index]
         field = f"{primary_template_field(spec.workload)}.spec.containers[{index}]"

@@ -3,7 +3,7 @@
 - a daemon per sweep runs its reconcile loop (woken at once by pod events and spec edits);
 - an index of trial pods by sweep feeds it, filled before any handler runs after a
   (re)start, so a restarted operator sees every existing pod before deciding anything;
-- indexes of trial workloads (Job, JobSet, PyTorchJob) add the trials Kueue holds
+- indexes of trial workloads (Job, JobSet, PyTorchJob, TrainJob) add the trials Kueue holds
   suspended (spec.queueName), which have no pod yet, and those whose workload failed;
 - create / resume / update handlers wake the loop; delete removes the sweep's pods.
 """
@@ -24,7 +24,7 @@ from kubetune.operator.metrics import METRICS
 from kubetune.operator.pod_state import PodView, is_primary, job_view, view
 from kubetune.operator.runtime import SweepRuntime
 from kubetune.operator.trial_objects import delete_custom_workloads
-from kubetune.spec.workload_kinds import JOBSET, PYTORCH_JOB
+from kubetune.spec.workload_kinds import JOBSET, PYTORCH_JOB, TRAINJOB
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,16 @@ def trial_pytorchjobs(
     return _workload_entry(namespace, labels, body)
 
 
+@kopf.index("trainer.kubeflow.org", "v1alpha1", "trainjobs", labels=TRIAL_PODS)
+def trial_trainjobs(
+    namespace: str | None, labels: Mapping[str, str], body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], PodView] | None:
+    return _workload_entry(namespace, labels, body)
+
+
 @kopf.on.event("jobset.x-k8s.io", "v1alpha2", "jobsets", labels=TRIAL_PODS)
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", labels=TRIAL_PODS)
+@kopf.on.event("trainer.kubeflow.org", "v1alpha1", "trainjobs", labels=TRIAL_PODS)
 @kopf.on.event("batch", "v1", "jobs", labels=TRIAL_PODS)
 def trial_job_changed(
     namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any
@@ -189,6 +197,7 @@ async def sweep_loop(
     trial_jobs: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
     trial_jobsets: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
     trial_pytorchjobs: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
+    trial_trainjobs: Mapping[tuple[str, str], Iterable[PodView]] = NO_PODS,
     **_: Any,
 ) -> None:
     kube, config, registry = _state(memo)
@@ -209,6 +218,7 @@ async def sweep_loop(
                     *trial_jobs.get((namespace, name), []),
                     *trial_jobsets.get((namespace, name), []),
                     *trial_pytorchjobs.get((namespace, name), []),
+                    *trial_trainjobs.get((namespace, name), []),
                     *trial_pods.get((namespace, name), []),
                 ]
                 await runtime.reconcile_once(body, views, post, adopt)
@@ -236,8 +246,9 @@ async def sweep_deleted(
         for job in await kube.list_jobs(namespace, trial_selector(name)):
             meta = job.get("metadata", {})
             await kube.delete_job(namespace, meta.get("name", ""), uid=meta.get("uid"))
-        # JobSets and PyTorchJobs first too: their controllers would remake deleted pods.
-        for kind in (JOBSET, PYTORCH_JOB):
+        # TrainJobs, JobSets and PyTorchJobs first too: their controllers would remake
+        # deleted pods (a TrainJob's JobSet is its own, and goes with it).
+        for kind in (TRAINJOB, JOBSET, PYTORCH_JOB):
             args = (kind.group, kind.version, kind.plural, namespace)
             for obj in await kube.list_objects(*args, trial_selector(name)):
                 meta = obj.get("metadata", {})

@@ -19,7 +19,8 @@ from kubetune.builders.contract import (
     PRIMARY_ANNOTATION,
     WORKLOAD_ANNOTATION,
 )
-from kubetune.spec.workload_kinds import KINDS, WorkloadKind, parse_selector
+from kubetune.spec import trainjob
+from kubetune.spec.workload_kinds import KINDS, TRAINJOB, WorkloadKind, parse_selector
 from kubetune.trial_ending import TrialEnding
 from kubetune.trial_result import TrialResult
 
@@ -271,6 +272,8 @@ def job_view(job: Mapping[str, Any], custom: WorkloadKind | None = None) -> PodV
         return None
     templates = kind.templates(job)
     gpus = sum(gpus_of(t) for _path, t in templates[:1])
+    if kind is TRAINJOB:  # no template: its primary pod's GPUs are resourcesPerNode's
+        gpus = trainjob.gpus(job) // trainjob.num_nodes(job)
     return PodView(kind="queued", gpus=gpus, **identity)
 
 

@@ -93,6 +93,14 @@ class PodPolicy(BaseModel):
         "none: `default` only, without a token.",
     )
 
+    training_runtimes: tuple[str, ...] = Field(
+        default=(),
+        description="ClusterTrainingRuntimes the admin vouches for: a TrainJob trial's pods "
+        "come from its runtime's templates, out of kubetune's reach, so below level "
+        "privileged a TrainJob may only name one of these (never a namespaced "
+        "TrainingRuntime, which a tenant may write).",
+    )
+
     def allows_service_account(self, name: str) -> bool:
         return name in self.allowed_service_accounts
 

@@ -17,7 +17,12 @@ from kubetune.spec.resource import HyperparameterSweep, effective_spec
 from kubetune.spec.sweep import SweepSpec
 from kubetune.spec.trainer import TemplateSpec
 from kubetune.spec.training_args import validate_args
-from kubetune.spec.workload_rules import used_parameters, workload_kind, workload_problems
+from kubetune.spec.workload_rules import (
+    is_trainjob,
+    used_parameters,
+    workload_kind,
+    workload_problems,
+)
 
 
 def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -> list[str]:
@@ -37,6 +42,14 @@ def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -
     if spec.workload is not None:
         known = [p.name for p in spec.parameters]
         problems += workload_problems(spec.workload, known, for_cluster=for_cluster)
+        if not problems and is_trainjob(spec.workload) and spec.budget.trial_timeout is not None:
+            # A TrainJob's pods come from its runtime's template, and the TrainJob API
+            # (v1alpha1 podTemplateOverrides) has no way to give them activeDeadlineSeconds.
+            problems.append(
+                "spec.budget.trialTimeout: not with a TrainJob workload: the TrainJob API "
+                "cannot give its pods a deadline (set activeDeadlineSeconds on the Jobs of "
+                "its TrainingRuntime instead, and leave trialTimeout out)"
+            )
         if spec.queue_name is not None and not problems and workload_kind(spec.workload).custom:
             problems.append(
                 f"spec.queueName: kubetune cannot hold a {spec.workload.object.get('kind')} "

@@ -430,8 +430,9 @@ class PrimaryPod(SpecModel):
 
 
 class WorkloadSpec(SpecModel):
-    """A Kubernetes workload as a trial: a batch/v1 Job, a jobset.x-k8s.io/v1alpha2 JobSet or
-    a kubeflow.org/v1 PyTorchJob (spec/workload_kinds.py), or any other kind with its pod
+    """A Kubernetes workload as a trial: a batch/v1 Job, a jobset.x-k8s.io/v1alpha2 JobSet,
+    a kubeflow.org/v1 PyTorchJob or a trainer.kubeflow.org/v1alpha1 TrainJob
+    (spec/workload_kinds.py, spec/trainjob.py), or any other kind with its pod
     templates, success and failure conditions given here. kubetune's labels, the trial
     contract, hardening and the pod policy reach every pod template inside; the trial is
     judged by the primary pod, and fails when the workload's failure condition holds."""
@@ -439,7 +440,8 @@ class WorkloadSpec(SpecModel):
     object: dict[str, Any] = Field(
         description=(
             "The whole object (apiVersion, kind, metadata, spec): a batch/v1 Job, "
-            "jobset.x-k8s.io/v1alpha2 JobSet or kubeflow.org/v1 PyTorchJob, or a custom "
+            "jobset.x-k8s.io/v1alpha2 JobSet, kubeflow.org/v1 PyTorchJob or "
+            "trainer.kubeflow.org/v1alpha1 TrainJob, or a custom "
             "resource of another kind with podTemplates and conditions; ${params.NAME}, "
             "${trial.name}, ${trial.number} and ${sweep.name} are substituted in every string."
         )
@@ -467,6 +469,17 @@ class WorkloadSpec(SpecModel):
         description=(
             "Only for a kind kubetune does not know (required then): when the workload "
             "failed; the trial then fails, whatever its primary pod says."
+        ),
+    )
+    trainer_job: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "Only for a trainer.kubeflow.org TrainJob: the replicated job of its runtime that "
+            "runs the trainer (container `node`); default `node`, the Kubeflow runtimes' name. "
+            "kubetune's labels reach its pods through a podTemplateOverrides entry naming it, "
+            "and its pod 0 is the primary pod."
         ),
     )
 

@@ -10,21 +10,16 @@ training operator v1 (training.kubeflow.org/*).
 Any other kind runs with the pod template paths, primary pod labels and success and failure
 conditions the sweep gives (custom_kind; spec/status_match.py).
 
-Not supported: trainer.kubeflow.org TrainJob (Kubeflow Trainer v2). Its pods are made from
-the JobSet template of the referenced (Cluster)TrainingRuntime, not from anything in the
-TrainJob: its spec.labels and spec.annotations reach only the JobSet and Jobs; pod labels and
-annotations, and env beyond spec.trainer.env, only go through per-replicated-job overrides
-that must name the runtime's replicated jobs (read from the runtime), in an API that has
-changed shape within v1alpha1 (podSpecOverrides, podTemplateOverrides, runtimePatches); and
-the runtime's containers, volumes and security contexts, which a tenant writes in a
-namespaced TrainingRuntime, are out of reach of kubetune's hardening and admin pod policy,
-as is budget.trialTimeout as each pod's activeDeadlineSeconds.
+A Kubeflow Trainer v2 TrainJob (trainer.kubeflow.org/v1alpha1) holds no pod template: its pods
+come from the referenced (Cluster)TrainingRuntime's JobSet template; what kubetune can put on
+them goes through the TrainJob's own fields (spec/trainjob.py says which, and what cannot).
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubetune.spec import trainjob
 from kubetune.spec.status_match import StatusMatch, resolve
 
 # (field path under the object, the pod template there)
@@ -207,14 +202,37 @@ PYTORCH_JOB = WorkloadKind(
     _pytorch_run_once,
     _suspend_run_policy,
 )
-KINDS = {(k.api_version, k.kind): k for k in (JOB, JOBSET, PYTORCH_JOB)}
-UNSUPPORTED = {
-    ("trainer.kubeflow.org/v1alpha1", "TrainJob"): (
-        "its pod templates are in the referenced TrainingRuntime, where kubetune cannot put "
-        "its labels, the trial contract or the pod policy (TrainJob's own labels reach only "
-        "the JobSet and Jobs); run the runtime's JobSet as the workload instead"
-    )
-}
+
+
+def _trainjob_primary_labels(_obj: Mapping[str, Any]) -> dict[str, str]:
+    """Pod 0 of the trainer job (an Indexed Job, replicas 1, numNodes pods), as the JobSet
+    and Job controllers label it; builders/trainjob.py puts the sweep's trainerJob name in."""
+    return {
+        JOBSET_REPLICATED_JOB: trainjob.TRAINER_JOB,
+        JOBSET_JOB_INDEX: "0",
+        JOB_COMPLETION_INDEX: "0",
+    }
+
+
+def _trainjob_run_once(_obj: dict[str, Any]) -> None:
+    # The TrainJob API has no retry setting: the runtime's JobSet failurePolicy and Jobs'
+    # backoffLimit decide (docs/trials.md); kubetune judges whatever the TrainJob reports.
+    return None
+
+
+TRAINJOB = WorkloadKind(
+    trainjob.API_VERSION,
+    trainjob.KIND,
+    "trainjobs",
+    "Complete",
+    "Failed",
+    lambda _obj: [],  # no pod template: builders/trainjob.py
+    lambda _obj: 0,
+    _trainjob_primary_labels,
+    _trainjob_run_once,
+    _suspend_spec,
+)
+KINDS = {(k.api_version, k.kind): k for k in (JOB, JOBSET, PYTORCH_JOB, TRAINJOB)}
 
 
 def custom_kind(

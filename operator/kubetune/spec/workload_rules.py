@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubetune.builders.substitute import tree_placeholders, unknown_placeholder
+from kubetune.spec import trainjob
 from kubetune.spec.trainer import WorkloadSpec
 from kubetune.spec.workload_kinds import (
     JOB,
     KINDS,
-    UNSUPPORTED,
+    TRAINJOB,
     WorkloadKind,
     custom_kind,
     kind_of,
@@ -39,9 +40,10 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
     """The object is a supported kind with pod templates, and primaryPod names a container
     of its primary pod's template (the first problem only: the later ones would follow)."""
     obj = workload.object
-    found = (str(obj.get("apiVersion")), str(obj.get("kind")))
-    if found in UNSUPPORTED:
-        return [f"{WORKLOAD_FIELD}.kind: {found[1]} is not supported: {UNSUPPORTED[found]}"]
+    if workload.trainer_job is not None and not trainjob.is_trainjob(obj):
+        return ["spec.workload.trainerJob: only for a trainer.kubeflow.org TrainJob (remove it)"]
+    if trainjob.is_trainjob(obj):
+        return _trainjob_problems(workload)
     kind = kind_of(obj)
     if kind is None:
         problems = _custom_problems(workload)
@@ -102,6 +104,38 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
             f"{WORKLOAD_FIELD}.{path}.spec.containers (have {', '.join(names)})"
         ]
     return []
+
+
+def _trainjob_problems(workload: WorkloadSpec) -> list[str]:
+    """A TrainJob: the released v1alpha1 shape (spec/trainjob.py), none of the fields for
+    kinds kubetune does not know, and the trial container is the Trainer's `node`."""
+    for field, given in (
+        ("podTemplates", workload.pod_templates),
+        ("successCondition", workload.success_condition),
+        ("failureCondition", workload.failure_condition),
+        ("primaryPod.labels", workload.primary_pod.labels),
+    ):
+        if given:
+            return [
+                f"spec.workload.{field}: only for a kind kubetune does not know; it reads a "
+                f"TrainJob's own conditions and finds pod 0 of its trainer job itself (remove it)"
+            ]
+    wanted = workload.primary_pod.container
+    if wanted not in (None, trainjob.TRAINER_CONTAINER):
+        return [
+            f"spec.workload.primaryPod.container: a TrainJob's trial container is "
+            f"{trainjob.TRAINER_CONTAINER!r}, the one spec.trainer reaches (got {wanted!r})"
+        ]
+    return trainjob.spec_problems(workload.object, WORKLOAD_FIELD, trainer_job(workload))
+
+
+def trainer_job(workload: WorkloadSpec) -> str:
+    """The TrainJob's trainer job name (spec.workload.trainerJob, default `node`)."""
+    return workload.trainer_job or trainjob.TRAINER_JOB
+
+
+def is_trainjob(workload: WorkloadSpec) -> bool:
+    return kind_of(workload.object) is TRAINJOB
 
 
 def pod_spec_paths(obj: Mapping[str, Any]) -> list[str]:
