@@ -29,6 +29,7 @@ from .lifecycle import DeleteOptions
 from .server import ApiServer
 from .store import Store
 from .training import TrainingControllers
+from .trainjob import TrainJobController
 
 T = TypeVar("T")
 
@@ -57,6 +58,8 @@ class Cluster:
         self.jobs = JobController(self.api)
         # PyTorchJob and JobSet: served once a test applies their CRDs (testdata/).
         self.training = TrainingControllers(self.api)
+        # Kubeflow Trainer TrainJob -> JobSet: once a test applies testdata/trainjobs-crd.yaml.
+        self.trainjobs = TrainJobController(self.api)
         # example.dev TrainingRun, a kind kubetune does not know: once its CRD is applied.
         self.custom = TrainingRunController(self.api)
         # Off until a test gives it queues: kueue.configure({"queue": gpus}).
@@ -107,6 +110,7 @@ class Cluster:
             self.kubelet.start()
         self.jobs.start()
         self.training.start()
+        self.trainjobs.start()
         self.custom.start()
         self.kueue.start()
 
@@ -122,6 +126,7 @@ class Cluster:
             await self.kubelet.stop()
         self.jobs.stop()
         self.training.stop()
+        self.trainjobs.stop()
         self.custom.stop()
         self.kueue.stop()
         self.server.drop_watches()
@@ -343,6 +348,7 @@ class Cluster:
             + list(kubelet_errors)
             + list(self.jobs.errors)
             + list(self.training.errors)
+            + list(self.trainjobs.errors)
             + list(self.kueue.errors)
         )
 

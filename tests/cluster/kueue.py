@@ -7,10 +7,14 @@ What Kueue does for the kinds of workload kubetune creates with spec.queueName:
   it false once the GPUs of all its pods fit the queue's free quota (Kueue makes one Workload
   per object, a PodSet per replicatedJob or replica type: count x the pod template's
   request; a JobSet's child Jobs belong to it and are not queued on their own);
+- a Kubeflow TrainJob (trainer.kubeflow.org/v1alpha1) with that label: likewise held by its
+  `spec.suspend` and admitted as one unit, its PodSets those of the JobSet its runtime makes
+  (numNodes x the trainer's GPUs, resourcesPerNode else the runtime template's; the JobSet
+  it owns is not queued on its own);
 - a pod with that label: gated at creation (Kueue's pod webhook adds the scheduling gate
   `kueue.x-k8s.io/admission`, so the scheduler leaves it alone), admitted by removing the gate.
 Quota is released when the workload finishes (Job Complete/Failed, JobSet Completed/Failed,
-PyTorchJob Succeeded/Failed, pod Succeeded/Failed) or is gone. Off (no queue configured) it does nothing, like a cluster without Kueue: a
+PyTorchJob Succeeded/Failed, TrainJob Complete/Failed, pod Succeeded/Failed) or is gone. Off (no queue configured) it does nothing, like a cluster without Kueue: a
 suspended Job then stays suspended and no pod is gated.
 
 Differences from real Kueue (also in README.md): no Workload, LocalQueue or ClusterQueue
@@ -33,6 +37,7 @@ from .controller import Controller
 from .resources import ResourceType
 from .scheduling import gpu_request
 from .store import Event
+from .trainjob import build_jobset
 
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 GATE = "kueue.x-k8s.io/admission"
@@ -43,6 +48,7 @@ SUSPENDABLE = {
     ("batch", "v1", "jobs"): ("spec", "suspend"),
     ("jobset.x-k8s.io", "v1alpha2", "jobsets"): ("spec", "suspend"),
     ("kubeflow.org", "v1", "pytorchjobs"): ("spec", "runPolicy", "suspend"),
+    ("trainer.kubeflow.org", "v1alpha1", "trainjobs"): ("spec", "suspend"),
 }
 PODS = ("", "v1", "pods")
 
@@ -158,7 +164,11 @@ class KueueController(Controller):
                     continue
                 if md["uid"] in self.admitted or _finished(obj):
                     continue
-                gpus = _gpus(kind, obj.get("spec") or {})
+                gpus = (
+                    self._trainjob_gpus(obj)
+                    if kind[2] == "trainjobs"
+                    else _gpus(kind, obj.get("spec") or {})
+                )
                 found.append(Workload(kind, md["namespace"], md["name"], md["uid"], queue, gpus))
         for pod in self.api.store.items("", "pods", None):
             md = pod["metadata"]
@@ -171,6 +181,20 @@ class KueueController(Controller):
             gpus = gpu_request(pod)
             found.append(Workload(PODS, md["namespace"], md["name"], md["uid"], queue, gpus))
         return found
+
+    def _trainjob_gpus(self, obj: dict[str, Any]) -> int:
+        """A TrainJob's PodSets, as Kueue's TrainJob integration reads them from the JobSet
+        its runtime would make (trainjob.build_jobset): numNodes x the trainer's GPUs, plus
+        every other replicated job's; 0 while its runtime is missing."""
+        ref = (obj.get("spec") or {}).get("runtimeRef") or {}
+        namespaced = ref.get("kind") == "TrainingRuntime"
+        plural = "trainingruntimes" if namespaced else "clustertrainingruntimes"
+        namespace = obj["metadata"]["namespace"] if namespaced else None
+        for runtime in self.api.store.items("trainer.kubeflow.org", plural, namespace):
+            if runtime["metadata"]["name"] == ref.get("name"):
+                jobset = build_jobset(copy.deepcopy(obj), runtime)
+                return _gpus(("jobset.x-k8s.io", "v1alpha2", "jobsets"), jobset["spec"])
+        return 0
 
     def _unsuspend(self, load: Workload) -> None:
         rt = self.api.resource(*load.kind)
