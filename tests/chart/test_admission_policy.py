@@ -345,3 +345,49 @@ def test_a_custom_kind_needs_its_listing_in_the_chart_and_its_create() -> None:
         "spec.workload.object: kubetune here may not create a TrainingRun of example.dev/v1: "
         "its cluster admin lists the kinds it may create (the chart's rbac.workloadKinds)"
     ]
+
+
+def test_a_trainjob_workload_needs_its_create_and_every_secret_it_names() -> None:
+    """A TrainJob's Secrets sit in spec.trainer.env, the initializers' env and secretRef, and
+    its podTemplateOverrides (containers' env, volumes); its runtime's are the admin's."""
+    job = {
+        "apiVersion": "trainer.kubeflow.org/v1alpha1",
+        "kind": "TrainJob",
+        "spec": {
+            "runtimeRef": {"name": "torch-distributed"},
+            "trainer": {"numNodes": 2, "env": [{"name": "P", "value": "1"}, _secret_env("hf")]},
+            "initializer": {
+                "dataset": {"secretRef": {"name": "s3"}},
+                "model": {"env": [_secret_env("db")]},
+            },
+            "podTemplateOverrides": [
+                {"targetJobs": [{"name": "node"}], "metadata": {"labels": {"a": "b"}}},
+                {
+                    "targetJobs": [{"name": "node"}],
+                    "spec": {
+                        "containers": [{"name": "sidecar", "env": [_secret_env("tls")]}],
+                        "volumes": [{"name": "creds", "secret": {"secretName": "gcs"}}],
+                    },
+                },
+            ],
+        },
+    }
+    sweep = _sweep({"workload": {"object": job}})
+    table = _table("erin", *ALL_SECRETS)
+    table.grants.add(Grant("erin", "create", "trainjobs", NS, group="trainer.kubeflow.org"))
+    assert _create("erin", sweep, table).admitted
+    # A PyTorchJob grant is no TrainJob grant.
+    table = _table("erin", *ALL_SECRETS)
+    table.grants.add(Grant("erin", "create", "pytorchjobs", NS, group="kubeflow.org"))
+    assert _create("erin", sweep, table).refusals == [
+        f"creating a HyperparameterSweep with spec.workload in {NS} needs permission to create "
+        "trainjobs.trainer.kubeflow.org there: the operator creates its trial workloads for you"
+    ]
+    table = _table("erin")
+    table.grants.add(Grant("erin", "create", "trainjobs", NS, group="trainer.kubeflow.org"))
+    assert _create("erin", sweep, table).refusals == [
+        "spec.workload.object: env valueFrom.secretKeyRef names Secrets you cannot get: tls",
+        "spec.workload.object.spec.volumes: these volumes mount Secrets you cannot get: creds",
+        "spec.workload.object.spec: the TrainJob's trainer and initializer env and secretRef "
+        "name Secrets you cannot get: hf, db, s3",
+    ]

@@ -256,6 +256,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
         ("batch", "jobs"),
         ("jobset.x-k8s.io", "jobsets"),
         ("kubeflow.org", "pytorchjobs"),
+        ("trainer.kubeflow.org", "trainjobs"),
         ("", "events"),
         ("coordination.k8s.io", "leases"),
     }
@@ -276,6 +277,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
     assert verbs[("", "pods/log")] == ["get"]  # spec.metrics.logs
     assert verbs[("batch", "jobs")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("kubeflow.org", "pytorchjobs")] == ["create", "delete", "get", "list", "watch"]
+    assert verbs[("trainer.kubeflow.org", "trainjobs")] == verbs[("kubeflow.org", "pytorchjobs")]
     assert verbs[("", "events")] == ["create"]
     assert verbs[(API_GROUP, PLURAL)] == ["get", "list", "patch", "watch"]
     assert verbs[(API_GROUP, f"{PLURAL}/status")] == ["get", "patch"]

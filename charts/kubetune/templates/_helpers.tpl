@@ -89,7 +89,7 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# Trial JobSets and PyTorchJobs (spec.workload), as trial Jobs: their primary pods are the
+# Trial JobSets, PyTorchJobs and TrainJobs (spec.workload), as trial Jobs: their primary pods are the
 # trial pods above; the objects are watched (kopf index) for Kueue's suspension and their
 # Failed condition, read before a delete (a JobSet's pods do not know its uid).
 {{- range .Values.rbac.workloadKinds }}

@@ -32,7 +32,7 @@ def add_parser(sub: Any) -> None:
         default="restricted",
         help="check trial pods against this pod policy, as the operator will: restricted "
         "(the chart's default), baseline, privileged, or a YAML/JSON file "
-        "{level, allowedServiceAccounts} (default %(default)s)",
+        "{level, allowedServiceAccounts, trainingRuntimes} (default %(default)s)",
     )
     parser.add_argument(
         "--explain",

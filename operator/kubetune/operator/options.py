@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pod-policy",
         metavar="LEVEL|FILE",
         help="What trial pods may ask for: restricted, baseline, privileged, or a YAML/JSON "
-        "file {level, allowedServiceAccounts} "
+        "file {level, allowedServiceAccounts, trainingRuntimes} "
         f"(default ${conventions.ENV_POD_POLICY}, else restricted).",
     )
     parser.add_argument("--default-image", help="Trainer image for sweeps that name none.")
