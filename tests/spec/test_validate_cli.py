@@ -198,9 +198,24 @@ def test_bad_policy_option_is_one_line(
 
 
 def test_examples_meet_the_default_policy(capsys: pytest.CaptureFixture[str]) -> None:
-    examples = sorted(str(p) for p in (REPO / "examples").rglob("*.yaml"))
+    trainjob = str(REPO / "examples/trainjob-sweep.yaml")
+    examples = sorted(str(p) for p in (REPO / "examples").rglob("*.yaml") if str(p) != trainjob)
     assert str(REPO / "examples/custom-trainer/sweep.yaml") in examples
     assert main(["validate", *examples]) == 0, capsys.readouterr().err
+
+
+def test_the_trainjob_example_needs_the_admin_to_vouch_for_its_runtime(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Its pods come from the runtime's templates, which kubetune cannot check: the default
+    policy refuses it naming the field; the example policy, listing the runtime, admits it."""
+    trainjob = str(REPO / "examples/trainjob-sweep.yaml")
+    policy = str(REPO / "examples/trainjob-pod-policy.json")
+    assert main(["validate", trainjob]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"{trainjob}: spec.workload.object.spec.runtimeRef: refused by pod policy restricted"
+    )
+    assert main(["validate", "--pod-policy", policy, trainjob]) == 0, capsys.readouterr().err
 
 
 def test_custom_trainer_image_runs_as_a_numeric_non_root_user() -> None:
