@@ -98,6 +98,8 @@ def test_the_contract_goes_through_trainer_env_and_labels_through_an_override() 
     assert ours["targetJobs"] == [{"name": "node"}]
     merged = {**user["metadata"]["labels"], **ours["metadata"]["labels"]}
     assert merged[conventions.LABEL_TRIAL] == trial and merged["tier"] == "gpu"
+    # Only kubetune's entry labels pods as the trial's (a user's spoof is dropped).
+    assert user["metadata"]["labels"] == {"tier": "gpu"}
     annotations = ours["metadata"]["annotations"]
     assert annotations[ATTEMPT_ANNOTATION] == "2"
     assert annotations[CONTAINER_ANNOTATION] == "node"
@@ -109,6 +111,23 @@ def test_the_contract_goes_through_trainer_env_and_labels_through_an_override() 
     }
     # No Kueue without a queue.
     assert "suspend" not in made["spec"]
+
+
+def test_kubetune_labels_come_only_from_kubetune() -> None:
+    obj = copy.deepcopy(TRAINJOB)
+    obj["spec"]["labels"] = {conventions.LABEL_SWEEP: "tj", "keep": "1"}
+    obj["spec"]["podTemplateOverrides"].append(
+        {
+            "targetJobs": [{"name": "dataset-initializer"}],
+            "metadata": {"labels": {conventions.LABEL_TRIAL: "tj-t0001", "keep": "2"}},
+        }
+    )
+    made = _build(obj)
+    # spec.labels go to the JobSet and Jobs, which must not look like trial workloads.
+    assert made["spec"]["labels"] == {"keep": "1"}
+    # An initializer's pods labelled as the trial's would be judged as its primary pod.
+    assert made["spec"]["podTemplateOverrides"][1]["metadata"]["labels"] == {"keep": "2"}
+    assert made["spec"]["podTemplateOverrides"][-1]["targetJobs"] == [{"name": "node"}]
 
 
 def test_the_primary_pod_is_rank_0_of_the_named_trainer_job() -> None:

@@ -76,7 +76,14 @@ def build_trainjob(
         PRIMARY_ANNOTATION: selector_text(primary),
         WORKLOAD_ANNOTATION: f"{TRAINJOB.api_version}/{TRAINJOB.kind}",
     }
-    overrides = list(job_spec.get("podTemplateOverrides") or [])
+    # kubetune's own labels mark trial pods and the sweep's objects: only kubetune's entry
+    # gives them (a user's on another job's pods, e.g. an initializer, would make that pod
+    # look like the trial's; on spec.labels, the JobSet and Jobs like trial workloads).
+    overrides = [
+        _without_kubetune_labels(entry) for entry in job_spec.get("podTemplateOverrides") or []
+    ]
+    if isinstance(job_spec.get("labels"), dict):
+        job_spec["labels"] = _kept(job_spec["labels"])
     overrides.append(
         {
             "targetJobs": [{"name": job}],
@@ -85,6 +92,24 @@ def build_trainjob(
     )
     job_spec["podTemplateOverrides"] = overrides
     return obj
+
+
+_KUBETUNE_LABELS = (
+    conventions.LABEL_SWEEP,
+    conventions.LABEL_TRIAL,
+    conventions.LABEL_KUEUE_QUEUE,
+)
+
+
+def _kept(labels: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in labels.items() if k not in _KUBETUNE_LABELS}
+
+
+def _without_kubetune_labels(entry: dict[str, Any]) -> dict[str, Any]:
+    meta = entry.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("labels"), dict):
+        return entry
+    return {**entry, "metadata": {**meta, "labels": _kept(meta["labels"])}}
 
 
 def enforce_trainjob_policy(obj: Mapping[str, Any], policy: PodPolicy) -> None:
