@@ -6,8 +6,11 @@ to the Job), up to parallelism and completions; counts succeeded and failed pods
 Complete or Failed (BackoffLimitExceeded) condition; creates no pods while `suspend` is
 true and deletes the active ones when a Job is suspended. Deleting a Job is the garbage
 collector's business (lifecycle.py; batch/v1 Jobs orphan their pods unless told otherwise).
-Not modelled: podFailurePolicy, indexed completion, pod replacement policy, Job-level
-activeDeadlineSeconds, backoff delays between retries.
+Indexed completion (completionMode: Indexed): one pod per index up to parallelism, each
+labelled and annotated batch.kubernetes.io/job-completion-index, with JOB_COMPLETION_INDEX
+in every container's env and hostname `<job>-<index>`; the Job completes when every index
+succeeded. Not modelled: podFailurePolicy, backoffLimitPerIndex, pod replacement policy,
+Job-level activeDeadlineSeconds, backoff delays between retries.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .lifecycle import DeleteOptions
 from .meta import now
 
 TERMINAL = ("Succeeded", "Failed")
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 
 
 class JobController(Controller):
@@ -77,6 +81,10 @@ class JobController(Controller):
         else:
             new.setdefault("startTime", now())
             completions = int(spec.get("completions") or 1)
+            indexed = spec.get("completionMode") == "Indexed"
+            done = {_index(p) for p, ph in zip(pods, phases, strict=True) if ph == "Succeeded"}
+            if indexed:
+                succeeded = len(done & set(range(completions)))
             if succeeded >= completions:
                 conditions.append(_condition("Complete", "", ""))
                 new["completionTime"] = now()
@@ -91,6 +99,12 @@ class JobController(Controller):
                         "Job has reached the specified backoff limit",
                     )
                 )
+            elif indexed:
+                busy = done | {_index(pod) for pod in active}
+                free = [i for i in range(completions) if i not in busy]
+                room = int(spec.get("parallelism") or 1) - len(active)
+                for index in free[: max(0, room)]:
+                    active.append(self._create_pod(job, index))
             else:
                 wanted = min(int(spec.get("parallelism") or 1), completions - succeeded)
                 for _ in range(wanted - len(active)):
@@ -111,14 +125,17 @@ class JobController(Controller):
                 subresource="status",
             )
 
-    def _create_pod(self, job: dict[str, Any]) -> dict[str, Any]:
+    def _create_pod(self, job: dict[str, Any], index: int | None = None) -> dict[str, Any]:
         md = job["metadata"]
         template = copy.deepcopy(job["spec"]["template"])
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=5))
         pod_md = dict(template.get("metadata") or {})
+        prefix = md["name"] if index is None else f"{md['name']}-{index}"
+        if index is not None:
+            _set_index(pod_md, template["spec"], md["name"], index)
         pod_md.update(
             {
-                "name": f"{md['name']}-{suffix}",
+                "name": f"{prefix}-{suffix}",
                 "ownerReferences": [
                     {
                         "apiVersion": "batch/v1",
@@ -143,6 +160,24 @@ class JobController(Controller):
         except ApiError as error:
             if error.code != 404:
                 raise
+
+
+def _index(pod: dict[str, Any]) -> int:
+    raw = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX, "-1")
+    return int(raw) if str(raw).lstrip("-").isdigit() else -1
+
+
+def _set_index(meta: dict[str, Any], spec: dict[str, Any], job: str, index: int) -> None:
+    """What the job controller puts on an Indexed Job's pod of `index`."""
+    meta["labels"] = {**(meta.get("labels") or {}), COMPLETION_INDEX: str(index)}
+    meta["annotations"] = {**(meta.get("annotations") or {}), COMPLETION_INDEX: str(index)}
+    spec.setdefault("hostname", f"{job}-{index}")
+    source = {"fieldRef": {"fieldPath": f"metadata.annotations['{COMPLETION_INDEX}']"}}
+    for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+        container["env"] = [
+            *(container.get("env") or []),
+            {"name": "JOB_COMPLETION_INDEX", "valueFrom": source},
+        ]
 
 
 def _finished(status: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from kubetune import conventions
 from kubetune.builders.contract import (
     ATTEMPT_ANNOTATION,
     CONTAINER_ANNOTATION,
+    NODES_ANNOTATION,
     PRIMARY_ANNOTATION,
     WORKLOAD_ANNOTATION,
 )
@@ -136,7 +137,17 @@ def gpus_of(pod: Mapping[str, Any]) -> int:
 
     regular = sum(count(c) for c in spec.get("containers") or [])
     init = max((count(c) for c in spec.get("initContainers") or []), default=0)
-    return max(regular, init)
+    return max(regular, init) * _nodes(pod)
+
+
+def _nodes(pod: Mapping[str, Any]) -> int:
+    """Pods of the trial this pod (or pod template) is one of (trainer.nodes; else 1): the
+    trial is judged by its primary pod alone, which so counts the GPUs of all of them."""
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(NODES_ANNOTATION, "1")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 1
 
 
 def attempt_of(pod: Mapping[str, Any]) -> int:
@@ -259,7 +270,10 @@ def job_view(job: Mapping[str, Any]) -> PodView | None:
         "workload": f"{kind.api_version}/{kind.kind}",
     }
     failed = conditions.get(kind.failure)
-    if failed is not None and kind.kind != "Job":
+    # A Job of one pod: that pod tells. Of several (trainer.nodes): a failed worker pod fails
+    # the Job, which then deletes the primary pod, which alone would look like a disruption.
+    several = int(spec.get("completions") or 1) > 1
+    if failed is not None and (kind.kind != "Job" or several):
         why = ": ".join(str(failed.get(k)) for k in ("reason", "message") if failed.get(k))
         ending = TrialEnding(None, workload_failed=why or kind.failure)
         return PodView(kind="ended", ending=ending, **identity)

@@ -1,9 +1,12 @@
 """Creating and deleting what a trial runs as: a Pod, or its workload object (spec.workload:
-a batch/v1 Job, a JobSet or a PyTorchJob)."""
+a batch/v1 Job, a JobSet or a PyTorchJob; trainer.nodes: an Indexed Job)."""
 
+import copy
 from typing import Any
 
+from kubetune import conventions
 from kubetune.builders.contract import ATTEMPT_ANNOTATION
+from kubetune.builders.nodes import RENDEZVOUS_ANNOTATION, rendezvous_service
 from kubetune.operator.kube import KubeClient
 from kubetune.spec.workload_kinds import KINDS, WorkloadKind, kind_of
 
@@ -17,6 +20,14 @@ async def create_trial(kube: KubeClient, manifest: dict[str, Any]) -> dict[str, 
     kind = kind_of(manifest)
     if kind is None:
         return await kube.create_pod(manifest)
+    meta = manifest["metadata"]
+    service = (meta.get("annotations") or {}).get(RENDEZVOUS_ANNOTATION)
+    if service is not None:
+        # trainer.nodes: the sweep's headless Service, before the pods that rendezvous by
+        # its DNS names; owned like the trial (by the sweep), so it goes with the sweep.
+        body = rendezvous_service(meta["labels"][conventions.LABEL_SWEEP], meta["namespace"])
+        body["metadata"]["ownerReferences"] = copy.deepcopy(meta.get("ownerReferences") or [])
+        await kube.create_service(body)
     if kind.kind == "Job":
         return await kube.create_job(manifest)
     return await kube.create_object(kind.group, kind.version, kind.plural, manifest)
