@@ -37,15 +37,21 @@ def params_yaml(config: RunConfig) -> str:
     return header + yaml.safe_dump({"trainer": {"args": args}}, sort_keys=False)
 
 
-def save_final(model: Any, tokenizer: Any, config: RunConfig) -> Path:
+def save_final(
+    model: Any, tokenizer: Any, config: RunConfig, state_dict: dict[str, Any] | None = None
+) -> Path:
     """Write final/ atomically (a temporary folder renamed into place): a trial killed
-    while saving leaves the previous final/ or none, never half of one."""
+    while saving leaves the previous final/ or none, never half of one. `state_dict`: the
+    whole weights of a sharded model (trainer.args.fsdp), gathered on this rank."""
     output_dir = config.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     for stale in output_dir.glob(f"{_TMP_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = output_dir / f"{_TMP_PREFIX}{os.getpid()}"
-    model.save_pretrained(tmp)
+    if state_dict is None:
+        model.save_pretrained(tmp)
+    else:
+        model.save_pretrained(tmp, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
     (tmp / PARAMS_FILE).write_text(params_yaml(config))
     target = output_dir / FINAL_DIR

@@ -353,6 +353,8 @@ class TrainerSpec(SpecModel):
             )
         if self.gpus is not None and self.gpus > 1 and self.mode == "generate":
             raise ValueError("gpus: more than one process is for mode train only")
+        if self.args.get("fsdp") is True and self.method != "full":
+            raise ValueError("args.fsdp: shards full fine-tunes only (method full)")
         if (self.nodes or 1) > 1 and self.mode == "generate":
             raise ValueError("nodes: more than one node is for mode train only")
         processes = self.processes() * (self.nodes or 1)
