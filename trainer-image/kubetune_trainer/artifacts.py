@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from kubetune_trainer.checkpoint import CHECKPOINT_DIR, PREVIOUS_DIR
+from kubetune import trial_folders
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.log import log
 
-FINAL_DIR = "final"
+FINAL_DIR = trial_folders.FINAL_DIR
 PARAMS_FILE = "best.yaml"
 _TMP_PREFIX = ".final.tmp-"
 
@@ -71,14 +71,7 @@ def tidy(config: RunConfig) -> None:
     A folder that cannot be removed is a warning: the result matters more than the space.
     """
     keep = config.trainer.keep_checkpoints
-    doomed = [] if keep == "all" else [CHECKPOINT_DIR, PREVIOUS_DIR]
-    if keep == "none":
-        doomed.append(FINAL_DIR)
-    for name in doomed:
-        path = config.output_dir / name
-        if not path.exists():
-            continue
-        try:
-            shutil.rmtree(path)
-        except OSError as error:
-            log.warning(f"cannot remove {path} (keepCheckpoints {keep}): {error.strerror}")
+    # Succeeded or failed: the same rule (trial_folders) as for a pruned trial's folder.
+    names = trial_folders.doomed(keep, "Succeeded")
+    for problem in trial_folders.remove(config.output_dir, names):
+        log.warning(f"{problem} (keepCheckpoints {keep})")
