@@ -66,6 +66,10 @@ MANAGED_BY: Final = "kubetune"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 COMPONENT_TRIAL: Final = "trial"
 COMPONENT_PREFETCH: Final = "prefetch"
+# The one-off pod that removes pruned and failed trials' checkpoints (keepCheckpoints) from
+# trainer.outputDir when a sweep ends; it names the trials in ENV_TIDY_TRIALS.
+COMPONENT_TIDY: Final = "tidy"
+ENV_TIDY_TRIALS: Final = "KUBETUNE_TIDY_TRIALS"
 # The sweep's headless Service that gives trainer.nodes trials' pods their DNS names.
 COMPONENT_RENDEZVOUS: Final = "rendezvous"
 # Kueue's plain-pod integration: a pod with this label is queued in that LocalQueue (Kueue's
@@ -91,6 +95,11 @@ def trial_name(sweep: str, number: int) -> str:
 def prefetch_name(sweep: str) -> str:
     """The sweep's prefetch pod: no trial name (`<sweep>-tNNNN`) is ever this."""
     return f"{sweep}-prefetch"
+
+
+def tidy_name(sweep: str) -> str:
+    """The sweep's tidy pod: no trial name (`<sweep>-tNNNN`) is ever this."""
+    return f"{sweep}-tidy"
 
 
 def rendezvous_service(sweep: str) -> str:

@@ -24,7 +24,7 @@ from kubetune.operator.config import OperatorConfig
 from kubetune_trainer.config import default_cache_dir
 from tests.cluster.cluster import Cluster
 
-from .helpers import history, trial_pods, wait_phase
+from .helpers import history, trial_pods, wait_phase, wait_status
 from .runner import InProcessOperator
 
 pytestmark = pytest.mark.slow
@@ -161,3 +161,33 @@ def test_a_failed_rank_on_another_node_fails_the_trial_without_a_hang(
         message="no pod of the failed trial still running",
     )
     print(f"failed rank: trial Failed after {took:.0f}s")
+
+
+def test_kueue_admits_all_nodes_of_a_trial_as_one_unit(
+    trainer_operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    manifest = nodes_sweep("queued", namespace, 2)
+    manifest["spec"]["queueName"] = "gpu-queue"
+    manifest["spec"]["trainer"]["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    crd.set_kueue_quotas({"gpu-queue": 1})  # one node's GPU: not the trial's two
+    try:
+        crd.create(manifest)
+
+        def queued(current: dict[str, Any]) -> bool:
+            return (current.get("trials") or {}).get("queued") == 1
+
+        wait_status(crd, namespace, "queued", queued, timeout=60, what="trial queued")
+        time.sleep(3)
+        (job,) = _jobs(crd, namespace, "queued")
+        assert job["spec"]["suspend"] is True
+        assert job["metadata"]["labels"][conventions.LABEL_KUEUE_QUEUE] == "gpu-queue"
+        assert trial_pods(crd, namespace, "queued") == []  # not one node started alone
+        crd.set_kueue_quotas({"gpu-queue": 2})
+        final = wait_phase(crd, namespace, "queued", "Succeeded", "Failed", timeout=300)
+    finally:
+        crd.set_kueue_quotas({})
+    assert final["phase"] == "Succeeded", final
+    [record] = history(final).values()
+    assert record["s"] == "Succeeded" and not record.get("rq"), record
+    # GPU-hours count both nodes' GPUs (2 x the primary pod's running time).
+    assert record["gs"] > 0

@@ -293,6 +293,7 @@ class Run:
         scheduler = self.scheduler = _scheduler(optimizer, args, self.plan)
         self.metrics.max_steps.set(self.total_steps)
         start = self._resume() if self.checkpoint_every else 0
+        distributed.same_step(start, self.world, self.loaded.device)
         position = self.position
         batches = _endless(self.train_items, args, skip=position.micro_batches)
         log.info(
