@@ -270,10 +270,11 @@ def job_view(job: Mapping[str, Any]) -> PodView | None:
         "workload": f"{kind.api_version}/{kind.kind}",
     }
     failed = conditions.get(kind.failure)
-    # A Job of one pod: that pod tells. Of several (trainer.nodes): a failed worker pod fails
+    # A Job of one pod: that pod tells. A trainer.nodes Job's pods: a failed worker pod fails
     # the Job, which then deletes the primary pod, which alone would look like a disruption.
-    several = int(spec.get("completions") or 1) > 1
-    if failed is not None and (kind.kind != "Job" or several):
+    templates = kind.templates(job)
+    nodes = _nodes(templates[0][1]) if templates else 1
+    if failed is not None and (kind.kind != "Job" or nodes > 1):
         why = ": ".join(str(failed.get(k)) for k in ("reason", "message") if failed.get(k))
         ending = TrialEnding(None, workload_failed=why or kind.failure)
         return PodView(kind="ended", ending=ending, **identity)
@@ -282,7 +283,6 @@ def job_view(job: Mapping[str, Any]) -> PodView | None:
     suspended = spec.get("suspend") or (spec.get("runPolicy") or {}).get("suspend")
     if not suspended:
         return None
-    templates = kind.templates(job)
     gpus = sum(gpus_of(t) for _path, t in templates[:1])
     return PodView(kind="queued", gpus=gpus, **identity)
 
