@@ -3,6 +3,7 @@
 Environment variables, pod labels, exit statuses and the result file layout.
 """
 
+import hashlib
 from typing import Final
 
 # Environment handed to every trial. The prefix is kubetune's own: a user's value
@@ -36,6 +37,11 @@ ENV_TEST_FAIL_RANK: Final = "KUBETUNE_TEST_FAIL_RANK"
 ENV_RANK: Final = "RANK"
 ENV_WORLD_SIZE: Final = "WORLD_SIZE"
 ENV_LOCAL_RANK: Final = "LOCAL_RANK"
+# trainer.nodes: this pod's node rank (its Indexed Job completion index) and the DNS name of
+# node 0's pod, where torchrun's rendezvous store listens on RENDEZVOUS_PORT.
+ENV_NODE_RANK: Final = "KUBETUNE_NODE_RANK"
+ENV_RENDEZVOUS_HOST: Final = "KUBETUNE_RENDEZVOUS_HOST"
+RENDEZVOUS_PORT: Final = 29500
 
 # Hugging Face's own variables: the cache folder (trainer.cache mounts it) and offline mode.
 ENV_HF_HOME: Final = "HF_HOME"
@@ -60,6 +66,12 @@ MANAGED_BY: Final = "kubetune"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 COMPONENT_TRIAL: Final = "trial"
 COMPONENT_PREFETCH: Final = "prefetch"
+# The one-off pod that removes pruned and failed trials' checkpoints (keepCheckpoints) from
+# trainer.outputDir when a sweep ends; it names the trials in ENV_TIDY_TRIALS.
+COMPONENT_TIDY: Final = "tidy"
+ENV_TIDY_TRIALS: Final = "KUBETUNE_TIDY_TRIALS"
+# The sweep's headless Service that gives trainer.nodes trials' pods their DNS names.
+COMPONENT_RENDEZVOUS: Final = "rendezvous"
 # Kueue's plain-pod integration: a pod with this label is queued in that LocalQueue (Kueue's
 # webhook gates it with kueue.x-k8s.io/admission until the queue admits it).
 LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
@@ -83,6 +95,19 @@ def trial_name(sweep: str, number: int) -> str:
 def prefetch_name(sweep: str) -> str:
     """The sweep's prefetch pod: no trial name (`<sweep>-tNNNN`) is ever this."""
     return f"{sweep}-prefetch"
+
+
+def tidy_name(sweep: str) -> str:
+    """The sweep's tidy pod: no trial name (`<sweep>-tNNNN`) is ever this."""
+    return f"{sweep}-tidy"
+
+
+def rendezvous_service(sweep: str) -> str:
+    """The sweep's headless Service (a DNS-1035 label of at most 63 characters)."""
+    name = f"{sweep}-nodes"
+    if len(name) <= 63 and name[0].isalpha():
+        return name
+    return "kt-" + hashlib.sha256(sweep.encode()).hexdigest()[:16] + "-nodes"
 
 
 def trial_number(sweep: str, trial: str) -> int | None:

@@ -13,6 +13,7 @@ from kubetune.builders.security import PolicyRefused
 from kubetune.operator.pod_state import view
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, effective_spec, parse_sweep
+from kubetune.spec.errors import SpecError
 from kubetune.spec.hub import cluster_prefetch
 
 
@@ -121,3 +122,15 @@ def test_trials_of_a_prefetched_sweep_run_offline_and_others_do_not() -> None:
         ("org/m", "model"),
         ("org/data", "dataset"),
     ]
+
+
+def test_prefetch_pod_has_a_deadline() -> None:
+    assert _prefetch()["spec"]["activeDeadlineSeconds"] == 2 * 3600  # the default, 2h
+    pod = _prefetch(cache={"claimName": "hf-cache", "prefetchTimeout": "1h30m"})
+    assert pod["spec"]["activeDeadlineSeconds"] == 5400
+
+
+@pytest.mark.parametrize("timeout", ["0s", "soon", "500ms"])
+def test_a_prefetch_timeout_must_be_a_duration_of_a_second_or_more(timeout: str) -> None:
+    with pytest.raises(SpecError, match=r"trainer\.cache\.prefetchTimeout"):
+        _sweep(cache={"claimName": "hf-cache", "prefetchTimeout": timeout})

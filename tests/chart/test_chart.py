@@ -254,6 +254,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
         ("", "pods"),
         ("", "pods/log"),
         ("batch", "jobs"),
+        ("", "services"),
         ("jobset.x-k8s.io", "jobsets"),
         ("kubeflow.org", "pytorchjobs"),
         ("trainer.kubeflow.org", "trainjobs"),
@@ -275,6 +276,7 @@ def test_rbac_is_least_privilege(scope: str) -> None:
     }
     assert verbs[("", "pods")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("", "pods/log")] == ["get"]  # spec.metrics.logs
+    assert verbs[("", "services")] == ["create"]  # trainer.nodes' headless Service
     assert verbs[("batch", "jobs")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("kubeflow.org", "pytorchjobs")] == ["create", "delete", "get", "list", "watch"]
     assert verbs[("trainer.kubeflow.org", "trainjobs")] == verbs[("kubeflow.org", "pytorchjobs")]

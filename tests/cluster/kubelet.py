@@ -24,9 +24,10 @@ from .errors import ApiError
 from .meta import now
 from .pod_logs import stream_log
 from .pod_status import Condition, container_status, merge_conditions
-from .podenv import ConfigError, process_launch
+from .podenv import ConfigError, Unresolved, process_launch
 from .processes import die_with_parent
 from .scheduling import GPU, Node, place
+from .selectors import label_matcher
 from .store import Event
 from .termination import exit_code_of, terminated_state, termination_message
 
@@ -464,6 +465,9 @@ class Kubelet:
                     for spec in pod["spec"]["containers"]
                 }
                 break
+            except Unresolved:
+                await asyncio.sleep(0.2)
+                continue
             except ConfigError as err:
                 self._patch_status(
                     run.namespace,
@@ -498,7 +502,7 @@ class Kubelet:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(run.workdir),
             "TMPDIR": str(run.workdir),
-            "HOSTNAME": run.name,
+            "HOSTNAME": pod["spec"].get("hostname") or run.name,
             "LANG": "C.UTF-8",
             "PYTHONUNBUFFERED": "1",
             # A checkout other than the installed one (a git worktree) stands in for the image.
@@ -508,7 +512,42 @@ class Kubelet:
             **self.extra_env,
         }
         message_file = run.containers[spec["name"]].message_file
-        return process_launch(copy.deepcopy(pod), spec, run.workdir, message_file, base, lookup)
+        return process_launch(
+            copy.deepcopy(pod),
+            spec,
+            run.workdir,
+            message_file,
+            base,
+            lookup,
+            lambda value: self._cluster_dns(ns, value),
+        )
+
+    def _cluster_dns(self, namespace: str, name: str) -> str:
+        """A pod's DNS name under a headless Service (`<hostname>.<subdomain>`, optionally
+        `.<namespace>[.svc[.cluster.local]]`) -> the pod's address; anything else as is.
+        Unresolved while the Service's pod of that hostname has no address yet."""
+        parts = name.split(".")
+        if len(parts) < 2 or not all(parts):
+            return name
+        host, subdomain, rest = parts[0], parts[1], parts[2:]
+        if rest and rest[1:] not in ([], ["svc"], ["svc", "cluster", "local"]):
+            return name
+        namespace = rest[0] if rest else namespace
+        service = self.api.store.get(("", "services", namespace, subdomain))
+        spec = (service or {}).get("spec") or {}
+        if service is None or spec.get("clusterIP") != "None":
+            return name
+        selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
+        selected = label_matcher(selector)
+        for pod in self.api.store.items("", "pods", namespace):
+            pod_spec, status = pod["spec"], pod.get("status") or {}
+            if (pod_spec.get("hostname"), pod_spec.get("subdomain")) != (host, subdomain):
+                continue
+            if not selector or not selected(pod["metadata"].get("labels") or {}):
+                continue
+            if status.get("podIP") and status.get("phase") not in TERMINAL_PHASES:
+                return str(status["podIP"])
+        raise Unresolved(name)
 
     async def _spawn_container(
         self, run: PodRun, name: str, argv: list[str], env: dict[str, str]

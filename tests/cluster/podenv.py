@@ -19,8 +19,15 @@ class ConfigError(Exception):
     """The container cannot start yet: CreateContainerConfigError (e.g. a missing Secret)."""
 
 
+class Unresolved(Exception):
+    """An env value names a pod of a headless Service that has no address yet: a real
+    process would retry the DNS lookup; the stand-in starts the container once it resolves."""
+
+
 # (plural, name) -> the object in the pod's namespace, or None.
 Lookup = Callable[[str, str], dict[str, Any] | None]
+# An env value -> the same, or the address a cluster DNS name in it stands for.
+Resolve = Callable[[str], str]
 
 _REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$\(")
 
@@ -141,15 +148,20 @@ def process_launch(
     message_file: Path,
     base_env: dict[str, str],
     lookup: Lookup,
+    resolve: Resolve | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """argv and environment of a container's process.
 
     The process cannot write /dev/termination-log: env values naming the container's
     terminationMessagePath point at `message_file` instead, and KUBETUNE_TERMINATION_LOG is
     set to it unless declared. Volumes are folders of `workdir`; env values and args under a
-    mountPath are rewritten to them (a local process cannot see /workspace).
+    mountPath are rewritten to them (a local process cannot see /workspace). An env value
+    that is a pod's DNS name under a headless Service becomes that pod's address (`resolve`:
+    the processes share one resolver that knows no cluster names).
     """
     declared = container_env(pod, spec, lookup)
+    if resolve is not None:
+        declared = {k: resolve(v) for k, v in declared.items()}
     path = spec.get("terminationMessagePath", conventions.DEFAULT_TERMINATION_LOG)
     declared = {k: str(message_file) if v == path else v for k, v in declared.items()}
     declared.setdefault(conventions.ENV_TERMINATION_LOG, str(message_file))

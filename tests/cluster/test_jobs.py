@@ -109,3 +109,59 @@ def test_kubectl_reads_jobs(cluster: Cluster, namespace: str) -> None:
     assert done.returncode == 0, done.stderr
     listed = cluster.kubectl("get", "jobs", "-n", namespace, "-o", "name")
     assert listed.stdout.split() == ["job.batch/seen"], listed.stderr
+
+
+def test_indexed_job_runs_one_pod_per_index_reachable_by_its_dns_name(
+    cluster: Cluster, namespace: str
+) -> None:
+    """Indexed completion, and pod DNS under a headless Service (the kubelet stand-in puts the
+    named pod's address in an env value that is exactly its name)."""
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "peers", "namespace": namespace},
+            "spec": {"clusterIP": "None", "selector": {"role": "trial"}},
+        }
+    )
+    # Index 1 reports what node 0's name resolved to and its own index; index 0 waits a bit.
+    code = (
+        "import os, time; time.sleep(1); "
+        "print(os.environ['JOB_COMPLETION_INDEX'], os.environ['PEER'], os.environ['HOSTNAME'])"
+    )
+    made = job("idx", namespace, code, completionMode="Indexed", completions=2, parallelism=2)
+    template = made["spec"]["template"]
+    template["spec"]["subdomain"] = "peers"
+    template["spec"]["containers"][0]["env"] = [
+        {"name": "PEER", "value": f"idx-0.peers.{namespace}.svc.cluster.local"}
+    ]
+    cluster.create(made)
+    cluster.wait_for(lambda: _condition(cluster, namespace, "idx", "Complete"), message="Complete")
+    pods = sorted(
+        _pods(cluster, namespace, "idx"),
+        key=lambda p: p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"],
+    )
+    assert [p["spec"]["hostname"] for p in pods] == ["idx-0", "idx-1"]
+    assert [p["metadata"]["name"].rsplit("-", 1)[0] for p in pods] == ["idx-0", "idx-1"]
+    node0_ip = pods[0]["status"]["podIP"]
+    for index, pod in enumerate(pods):
+        assert cluster.pod_logs(namespace, pod["metadata"]["name"]).split() == [
+            str(index),
+            node0_ip,
+            f"idx-{index}",
+        ]
+
+
+def test_a_name_without_a_headless_service_is_left_as_written(
+    cluster: Cluster, namespace: str
+) -> None:
+    made = job("plain", namespace, "import os; print(os.environ['PEER'])")
+    made["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "PEER", "value": "plain-0.nowhere"}
+    ]
+    cluster.create(made)
+    cluster.wait_for(
+        lambda: _condition(cluster, namespace, "plain", "Complete"), message="Complete"
+    )
+    (pod,) = _pods(cluster, namespace, "plain")
+    assert cluster.pod_logs(namespace, pod["metadata"]["name"]).strip() == "plain-0.nowhere"

@@ -107,3 +107,31 @@ def test_ctrl_c_then_resume_continues_the_trial_from_its_checkpoint(tmp_path: Pa
     assert f"(resumed from step {result.resumed_from})" in second.stdout
     steps = [step for step, _ in result.intermediate["eval_loss"]]
     assert steps == list(range(5, 61, 5))  # both attempts' evaluations, each once
+
+
+def test_a_trial_that_never_resumes_loses_its_checkpoint_per_keep_checkpoints(
+    tmp_path: Path,
+) -> None:
+    """A trial stopped for good (here: past trialTimeout, judged Failed; pruned is the same
+    rule) kept a checkpoint at SIGTERM, not knowing it would never resume: the runner then
+    removes it (keepCheckpoints best), keeping final/."""
+    manifest = trainer_sweep()
+    spec = manifest["spec"]
+    assert isinstance(spec, dict)
+    spec["budget"] = {"maxTrials": 1, "parallelism": 1, "trialTimeout": "40s"}
+    spec["trainer"]["maxSteps"] = 100000  # never ends by itself
+    spec["trainer"]["evalEvery"] = 100000
+    spec["trainer"]["checkpointEvery"] = 1
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump(manifest))
+    out = tmp_path / "out"
+    done = kubetune("run", str(sweep), "--output", str(out), timeout=600)
+    with (out / "trials.csv").open() as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["state"] == "Failed", done.stdout[-3000:]
+    trial_dir = out / "trials" / row["trial"]
+    log = (trial_dir / "trial.log").read_text()
+    assert "checkpoint of step" in log, log[-3000:]  # it had one to keep
+    assert not (trial_dir / "checkpoint").exists()
+    assert not (trial_dir / "checkpoint.previous").exists()
+    assert (trial_dir / "final").is_dir()  # best: a stopped trial's adapter stays

@@ -178,3 +178,19 @@ def test_sweeps_without_cache_or_hub_model_never_prefetch() -> None:
         assert effects.prefetch is None
         assert trial_names(effects) == ["s-t0000", "s-t0001"]
         assert MODEL_CACHED not in {c["type"] for c in effects.status["conditions"]}
+
+
+def test_a_prefetch_past_its_deadline_fails_the_sweep_saying_so() -> None:
+    rec = new(default_image="trainer:1")
+    reconcile(rec, sweep(), {})
+    # What a pod killed at activeDeadlineSeconds looks like (pod_state: stop "timeout").
+    late = prefetch_pod("ended", 143, "", stop="timeout", detail="DeadlineExceeded, Error")
+    effects = reconcile(rec, sweep(), {PREFETCH: late})
+    assert effects.status["phase"] == "Failed"
+    assert trial_names(effects) == [] and effects.delete == []  # not retried as a disruption
+    cached = condition(effects, MODEL_CACHED)
+    assert cached["status"] == "False" and cached["reason"] == "PrefetchFailed"
+    assert "did not finish within trainer.cache.prefetchTimeout" in cached["message"]
+    warnings = [e for e in effects.events if e.type == "Warning"]
+    assert [e.reason for e in warnings] == ["PrefetchFailed"]
+    assert "prefetchTimeout" in warnings[0].message

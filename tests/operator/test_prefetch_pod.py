@@ -5,6 +5,8 @@ in trainer.env; a gated model fails the sweep with the hub's reason, and no tria
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,48 @@ def test_a_gated_model_fails_the_sweep_before_any_trial(
     labels = pods[0]["metadata"]["labels"]
     assert labels[conventions.LABEL_COMPONENT] == conventions.COMPONENT_PREFETCH
     assert failed.get("history", []) == []  # no trial was ever recorded
+
+
+@pytest.fixture
+def silent_hub() -> Iterator[str]:
+    """A hub that accepts connections and never answers: a stuck download."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_a_prefetch_past_its_deadline_fails_the_sweep(
+    operator: InProcessOperator, crd: Cluster, namespace: str, silent_hub: str
+) -> None:
+    manifest = _sweep(namespace, silent_hub)
+    manifest["metadata"]["name"] = "stuck"
+    manifest["spec"]["trainer"]["model"] = "kubetune-test/stuck"
+    manifest["spec"]["trainer"]["cache"]["prefetchTimeout"] = "3s"
+    crd.create(manifest)
+    failed = wait_phase(crd, namespace, "stuck", "Failed", timeout=120)
+    cached = condition(failed, "ModelCached")
+    assert cached["status"] == "False" and cached["reason"] == "PrefetchFailed"
+    assert "did not finish within trainer.cache.prefetchTimeout" in cached["message"]
+    warned = event_reasons(crd, namespace).get("PrefetchFailed", [])
+    assert len(warned) == 1 and "prefetchTimeout" in warned[0]
+    (pod,) = trial_pods(crd, namespace, "stuck")
+    assert pod["spec"]["activeDeadlineSeconds"] == 3
+    assert pod["status"]["reason"] == "DeadlineExceeded"  # the kubelet enforced it
+    assert failed.get("history", []) == []

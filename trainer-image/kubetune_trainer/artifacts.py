@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from kubetune_trainer.checkpoint import CHECKPOINT_DIR, PREVIOUS_DIR
+from kubetune import trial_folders
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.log import log
 
-FINAL_DIR = "final"
+FINAL_DIR = trial_folders.FINAL_DIR
 PARAMS_FILE = "best.yaml"
 _TMP_PREFIX = ".final.tmp-"
 
@@ -37,15 +37,21 @@ def params_yaml(config: RunConfig) -> str:
     return header + yaml.safe_dump({"trainer": {"args": args}}, sort_keys=False)
 
 
-def save_final(model: Any, tokenizer: Any, config: RunConfig) -> Path:
+def save_final(
+    model: Any, tokenizer: Any, config: RunConfig, state_dict: dict[str, Any] | None = None
+) -> Path:
     """Write final/ atomically (a temporary folder renamed into place): a trial killed
-    while saving leaves the previous final/ or none, never half of one."""
+    while saving leaves the previous final/ or none, never half of one. `state_dict`: the
+    whole weights of a sharded model (trainer.args.fsdp), gathered on this rank."""
     output_dir = config.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     for stale in output_dir.glob(f"{_TMP_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = output_dir / f"{_TMP_PREFIX}{os.getpid()}"
-    model.save_pretrained(tmp)
+    if state_dict is None:
+        model.save_pretrained(tmp)
+    else:
+        model.save_pretrained(tmp, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
     (tmp / PARAMS_FILE).write_text(params_yaml(config))
     target = output_dir / FINAL_DIR
@@ -65,14 +71,7 @@ def tidy(config: RunConfig) -> None:
     A folder that cannot be removed is a warning: the result matters more than the space.
     """
     keep = config.trainer.keep_checkpoints
-    doomed = [] if keep == "all" else [CHECKPOINT_DIR, PREVIOUS_DIR]
-    if keep == "none":
-        doomed.append(FINAL_DIR)
-    for name in doomed:
-        path = config.output_dir / name
-        if not path.exists():
-            continue
-        try:
-            shutil.rmtree(path)
-        except OSError as error:
-            log.warning(f"cannot remove {path} (keepCheckpoints {keep}): {error.strerror}")
+    # Succeeded or failed: the same rule (trial_folders) as for a pruned trial's folder.
+    names = trial_folders.doomed(keep, "Succeeded")
+    for problem in trial_folders.remove(config.output_dir, names):
+        log.warning(f"{problem} (keepCheckpoints {keep})")

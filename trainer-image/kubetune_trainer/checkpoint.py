@@ -27,12 +27,13 @@ from typing import Any
 
 import torch
 
+from kubetune import trial_folders
 from kubetune.durable import sync_folder
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.log import log
 
-CHECKPOINT_DIR = "checkpoint"
-PREVIOUS_DIR = "checkpoint.previous"
+CHECKPOINT_DIR = trial_folders.CHECKPOINT_DIR
+PREVIOUS_DIR = trial_folders.PREVIOUS_DIR
 _TMP_PREFIX = ".checkpoint.tmp-"
 _FORMAT = 1
 _STATE = "trainer_state.json"

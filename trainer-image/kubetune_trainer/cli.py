@@ -78,6 +78,8 @@ def quiet_libraries() -> None:
 
 def _check_world(config: RunConfig, world: World) -> None:
     """What several processes cannot do, before any model is loaded."""
+    if config.args.fsdp and config.trainer.method != "full":
+        raise ConfigError("fsdp", "shards full fine-tunes only (method full)")
     if not world.distributed:
         return
     if config.trainer.mode == "generate":
@@ -120,10 +122,10 @@ def _run_trial(
     except Stopped:
         if world.is_main:
             trial.checkpoint_on_stop()  # first: a preempted trial resumes from it
-            if progress.step > 0:
-                trial.save()  # a pruned trial's adapter may still be of use
+        if progress.step > 0 and (world.is_main or trial.sharded):
+            trial.save()  # a pruned trial's adapter may still be of use
         raise
-    if world.is_main:
+    if world.is_main or trial.sharded:  # sharded: every rank gathers what rank 0 saves
         trial.save()
 
 

@@ -105,6 +105,25 @@ def total(value: float, world: World, device: torch.device) -> float:
     return float(tensor.item())
 
 
+def same_step(step: int, world: World, device: torch.device) -> None:
+    """Every rank resumes from the same step, or a ConfigError on every rank: with
+    trainer.nodes, a node that cannot see rank 0's checkpoint (outputDir not on a volume
+    every node mounts) would train from another step and the collectives would mismatch."""
+    if not world.distributed:
+        return
+    low = torch.tensor([-float(step)], dtype=torch.float64, device=device)
+    high = torch.tensor([float(step)], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MAX)
+    torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+    first, last = int(-low.item()), int(high.item())
+    if first != last:
+        raise ConfigError(
+            "trainer.outputDir",
+            f"the processes found checkpoints of different steps ({first} to {last}): with "
+            "several nodes it must be a volume every node mounts (ReadWriteMany)",
+        )
+
+
 def injected_failure(world: World, step: int, env: Mapping[str, str] | None = None) -> None:
     """Tests only (KUBETUNE_TEST_FAIL_RANK): this rank fails at step 2."""
     env = os.environ if env is None else env

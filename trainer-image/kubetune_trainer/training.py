@@ -18,7 +18,7 @@ import torch
 
 from kubetune.spec.training_args import TrainingArguments
 from kubetune.trial_result import BestValue
-from kubetune_trainer import artifacts, checkpoint, distributed
+from kubetune_trainer import artifacts, checkpoint, distributed, sharding
 from kubetune_trainer.batching import (
     Tokenized,
     collate,
@@ -201,7 +201,14 @@ class Run:
         # broadcasts rank 0's initial weights); evaluation, checkpoints and the saved
         # artifacts use the plain model, on rank 0 only.
         self.train_model: Any = self.model
-        if self.world.distributed:
+        # trainer.args.fsdp: sharded instead (sharding.py); every rank then evaluates and
+        # gathers the weights rank 0 saves.
+        self.sharded = self.world.distributed and self.args.fsdp
+        if self.sharded:
+            self.train_model = sharding.shard(self.model)
+            # Sharding replaced the parameters (DTensors): clip the new ones.
+            self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        elif self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             device = loaded.device
@@ -212,7 +219,7 @@ class Run:
         spec = run.trainer
         every = spec.eval_every if spec.checkpoint_every is None else spec.checkpoint_every
         # Not per fold: a cross-validation trial is short and restarts whole.
-        self.checkpoint_every = every if fold[1] == 1 else 0
+        self.checkpoint_every = every if fold[1] == 1 and not self.sharded else 0
         self.position = checkpoint.TrainerState(
             step=0,
             fingerprint=checkpoint.fingerprint(
@@ -286,6 +293,7 @@ class Run:
         scheduler = self.scheduler = _scheduler(optimizer, args, self.plan)
         self.metrics.max_steps.set(self.total_steps)
         start = self._resume() if self.checkpoint_every else 0
+        distributed.same_step(start, self.world, self.loaded.device)
         position = self.position
         batches = _endless(self.train_items, args, skip=position.micro_batches)
         log.info(
@@ -294,7 +302,7 @@ class Run:
             + (f", resumed from step {start}" if start else "")
         )
         world = self.world
-        main = world.is_main
+        main = world.is_main or self.sharded  # who evaluates (rank 0 alone reports)
         if start == 0 and args.eval_on_start and main:
             self.evaluate(0)
         elif start and self._eval_due(start) and self._last_eval_step() < start and main:
@@ -322,7 +330,7 @@ class Run:
                 syncing = (
                     contextlib.nullcontext()
                     if last or not world.distributed
-                    else self.train_model.no_sync()
+                    else sharding.no_sync(self.train_model)
                 )
                 with syncing:
                     with autocast(device, dtype):
@@ -338,7 +346,9 @@ class Run:
                     raise Stopped()
             loss_sum = distributed.total(loss_sum, world, device)
             max_norm = args.max_grad_norm if args.max_grad_norm > 0 else math.inf
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.trainable, max_norm))
+            grad_norm = sharding.norm_value(
+                torch.nn.utils.clip_grad_norm_(self.trainable, max_norm)
+            )
             position.high_steps = check_loss(
                 step,
                 loss_sum,
@@ -374,7 +384,7 @@ class Run:
             if self._eval_due(step) and main:
                 self.evaluate(step)
             if (
-                main
+                world.is_main
                 and self.checkpoint_every
                 and step % self.checkpoint_every == 0
                 and step < self.plan.max_steps  # the final step saves the adapter instead
@@ -460,7 +470,10 @@ class Run:
         nothing with keepCheckpoints none."""
         if not artifacts.keeps_final(self.run):
             return None
-        target = artifacts.save_final(self.model, self.loaded.tokenizer, self.run)
+        whole = sharding.full_state(self.model) if self.sharded else None
+        if not self.world.is_main:
+            return None
+        target = artifacts.save_final(self.model, self.loaded.tokenizer, self.run, whole)
         self.progress.adapter_path = str(target)
         return target
 

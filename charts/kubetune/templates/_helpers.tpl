@@ -89,6 +89,11 @@ app.kubernetes.io/part-of: kubetune
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# trainer.nodes: one headless Service per sweep gives a trial's pods DNS names for their
+# torchrun rendezvous; created with the first such trial, owned by (deleted with) the sweep.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["create"]
 # Trial JobSets, PyTorchJobs and TrainJobs (spec.workload), as trial Jobs: their primary pods are the
 # trial pods above; the objects are watched (kopf index) for Kueue's suspension and their
 # Failed condition, read before a delete (a JobSet's pods do not know its uid).

@@ -27,11 +27,14 @@ CONTAINER_ANNOTATION = "kubetune.dev/container"
 # trial's other pods (a worker): the trial is judged by the primary one.
 PRIMARY_ANNOTATION = "kubetune.dev/primary-pod"
 WORKLOAD_ANNOTATION = "kubetune.dev/workload"
+# On each pod of a trainer.nodes trial: how many pods (nodes) the trial runs on, so that its
+# GPU-seconds, judged from the primary pod alone, count every node's GPUs.
+NODES_ANNOTATION = "kubetune.dev/nodes"
 
 # The trainer config env var carries what the trainer needs; never env or resources,
 # which may name secrets, nor where and how the pod runs: that is the pod's business.
-# gpus: the launcher's business (torchrun), the trainer reads WORLD_SIZE.
-_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image", "gpus"} | {
+# gpus, nodes: the launcher's business (torchrun), the trainer reads WORLD_SIZE.
+_TRAINER_CONFIG_EXCLUDE = {"env", "resources", "image", "gpus", "nodes"} | {
     TrainerSpec.model_fields[name].alias or name for name in POD_FIELDS
 }
 
@@ -56,8 +59,26 @@ def trial_env(
     }
 
 
-def trainer_command(processes: int, python: str = "python") -> list[str]:
-    """The trainer's argv: itself on one process, else under torchrun, one node, N processes."""
+def trainer_command(processes: int, python: str = "python", nodes: int = 1) -> list[str]:
+    """The trainer's argv: itself on one process, else under torchrun, N processes per node.
+
+    On several nodes (pods of an Indexed Job) the rendezvous is static: the pod of node
+    rank 0 (completion index 0) is the master, so global rank 0, the rank that reports, is
+    always in the trial's primary pod. The kubelet expands $(VAR) from the container's env.
+    """
+    if nodes > 1:
+        return [
+            python,
+            "-m",
+            "torch.distributed.run",
+            f"--nnodes={nodes}",
+            f"--nproc-per-node={processes}",
+            f"--node-rank=$({conventions.ENV_NODE_RANK})",
+            f"--master-addr=$({conventions.ENV_RENDEZVOUS_HOST})",
+            f"--master-port={conventions.RENDEZVOUS_PORT}",
+            "-m",
+            "kubetune_trainer",
+        ]
     if processes <= 1:
         return [python, "-m", "kubetune_trainer"]
     # --standalone: a rendezvous on localhost with a free port, so trials never collide.

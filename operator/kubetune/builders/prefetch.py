@@ -74,6 +74,8 @@ def build_prefetch_pod(
     policy = policy or PodPolicy()
     harden_pod_spec(pod_spec, policy)
     pod_spec["restartPolicy"] = "Never"
+    # A stuck download fails the sweep (model_cache: PrefetchFailed) instead of holding it.
+    pod_spec["activeDeadlineSeconds"] = spec.trainer.cache.prefetch_timeout_seconds()
     labels = dict(metadata.get("labels") or {})
     labels.update(prefetch_labels(sweep.name))
     annotations = dict(metadata.get("annotations") or {})

@@ -18,6 +18,7 @@ from kubetune.builders.contract import (
     WORKLOAD_ANNOTATION,
 )
 from kubetune.builders.errors import BuildError
+from kubetune.builders.nodes import build_nodes_job, nodes_of
 from kubetune.builders.pod import assemble_trial_pod, build_trial_pod, trial_labels
 from kubetune.builders.substitute import ParamValue, TrialNames, substitute_tree
 from kubetune.builders.trainjob import build_trainjob
@@ -120,9 +121,20 @@ def build_trial(
     default_image: str | None = None,
     policy: PodPolicy | None = None,
 ) -> dict[str, Any]:
-    """The object a trial runs as: spec.workload's object, else a Pod."""
+    """The object a trial runs as: spec.workload's object, trainer.nodes > 1's Indexed Job,
+    else a Pod."""
     if spec.workload is not None:
         return build_trial_workload(sweep, spec, number, params, attempt=attempt, policy=policy)
+    if nodes_of(spec) > 1:
+        return build_nodes_job(
+            sweep,
+            spec,
+            number,
+            params,
+            attempt=attempt,
+            default_image=default_image,
+            policy=policy,
+        )
     return build_trial_pod(
         sweep, spec, number, params, attempt=attempt, default_image=default_image, policy=policy
     )

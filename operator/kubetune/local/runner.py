@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubetune import conventions
+from kubetune import conventions, trial_folders
 from kubetune.conventions import trial_name
 from kubetune.engine import Completion, SweepEngine, TrialPlan
 from kubetune.local.board import Board, TrialRow, format_params, format_value
@@ -339,6 +339,13 @@ class LocalRunner:
         )
         self.state.wall_seconds[number] = round(trial.process.elapsed(), 1)
         record = self.engine.trial(number)
+        if self.spec.trainer is not None:
+            # A pruned or failed trial was stopped and kept its checkpoint to resume from;
+            # it never will: keepCheckpoints applies as to a trial that ran to its end.
+            keep = self.spec.trainer.keep_checkpoints
+            names = trial_folders.doomed(keep, record.state)
+            for problem in trial_folders.remove(trial.trial_dir, names):
+                self.view.event(f"{trial.plan.name}: {problem} (keepCheckpoints {keep})")
         row = self.board.rows[number]
         row.state = record.state
         row.elapsed = trial.process.elapsed()

@@ -12,6 +12,8 @@ SPEC_ACCEPTED = "SpecAccepted"  # False: invalid spec, or a refused edit
 METRICS_AVAILABLE = "MetricsAvailable"  # False: Prometheus unreachable or query rejected
 # False: some trial cannot start (unschedulable, image or config errors, a refused create).
 TRIALS_STARTED = "TrialsStarted"
+# True once the ended sweep's tidy pod was created (builders/tidy.py): never twice.
+CHECKPOINTS_TIDIED = "CheckpointsTidied"
 
 Status = Literal["True", "False", "Unknown"]
 

@@ -40,6 +40,8 @@ class Effects:
     events: list[Event] = field(default_factory=list)
     # The sweep's prefetch pod to create (builders/prefetch.py), before any trial.
     prefetch: dict[str, Any] | None = None
+    # The sweep's tidy pod to create once it ended (builders/tidy.py): best effort.
+    tidy: dict[str, Any] | None = None
 
 
 @dataclass

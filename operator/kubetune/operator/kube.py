@@ -126,6 +126,11 @@ class KubeClient:
         path = f"/api/v1/namespaces/{namespace}/pods/{name}"
         return await self._delete(path, uid, grace_seconds=grace_seconds)
 
+    async def create_service(self, service: dict[str, Any]) -> dict[str, Any] | None:
+        """The created Service, or None when a Service of that name already exists."""
+        namespace = service["metadata"]["namespace"]
+        return await self._create(f"/api/v1/namespaces/{namespace}/services", service)
+
     # Trial Jobs (spec.workload).
     async def create_job(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """The created Job, or None when a Job of that name already exists."""

@@ -23,6 +23,10 @@ MODEL_CACHED = "ModelCached"
 REASON_PREFETCHED = "Prefetched"
 REASON_PREFETCHING = "Prefetching"
 REASON_FAILED = "PrefetchFailed"
+_TIMED_OUT = (
+    "the download did not finish within trainer.cache.prefetchTimeout (the prefetch pod's "
+    "activeDeadlineSeconds): raise it, or check the hub's reachability and speed"
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ def prefetch_step(
             condition=(True, REASON_PREFETCHED, f"{key}: {_size(result, pod.finished_at)}"),
             event=Event("Normal", REASON_PREFETCHED, f"{key}: {_size(result, pod.finished_at)}"),
         )
+    if pod.attempt == generation and ending is not None and ending.stop == "timeout":
+        return _failed(key, _TIMED_OUT)
     if pod.attempt != generation or (ending is not None and ending.disruption is not None):
         # A prefetch of an earlier spec (the edit may have fixed what failed), or one the
         # cluster took away: run it again.

@@ -16,6 +16,7 @@ from kubetune import conventions
 from kubetune.builders.contract import (
     ATTEMPT_ANNOTATION,
     CONTAINER_ANNOTATION,
+    NODES_ANNOTATION,
     PRIMARY_ANNOTATION,
     WORKLOAD_ANNOTATION,
 )
@@ -137,7 +138,17 @@ def gpus_of(pod: Mapping[str, Any]) -> int:
 
     regular = sum(count(c) for c in spec.get("containers") or [])
     init = max((count(c) for c in spec.get("initContainers") or []), default=0)
-    return max(regular, init)
+    return max(regular, init) * _nodes(pod)
+
+
+def _nodes(pod: Mapping[str, Any]) -> int:
+    """Pods of the trial this pod (or pod template) is one of (trainer.nodes; else 1): the
+    trial is judged by its primary pod alone, which so counts the GPUs of all of them."""
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(NODES_ANNOTATION, "1")
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        return 1
 
 
 def attempt_of(pod: Mapping[str, Any]) -> int:
@@ -258,7 +269,11 @@ def job_view(job: Mapping[str, Any], custom: WorkloadKind | None = None) -> PodV
         "workload": f"{kind.api_version}/{kind.kind}",
     }
     failed = kind.failed(job)
-    if failed is not None and kind.kind != "Job":
+    # A Job of one pod: that pod tells. A trainer.nodes Job's pods: a failed worker pod fails
+    # the Job, which then deletes the primary pod, which alone would look like a disruption.
+    templates = kind.templates(job)
+    nodes = _nodes(templates[0][1]) if templates else 1
+    if failed is not None and (kind.kind != "Job" or nodes > 1):
         ending = TrialEnding(None, workload_failed=failed)
         return PodView(kind="ended", ending=ending, **identity)
     succeeded = kind.succeeded(job)
@@ -270,7 +285,6 @@ def job_view(job: Mapping[str, Any], custom: WorkloadKind | None = None) -> PodV
     suspended = spec.get("suspend") or (spec.get("runPolicy") or {}).get("suspend")
     if not suspended or kind.custom:  # kubetune suspends no custom kind (no queueName)
         return None
-    templates = kind.templates(job)
     gpus = sum(gpus_of(t) for _path, t in templates[:1])
     if kind is TRAINJOB:  # no template: its primary pod's GPUs are resourcesPerNode's
         gpus = trainjob.gpus(job) // trainjob.num_nodes(job)

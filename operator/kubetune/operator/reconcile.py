@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kubetune import conventions
 from kubetune.builders.errors import BuildError
 from kubetune.builders.prefetch import build_prefetch_pod
+from kubetune.builders.tidy import build_tidy_pod, needs_tidy
 from kubetune.builders.workload import build_trial
 from kubetune.conventions import prefetch_name
 from kubetune.engine import Completion, HistoryError, SweepEngine, TrialPlan
@@ -315,7 +317,9 @@ class SweepReconciler:
                 engine.start_trials()
                 self.suggestion_seconds.append(time.perf_counter() - started)
         self._note_stuck(stuck)
+        tidy = self._tidy_step(accepted, pods, completion)
         effects = Effects(status=self._compose_status(completion, step.failure if step else None))
+        effects.tidy = tidy
         if step is not None:
             self._prefetch_effects(prefetch_pod, step, manifest, effects, now)
         self._converge(accepted, pods, effects, now)
@@ -543,6 +547,54 @@ class SweepReconciler:
             effects.delete.append(step.delete)
         if manifest is not None and not self.pods.recently_created(name, now, self.generation or 0):
             effects.prefetch = manifest
+
+    # ---- tidy --------------------------------------------------------------------------
+
+    def _tidy_step(
+        self, accepted: Accepted, pods: Mapping[str, PodView], completion: Completion | None
+    ) -> dict[str, Any] | None:
+        """Once the sweep ended and its trial pods are gone: the tidy pod for its pruned
+        and failed trials' checkpoints (keepCheckpoints), once (CheckpointsTidied)."""
+        spec = accepted.spec
+        if completion is None or not needs_tidy(spec):
+            return None
+        if cond.get_condition(self.status.conditions, cond.CHECKPOINTS_TIDIED) is not None:
+            return None
+        if any(pod.live or pod.kind == "terminating" for pod in pods.values()):
+            return None  # a stopped trial writes its checkpoint last, at SIGTERM
+        ended = [
+            conventions.trial_name(self.name, record.number)
+            for record in accepted.engine.history()
+            if record.state in ("Pruned", "Failed")
+        ]
+        if not ended:
+            return None
+        manifest: dict[str, Any] | None = None
+        try:
+            manifest = build_tidy_pod(
+                accepted.sweep,
+                spec,
+                ended,
+                default_image=self.default_image,
+                policy=self.policy,
+            )
+        except BuildError as error:
+            status, reason, message = False, "TidyRefused", f"no tidy pod: {error}"
+        else:
+            status, reason = True, "TidyPodCreated"
+            message = (
+                f"{conventions.tidy_name(self.name)} removes the checkpoints of {len(ended)} "
+                "pruned or failed trial(s)"
+            )
+        self.status.conditions = cond.set_condition(
+            self.status.conditions,
+            cond.CHECKPOINTS_TIDIED,
+            status,
+            reason,
+            message,
+            generation=self.generation,
+        )
+        return manifest
 
     # ---- pods --------------------------------------------------------------------------
 

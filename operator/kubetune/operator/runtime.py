@@ -254,6 +254,8 @@ class SweepRuntime:
             await self._act(effects.delete, effects.create, workloads, post, adopt, custom)
             if effects.prefetch is not None:
                 await self._create_prefetch(effects.prefetch, post, adopt)
+            if effects.tidy is not None:
+                await self._create_tidy(effects.tidy, post, adopt)
             events, self.pending_events = self.pending_events, []
             for event in events:
                 post(event)
@@ -376,6 +378,21 @@ class SweepRuntime:
         self.reconciler.note_created(meta["name"], generation)
         if created is not None:
             post(Event("Normal", "PrefetchStarted", f"{meta['name']}: filling trainer.cache"))
+
+    async def _create_tidy(
+        self, manifest: dict[str, Any], post: EventPoster, adopt: Adopter
+    ) -> None:
+        """The ended sweep's tidy pod, once (CheckpointsTidied is already saved): best effort,
+        a refused create is only said."""
+        name = manifest["metadata"]["name"]
+        adopt(manifest)
+        try:
+            await self.kube.create_pod(manifest)
+        except ApiError as error:
+            self._api_error("CreatePod", error)
+            post(Event("Warning", "TidyRefused", f"{name}: {error}"))
+            return
+        post(Event("Normal", "TidyStarted", f"{name}: removing ended trials' checkpoints"))
 
     def _api_error(self, action: str, error: ApiError) -> None:
         log.warning("%s/%s: %s failed: %s", self.namespace, self.name, action, error)

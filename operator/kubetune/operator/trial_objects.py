@@ -1,11 +1,14 @@
 """Creating, reading and deleting what a trial runs as: a Pod, or its workload object
-(spec.workload: a batch/v1 Job, a JobSet, a PyTorchJob, or a custom kind the sweep
-describes, whose resource name is found by discovery)."""
+(spec.workload: a batch/v1 Job, a JobSet, a PyTorchJob, a TrainJob, or a custom kind the sweep
+describes, whose resource name is found by discovery; trainer.nodes: an Indexed Job)."""
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
+from kubetune import conventions
 from kubetune.builders.contract import ATTEMPT_ANNOTATION
+from kubetune.builders.nodes import RENDEZVOUS_ANNOTATION, rendezvous_service
 from kubetune.builders.pod import trial_selector
 from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.pod_state import PodView, job_view
@@ -46,6 +49,14 @@ async def create_trial(
     kind = _kind(str(manifest.get("apiVersion")), str(manifest.get("kind")), custom)
     if kind is None:
         return await kube.create_pod(manifest)
+    meta = manifest["metadata"]
+    service = (meta.get("annotations") or {}).get(RENDEZVOUS_ANNOTATION)
+    if service is not None:
+        # trainer.nodes: the sweep's headless Service, before the pods that rendezvous by
+        # its DNS names; owned like the trial (by the sweep), so it goes with the sweep.
+        body = rendezvous_service(meta["labels"][conventions.LABEL_SWEEP], meta["namespace"])
+        body["metadata"]["ownerReferences"] = copy.deepcopy(meta.get("ownerReferences") or [])
+        await kube.create_service(body)
     if kind.kind == "Job" and not kind.custom:
         return await kube.create_job(manifest)
     plural = await plural_of(kube, kind)

@@ -55,7 +55,32 @@ def semantic_problems(sweep: HyperparameterSweep, *, for_cluster: bool = True) -
                 f"spec.queueName: kubetune cannot hold a {spec.workload.object.get('kind')} "
                 "suspended for Kueue (a kind it does not know); leave queueName out"
             )
+    problems += nodes_problems(sweep.name, spec, for_cluster=for_cluster)
     return problems
+
+
+# A pod hostname is a DNS label; an Indexed Job names its pods' <job>-<index>.
+_HOSTNAME_MAX = 63
+
+
+def nodes_problems(name: str, spec: SweepSpec, *, for_cluster: bool) -> list[str]:
+    """trainer.nodes > 1: a cluster's Indexed Job, whose pod hostnames must be DNS labels."""
+    nodes = spec.trainer.nodes if spec.trainer is not None else None
+    if nodes is None or nodes <= 1:
+        return []
+    if not for_cluster:
+        return [
+            f"spec.trainer.nodes: {nodes} nodes run on a cluster only (one pod per node); "
+            "`kubetune run` runs one node: use trainer.gpus for several local processes"
+        ]
+    hostname = f"{conventions.trial_name(name, 0)}-{nodes - 1}"
+    if len(hostname) > _HOSTNAME_MAX:
+        room = len(name) - (len(hostname) - _HOSTNAME_MAX)
+        return [
+            f"spec.trainer.nodes: pod hostnames <trial>-<index> ({hostname!r}) must be at "
+            f"most {_HOSTNAME_MAX} characters: shorten metadata.name to {max(1, room)} or fewer"
+        ]
+    return []
 
 
 def semantic_warnings(sweep: HyperparameterSweep) -> list[str]:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from kubetune import conventions
+from kubetune.spec.durations import DURATION_PATTERN, parse_duration
 from kubetune.spec.parameters import SpecModel
 from kubetune.spec.pod_fields import (
     DNS_SUBDOMAIN_MAX,
@@ -25,6 +26,7 @@ TrainerArgValue = bool | int | float | str | list[str]
 GPU_RESOURCE = "nvidia.com/gpu"
 # One node's worth: DDP over more processes than a node has GPUs is a mistake, not a plan.
 MAX_PROCESSES = 64
+MAX_NODES = 64
 _DEFAULT_BATCH = TrainingArguments.model_fields["per_device_train_batch_size"].default
 Quantity = int | str
 
@@ -74,6 +76,11 @@ class ResourceRequirements(SpecModel):
     requests: dict[str, Quantity] | None = None
 
 
+# Long enough for a 70B model's ~140 GB on a slow link; short enough that a stuck download
+# does not hold a sweep's trials for a day.
+DEFAULT_PREFETCH_TIMEOUT = "2h"
+
+
 class ModelCache(SpecModel):
     """A volume shared by every trial as the Hugging Face cache (HF_HOME): the model downloads once."""
 
@@ -90,6 +97,25 @@ class ModelCache(SpecModel):
             "the admin pod policy decides which volume types are allowed."
         ),
     )
+    prefetch_timeout: str = Field(
+        default=DEFAULT_PREFETCH_TIMEOUT,
+        pattern=DURATION_PATTERN,
+        description=(
+            "The prefetch pod's deadline (activeDeadlineSeconds), e.g. 30m or 2h: a download "
+            "still running then fails the sweep (ModelCached False, PrefetchFailed) instead "
+            "of holding its trials forever."
+        ),
+    )
+
+    @field_validator("prefetch_timeout")
+    @classmethod
+    def _positive_timeout(cls, timeout: str) -> str:
+        if parse_duration(timeout) < 1:
+            raise ValueError(f"must be at least 1s, got {timeout!r}")
+        return timeout
+
+    def prefetch_timeout_seconds(self) -> int:
+        return max(1, int(parse_duration(self.prefetch_timeout)))
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelCache":
@@ -204,6 +230,19 @@ class TrainerSpec(SpecModel):
             "global: per_device_train_batch_size is split across the processes."
         ),
     )
+    nodes: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_NODES,
+        description=(
+            "Pods of one trial, each running `gpus` trainer processes, under one torchrun "
+            "rendezvous (node 0's pod is the master and the trial's primary pod; only global "
+            "rank 0 reports). The operator runs them as an Indexed batch/v1 Job with the "
+            "sweep's headless Service for their DNS names; Kueue admits the Job as one unit. "
+            "GPU-hours count nodes x gpus. The batch stays global across all nodes x gpus "
+            "processes. Cluster only: `kubetune run` refuses nodes > 1 (use gpus)."
+        ),
+    )
     env: list[EnvVar] = Field(default_factory=list)
 
     # Pod placement and runtime: Kubernetes' own names and shapes, so they paste from a
@@ -315,7 +354,11 @@ class TrainerSpec(SpecModel):
             )
         if self.gpus is not None and self.gpus > 1 and self.mode == "generate":
             raise ValueError("gpus: more than one process is for mode train only")
-        processes = self.processes()
+        if self.args.get("fsdp") is True and self.method != "full":
+            raise ValueError("args.fsdp: shards full fine-tunes only (method full)")
+        if (self.nodes or 1) > 1 and self.mode == "generate":
+            raise ValueError("nodes: more than one node is for mode train only")
+        processes = self.processes() * (self.nodes or 1)
         batch = self.args.get("per_device_train_batch_size", _DEFAULT_BATCH)
         if processes > 1 and isinstance(batch, int) and batch % processes:
             # The trainer checks a batch size that is a tuned parameter, at its start.

@@ -93,6 +93,14 @@ class TrainingArguments(BaseModel):
     )
     seed: int = Field(default=42, ge=0)
     gradient_checkpointing: bool = False
+    fsdp: bool = Field(
+        default=False,
+        description=(
+            "Shard a full fine-tune across the trial's processes (torch FSDP2) instead of a "
+            "whole copy per process (DDP); method full only. No periodic checkpoints yet: "
+            "the final model is gathered and saved whole."
+        ),
+    )
     precision: Precision = Field(
         default="auto", description="auto: bf16 on a GPU that has it, else fp32."
     )

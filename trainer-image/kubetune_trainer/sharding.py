@@ -1,0 +1,69 @@
+"""trainer.args.fsdp: a full fine-tune sharded across the processes (torch FSDP2,
+`fully_shard`), instead of DDP's whole copy per process.
+
+Each decoder layer is its own FSDP unit (its parameters gathered just for its forward and
+backward), the rest of the model one more. Gradients are averaged over ranks as with DDP,
+so the training loop's loss scaling stays the same. Every rank takes part in whatever
+needs the whole model: evaluation (each runs the same forwards; only rank 0 reports) and
+gathering the full weights that rank 0 saves. Works with nccl and with gloo on CPU.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+
+def layers(model: Any) -> list[torch.nn.Module]:
+    """The model's repeated blocks (transformers names them in _no_split_modules)."""
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    found = [m for m in model.modules() if type(m).__name__ in names]
+    if found:
+        return found
+    return [m for m in model.modules() if type(m).__name__.endswith(("DecoderLayer", "Block"))]
+
+
+def shard(model: Any) -> Any:
+    """Shard `model` in place across the process group; returns it (now an FSDP module)."""
+    from torch.distributed.fsdp import fully_shard
+
+    for block in layers(model):
+        fully_shard(block)
+    fully_shard(model)
+    return model
+
+
+def is_sharded(model: Any) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+@contextlib.contextmanager
+def no_sync(model: Any) -> Iterator[None]:
+    """Accumulate gradients locally (no all-reduce/reduce-scatter) for this micro-batch."""
+    if not is_sharded(model):
+        with model.no_sync():
+            yield
+        return
+    model.set_requires_gradient_sync(False)
+    try:
+        yield
+    finally:
+        model.set_requires_gradient_sync(True)
+
+
+def norm_value(norm: Any) -> float:
+    """clip_grad_norm_'s total norm as a number (a DTensor for sharded parameters)."""
+    full = getattr(norm, "full_tensor", None)
+    return float(full() if full is not None else norm)
+
+
+def full_state(model: Any) -> dict[str, Any]:
+    """The whole model's weights on CPU, on rank 0 (empty elsewhere). A collective: every
+    rank calls it."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)
