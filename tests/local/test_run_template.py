@@ -81,6 +81,32 @@ def test_a_deliberately_bad_trial_is_pruned(tmp_path: Path) -> None:
     assert pruned["st"] < 40
 
 
+def test_multi_objective_sweep_prunes_a_dominated_trial(tmp_path: Path) -> None:
+    manifest = template_sweep(
+        script_args=[
+            "--steps", "40", "--sleep", "0.15", "--bad", "demo-t0002", "--flat", "--extra",
+            "--result",
+        ],
+        budget={"maxTrials": 3, "parallelism": 1},
+        early_stopping={"name": "asha", "minSteps": 2, "reductionFactor": 2},
+        parameters=[{"name": "x", "type": "categorical", "values": [0.25]}],
+    )  # fmt: skip
+    # The bad trial's loss is 10x and its Validation-accuracy (1 - loss) lower: dominated.
+    del manifest["spec"]["objective"]
+    manifest["spec"]["objectives"] = [
+        {"metric": "eval_loss", "direction": "minimize"},
+        {"metric": "Validation-accuracy", "direction": "maximize"},
+    ]
+    out = tmp_path / "out"
+    done = kubetune("run", str(write(tmp_path, manifest)), "--output", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    states = {r["trial"]: r["state"] for r in rows(out)}
+    assert states == {"demo-t0000": "Succeeded", "demo-t0001": "Succeeded", "demo-t0002": "Pruned"}
+    pruned = next(r for r in read_state(out)["history"] if r["n"] == 2)  # type: ignore[attr-defined]
+    assert pruned["st"] < 40
+    assert len(pruned["io"]) == len(pruned["iv"])  # both objectives' intermediate values
+
+
 def test_trial_timeout_fails_the_trial_with_reason_timeout(tmp_path: Path) -> None:
     sweep = write(
         tmp_path,

@@ -767,3 +767,27 @@ def test_a_running_trial_whose_job_kueue_suspends_again_is_rerun() -> None:
     assert effects.delete == [("s-t0000", "uid-s-t0000-1")]  # the old Job goes first
     effects = reconcile(rec, sweep, {})
     assert [(c.name, c.attempt) for c in effects.create] == [("s-t0000", 2)]
+
+
+def test_multi_objective_sweep_prunes_dominated_trials_from_readings() -> None:
+    rec = new()
+    sweep = body(
+        objectives=[
+            {"metric": "eval_loss", "direction": "minimize"},
+            {"metric": "eval_accuracy", "direction": "maximize"},
+        ],
+        earlyStopping={"name": "asha", "minSteps": 10, "reductionFactor": 2},
+        budget={"maxTrials": 6, "parallelism": 3, "maxFailedTrials": 1},
+    )
+    reconcile(rec, sweep, {})
+    pods = {f"s-t000{n}": running(f"s-t000{n}") for n in range(3)}
+    # (loss, accuracy): 0 and 1 each best at one objective, 2 worse at both.
+    readings = {
+        f"s-t000{n}": TrialReading({"eval_loss": loss, "eval_accuracy": acc, "eval_step": 10.0})
+        for n, (loss, acc) in enumerate([(0.5, 0.6), (0.9, 0.8), (1.2, 0.4)])
+    }
+    effects = reconcile(rec, sweep, pods, MetricsReading(values=readings))
+    assert states(effects) == {0: "Running", 1: "Running", 2: "Pruned", 3: "Pending"}
+    assert "TrialPruned" in [e.reason for e in effects.events]
+    history = {r["n"]: r for r in effects.status["history"]}
+    assert history[2]["iv"] == [[10, 1.2]] and history[2]["io"] == [[0.4]]

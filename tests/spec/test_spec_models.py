@@ -216,20 +216,64 @@ def test_shm_size_takes_kubernetes_quantities(size: int | str, size_bytes: int) 
     assert quantity_bytes(size) == size_bytes
 
 
-def test_multi_objective_refuses_pruning() -> None:
+MO_OBJECTIVES = [
+    {"metric": "eval_loss"},
+    {"metric": "tokens_per_second", "direction": "maximize"},
+]
+
+
+def test_multi_objective_prunes_with_asha_only() -> None:
+    parse_sweep(manifest(objective=None, objectives=MO_OBJECTIVES, earlyStopping={"name": "asha"}))
+    for name in ("median", "hyperband"):
+        problems = problems_of(
+            manifest(objective=None, objectives=MO_OBJECTIVES, earlyStopping={"name": name})
+        )
+        assert problems[0].startswith(
+            "spec.earlyStopping.name: a multi-objective sweep prunes with asha"
+        ), problems
+
+
+def test_multi_objective_pruning_refuses_gpu_hours_and_forecast() -> None:
+    # gpu_hours has no intermediate values: ranking on the loss alone would stop the cheap
+    # trials the front needs.
     problems = problems_of(
         manifest(
             objective=None,
-            objectives=[
-                {"metric": "eval_loss"},
-                {"metric": "tokens_per_second", "direction": "maximize"},
-            ],
+            objectives=[{"metric": "eval_loss"}, {"metric": "gpu_hours"}],
             earlyStopping={"name": "asha"},
         )
     )
-    assert problems[0].startswith(
-        "spec.earlyStopping.name: must be none for a multi-objective sweep"
+    assert problems[0].startswith("spec.objectives[1].metric: gpu_hours has no intermediate")
+    problems = problems_of(
+        manifest(
+            objective=None,
+            objectives=MO_OBJECTIVES,
+            earlyStopping={"name": "asha", "forecast": True},
+        )
     )
+    assert problems[0].startswith("spec.earlyStopping.forecast: not for a multi-objective")
+
+
+@pytest.mark.parametrize(
+    ("early", "expected"),
+    [
+        ({"name": "median", "forecast": True}, "spec.earlyStopping.forecast: only with asha"),
+        ({"name": "asha", "maxSteps": 100}, "spec.earlyStopping.maxSteps: only with forecast"),
+    ],
+)
+def test_forecast_rules(early: dict[str, object], expected: str) -> None:
+    assert problems_of(manifest(earlyStopping=early))[0].startswith(expected)
+
+
+def test_forecast_needs_a_last_step_without_the_trainer() -> None:
+    template = {"spec": {"containers": [{"name": "t", "image": "x"}]}}
+    params = [{"name": "lr", "type": "float", "min": 0.1, "max": 0.5}]
+    early = {"name": "asha", "forecast": True}
+    doc = manifest(trainer=None, template=template, parameters=params, earlyStopping=early)
+    assert problems_of(doc)[0].startswith("spec.earlyStopping.maxSteps: required with forecast")
+    doc["spec"]["earlyStopping"]["maxSteps"] = 1000
+    parse_sweep(doc)
+    parse_sweep(manifest(earlyStopping=early))  # trainer.maxSteps is the last step
 
 
 def test_sweep_name_must_fit_trial_pod_labels() -> None:

@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 from kubetune.conventions import trial_name
 from kubetune.engine import gpu_budget, summary
 from kubetune.engine.completion import Completion, check
-from kubetune.engine.pruners import make_pruner
+from kubetune.engine.mo_asha import Vector, mo_asha_prunes
+from kubetune.engine.pruners import AshaPruner, forecast_anchors, forecast_horizon, make_pruner
 from kubetune.engine.replay import HistoryError, new_study, replay
 from kubetune.engine.samplers import make_sampler
 from kubetune.engine.space import ParamValue, SearchSpace
@@ -70,6 +71,19 @@ class SweepEngine:
             else []
         )
         self._gap = summary.intermediate_gap(max_steps, early.min_steps, bool(self._rungs))
+        horizon = forecast_horizon(early, max_steps)
+        if horizon is not None:
+            # A forecast needs points before each rung; keep them like the rungs themselves.
+            top = AshaPruner(early.min_steps, early.reduction_factor, max_steps).top_resource
+            anchors = forecast_anchors(self._rungs, horizon if top is None else top)
+            self._rungs = sorted(set(self._rungs) | set(anchors))
+        # Several objectives: MO-ASHA over the records (Optuna prunes one value only).
+        self._mo_asha = (
+            AshaPruner(early.min_steps, early.reduction_factor, max_steps)
+            if self.spec.multi_objective and early.name == "asha"
+            else None
+        )
+        self._signs = [1.0 if o.direction == "minimize" else -1.0 for o in self._objectives]
         seed = self.spec.algorithm.seed
         self.seed = default_seed(sweep_name) if seed is None else seed
         self._sampler = make_sampler(
@@ -90,8 +104,10 @@ class SweepEngine:
                 raise HistoryError(f"history: trial {record.number} appears twice")
             if record.number < 0:
                 raise HistoryError(f"history: trial number must be >= 0, got {record.number}")
-            self._trials[record.number] = Trial.from_record(record)
-        replay(self.study, list(self._trials.values()), self._space)
+            trial = Trial.from_record(record)
+            self._check_others(trial)
+            self._trials[record.number] = trial
+        replay(self.study, list(self._trials.values()), self._space, len(self._objectives))
 
     # ---- decisions -------------------------------------------------------------------
 
@@ -114,6 +130,8 @@ class SweepEngine:
 
     def to_prune(self) -> list[int]:
         """Running trials the pruner says to stop now (idempotent until they are pruned)."""
+        if self._mo_asha is not None:
+            return self._mo_to_prune(self._mo_asha)
         doomed = []
         for trial in self._in_flight():
             if not trial.intermediate:
@@ -149,23 +167,35 @@ class SweepEngine:
         trial.state = "Queued" if queued else "Pending"
         return True
 
-    def report(self, number: int, step: int, value: float) -> bool:
+    def report(self, number: int, step: int, value: float | Sequence[float]) -> bool:
         """An intermediate objective value; True if the history kept it.
 
-        Non-finite values are dropped (the trainer fails such runs itself), and the history
-        keeps a bounded subset (summary.keep_point), which is all the pruner ever sees.
+        A multi-objective sweep reports one value per objective, in spec order. Non-finite
+        values are dropped (the trainer fails such runs itself), and the history keeps a
+        bounded subset (summary.keep_point), which is all the pruner ever sees.
         """
+        values = [value] if isinstance(value, (int, float)) else list(value)
+        if len(values) != len(self._objectives):
+            raise ValueError(
+                f"trial {number}: expected {len(self._objectives)} intermediate value(s), "
+                f"got {len(values)}"
+            )
         trial = self._get(number)
         if trial.state not in IN_FLIGHT:
             return False
         trial.state = "Running"
-        if not math.isfinite(value) or step < 0:
+        if not all(math.isfinite(v) for v in values) or step < 0:
             return False
         if not summary.keep_point(trial.intermediate, step, self._gap, self._rungs):
             return False
-        rounded = summary.round_intermediate(value)
-        trial.intermediate.append((step, rounded))
-        self._storage.set_trial_intermediate_value(self._trial_id(number), step, rounded)
+        rounded = [summary.round_intermediate(float(v)) for v in values]
+        trial.intermediate.append((step, rounded[0]))
+        if self.spec.multi_objective:
+            # Optuna's multi-objective studies hold no intermediate values (its tell would
+            # turn the first into a pruned trial's only value); the records are enough.
+            trial.others.append(tuple(rounded[1:]))
+        else:
+            self._storage.set_trial_intermediate_value(self._trial_id(number), step, rounded[0])
         return True
 
     def complete(
@@ -254,6 +284,8 @@ class SweepEngine:
         The result's evaluations go in first: a pruner reads them, and a trial that ended
         between two readings would otherwise leave gaps.
         """
+        # A multi-objective verdict carries the first objective's history only; the
+        # readings taken while the trial ran are its intermediate values.
         if not self.spec.multi_objective:
             for step, value in verdict.intermediate:
                 self.report(number, step, value)
@@ -317,6 +349,36 @@ class SweepEngine:
         return self._get(number).record()
 
     # ---- internals -------------------------------------------------------------------
+
+    def _mo_to_prune(self, asha: AshaPruner) -> list[int]:
+        series: dict[int, list[tuple[int, Vector]]] = {
+            number: [
+                (step, (value, *rest))
+                for (step, value), rest in zip(trial.intermediate, trial.others, strict=True)
+            ]
+            for number, trial in self._trials.items()
+            if trial.intermediate
+        }
+        return [
+            trial.number
+            for trial in self._in_flight()
+            if trial.intermediate and mo_asha_prunes(asha, trial.number, series, self._signs)
+        ]
+
+    def _check_others(self, trial: Trial) -> None:
+        """A record's io matches its iv: one entry per iv entry, one value per extra objective."""
+        extra = len(self._objectives) - 1
+        if not trial.others and (extra == 0 or not trial.intermediate):
+            return
+        if extra == 0:
+            raise HistoryError(f"history: trial {trial.number} has io in a one-objective sweep")
+        if len(trial.others) != len(trial.intermediate) or any(
+            len(entry) != extra for entry in trial.others
+        ):
+            raise HistoryError(
+                f"history: trial {trial.number}: io needs one entry of {extra} value(s) per "
+                "entry of iv"
+            )
 
     def _may_ask(self) -> bool:
         total = len(self._trials)

@@ -16,16 +16,27 @@ passed a rung can still be stopped there when better trials arrive before it rea
 next one: the history keeps no arrival times, and this frees its slot for better trials.
 On bench/search_efficiency.py's learning curves this spent 0.27 of the steps of no pruning
 where judging against earlier arrivals only spent 0.36, with best values within 0.2%.
+
+With ``forecast`` (earlyStopping.forecast), ASHA ranks trials at a rung by a forecast of
+their value at the last step instead of their value at the rung: a fast learning rate
+that gives a low early loss but a worse final one no longer pushes out the slow starter
+that ends best (bench/pruning.py: the lr-coupled curves). The forecast (engine/forecast.py)
+is a pure function of the points kept up to the rung, so it too decides the same after a
+rebuild.
+
+engine/mo_asha.py is ASHA for several objectives on the same rungs.
 """
 
 import math
 import statistics
 import zlib
+from collections.abc import Sequence
 
 from optuna.pruners import BasePruner, NopPruner
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from kubetune.engine.forecast import forecast
 from kubetune.spec import EarlyStopping
 
 # Hyperband needs a top resource; without trainer.maxSteps assume this many halvings.
@@ -53,6 +64,25 @@ def value_at(intermediate: dict[int, float], step: int) -> float | None:
     """The last value recorded at or before ``step``, if any."""
     steps = [s for s in intermediate if s <= step]
     return intermediate[max(steps)] if steps else None
+
+
+def rung_score(
+    intermediate: dict[int, float], resource: int, horizon: int | None, maximize: bool
+) -> float | None:
+    """A trial's value at a rung: the rung value, or with a horizon its forecast there.
+
+    The forecast uses only the points up to the rung (every trial is judged on the same
+    information, whenever the check happens); with too few points it is the rung value.
+    """
+    at_rung = rung_value(intermediate, resource)
+    if at_rung is None or horizon is None:
+        return at_rung
+    sign = -1.0 if maximize else 1.0
+    # Up to the first point at or after the rung: the one rung_value reads.
+    last = min(step for step in intermediate if step >= resource)
+    points = [(s, sign * v) for s, v in intermediate.items() if s <= last]
+    ahead = forecast(points, horizon)
+    return at_rung if ahead is None else sign * ahead
 
 
 class MedianPruner(BasePruner):
@@ -91,10 +121,12 @@ class AshaPruner(BasePruner):
         reduction_factor: int,
         max_steps: int | None = None,
         bracket_of: "Bracketing | None" = None,
+        forecast_to: int | None = None,
     ) -> None:
         self._min_steps = min_steps
         self._eta = reduction_factor
         self._bracket_of = bracket_of
+        self._horizon = forecast_to
         # As in ASHA, the last rung is one below max_steps by a factor eta: a trial that
         # passes it runs to the end (pruning at 90% of the run would save little). The
         # first rung is kept whenever it lies before the end, since the user asked for it;
@@ -106,6 +138,22 @@ class AshaPruner(BasePruner):
             else:
                 ratio = max_steps / min_steps
                 self._top = max(0, math.floor(math.log(ratio, reduction_factor) + 1e-9) - 1)
+
+    @property
+    def eta(self) -> int:
+        return self._eta
+
+    @property
+    def top_resource(self) -> int | None:
+        """Steps of the last rung that judges (None: no cap; -1: none judges)."""
+        if self._top is None:
+            return None
+        return -1 if self._top < 0 else self._min_steps * self._eta**self._top
+
+    def resource(self, step: int) -> int | None:
+        """Steps of the rung a trial at ``step`` is judged at, or None (not judged)."""
+        rung = self._rung(step)
+        return None if rung is None else self._min_steps * self._eta**rung
 
     def _rung(self, step: int) -> int | None:
         if step < self._min_steps or (self._top is not None and self._top < 0):
@@ -119,11 +167,11 @@ class AshaPruner(BasePruner):
         step = trial.last_step
         if step is None:
             return False
-        rung = self._rung(step)
-        if rung is None:
+        resource = self.resource(step)
+        if resource is None:
             return False
-        resource = self._min_steps * self._eta**rung
-        own = rung_value(trial.intermediate_values, resource)
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        own = rung_score(trial.intermediate_values, resource, self._horizon, maximize)
         if own is None:
             return False
         competitors = [own]
@@ -134,10 +182,9 @@ class AshaPruner(BasePruner):
                 trial.number
             ):
                 continue
-            value = rung_value(other.intermediate_values, resource)
+            value = rung_score(other.intermediate_values, resource, self._horizon, maximize)
             if value is not None:
                 competitors.append(value)
-        maximize = study.direction == StudyDirection.MAXIMIZE
         return not survives(own, competitors, self._eta, maximize)
 
 
@@ -170,14 +217,23 @@ class HyperbandPruner(BasePruner):
     """Hyperband: ASHA in several brackets that start pruning at different steps."""
 
     def __init__(
-        self, sweep_name: str, min_steps: int, max_steps: int, reduction_factor: int
+        self,
+        sweep_name: str,
+        min_steps: int,
+        max_steps: int,
+        reduction_factor: int,
+        forecast_to: int | None = None,
     ) -> None:
         ratio = max(1.0, max_steps / min_steps)
         n_brackets = max(1, math.floor(math.log(ratio, reduction_factor) + 1e-9) + 1)
         self.bracketing = Bracketing(sweep_name, n_brackets, reduction_factor)
         self._asha = [
             AshaPruner(
-                min_steps * reduction_factor**b, reduction_factor, max_steps, self.bracketing
+                min_steps * reduction_factor**b,
+                reduction_factor,
+                max_steps,
+                self.bracketing,
+                forecast_to,
             )
             for b in range(n_brackets)
         ]
@@ -192,9 +248,30 @@ def make_pruner(early: EarlyStopping, sweep_name: str, max_steps: int | None) ->
         return NopPruner()
     if early.name == "median":
         return MedianPruner(early.startup_trials, early.min_steps)
+    horizon = forecast_horizon(early, max_steps)
     if early.name == "asha":
-        return AshaPruner(early.min_steps, early.reduction_factor, max_steps)
+        return AshaPruner(early.min_steps, early.reduction_factor, max_steps, forecast_to=horizon)
     if early.name == "hyperband":
         top = max_steps or early.min_steps * early.reduction_factor**DEFAULT_HYPERBAND_RUNGS
-        return HyperbandPruner(sweep_name, early.min_steps, top, early.reduction_factor)
+        return HyperbandPruner(
+            sweep_name, early.min_steps, top, early.reduction_factor, forecast_to=horizon
+        )
     raise ValueError(f"earlyStopping.name: unknown pruner {early.name!r}")
+
+
+def forecast_horizon(early: EarlyStopping, max_steps: int | None) -> int | None:
+    """The step forecasts aim at (earlyStopping.forecast), or None without forecasts."""
+    if not early.forecast:
+        return None
+    # The spec refuses forecast without a known last step (spec/sweep.py).
+    return early.max_steps or max_steps
+
+
+def forecast_anchors(rungs: Sequence[int], top: int) -> list[int]:
+    """Steps whose first value the history keeps so a forecast has points at each rung.
+
+    Three per rung (a quarter, half and three quarters of the way to it) up to the top
+    rung: the history's evenly spaced points alone would leave one or two.
+    """
+    chosen = [r for r in rungs if r <= top]
+    return sorted({r * q // 4 for r in chosen for q in (1, 2, 3) if r * q // 4 > 0})

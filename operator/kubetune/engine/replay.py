@@ -47,11 +47,12 @@ def new_study(
     return study, storage
 
 
-def frozen(trial: Trial, space: SearchSpace) -> FrozenTrial:
+def frozen(trial: Trial, space: SearchSpace, objectives: int = 1) -> FrozenTrial:
     """The Optuna trial the live engine holds for this record."""
     state = _STATES[trial.state]
     values = trial.values if state == TrialState.COMPLETE else None
-    if state == TrialState.PRUNED and trial.intermediate:
+    single = objectives == 1
+    if state == TrialState.PRUNED and trial.intermediate and single:
         # study.tell(PRUNED) stores the last intermediate value as the trial's value.
         values = [trial.intermediate[-1][1]]
     return create_trial(
@@ -59,11 +60,12 @@ def frozen(trial: Trial, space: SearchSpace) -> FrozenTrial:
         params=space.to_optuna(trial.params),
         distributions=dict(space.distributions),
         values=values,
-        intermediate_values=dict(trial.intermediate),
+        # The live engine gives a multi-objective study no intermediate values (report).
+        intermediate_values=dict(trial.intermediate) if single else {},
     )
 
 
-def replay(study: Study, trials: Sequence[Trial], space: SearchSpace) -> None:
+def replay(study: Study, trials: Sequence[Trial], space: SearchSpace, objectives: int = 1) -> None:
     """Add the recorded trials to an empty study, numbered as recorded.
 
     A gap in the numbers (a history edited by hand) becomes a failed placeholder so later
@@ -77,7 +79,7 @@ def replay(study: Study, trials: Sequence[Trial], space: SearchSpace) -> None:
         if trial.state == "Succeeded" and not trial.values:
             raise HistoryError(f"history: trial {trial.number} succeeded but has no value (v)")
         try:
-            study.add_trial(frozen(trial, space))
+            study.add_trial(frozen(trial, space, objectives))
         except ValueError as error:
             raise HistoryError(f"history: trial {trial.number}: {error}") from None
         expected += 1

@@ -34,6 +34,8 @@ class Trial:
     values: list[float] | None = None
     step: int | None = None
     intermediate: list[tuple[int, float]] = field(default_factory=list)
+    # Multi-objective sweeps: the other objectives' values at each intermediate entry.
+    others: list[tuple[float, ...]] = field(default_factory=list)
     reason: str | None = None
     requeues: int = 0
     disruptions: int = 0
@@ -52,6 +54,7 @@ class Trial:
             values=list(record.values) if record.values is not None else None,
             step=record.step,
             intermediate=[(int(s), float(v)) for s, v in record.intermediate or []],
+            others=[tuple(float(v) for v in entry) for entry in record.others or []],
             reason=record.reason,
             requeues=record.requeues or 0,
             disruptions=record.disruptions or 0,
@@ -68,6 +71,7 @@ class Trial:
             values=list(self.values) if self.values is not None else None,
             step=self.step,
             intermediate=list(self.intermediate) or None,
+            others=[list(entry) for entry in self.others] or None,
             reason=self.reason,
             requeues=self.requeues or None,
             disruptions=self.disruptions or None,

@@ -255,10 +255,12 @@ class LocalRunner:
                 continue
             at, value = evaluation
             row.value = value
-            if at > trial.reported_step:
+            # Several objectives are one point once each has been evaluated at this step.
+            point = metrics.evaluations(self.objectives)
+            if at > trial.reported_step and point is not None:
                 trial.reported_step = at
-                if not self.spec.multi_objective:
-                    self.engine.report(trial.plan.number, at, value)
+                multi = self.spec.multi_objective
+                self.engine.report(trial.plan.number, at, point[1] if multi else value)
                 self.view.detail(
                     f"{trial.plan.name} step {at}  {self.objectives[0]}={format_value(value)}"
                 )

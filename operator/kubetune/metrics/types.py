@@ -1,7 +1,7 @@
 """What a metrics source returns, and the two ways reading it can go wrong."""
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -80,6 +80,16 @@ class TrialReading:
         if value is None or at is None or at <= 0:
             return None
         return at, value
+
+    def evaluations(self, metrics: Sequence[str]) -> tuple[int, list[float]] | None:
+        """The latest evaluation of every metric in ``metrics`` at once (an intermediate
+        point of a multi-objective sweep), or None until each has one."""
+        points = [self.evaluation(metric) for metric in metrics]
+        found = [point for point in points if point is not None]
+        if not found or len(found) != len(points):
+            return None
+        # One reading, one measured_at: every point has the same step.
+        return found[0][0], [value for _, value in found]
 
 
 def _as_int(value: float | None) -> int | None:

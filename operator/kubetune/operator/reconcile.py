@@ -296,7 +296,7 @@ class SweepReconciler:
         pods = {name: pod for name, pod in pods.items() if not pod.prefetch}
         stuck = self._observe(accepted, pods, metrics, now)
         completion = engine.finished()
-        if completion is None and metrics.problem is None and not spec.multi_objective:
+        if completion is None and metrics.problem is None:
             for number in engine.to_prune():
                 if engine.prune(number):
                     self._event("Normal", "TrialPruned", engine, number, "stopped early")
@@ -375,11 +375,13 @@ class SweepReconciler:
             if values is not None:
                 kept = self.extremes.setdefault((plan.name, plan.attempt), {})
                 note_extremes(kept, values, [o.metric for o in spec.objective_list])
-            if values is not None and not spec.multi_objective:
-                # Same rule as the local runner: a gauge at step 0 is no evaluation yet.
-                evaluation = values.evaluation(spec.objective_list[0].metric)
+            if values is not None:
+                # Same rule as the local runner: a gauge at step 0 is no evaluation yet;
+                # several objectives are one point once each has been evaluated.
+                evaluation = values.evaluations([o.metric for o in spec.objective_list])
                 if evaluation is not None:
-                    engine.report(plan.number, *evaluation)
+                    at, found = evaluation
+                    engine.report(plan.number, at, found if spec.multi_objective else found[0])
         return stuck
 
     def _missing(

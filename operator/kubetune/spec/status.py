@@ -80,6 +80,14 @@ class TrialRecord(StatusModel):
         alias="iv",
         description="Intermediate values [[step, value], ...] for pruning.",
     )
+    others: list[list[float]] | None = Field(
+        default=None,
+        alias="io",
+        description=(
+            "Multi-objective sweeps: the other objectives' values at each entry of iv, "
+            "[[value of objective 2, ...], ...], for pruning."
+        ),
+    )
     reason: str | None = Field(
         default=None, alias="r", description="Reason, for failed and requeued trials."
     )

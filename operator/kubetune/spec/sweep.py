@@ -98,6 +98,24 @@ class EarlyStopping(SpecModel):
     startup_trials: int = Field(
         default=5, ge=0, description="median: trials that complete before any is pruned."
     )
+    forecast: bool = Field(
+        default=False,
+        description=(
+            "asha, hyperband: rank trials at each rung by a forecast of their value at the last "
+            "step (a fit of c + a*exp(-step/tau) to the values so far) rather than their value "
+            "at the rung, so a slow starter that ends best is kept. Needs four evaluations by "
+            "the first rung (else that rung ranks by value) and the last step: trainer.maxSteps "
+            "or maxSteps."
+        ),
+    )
+    max_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "forecast: the step trials end at, where forecasts aim (default trainer.maxSteps; "
+            "needed with template or workload trials)."
+        ),
+    )
 
 
 class Budget(SpecModel):
@@ -273,11 +291,7 @@ class SweepSpec(SpecModel):
             names = [o.metric for o in self.objectives]
             if len(set(names)) != len(names):
                 raise ValueError("objectives: each metric may appear once")
-            if self.early_stopping.name != "none":
-                raise ValueError(
-                    "earlyStopping.name: must be none for a multi-objective sweep "
-                    "(pruning compares one value)"
-                )
+            self._multi_objective_pruning()
             if self.algorithm.name == "cmaes":
                 raise ValueError("algorithm.name: cmaes supports one objective only")
         self._gpu_hours_rules()
@@ -330,12 +344,50 @@ class SweepSpec(SpecModel):
                     f"grid has {points} (at most {MAX_GRID_POINTS}); use larger steps, fewer "
                     "values, or a sampler such as random, qmc or tpe"
                 )
+        self._forecast_rules()
         if self.trainer is not None and self.trainer.eval_every > self.trainer.max_steps:
             raise ValueError(
                 "trainer.evalEvery: must be <= trainer.maxSteps "
                 f"({self.trainer.eval_every} > {self.trainer.max_steps})"
             )
         return self
+
+    def _forecast_rules(self) -> None:
+        early = self.early_stopping
+        if early.forecast and early.name not in ("asha", "hyperband"):
+            raise ValueError(
+                f"earlyStopping.forecast: only with asha or hyperband, not {early.name!r}"
+            )
+        if early.max_steps is not None and not early.forecast:
+            raise ValueError("earlyStopping.maxSteps: only with forecast: true")
+        if early.forecast and early.max_steps is None and self.trainer is None:
+            raise ValueError(
+                "earlyStopping.maxSteps: required with forecast and template or workload trials "
+                "(the step forecasts aim at; the trainer's is trainer.maxSteps)"
+            )
+
+    def _multi_objective_pruning(self) -> None:
+        """MO-ASHA ranks the objectives' intermediate values (engine/pruners.py)."""
+        early = self.early_stopping
+        if early.name == "none":
+            return
+        if early.name != "asha":
+            raise ValueError(
+                f"earlyStopping.name: a multi-objective sweep prunes with asha (non-dominated "
+                f"sorting at each rung) or none, not {early.name!r}"
+            )
+        if early.forecast:
+            raise ValueError(
+                "earlyStopping.forecast: not for a multi-objective sweep (MO-ASHA ranks the "
+                "values at each rung)"
+            )
+        for index, objective in enumerate(self.objectives or []):
+            if objective.metric == GPU_HOURS_OBJECTIVE:
+                raise ValueError(
+                    f"objectives[{index}].metric: {GPU_HOURS_OBJECTIVE} has no intermediate "
+                    "values, so earlyStopping would rank trials on the other objectives alone "
+                    "and stop the cheap ones the front needs; use earlyStopping none"
+                )
 
     def _gpu_hours_rules(self) -> None:
         """gpu_hours is kubetune's own measure of a trial's cost (metric_names.GPU_HOURS_OBJECTIVE)."""
