@@ -12,7 +12,9 @@ Written atomically: a fresh temporary folder renamed into place. The previous
 checkpoint is kept as checkpoint.previous/ until the next one is complete, so a
 kill at any moment leaves one readable checkpoint. A checkpoint carries a fingerprint
 of everything that shapes the run (parameters, effective arguments, model, method,
-dataset, steps); one of other settings is never resumed from.
+dataset, steps); one of other settings is never resumed from. A sharded run
+(trainer.args.fsdp on several processes) writes the same files, its state gathered whole
+on rank 0 (sharding.training_state).
 """
 
 import hashlib
@@ -43,10 +45,14 @@ _RNG = "rng.pt"
 _FILES = (_WEIGHTS, _OPTIMIZER, _RNG)
 
 
-def fingerprint(run: RunConfig, max_steps: int, warmup_steps: int, train_items: int) -> str:
+def fingerprint(
+    run: RunConfig, max_steps: int, warmup_steps: int, train_items: int, sharded: bool = False
+) -> str:
     """What a checkpoint must match to be resumed: anything that changes the trajectory.
 
     Not evalEvery or checkpointEvery: they change what is written down, not the weights.
+    sharded: the optimizer state is keyed by parameter names (sharding.training_state), not
+    by position; the key is added only then, so unsharded fingerprints stay as they were.
     """
     spec = run.trainer
     shaped = {
@@ -58,6 +64,8 @@ def fingerprint(run: RunConfig, max_steps: int, warmup_steps: int, train_items: 
         "steps": [max_steps, warmup_steps],
         "trainItems": train_items,
     }
+    if sharded:
+        shaped["sharded"] = True
     text = json.dumps(shaped, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

@@ -120,7 +120,7 @@ def _run_trial(
     try:
         trial.train()
     except Stopped:
-        if world.is_main:
+        if world.is_main or trial.sharded:  # sharded: a collective, rank 0 writes
             trial.checkpoint_on_stop()  # first: a preempted trial resumes from it
         if progress.step > 0 and (world.is_main or trial.sharded):
             trial.save()  # a pruned trial's adapter may still be of use

@@ -105,6 +105,15 @@ def total(value: float, world: World, device: torch.device) -> float:
     return float(tensor.item())
 
 
+def largest(value: float, world: World, device: torch.device) -> float:
+    """The maximum over ranks, on every rank."""
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return float(tensor.item())
+
+
 def same_step(step: int, world: World, device: torch.device) -> None:
     """Every rank resumes from the same step, or a ConfigError on every rank: with
     trainer.nodes, a node that cannot see rank 0's checkpoint (outputDir not on a volume

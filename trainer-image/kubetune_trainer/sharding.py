@@ -6,6 +6,12 @@ backward), the rest of the model one more. Gradients are averaged over ranks as 
 so the training loop's loss scaling stays the same. Every rank takes part in whatever
 needs the whole model: evaluation (each runs the same forwards; only rank 0 reports) and
 gathering the full weights that rank 0 saves. Works with nccl and with gloo on CPU.
+
+Checkpoints of a sharded run are gathered whole on rank 0 (torch.distributed.checkpoint's
+full state dicts) and written by checkpoint.py like any other; a resumed run's ranks each
+read the checkpoint and keep their shard. A full-weight gather costs one copy of the model
+in rank 0's CPU memory, as the final save already does; a per-rank sharded format
+(torch.distributed.checkpoint.save) would avoid that for models too large for one host.
 """
 
 import contextlib
@@ -67,3 +73,44 @@ def full_state(model: Any) -> dict[str, Any]:
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     return get_model_state_dict(model, options=options)
+
+
+def _full_options(gathering: bool) -> Any:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    # strict=False on load: a checkpoint holds the trainable parameters only (no buffers,
+    # and a tied weight once), as the unsharded checkpoints do.
+    return StateDictOptions(full_state_dict=True, cpu_offload=gathering, strict=not gathering)
+
+
+def training_state(
+    model: Any, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A sharded run's checkpoint content, gathered whole on rank 0 (empty elsewhere): the
+    trainable weights by name and the optimizer state keyed by parameter names (not by
+    position, as optimizer.state_dict() is), so it loads into any number of shards. A
+    collective: every rank calls it."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    weights, optim = get_state_dict(model, optimizer, options=_full_options(gathering=True))
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {n: t for n, t in weights.items() if n in names and isinstance(t, torch.Tensor)}
+    return trainable, dict(optim)
+
+
+def load_training_state(
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    weights: dict[str, torch.Tensor],
+    optim: dict[str, Any],
+) -> None:
+    """Each rank takes its shard of a checkpoint it read whole (training_state's shape)."""
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=dict[str, Any](weights),
+        optim_state_dict=optim,
+        options=_full_options(gathering=False),
+    )

@@ -219,11 +219,15 @@ class Run:
         spec = run.trainer
         every = spec.eval_every if spec.checkpoint_every is None else spec.checkpoint_every
         # Not per fold: a cross-validation trial is short and restarts whole.
-        self.checkpoint_every = every if fold[1] == 1 and not self.sharded else 0
+        self.checkpoint_every = every if fold[1] == 1 else 0
         self.position = checkpoint.TrainerState(
             step=0,
             fingerprint=checkpoint.fingerprint(
-                run, self.plan.max_steps, self.plan.warmup_steps, len(self.train_items)
+                run,
+                self.plan.max_steps,
+                self.plan.warmup_steps,
+                len(self.train_items),
+                sharded=self.sharded,
             ),
             micro_batches=0,
         )
@@ -241,6 +245,14 @@ class Run:
         with torch.random.fork_rng(devices=devices):
             return self._evaluate(step)
 
+    def _eval_stop(self) -> bool:
+        """The stop check inside an evaluation. Sharded, every rank runs the same forwards
+        (collectives each): they must all stop at the same batch, or one would wait on the
+        others' gathers while they write the checkpoint on stop."""
+        if not self.sharded:
+            return self.stop()
+        return distributed.any_rank(self.stop(), self.world, self.loaded.device)
+
     def _evaluate(self, step: int) -> dict[str, float]:
         started = time.monotonic()
         device, dtype = self.loaded.device, self.loaded.autocast_dtype
@@ -253,7 +265,7 @@ class Run:
                 self.pad_id,
                 device,
                 dtype,
-                self.stop,
+                self._eval_stop,
             )
         }
         if self.splits.has_answers:
@@ -266,10 +278,10 @@ class Run:
                     self.decoding,
                     self.args.per_device_eval_batch_size,
                     device,
-                    self.stop,
+                    self._eval_stop,
                 )
             values["eval_accuracy"] = exact_match(answers, sample)
-        if self.stop():
+        if self._eval_stop():
             raise Stopped()  # a half-finished eval would report a wrong value
         self.metrics.report(values)
         self.metrics.eval_step.set(self.step_offset + step)
@@ -384,7 +396,7 @@ class Run:
             if self._eval_due(step) and main:
                 self.evaluate(step)
             if (
-                world.is_main
+                (world.is_main or self.sharded)  # sharded: every rank gathers, rank 0 writes
                 and self.checkpoint_every
                 and step % self.checkpoint_every == 0
                 and step < self.plan.max_steps  # the final step saves the adapter instead
@@ -405,21 +417,36 @@ class Run:
         position.history = {k: list(v) for k, v in progress.history.items()}
         position.best = None if progress.best is None else progress.best.model_dump()
         position.latest = dict(progress.latest)
-        try:
-            seconds = checkpoint.write(
-                self.run.output_dir,
-                position,
-                checkpoint.trainable_state(self.model),
-                self.optimizer.state_dict(),
-                self.scheduler.state_dict(),
-                self._rng_at_step,
-            )
-        except OSError as error:
-            log.warning(f"cannot write a checkpoint in {self.run.output_dir}: {error}")
+        started = time.monotonic()
+        if self.sharded:
+            weights, optim = sharding.training_state(self.model, self.optimizer)
+        else:
+            weights, optim = checkpoint.trainable_state(self.model), self.optimizer.state_dict()
+        written = True
+        if self.world.is_main:
+            try:
+                checkpoint.write(
+                    self.run.output_dir,
+                    position,
+                    weights,
+                    optim,
+                    self.scheduler.state_dict(),
+                    self._rng_at_step,
+                )
+            except OSError as error:
+                log.warning(f"cannot write a checkpoint in {self.run.output_dir}: {error}")
+                written = False
+        seconds = time.monotonic() - started if written else math.inf
+        if self.sharded:
+            # Every rank learns whether and how fast rank 0 wrote it, so all take the same
+            # decision on SIGTERM (checkpoint_on_stop is a collective for them too).
+            seconds = distributed.largest(seconds, self.world, self.loaded.device)
+        if seconds == math.inf:
             return
         self._checkpoint_step = position.step
         self._checkpoint_seconds = seconds
-        log.info(f"checkpoint of step {position.step} written ({seconds:.1f}s)")
+        if self.world.is_main:
+            log.info(f"checkpoint of step {position.step} written ({seconds:.1f}s)")
 
     def checkpoint_on_stop(self) -> None:
         """On SIGTERM: a checkpoint of the last completed step, when there is something new
@@ -431,6 +458,8 @@ class Run:
         ):
             return
         if self._checkpoint_seconds > _STOP_CHECKPOINT_BUDGET_SECONDS:
+            if not self.world.is_main:
+                return
             log.info(
                 f"no checkpoint on stop: the last one took {self._checkpoint_seconds:.0f}s; "
                 f"a resume starts from step {self._checkpoint_step}"
@@ -442,14 +471,22 @@ class Run:
         """Restore the newest checkpoint of this run, if any; returns its step (0: none)."""
         assert self.optimizer is not None
         found = checkpoint.find(self.run.output_dir, self.position.fingerprint, self.model)
+        if self.sharded:
+            # Loading is a collective: every rank must have a checkpoint of the same step.
+            distributed.same_step(
+                0 if found is None else found.state.step, self.world, self.loaded.device
+            )
         if found is None:
             return 0
         state = found.state
-        with torch.no_grad():
-            params = dict(self.model.named_parameters())
-            for name, tensor in found.weights.items():
-                params[name].copy_(tensor)
-        self.optimizer.load_state_dict(found.optimizer)
+        if self.sharded:
+            sharding.load_training_state(self.model, self.optimizer, found.weights, found.optimizer)
+        else:
+            with torch.no_grad():
+                params = dict(self.model.named_parameters())
+                for name, tensor in found.weights.items():
+                    params[name].copy_(tensor)
+            self.optimizer.load_state_dict(found.optimizer)
         self.scheduler.load_state_dict(found.scheduler)
         checkpoint.set_rng_state(found.rng)
         self._rng_at_step = found.rng

@@ -1,0 +1,95 @@
+"""A sharded trial (trainer.args.fsdp, 2 processes, gloo on CPU) stopped by SIGTERM part way
+resumes from its checkpoint and ends exactly where an uninterrupted sharded run ends.
+
+The checkpoint is gathered whole on rank 0 (weights and the optimizer state keyed by
+parameter names) and each rank of the resumed run takes its shard of it again; the data
+position, schedule and RNG continue as in a 1-process resume (tests/trainer/test_resume.py).
+On CPU with one thread per process the sharded run is deterministic, so "the same" is bit
+for bit: the whole eval_loss history, the final train loss and grad norm compared with ==.
+"""
+
+import copy
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetune import conventions
+from kubetune import metric_names as names
+from kubetune.trial_result import TrialResult
+from kubetune_trainer.checkpoint import CHECKPOINT_DIR
+from tests.trainer.test_distributed import PARAMS, TRAINER
+from tests.trainer.trial_process import TrialProcess, trial_env, value
+
+pytestmark = pytest.mark.slow
+
+STEPS = 12
+
+
+def _trainer() -> dict[str, Any]:
+    trainer = copy.deepcopy(TRAINER)
+    trainer["method"] = "full"
+    trainer["args"]["fsdp"] = True
+    trainer["maxSteps"] = STEPS
+    trainer["evalEvery"] = 4
+    trainer["checkpointEvery"] = 2
+    return trainer
+
+
+def _env(tmp: Path, cache: Path, metrics: bool) -> dict[str, str]:
+    env = trial_env(tmp, _trainer(), PARAMS, scrape_wait=0.0)
+    env[conventions.ENV_CACHE_DIR] = str(cache)
+    if not metrics:
+        env[conventions.ENV_METRICS_PORT] = "-1"
+    return env
+
+
+def _finish(tmp: Path, cache: Path) -> tuple[TrialResult, str]:
+    trial = TrialProcess(_env(tmp, cache, metrics=False), processes=2)
+    try:
+        assert trial.wait(timeout=300) == conventions.EXIT_OK, trial.stderr
+    finally:
+        trial.kill()
+    return TrialResult.from_message((tmp / "termination-log").read_text()), trial.stderr
+
+
+def _stop_part_way(tmp: Path, cache: Path) -> tuple[int, str]:
+    """SIGTERM (to torchrun, which passes it to both ranks) after step 5; the step stopped at."""
+    trial = TrialProcess(_env(tmp, cache, metrics=True), processes=2)
+    try:
+        trial.wait_for(lambda s: value(s, names.STEP) >= 5, timeout=240)
+        trial.proc.send_signal(signal.SIGTERM)
+        trial.wait(timeout=120)
+    finally:
+        trial.kill()
+    stopped = json.loads((tmp / "out" / conventions.RESULT_FILE).read_text())
+    assert stopped["status"] == "stopped", trial.stderr
+    assert stopped["steps"] < STEPS, "stopped too late to test a resume"
+    return int(stopped["steps"]), trial.stderr
+
+
+@pytest.mark.timeout(900)
+def test_a_sharded_trial_resumes_from_its_checkpoint_bit_for_bit(
+    tiny_cache: Path, tmp_path: Path
+) -> None:
+    whole, _ = _finish(tmp_path / "whole", tiny_cache)
+
+    cut = tmp_path / "cut"
+    at, log = _stop_part_way(cut, tiny_cache)
+    # The stop wrote a checkpoint of the last completed step (both ranks gathered, rank 0
+    # wrote), whatever step that was relative to checkpointEvery.
+    assert f"checkpoint of step {at} written" in log
+    state = json.loads((cut / "out" / CHECKPOINT_DIR / "trainer_state.json").read_text())
+    assert state["step"] == at
+
+    resumed, log = _finish(cut, tiny_cache)
+    assert f"resuming from the checkpoint of step {at}" in log
+    assert resumed.resumed_from == at and resumed.steps == STEPS
+    print(f"stopped at step {at} of {STEPS}; final eval_loss {resumed.metrics['eval_loss']!r}")
+    for name in ("eval_loss", "train_loss", "grad_norm"):
+        assert resumed.metrics[name] == whole.metrics[name], name
+    assert resumed.intermediate == whole.intermediate
+    # The final model is still gathered whole after a resume.
+    assert (cut / "out" / "final").is_dir()
