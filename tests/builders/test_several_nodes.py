@@ -1,13 +1,29 @@
-"""trainer.nodes: M pods per trial as an Indexed Job with the sweep's headless Service."""
+"""trainer.nodes: M pods per trial as an Indexed Job with the sweep's headless Service, or
+as a JobSet of that Job where the JobSet API is installed (operator/nodes_shape.py)."""
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from kubetune import conventions
-from kubetune.builders.contract import NODES_ANNOTATION
-from kubetune.builders.nodes import RENDEZVOUS_ANNOTATION, rendezvous_service
+from kubetune.builders.contract import ATTEMPT_ANNOTATION, NODES_ANNOTATION, WORKLOAD_ANNOTATION
+from kubetune.builders.nodes import (
+    JOBSET_REPLICATED_JOB,
+    RENDEZVOUS_ANNOTATION,
+    as_jobset,
+    rendezvous_service,
+)
 from kubetune.builders.workload import build_trial
+from kubetune.operator.kube import ApiError
+from kubetune.operator.nodes_shape import (
+    NODES_WORKLOAD_ANNOTATION,
+    choose,
+    fits_jobset,
+    is_nodes_job,
+    recorded,
+    shaped,
+)
 from kubetune.operator.pod_state import gpus_of, is_primary, job_view
 from kubetune.spec import HyperparameterSweep, effective_spec, parse_sweep
 from kubetune.spec.checks import semantic_problems
@@ -144,3 +160,113 @@ def test_pod_hostnames_must_fit_a_dns_label() -> None:
     assert problem.startswith("spec.trainer.nodes: pod hostnames <trial>-<index>")
     assert problem.endswith("shorten metadata.name to 55 or fewer")
     assert semantic_problems(_sweep({"nodes": 8}, name="n" * 55)) == []
+
+
+# --- the JobSet shape (where the JobSet API is installed) ------------------------------
+
+
+def test_as_jobset_wraps_the_same_indexed_job_with_jobset_networking() -> None:
+    job = _job({"nodes": 2, "gpus": 4})
+    jobset = as_jobset(job)
+    assert (jobset["apiVersion"], jobset["kind"]) == ("jobset.x-k8s.io/v1alpha2", "JobSet")
+    meta = jobset["metadata"]
+    assert meta["name"] == "big-t0003" and meta["labels"] == job["metadata"]["labels"]
+    # JobSet makes the headless Service: none of ours, and no subdomain of ours on the pods.
+    assert RENDEZVOUS_ANNOTATION not in meta["annotations"]
+    assert meta["annotations"][ATTEMPT_ANNOTATION] == "2"
+    spec = jobset["spec"]
+    assert spec["network"] == {
+        "enableDNSHostnames": True,
+        "subdomain": "big-t0003",
+        "publishNotReadyAddresses": True,
+    }
+    assert spec["failurePolicy"] == {"maxRestarts": 0}
+    assert spec["successPolicy"] == {"operator": "All"}
+    assert "suspend" not in spec
+    (rjob,) = spec["replicatedJobs"]
+    assert (rjob["name"], rjob["replicas"]) == (JOBSET_REPLICATED_JOB, 1)
+    inner = rjob["template"]["spec"]
+    assert (inner["completionMode"], inner["completions"], inner["backoffLimit"]) == (
+        "Indexed",
+        2,
+        0,
+    )
+    pod = inner["template"]
+    assert "subdomain" not in pod["spec"]
+    (container,) = pod["spec"]["containers"]
+    env = {v["name"]: v for v in container["env"]}
+    # Node 0's pod by the name JobSet gives it: <jobset>-<rjob>-<job index>-<pod index>.
+    assert env[conventions.ENV_RENDEZVOUS_HOST]["value"] == "big-t0003-node-0-0.big-t0003"
+    assert env[conventions.ENV_NODE_RANK] == next(
+        v for v in job["spec"]["template"]["spec"]["containers"][0]["env"]
+        if v["name"] == conventions.ENV_NODE_RANK
+    )  # fmt: skip
+    annotations = pod["metadata"]["annotations"]
+    assert annotations[WORKLOAD_ANNOTATION] == "jobset.x-k8s.io/v1alpha2/JobSet"
+    primary = {
+        "jobset.sigs.k8s.io/replicatedjob-name": "node",
+        "jobset.sigs.k8s.io/job-index": "0",
+        JOB_COMPLETION_INDEX: "0",
+    }
+    assert is_primary({"metadata": {"labels": primary, "annotations": annotations}})
+    assert not is_primary(
+        {"metadata": {"labels": {**primary, JOB_COMPLETION_INDEX: "1"}, "annotations": annotations}}
+    )
+    # The Indexed Job it came from is left as it was.
+    assert job["metadata"]["annotations"][RENDEZVOUS_ANNOTATION]
+
+
+def test_kueue_admits_the_jobset_as_one_unit() -> None:
+    jobset = as_jobset(_job({"nodes": 2}, queueName="gpu-queue"))
+    assert jobset["spec"]["suspend"] is True
+    assert jobset["metadata"]["labels"][conventions.LABEL_KUEUE_QUEUE] == "gpu-queue"
+    inner = jobset["spec"]["replicatedJobs"][0]["template"]["spec"]
+    assert "suspend" not in inner
+
+
+class _Discovery:
+    def __init__(self, served: bool | None) -> None:
+        self.served = served  # None: discovery fails
+        self.asked = 0
+
+    async def resource_plural(self, group: str, version: str, kind: str) -> str | None:
+        self.asked += 1
+        if self.served is None:
+            raise ApiError(503, "ServiceUnavailable", "no answer")
+        return "jobsets" if self.served and (group, kind) == ("jobset.x-k8s.io", "JobSet") else None
+
+
+@pytest.mark.parametrize(
+    ("setting", "served", "expected"),
+    [
+        ("auto", True, "JobSet"),
+        ("auto", False, "Job"),
+        ("auto", None, "Job"),
+        ("jobset", False, "JobSet"),  # forced: a missing CRD then refuses the create
+        ("job", True, "Job"),
+    ],
+)
+def test_the_shape_follows_the_setting_and_discovery(
+    setting: str, served: bool | None, expected: str
+) -> None:
+    kube = _Discovery(served)
+    got = asyncio.run(choose(kube, setting, _job({"nodes": 2})))  # type: ignore[arg-type]
+    assert got == expected
+    assert kube.asked == (1 if setting == "auto" else 0)
+
+
+def test_auto_takes_the_job_where_jobset_pod_names_would_not_fit() -> None:
+    sweep = _sweep({"nodes": 8}, name="n" * 55)  # Job hostnames fit; JobSet's are 7 longer
+    job = build_trial(sweep, effective_spec(sweep.spec), 0, {})
+    assert not fits_jobset(job)
+    assert asyncio.run(choose(_Discovery(True), "auto", job)) == "Job"  # type: ignore[arg-type]
+    assert fits_jobset(_job({"nodes": 8}))
+
+
+def test_only_a_recorded_kind_of_ours_is_kept() -> None:
+    assert recorded({"annotations": {NODES_WORKLOAD_ANNOTATION: "JobSet"}}) == "JobSet"
+    assert recorded({"annotations": {NODES_WORKLOAD_ANNOTATION: "Job"}}) == "Job"
+    assert recorded({"annotations": {NODES_WORKLOAD_ANNOTATION: "Pod"}}) is None
+    assert recorded({}) is None
+    assert is_nodes_job(_job({"nodes": 2})) and not is_nodes_job(as_jobset(_job({"nodes": 2})))
+    assert shaped(_job({"nodes": 2}), "Job")["kind"] == "Job"

@@ -14,9 +14,14 @@
   labelled jobset.sigs.k8s.io/jobset-name, replicatedjob-name, job-index,
   job-global-index, replicatedjob-replicas (the Job stand-in in jobs.py makes the pods).
   Completed when every Job completed (successPolicy All), Failed when any Job failed
-  (failurePolicy.maxRestarts 0: kubetune's setting); suspended it creates no Jobs.
+  (failurePolicy.maxRestarts 0: kubetune's setting); suspended it creates no Jobs. Its
+  network (spec.network.enableDNSHostnames, on unless false): the pod templates get
+  `subdomain` (network.subdomain, default the JobSet's name) and the JobSet a headless
+  Service of that name selecting its pods (publishNotReadyAddresses, default true), so an
+  Indexed Job's pod is `<jobset>-<replicatedJob>-<job index>-<pod index>.<subdomain>`,
+  which the kubelet stand-in resolves.
 
-Not modelled (README.md): the headless Services both create for pod DNS, elastic policy,
+Not modelled (README.md): PyTorchJob's headless Services for pod DNS, elastic policy,
 cleanPodPolicy, TTL, restarts (maxRestarts > 0, backoffLimit > 0), successPolicy other than
 the defaults, JobSet startupPolicy, coordinator and networking, exclusive placement.
 """
@@ -36,6 +41,7 @@ PYTORCH = ("kubeflow.org", "v1", "pytorchjobs")
 JOBSET = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
 JOBS = ("batch", "v1", "jobs")
 PODS = ("", "v1", "pods")
+SERVICES = ("", "v1", "services")
 MASTER_PORT = 23456
 JS = "jobset.sigs.k8s.io"
 TK = "training.kubeflow.org"
@@ -222,6 +228,9 @@ class TrainingControllers(Controller):
             conditions.append(_condition("Suspended", "SuspendedJobs", "jobset is suspended"))
             self._write_status(JOBSET, jobset, {**status, "conditions": conditions})
             return
+        subdomain = _subdomain(jobset)
+        if subdomain is not None:
+            self._ensure_service(jobset, subdomain)
         global_index = 0
         for rjob in spec.get("replicatedJobs") or []:
             count = int(rjob.get("replicas", 1))
@@ -247,6 +256,33 @@ class TrainingControllers(Controller):
             conditions.append(_condition("Completed", "AllJobsCompleted", "jobset completed"))
         self._write_status(JOBSET, jobset, {**status, "conditions": conditions})
 
+    def _ensure_service(self, jobset: dict[str, Any], name: str) -> None:
+        md = jobset["metadata"]
+        if self.api.store.get(("", "services", md["namespace"], name)) is not None:
+            return
+        network = jobset["spec"].get("network") or {}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": md["namespace"],
+                "ownerReferences": [self._owner_ref(jobset)],
+            },
+            "spec": {
+                "clusterIP": "None",
+                "selector": {f"{JS}/jobset-name": md["name"]},
+                "publishNotReadyAddresses": network.get("publishNotReadyAddresses", True),
+            },
+        }
+        try:
+            self.api.create(
+                self.api.resource(*SERVICES), md["namespace"], body, WriteOptions(manager="jobset")
+            )
+        except ApiError as error:
+            if error.code != 409:
+                raise
+
     def _create_child_job(
         self, jobset: dict[str, Any], rjob: dict[str, Any], index: int, global_index: int
     ) -> dict[str, Any]:
@@ -271,6 +307,9 @@ class TrainingControllers(Controller):
         pod_md = dict(pod_template.get("metadata") or {})
         pod_md["labels"] = {**(pod_md.get("labels") or {}), **labels}
         pod_template["metadata"] = pod_md
+        subdomain = _subdomain(jobset)
+        if subdomain is not None:
+            pod_template["spec"]["subdomain"] = subdomain
         body = {
             "apiVersion": "batch/v1",
             "kind": "Job",
@@ -280,6 +319,14 @@ class TrainingControllers(Controller):
         return self.api.create(
             self.api.resource(*JOBS), md["namespace"], body, WriteOptions(manager="jobset")
         )
+
+
+def _subdomain(jobset: dict[str, Any]) -> str | None:
+    """The pods' DNS subdomain (and headless Service name), None with DNS hostnames off."""
+    network = jobset["spec"].get("network") or {}
+    if network.get("enableDNSHostnames") is False:
+        return None
+    return str(network.get("subdomain") or jobset["metadata"]["name"])
 
 
 def _finished_as(status: dict[str, Any], kinds: tuple[str, str]) -> bool:

@@ -68,3 +68,12 @@ def test_operator_refuses_to_start_with_a_bad_policy() -> None:
     assert done.stderr.strip().splitlines() == [
         "--pod-policy: 'lenient' is not a level (privileged, baseline, restricted) nor a policy file"
     ]
+
+
+def test_nodes_workload_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert config_from(_parse()).nodes_workload == "auto"
+    assert config_from(_parse("--nodes-workload", "jobset")).nodes_workload == "jobset"
+    assert config_from(_parse("--nodes-workload", "job")).nodes_workload == "job"
+    with pytest.raises(SystemExit):
+        _parse("--nodes-workload", "pytorchjob")
+    assert "--nodes-workload: invalid choice: 'pytorchjob'" in capsys.readouterr().err

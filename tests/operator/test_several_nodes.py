@@ -1,9 +1,11 @@
 """trainer.nodes: 2 on the test cluster, with the real trainer (torchrun, gloo on CPU).
 
-The operator runs the trial as an Indexed Job of 2 pods and creates the sweep's headless
-Service; the Job stand-in (tests/cluster/jobs.py) starts both pods, the kubelet stand-in
-resolves `<trial>-0.<service>` to node 0's pod address (README: cluster DNS), torchrun's
-static rendezvous joins them, and global rank 0 in node 0's pod reports the one result.
+This cluster serves no JobSet API, so the operator (--nodes-workload auto) runs the trial
+as an Indexed Job of 2 pods and creates the sweep's headless Service (with the JobSet API:
+tests/operator/test_nodes_jobset.py); the Job stand-in (tests/cluster/jobs.py) starts both
+pods, the kubelet stand-in resolves `<trial>-0.<service>` to node 0's pod address (README:
+cluster DNS), torchrun's static rendezvous joins them, and global rank 0 in node 0's pod
+reports the one result.
 
 The loss matches a 1-process trial with the same global batch (8, 2 micro-batches of 4):
 measured: eval_loss and train_loss agree to a relative 1e-6 or better (float summation
@@ -21,6 +23,7 @@ import pytest
 
 from kubetune import conventions
 from kubetune.operator.config import OperatorConfig
+from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION
 from kubetune_trainer.config import default_cache_dir
 from tests.cluster.cluster import Cluster
 
@@ -128,6 +131,8 @@ def test_two_node_trial_trains_like_one_process_and_reports_once(
     assert sweep is not None
     (owner,) = service["metadata"]["ownerReferences"]
     assert owner["uid"] == sweep["metadata"]["uid"]
+    # This cluster serves no JobSet API: the Indexed Job path, recorded on the sweep.
+    assert sweep["metadata"]["annotations"][NODES_WORKLOAD_ANNOTATION] == "Job"
 
 
 def test_a_failed_rank_on_another_node_fails_the_trial_without_a_hang(

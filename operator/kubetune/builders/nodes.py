@@ -1,5 +1,7 @@
 """trainer.nodes: M pods per trial, as an Indexed batch/v1 Job plus the sweep's headless
-Service, which need nothing beyond Kubernetes itself (no JobSet, no training operator).
+Service, which need nothing beyond Kubernetes itself (no JobSet, no training operator); or,
+where the JobSet API is installed, as a JobSet of that one Indexed Job (`as_jobset`), which
+makes its own headless Service (operator/nodes_shape.py chooses, once per sweep).
 
 Each pod is the trainer's trial pod (the same contract, hardening, admin pod policy and
 labels as with one node), running torchrun for its node: node rank = the pod's completion
@@ -24,11 +26,13 @@ from kubetune.builders.pod import TRAINER_CONTAINER, build_trial_pod, trial_labe
 from kubetune.builders.substitute import ParamValue
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SweepSpec
-from kubetune.spec.workload_kinds import JOB, JOB_COMPLETION_INDEX, selector_text
+from kubetune.spec.workload_kinds import JOB, JOB_COMPLETION_INDEX, JOBSET, selector_text
 
 # On the Job: the headless Service its pods' DNS names need; created with the Job.
 RENDEZVOUS_ANNOTATION = "kubetune.dev/rendezvous-service"
 RENDEZVOUS_PORT_NAME = "rendezvous"
+# The JobSet's one replicated job: its Job's pods are `<trial>-node-0-<node rank>`.
+JOBSET_REPLICATED_JOB = "node"
 
 
 def nodes_of(spec: SweepSpec) -> int:
@@ -138,3 +142,55 @@ def rendezvous_service(sweep: str, namespace: str) -> dict[str, Any]:
             ],
         },
     }
+
+
+def as_jobset(job: dict[str, Any]) -> dict[str, Any]:
+    """The same trial (build_nodes_job's Indexed Job) as a JobSet of that one Job.
+
+    JobSet v1alpha2 gives each pod the DNS name
+    `<jobset>-<replicatedJob>-<job index>-<pod index>.<subdomain>` from a headless Service it
+    creates (spec.network: enableDNSHostnames, subdomain, publishNotReadyAddresses), so the
+    sweep's own Service is not needed. successPolicy All, failurePolicy.maxRestarts 0 (a
+    rank cannot be rerun alone; kubetune requeues a disrupted trial itself), startupPolicy
+    AnyOrder (every node must be up for the rendezvous). Kueue admits (unsuspends) the
+    JobSet as one unit, as it does the Job.
+    """
+    import copy
+
+    job = copy.deepcopy(job)
+    meta, spec = job["metadata"], job["spec"]
+    trial = str(meta["name"])
+    annotations = {k: v for k, v in meta["annotations"].items() if k != RENDEZVOUS_ANNOTATION}
+    suspended = bool(spec.pop("suspend", False))
+    template = spec["template"]
+    pod_meta, pod_spec = template["metadata"], template["spec"]
+    # JobSet sets the pods' subdomain (network.subdomain) and makes that Service.
+    pod_spec.pop("subdomain", None)
+    container = next(c for c in pod_spec["containers"] if c["name"] == TRAINER_CONTAINER)
+    master = f"{trial}-{JOBSET_REPLICATED_JOB}-0-0.{trial}"
+    for env in container["env"]:
+        if env["name"] == conventions.ENV_RENDEZVOUS_HOST:
+            env["value"] = master
+    jobset: dict[str, Any] = {
+        "apiVersion": JOBSET.api_version,
+        "kind": JOBSET.kind,
+        "metadata": {**meta, "annotations": annotations},
+        "spec": {
+            "network": {
+                "enableDNSHostnames": True,
+                "subdomain": trial,
+                "publishNotReadyAddresses": True,
+            },
+            "startupPolicy": {"startupPolicyOrder": "AnyOrder"},
+            "successPolicy": {"operator": "All"},
+            "replicatedJobs": [
+                {"name": JOBSET_REPLICATED_JOB, "replicas": 1, "template": {"spec": spec}}
+            ],
+        },
+    }
+    JOBSET.run_once(jobset)
+    pod_meta["annotations"][PRIMARY_ANNOTATION] = selector_text(JOBSET.primary_labels(jobset))
+    pod_meta["annotations"][WORKLOAD_ANNOTATION] = f"{JOBSET.api_version}/{JOBSET.kind}"
+    if suspended:
+        JOBSET.suspend(jobset)
+    return jobset

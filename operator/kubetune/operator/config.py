@@ -26,6 +26,9 @@ class OperatorConfig:
     idle_interval: float = 30.0
     # What trial pods may ask for; every pod the operator builds is checked against it.
     pod_policy: PodPolicy = field(default_factory=PodPolicy)
+    # What trainer.nodes trials run as: auto (a JobSet where jobset.x-k8s.io/v1alpha2 is
+    # served, else an Indexed Job + headless Service), jobset or job (operator/nodes_shape.py).
+    nodes_workload: str = "auto"
 
     @classmethod
     def from_environment(cls) -> "OperatorConfig":

@@ -286,6 +286,17 @@ class KubeClient:
             content_type=MERGE_PATCH,
         )
 
+    async def annotate_sweep(
+        self, namespace: str, name: str, annotations: dict[str, str]
+    ) -> dict[str, Any]:
+        """Merge-patch annotations onto the sweep (its metadata, not its spec or status)."""
+        return await self._request(
+            "PATCH",
+            self._sweep_path(namespace, name),
+            json={"metadata": {"annotations": annotations}},
+            content_type=MERGE_PATCH,
+        )
+
     # Leases (leader election).
     def _lease_path(self, namespace: str, name: str | None = None) -> str:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"

@@ -81,13 +81,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"below it (repeatable; default ${conventions.ENV_ALLOWED_PROMETHEUS_URLS}, "
         "comma-separated; the default URL is always allowed).",
     )
+    parser.add_argument(
+        "--nodes-workload",
+        choices=("auto", "jobset", "job"),
+        default="auto",
+        help="What a trainer.nodes trial runs as: a JobSet (needs the JobSet API), an Indexed "
+        "Job with a headless Service (plain Kubernetes), or auto: a JobSet where the cluster "
+        "serves jobset.x-k8s.io/v1alpha2 (default %(default)s). Chosen once per sweep and "
+        "recorded on it, so a restart never changes a running sweep's trials.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
 
 
 def config_from(args: argparse.Namespace) -> OperatorConfig:
     """Raises PodPolicyError when the pod policy (option or environment) cannot be read."""
     config = OperatorConfig.from_environment()
-    changes: dict[str, object] = {"metrics_port": args.metrics_port or None}
+    changes: dict[str, object] = {
+        "metrics_port": args.metrics_port or None,
+        "nodes_workload": args.nodes_workload,
+    }
     if args.namespace:
         changes["namespaces"] = tuple(args.namespace)
     if args.all_namespaces:

@@ -25,6 +25,10 @@ from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event, MetricsReading, PodToCreate
 from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.metrics import METRICS, OperatorMetrics
+from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION, is_nodes_job
+from kubetune.operator.nodes_shape import choose as choose_nodes_kind
+from kubetune.operator.nodes_shape import recorded as recorded_nodes_kind
+from kubetune.operator.nodes_shape import shaped as nodes_shaped
 from kubetune.operator.pod_state import PodView
 from kubetune.operator.reconcile import SweepReconciler
 from kubetune.operator.trial_objects import create_trial, custom_views, delete_trial
@@ -112,6 +116,10 @@ class SweepRuntime:
         # Versions our own recent writes produced: their watch echoes are nothing new.
         self._written: deque[str | None] = deque(maxlen=16)
         self._told_too_large = False
+        # The sweep's metadata as last seen, and what its trainer.nodes trials run as
+        # (JobSet or Job; nodes_shape.py), once chosen and recorded on it.
+        self._sweep_meta: dict[str, Any] = {}
+        self.nodes_kind: str | None = None
 
     def _new_reconciler(self) -> SweepReconciler:
         """A reconciler that knows nothing yet: it reads the sweep's status on its first pass."""
@@ -186,7 +194,8 @@ class SweepRuntime:
         the re-read object (level-triggered: nothing decided on stale state is applied).
         """
         self.retry_soon = False
-        seen = (body.get("metadata") or {}).get("resourceVersion")
+        self._sweep_meta = dict(body.get("metadata") or {})
+        seen = self._sweep_meta.get("resourceVersion")
         if seen != self._body_version and seen not in self._written:
             # The watch brought a version we did not write: decide from it from now on, and
             # if its status is not the one we wrote, someone else wrote it: start over.
@@ -344,6 +353,12 @@ class SweepRuntime:
                 self.reconciler.delete_failed(name)
         for item in create:
             manifest = item.manifest
+            try:
+                if is_nodes_job(manifest):
+                    manifest = nodes_shaped(manifest, await self._nodes_kind(manifest))
+            except ApiError as error:  # not recorded: nothing created; the next pass retries
+                self._api_error("AnnotateSweep", error)
+                continue
             adopt(manifest)
             try:
                 created = await create_trial(self.kube, manifest, custom)
@@ -361,6 +376,24 @@ class SweepRuntime:
                 self.metrics.turnover.observe(time.monotonic() - self.finished_at.pop(0))
             params = ", ".join(f"{k}={v}" for k, v in item.params.items())
             post(Event("Normal", "TrialStarted", f"{item.name} (attempt {item.attempt}): {params}"))
+
+    async def _nodes_kind(self, job: dict[str, Any]) -> str:
+        """JobSet or Job for this sweep's trainer.nodes trials: the one recorded on the sweep,
+        else chosen now and recorded before the first such trial is created."""
+        if self.nodes_kind is None:
+            kind = recorded_nodes_kind(self._sweep_meta)
+            if kind is None:
+                kind = await choose_nodes_kind(self.kube, self.config.nodes_workload, job)
+                answer = await self.kube.annotate_sweep(
+                    self.namespace, self.name, {NODES_WORKLOAD_ANNOTATION: kind}
+                )
+                # Our own write: the status is still ours to write onto this version.
+                version = (answer.get("metadata") or {}).get("resourceVersion")
+                self.resource_version = version
+                self._written.append(version)
+                log.info("%s/%s: trainer.nodes trials run as %s", self.namespace, self.name, kind)
+            self.nodes_kind = kind
+        return self.nodes_kind
 
     async def _create_prefetch(
         self, manifest: dict[str, Any], post: EventPoster, adopt: Adopter
