@@ -2,6 +2,9 @@
 real `python -m kubetune_trainer prefetch` against the loopback hub (fake_hub.py)."""
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +27,13 @@ def fake_hub(tiny_cache: Path) -> Iterator[FakeHub]:
     hub.stop()
 
 
-def _run(tmp_path: Path, hub: FakeHub, model: str, max_trials: int) -> tuple[int, str, Path]:
+def _run(
+    tmp_path: Path,
+    hub: FakeHub | str,
+    model: str,
+    max_trials: int,
+    cache: dict[str, str] | None = None,
+) -> tuple[int, str, Path]:
     sweep = {
         "apiVersion": "kubetune.dev/v1alpha1",
         "kind": "HyperparameterSweep",
@@ -45,11 +54,14 @@ def _run(tmp_path: Path, hub: FakeHub, model: str, max_trials: int) -> tuple[int
             "metrics": {"interval": "1s"},
         },
     }
+    if cache is not None:
+        sweep["spec"]["trainer"]["cache"] = cache  # type: ignore[index]
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     output = tmp_path / "out"
     saved = {k: os.environ.get(k) for k in ("HF_ENDPOINT", "HF_HOME", "HF_HUB_OFFLINE")}
-    os.environ.update({"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")})
+    url = hub if isinstance(hub, str) else hub.url
+    os.environ.update({"HF_ENDPOINT": url, "HF_HOME": str(tmp_path / "hf")})
     os.environ.pop("HF_HUB_OFFLINE", None)
     try:
         done = kubetune("run", str(path), "--output", str(output), timeout=600)
@@ -83,3 +95,48 @@ def test_parallel_trials_share_one_download(fake_hub: FakeHub, tmp_path: Path) -
     files = sorted(fake_hub.repos[MODEL].files)
     # Each file once: by the prefetch, never again by either of the two parallel trials.
     assert sorted(p.rsplit("/", 1)[-1] for p in fake_hub.downloads()) == files
+
+
+@pytest.fixture
+def silent_hub() -> Iterator[str]:
+    """A hub that accepts connections and never answers: a stuck download."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_a_prefetch_past_its_deadline_is_one_line_and_no_trial_runs(
+    silent_hub: str, tmp_path: Path
+) -> None:
+    # trainer.cache's volume is the operator's; locally only its prefetchTimeout applies.
+    cache = {"claimName": "models", "prefetchTimeout": "3s"}
+    started = time.monotonic()
+    code, text, output = _run(tmp_path, silent_hub, MODEL, max_trials=2, cache=cache)
+    took = time.monotonic() - started
+    assert code != 0
+    lines = [line for line in text.splitlines() if "prefetch failed" in line]
+    assert len(lines) == 1, text
+    assert "did not finish within trainer.cache.prefetchTimeout (3s)" in lines[0]
+    assert "Traceback" not in text
+    assert not list((output / "trials").glob("*/trial.log"))  # no trial started
+    # The deadline, the stop (at most 5s to SIGKILL) and the CLI's start; not the hub's
+    # read timeouts (huggingface_hub waits 10s per read, with retries).
+    assert took < 40, f"{took:.0f}s"
+    print(f"stuck prefetch ended after {took:.1f}s (deadline 3s)")

@@ -8,6 +8,7 @@ a local run does either first, once, outside any trial.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -15,8 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kubetune import conventions
-from kubetune.spec import SweepSpec
+from kubetune.spec import SweepSpec, parse_duration
 from kubetune.spec.hub import RepoType, hub_repos, offline_set
+from kubetune.spec.trainer import DEFAULT_PREFETCH_TIMEOUT
 from kubetune.text import excerpt
 
 _TRUE = ("1", "true", "yes", "on")
@@ -42,11 +44,23 @@ def local_prefetch(spec: SweepSpec, env: Mapping[str, str]) -> list[tuple[str, R
     return hub_repos(spec.trainer, exists=lambda path: Path(path).expanduser().exists())
 
 
+# After SIGTERM, how long a process past its deadline gets before SIGKILL (a download
+# stuck in a read may not get to its signal handler).
+_KILL_AFTER_SECONDS = 5.0
+
+
+def prefetch_timeout(spec: SweepSpec) -> str:
+    """trainer.cache.prefetchTimeout (its default without trainer.cache)."""
+    cache = spec.trainer.cache if spec.trainer is not None else None
+    return cache.prefetch_timeout if cache is not None else DEFAULT_PREFETCH_TIMEOUT
+
+
 async def _run(
-    argv: list[str], env: Mapping[str, str], stop: asyncio.Event
+    argv: list[str], env: Mapping[str, str], stop: asyncio.Event, deadline: float | None = None
 ) -> tuple[int, bytes, bytes] | None:
     """Run argv to its end: (exit code, stdout, stderr), or None when stop is set first (the
-    process is then terminated, so a lock it holds is released for the next run)."""
+    process is then terminated, so a lock it holds is released for the next run).
+    TimeoutError when it still runs after `deadline` seconds (it is then ended)."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         env=dict(env),
@@ -56,21 +70,38 @@ async def _run(
     )
     done = asyncio.create_task(process.communicate())
     stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([done, stopper], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([done, stopper], timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     if not done.done():
-        process.terminate()
-        await done
+        with contextlib.suppress(ProcessLookupError):  # it ended just now
+            process.terminate()
+        try:
+            await asyncio.wait_for(asyncio.shield(done), _KILL_AFTER_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await done
+        if not stop.is_set():
+            raise TimeoutError(f"still running after {deadline:g}s")
         return None
     stdout, stderr = done.result()
     return process.returncode or 0, stdout, stderr
 
 
-async def prefetch(env: Mapping[str, str], stop: asyncio.Event) -> str | None:
+async def prefetch(
+    env: Mapping[str, str], stop: asyncio.Event, timeout: str = DEFAULT_PREFETCH_TIMEOUT
+) -> str | None:
     """`python -m kubetune_trainer prefetch` with the trial's env; None when the cache is
-    filled, else one line saying why not ("interrupted" when stop is set first)."""
+    filled, else one line saying why not ("interrupted" when stop is set first). `timeout`:
+    trainer.cache.prefetchTimeout (a duration), as for the operator's prefetch pod."""
     argv = [sys.executable, "-m", "kubetune_trainer", "prefetch", "--termination-log"]
-    ran = await _run([*argv, os.devnull], env, stop)  # its result is its stdout line here
+    try:
+        # Its result is its stdout line here.
+        ran = await _run([*argv, os.devnull], env, stop, parse_duration(timeout))
+    except TimeoutError:
+        return (
+            f"prefetch failed: the download did not finish within "
+            f"trainer.cache.prefetchTimeout ({timeout})"
+        )
     if ran is None:
         return "interrupted"
     code, stdout, stderr = ran

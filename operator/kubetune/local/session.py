@@ -18,7 +18,13 @@ from kubetune.local.launch import build_launch
 from kubetune.local.layout import OUTPUT_NAMES, STATE_FILE
 from kubetune.local.leftovers import end_group
 from kubetune.local.lock import FolderBusy, FolderLock
-from kubetune.local.prepare import build_tiny, local_prefetch, needs_tiny, prefetch
+from kubetune.local.prepare import (
+    build_tiny,
+    local_prefetch,
+    needs_tiny,
+    prefetch,
+    prefetch_timeout,
+)
 from kubetune.local.progress import ProgressView
 from kubetune.local.report import Outputs, write_outputs
 from kubetune.local.runner import LocalRunner, RunResult
@@ -276,7 +282,8 @@ def execute(
             repos = local_prefetch(prepared.spec, os.environ)
             if repos:
                 view.event(f"downloading {repos_key(repos)} once, before the trials")
-                problem = await prefetch(prefetch_env(prepared), stop)
+                timeout = prefetch_timeout(prepared.spec)
+                problem = await prefetch(prefetch_env(prepared), stop, timeout)
                 if problem is not None:
                     if problem != "interrupted":
                         view.event(problem)
