@@ -63,7 +63,7 @@ def test_two_node_trial_runs_as_a_jobset_where_the_api_is_served(
 ) -> None:
     crd.create(nodes_sweep("js", namespace, 2))
     final = wait_phase(crd, namespace, "js", "Succeeded", "Failed", timeout=300)
-    assert final["phase"] == "Succeeded", final
+    assert final["phase"] == "Succeeded", history(final)
     [record] = history(final).values()
     assert record["s"] == "Succeeded" and not record.get("rq"), record
     assert record["v"][0] > 0
@@ -104,7 +104,7 @@ def test_the_kind_recorded_on_a_sweep_wins_over_discovery(
     manifest["metadata"]["annotations"] = {NODES_WORKLOAD_ANNOTATION: "Job"}
     crd.create(manifest)
     final = wait_phase(crd, namespace, "kept", "Succeeded", "Failed", timeout=300)
-    assert final["phase"] == "Succeeded", final
+    assert final["phase"] == "Succeeded", history(final)
     assert _jobsets(crd, namespace, "kept") == []
     selector = f"{conventions.LABEL_SWEEP}=kept"
     (job,) = crd.list_objects("jobs", namespace, group="batch", label_selector=selector)
