@@ -37,10 +37,10 @@ ENV_TEST_FAIL_RANK: Final = "KUBETUNE_TEST_FAIL_RANK"
 ENV_RANK: Final = "RANK"
 ENV_WORLD_SIZE: Final = "WORLD_SIZE"
 ENV_LOCAL_RANK: Final = "LOCAL_RANK"
-# trainer.nodes: this pod's node rank (its Indexed Job completion index) and the DNS name of
-# node 0's pod, where torchrun's rendezvous store listens on RENDEZVOUS_PORT.
+# trainer.nodes: this pod's node rank (its Indexed Job completion index) and torchrun's static
+# rendezvous endpoint, `<node 0's pod DNS name>:RENDEZVOUS_PORT`, where its store listens.
 ENV_NODE_RANK: Final = "KUBETUNE_NODE_RANK"
-ENV_RENDEZVOUS_HOST: Final = "KUBETUNE_RENDEZVOUS_HOST"
+ENV_RENDEZVOUS_ENDPOINT: Final = "KUBETUNE_RENDEZVOUS_ENDPOINT"
 RENDEZVOUS_PORT: Final = 29500
 
 # Hugging Face's own variables: the cache folder (trainer.cache mounts it) and offline mode.

@@ -68,13 +68,13 @@ def test_nodes_make_an_indexed_job_of_that_many_trainer_pods() -> None:
         "--nnodes=2",
         "--nproc-per-node=4",
         f"--node-rank=$({conventions.ENV_NODE_RANK})",
-        f"--master-addr=$({conventions.ENV_RENDEZVOUS_HOST})",
-        f"--master-port={conventions.RENDEZVOUS_PORT}",
+        "--rdzv-backend=static",
+        f"--rdzv-endpoint=$({conventions.ENV_RENDEZVOUS_ENDPOINT})",
         "-m",
         "kubetune_trainer",
     ]
     env = {v["name"]: v for v in container["env"]}
-    assert env[conventions.ENV_RENDEZVOUS_HOST]["value"] == f"big-t0003-0.{service}"
+    assert env[conventions.ENV_RENDEZVOUS_ENDPOINT]["value"] == f"big-t0003-0.{service}:29500"
     field = env[conventions.ENV_NODE_RANK]["valueFrom"]["fieldRef"]["fieldPath"]
     assert field == f"metadata.annotations['{JOB_COMPLETION_INDEX}']"
     # The trial contract reaches every node; the launcher's settings stay out of its config.
@@ -196,7 +196,9 @@ def test_as_jobset_wraps_the_same_indexed_job_with_jobset_networking() -> None:
     (container,) = pod["spec"]["containers"]
     env = {v["name"]: v for v in container["env"]}
     # Node 0's pod by the name JobSet gives it: <jobset>-<rjob>-<job index>-<pod index>.
-    assert env[conventions.ENV_RENDEZVOUS_HOST]["value"] == "big-t0003-node-0-0.big-t0003"
+    assert env[conventions.ENV_RENDEZVOUS_ENDPOINT]["value"] == (
+        "big-t0003-node-0-0.big-t0003:29500"
+    )
     assert env[conventions.ENV_NODE_RANK] == next(
         v for v in job["spec"]["template"]["spec"]["containers"][0]["env"]
         if v["name"] == conventions.ENV_NODE_RANK

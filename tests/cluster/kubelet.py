@@ -13,6 +13,7 @@ import ipaddress
 import os
 import random
 import signal
+import socket
 import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class Kubelet:
         # A random 127.x.y.0/16-ish block per cluster, so that clusters of parallel test
         # sessions never hand out the same pod address (all of 127/8 routes to lo).
         self._next_ip = int(ipaddress.IPv4Address(f"127.{random.randint(10, 250)}.0.2"))
+        # Pods share the host's ports: (pod uid, containerPort) -> the host port standing in
+        # for it in `<pod DNS name>:<port>` env values (_cluster_dns).
+        self._host_ports: dict[tuple[str, int], int] = {}
         self._pending_reconcile = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -522,21 +526,44 @@ class Kubelet:
             lambda value: self._cluster_dns(ns, value),
         )
 
-    def _cluster_dns(self, namespace: str, name: str) -> str:
+    def _cluster_dns(self, namespace: str, value: str) -> str:
         """A pod's DNS name under a headless Service (`<hostname>.<subdomain>`, optionally
         `.<namespace>[.svc[.cluster.local]]`) -> the pod's address; anything else as is.
-        Unresolved while the Service's pod of that hostname has no address yet."""
+        Unresolved while the Service's pod of that hostname has no address yet.
+
+        `<name>:<port>` -> `<address>:<host port>`: on a cluster each pod has its own ports;
+        here all pods share the host's, so a port a process listens on on every address
+        (torchrun's store) would collide between pods. Each (pod, port) named this way gets
+        its own free host port, the same for every pod that names it."""
+        name, port = value, None
+        host_part, sep, digits = value.rpartition(":")
+        if sep and digits.isdigit() and host_part:
+            name, port = host_part, int(digits)
+        found = self._pod_by_dns(namespace, name)
+        if found is None:
+            return value
+        uid, address = found
+        if port is None:
+            return address
+        key = (uid, port)
+        if key not in self._host_ports:
+            self._host_ports[key] = _free_port()
+        return f"{address}:{self._host_ports[key]}"
+
+    def _pod_by_dns(self, namespace: str, name: str) -> tuple[str, str] | None:
+        """(uid, address) of the pod a headless Service's DNS name names, None when the name
+        is no such name; Unresolved while that pod has no address yet."""
         parts = name.split(".")
         if len(parts) < 2 or not all(parts):
-            return name
+            return None
         host, subdomain, rest = parts[0], parts[1], parts[2:]
         if rest and rest[1:] not in ([], ["svc"], ["svc", "cluster", "local"]):
-            return name
+            return None
         namespace = rest[0] if rest else namespace
         service = self.api.store.get(("", "services", namespace, subdomain))
         spec = (service or {}).get("spec") or {}
         if service is None or spec.get("clusterIP") != "None":
-            return name
+            return None
         selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())
         selected = label_matcher(selector)
         for pod in self.api.store.items("", "pods", namespace):
@@ -546,7 +573,7 @@ class Kubelet:
             if not selector or not selected(pod["metadata"].get("labels") or {}):
                 continue
             if status.get("podIP") and status.get("phase") not in TERMINAL_PHASES:
-                return str(status["podIP"])
+                return str(pod["metadata"]["uid"]), str(status["podIP"])
         raise Unresolved(name)
 
     async def _spawn_container(
@@ -734,3 +761,10 @@ class Kubelet:
             return c.process is not None and c.process.returncode is None
 
         return stream_log(c.log, query, running)
+
+
+def _free_port() -> int:
+    """A port no process listens on now, on any address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])

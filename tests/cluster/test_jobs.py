@@ -165,3 +165,64 @@ def test_a_name_without_a_headless_service_is_left_as_written(
     )
     (pod,) = _pods(cluster, namespace, "plain")
     assert cluster.pod_logs(namespace, pod["metadata"]["name"]).strip() == "plain-0.nowhere"
+
+
+_LISTEN_OR_CONNECT = """
+import os, socket, time
+host, port = os.environ["ENDPOINT"].rsplit(":", 1)
+if os.environ["JOB_COMPLETION_INDEX"] == "0":
+    server = socket.create_server(("", int(port)))  # every address, as torchrun's store
+    connection, _ = server.accept()
+    connection.sendall(b"hello")
+    print("served", os.environ["ENDPOINT"])
+else:
+    for _ in range(200):
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as peer:
+                print("got", peer.recv(5).decode(), os.environ["ENDPOINT"])
+                break
+        except OSError:
+            time.sleep(0.1)
+"""
+
+
+def test_pods_listening_on_the_same_port_do_not_collide(cluster: Cluster, namespace: str) -> None:
+    """`<pod DNS name>:<port>` resolves to the pod's address and a host port of its own for
+    that port (pods share the host's ports here): two Indexed Jobs whose pod 0 both listen on
+    29500 on every address run at once, each pod 1 reaching its own pod 0."""
+    cluster.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "mesh", "namespace": namespace},
+            "spec": {"clusterIP": "None", "selector": {"role": "trial"}},
+        }
+    )
+    for name in ("ja", "jb"):
+        made = job(
+            name, namespace, _LISTEN_OR_CONNECT, completionMode="Indexed", completions=2,
+            parallelism=2,
+        )  # fmt: skip
+        template = made["spec"]["template"]
+        template["spec"]["subdomain"] = "mesh"
+        template["spec"]["containers"][0]["env"] = [
+            {"name": "ENDPOINT", "value": f"{name}-0.mesh:29500"}
+        ]
+        cluster.create(made)
+    endpoints = []
+    for name in ("ja", "jb"):
+        cluster.wait_for(
+            lambda name=name: _condition(cluster, namespace, name, "Complete"),  # type: ignore[misc]
+            message=f"{name} Complete",
+        )
+        pods = sorted(
+            _pods(cluster, namespace, name),
+            key=lambda p: p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"],
+        )
+        said = [cluster.pod_logs(namespace, p["metadata"]["name"]).split() for p in pods]
+        assert said[0][0] == "served" and said[1][:2] == ["got", "hello"], said
+        assert said[0][1] == said[1][2]  # both pods were given the same endpoint
+        address, port = said[0][1].rsplit(":", 1)
+        assert address == pods[0]["status"]["podIP"]
+        endpoints.append(port)
+    assert len(set(endpoints)) == 2, endpoints

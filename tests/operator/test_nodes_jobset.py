@@ -72,7 +72,14 @@ def test_two_node_trial_runs_as_a_jobset_where_the_api_is_served(
     (jobset,) = _jobsets(crd, namespace, "js")
     assert jobset["metadata"]["name"] == trial
     assert jobset["spec"]["network"]["subdomain"] == trial
-    assert any(c["type"] == "Completed" for c in jobset["status"]["conditions"])
+
+    # The sweep ends with its primary pod's result; the JobSet's own status may come later.
+    def completed() -> bool:
+        (jobset,) = _jobsets(crd, namespace, "js")
+        conditions = (jobset.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Completed" for c in conditions)
+
+    crd.wait_for(completed, timeout=30, message="the JobSet Completed")
     # The choice is recorded on the sweep: a restarted operator keeps it.
     sweep = crd.get("hyperparametersweeps", "js", namespace, group="kubetune.dev")
     assert sweep is not None

@@ -112,7 +112,14 @@ def test_two_node_trial_trains_like_one_process_and_reports_once(
 
     (job,) = _jobs(crd, namespace, "two")
     assert job["spec"]["completionMode"] == "Indexed" and job["spec"]["completions"] == 2
-    assert any(c["type"] == "Complete" for c in job["status"]["conditions"])
+
+    # The sweep ends with its primary pod's result; the Job's own status may come later.
+    def complete() -> bool:
+        (job,) = _jobs(crd, namespace, "two")
+        conditions = (job.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Complete" for c in conditions)
+
+    crd.wait_for(complete, timeout=30, message="the Job Complete")
     pods = sorted(trial_pods(crd, namespace, "two"), key=lambda p: p["metadata"]["labels"][INDEX])
     assert [p["metadata"]["labels"][INDEX] for p in pods] == ["0", "1"]
     trial = conventions.trial_name("two", 0)

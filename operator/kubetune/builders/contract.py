@@ -65,6 +65,8 @@ def trainer_command(processes: int, python: str = "python", nodes: int = 1) -> l
     On several nodes (pods of an Indexed Job) the rendezvous is static: the pod of node
     rank 0 (completion index 0) is the master, so global rank 0, the rank that reports, is
     always in the trial's primary pod. The kubelet expands $(VAR) from the container's env.
+    The endpoint is one `host:port` value (not --master-addr/--master-port) so that where
+    pods share one port space (the test cluster's kubelet stand-in) it can be mapped whole.
     """
     if nodes > 1:
         return [
@@ -74,8 +76,8 @@ def trainer_command(processes: int, python: str = "python", nodes: int = 1) -> l
             f"--nnodes={nodes}",
             f"--nproc-per-node={processes}",
             f"--node-rank=$({conventions.ENV_NODE_RANK})",
-            f"--master-addr=$({conventions.ENV_RENDEZVOUS_HOST})",
-            f"--master-port={conventions.RENDEZVOUS_PORT}",
+            "--rdzv-backend=static",
+            f"--rdzv-endpoint=$({conventions.ENV_RENDEZVOUS_ENDPOINT})",
             "-m",
             "kubetune_trainer",
         ]

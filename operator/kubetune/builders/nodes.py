@@ -5,7 +5,7 @@ makes its own headless Service (operator/nodes_shape.py chooses, once per sweep)
 
 Each pod is the trainer's trial pod (the same contract, hardening, admin pod policy and
 labels as with one node), running torchrun for its node: node rank = the pod's completion
-index, rendezvous at `<trial>-0.<service>` (an Indexed Job names its pods' hostnames
+index, rendezvous at `<trial>-0.<service>:29500` (an Indexed Job names its pods' hostnames
 `<job>-<index>`; with `subdomain` set to a headless Service selecting them, each gets that
 DNS name). The pod of index 0 is the master and the trial's primary pod; global rank 0,
 the only one that reports, runs there. Pure: the handler adds the owner references.
@@ -67,7 +67,10 @@ def build_nodes_job(
                 "fieldRef": {"fieldPath": f"metadata.annotations['{JOB_COMPLETION_INDEX}']"}
             },
         },
-        {"name": conventions.ENV_RENDEZVOUS_HOST, "value": f"{trial}-0.{service}"},
+        {
+            "name": conventions.ENV_RENDEZVOUS_ENDPOINT,
+            "value": f"{trial}-0.{service}:{conventions.RENDEZVOUS_PORT}",
+        },
     ]
     container.setdefault("ports", []).append(
         {
@@ -167,9 +170,9 @@ def as_jobset(job: dict[str, Any]) -> dict[str, Any]:
     # JobSet sets the pods' subdomain (network.subdomain) and makes that Service.
     pod_spec.pop("subdomain", None)
     container = next(c for c in pod_spec["containers"] if c["name"] == TRAINER_CONTAINER)
-    master = f"{trial}-{JOBSET_REPLICATED_JOB}-0-0.{trial}"
+    master = f"{trial}-{JOBSET_REPLICATED_JOB}-0-0.{trial}:{conventions.RENDEZVOUS_PORT}"
     for env in container["env"]:
-        if env["name"] == conventions.ENV_RENDEZVOUS_HOST:
+        if env["name"] == conventions.ENV_RENDEZVOUS_ENDPOINT:
             env["value"] = master
     jobset: dict[str, Any] = {
         "apiVersion": JOBSET.api_version,
