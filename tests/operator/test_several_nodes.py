@@ -203,3 +203,39 @@ def test_kueue_admits_all_nodes_of_a_trial_as_one_unit(
     assert record["s"] == "Succeeded" and not record.get("rq"), record
     # GPU-hours count both nodes' GPUs (2 x the primary pod's running time).
     assert record["gs"] > 0
+
+
+def test_two_multi_node_trials_run_at_once_on_one_machine(
+    trainer_operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    """Both trials' node-0 pods run torchrun's store on 29500 at the same time: on a cluster
+    each pod has its own ports; here the kubelet stand-in maps the rendezvous endpoint to a
+    host port per pod (tests/cluster/README.md), so neither trial fails to listen."""
+    manifest = nodes_sweep("pair", namespace, 2)
+    manifest["spec"]["budget"].update({"maxTrials": 2, "parallelism": 2})
+    manifest["spec"]["parameters"][0]["values"] = [0.002, 0.003]
+    crd.create(manifest)
+    final = wait_phase(crd, namespace, "pair", "Succeeded", "Failed", timeout=300)
+    records = list(history(final).values())
+    assert final["phase"] == "Succeeded", records
+    assert [r["s"] for r in records] == ["Succeeded", "Succeeded"], records
+    assert crd.kubelet is not None
+    primaries = [
+        p for p in trial_pods(crd, namespace, "pair") if p["metadata"]["labels"][INDEX] == "0"
+    ]
+    assert len(primaries) == 2
+    endpoints = set()
+    for pod in primaries:
+        log = crd.kubelet.read_logs(namespace, pod["metadata"]["name"])
+        assert "succeeded after 4 steps" in log
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        endpoints.add(env[conventions.ENV_RENDEZVOUS_ENDPOINT])
+    # The same port in both specs, as on a cluster; only the stand-in maps it.
+    assert {e.rsplit(":", 1)[1] for e in endpoints} == {str(conventions.RENDEZVOUS_PORT)}
+    # They overlapped: each started before the other finished.
+    spans = []
+    for pod in primaries:
+        (status,) = pod["status"]["containerStatuses"]
+        terminated = status["state"]["terminated"]
+        spans.append((terminated["startedAt"], terminated["finishedAt"]))
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
