@@ -23,6 +23,7 @@ from kubetune.metrics import ScrapeSource, TrialReading, TrialTarget
 from kubetune.metrics.logs import LogFileSource, log_reading
 from kubetune.spec import SweepSpec
 from kubetune.trial_ending import StopReason, judge, note_extremes
+from kubetune.trial_readings import fold_reading
 from kubetune.trial_result import resumed_note
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ class LocalRunner:
             if metrics is None:
                 continue
             trial.last = metrics
-            note_extremes(trial.seen, metrics, self.objectives)
+            point = fold_reading(trial.seen, metrics, self.objectives, self.spec.multi_objective)
             row = self.board.rows[trial.plan.number]
             row.step = metrics.step
             evaluation = metrics.evaluation(self.objectives[0])
@@ -255,12 +256,9 @@ class LocalRunner:
                 continue
             at, value = evaluation
             row.value = value
-            # Several objectives are one point once each has been evaluated at this step.
-            point = metrics.evaluations(self.objectives)
-            if at > trial.reported_step and point is not None:
-                trial.reported_step = at
-                multi = self.spec.multi_objective
-                self.engine.report(trial.plan.number, at, point[1] if multi else value)
+            if point is not None and point[0] > trial.reported_step:
+                trial.reported_step = point[0]
+                self.engine.report(trial.plan.number, *point)
                 self.view.detail(
                     f"{trial.plan.name} step {at}  {self.objectives[0]}={format_value(value)}"
                 )

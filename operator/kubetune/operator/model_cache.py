@@ -13,9 +13,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from kubetune.builders.errors import BuildError
+from kubetune.builders.prefetch import build_prefetch_pod
 from kubetune.operator.effects import Event
 from kubetune.operator.pod_state import PERMANENT_WAITING, PodView
-from kubetune.spec.hub import RepoType, repos_key
+from kubetune.policy.pod_policy import PodPolicy
+from kubetune.spec import HyperparameterSweep, SweepSpec
+from kubetune.spec.hub import RepoType, cluster_prefetch, repos_key
 from kubetune.spec.status import Condition
 from kubetune.text import excerpt
 
@@ -98,6 +102,31 @@ def prefetch_step(
         # cluster took away: run it again.
         return PrefetchStep(ready=False, delete=(pod.name, pod.uid), condition=waiting)
     return _failed(key, _reason(result, pod))
+
+
+def plan_prefetch(
+    sweep: HyperparameterSweep,
+    spec: SweepSpec,
+    condition: Condition | None,
+    pod: PodView | None,
+    generation: int,
+    *,
+    default_image: str | None,
+    policy: PodPolicy,
+) -> tuple[PrefetchStep, dict[str, Any] | None]:
+    """The pass's step for the sweep (its ModelCached `condition` and prefetch `pod` as
+    observed), and the prefetch pod's manifest when the step creates one."""
+    repos = cluster_prefetch(spec.trainer)
+    step = prefetch_step(repos, condition, pod, generation)
+    if not step.create:
+        return step, None
+    try:
+        manifest = build_prefetch_pod(
+            sweep, spec, generation, default_image=default_image, policy=policy
+        )
+    except BuildError as error:
+        return prefetch_refused(repos, str(error)), None
+    return step, manifest
 
 
 def prefetch_refused(repos: list[tuple[str, RepoType]], problem: str) -> PrefetchStep:

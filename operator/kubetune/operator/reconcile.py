@@ -7,93 +7,54 @@ from the status after a restart and never runs a trial twice or loses its result
 Pods are converged level-based: every pass compares the trials the engine has in flight
 with the pods that exist. How an ended trial is recorded is trial_ending.judge's call,
 the same one `kubetune run` makes.
+
+SweepReconciler orchestrates a pass; the rules it applies live in pure modules:
+acceptance (which spec runs), start_problems (why trials cannot start, TrialsStarted),
+model_cache (the prefetch gate), tidy_step (the ended sweep's tidy pod), sweep_events
+(Event texts) and kubetune.trial_readings (what a reading gives the engine).
 """
 
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kubetune import conventions
-from kubetune.builders.errors import BuildError
-from kubetune.builders.prefetch import build_prefetch_pod
-from kubetune.builders.tidy import build_tidy_pod, needs_tidy
 from kubetune.builders.workload import build_trial
 from kubetune.conventions import prefetch_name
 from kubetune.engine import Completion, HistoryError, SweepEngine, TrialPlan
-from kubetune.metrics import PrometheusUrlPolicy, TrialReading, TrialTarget, short_name
+from kubetune.metrics import PrometheusUrlPolicy, TrialTarget, short_name
 from kubetune.operator import conditions as cond
-from kubetune.operator.effects import Effects, Event, EventType, MetricsReading, PodToCreate
-from kubetune.operator.model_cache import (
-    MODEL_CACHED,
-    PrefetchStep,
-    prefetch_refused,
-    prefetch_step,
-)
+from kubetune.operator.acceptance import Accepted, checked_spec, study_edit_refused
+from kubetune.operator.effects import Effects, Event, EventType, MetricsReading
+from kubetune.operator.model_cache import MODEL_CACHED, PrefetchStep, plan_prefetch
+from kubetune.operator.pod_convergence import converge, is_current
 from kubetune.operator.pod_ledger import PodLedger
-from kubetune.operator.pod_state import PERMANENT_WAITING, PodView
-from kubetune.operator.sweep_status import compose_status, status_from
-from kubetune.policy.pod_policy import PodPolicy
-from kubetune.spec import (
-    HyperparameterSweep,
-    SpecError,
-    SweepSpec,
-    SweepStatus,
-    effective_spec,
-    parse_sweep,
+from kubetune.operator.pod_state import PodView
+from kubetune.operator.readings import TrialReadings
+from kubetune.operator.start_problems import (
+    QUEUED_REASON,
+    START_GRACE_SECONDS,
+    Refusal,
+    Stuck,
+    next_refusal,
+    trials_started,
+    waiting_problem,
 )
-from kubetune.spec.checks import semantic_problems
-from kubetune.spec.hub import cluster_prefetch
-from kubetune.spec.identity import legacy_search_space_digest, study_changes, study_digest
-from kubetune.spec.parameters import sample_point
-from kubetune.text import excerpt
+from kubetune.operator.sweep_events import finished_event, new_best_event, trial_event
+from kubetune.operator.sweep_status import compose_status, status_from
+from kubetune.operator.tidy_step import tidy_step
+from kubetune.policy.pod_policy import PodPolicy
+from kubetune.spec import SpecError, SweepSpec, SweepStatus
+from kubetune.spec.identity import legacy_search_space_digest, study_digest
 from kubetune.trial_ending import (
     REASON_METRICS_LOST,
     REASON_NO_OBJECTIVE,
     REASON_SUSPENDED,
     REASON_TIMEOUT,
     judge,
-    note_extremes,
 )
 from kubetune.trial_result import resumed_note
-
-# An image pull or container config error may clear up (a registry hiccup, a Secret
-# created a few seconds late); the trial fails only if it lasts this long.
-START_GRACE_SECONDS = 300.0
-# A create the API server refuses for good (4xx) is tried this many times, then the trial fails.
-CREATE_ATTEMPTS = 3
-# Trials named in the TrialsStarted condition's message, at most.
-STUCK_SHOWN = 3
-# The TrialsStarted reason while Kueue holds trials back (and nothing worse is wrong).
-QUEUED_REASON = "Queued"
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """The spec this sweep runs under, and the engine built from it."""
-
-    sweep: HyperparameterSweep
-    spec: SweepSpec  # effective spec
-    engine: SweepEngine
-    digest: str  # spec.identity.study_digest of spec
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """The API server refused to create a trial's pod."""
-
-    attempt: int
-    count: int
-    status: int
-    message: str
-
-    @property
-    def permanent(self) -> bool:
-        # 409 and 429 pass; a quota that is full now frees up as other pods end.
-        quota = "exceeded quota" in self.message
-        return 400 <= self.status < 500 and self.status not in (409, 429) and not quota
 
 
 class SweepReconciler:
@@ -130,12 +91,7 @@ class SweepReconciler:
         self.status = SweepStatus()
         self.pods = PodLedger()
         self.refusals: dict[str, Refusal] = {}
-        self.last_values: dict[str, TrialReading] = {}
-        # Least and greatest evaluation of each objective read per (trial, attempt): what
-        # the min and max strategies choose among besides the result (trial_ending rules).
-        self.extremes: dict[tuple[str, int], dict[str, list[tuple[int, float]]]] = {}
-        # Trials that ran while the metrics source was down: their readings have gaps.
-        self.blind: set[str] = set()
+        self.readings = TrialReadings()
         self.best_number: int | None = None
         self.announced_finish = False
         self.metrics_down = False
@@ -165,41 +121,20 @@ class SweepReconciler:
             self.announced_finish = self.status.phase in ("Succeeded", "Failed")
         self.generation = generation
         try:
-            sweep = parse_sweep(_plain(body), f"{self.namespace}/{self.name}")
-            problems = semantic_problems(sweep)
-            if problems:
-                raise SpecError(f"{self.namespace}/{self.name}", problems)
-            spec = effective_spec(sweep.spec)
-            url = spec.metrics.prometheus.url if spec.metrics.prometheus else None
-            refused = self.prometheus_policy.problem(url)
-            if refused is not None:
-                raise SpecError(f"{self.namespace}/{self.name}", [refused])
-            # Building one pod now finds a template, image or policy problem before any
-            # trial is recorded.
-            build_trial(
-                sweep,
-                spec,
-                0,
-                sample_point(spec.parameters),
+            sweep, spec = checked_spec(
+                body,
+                f"{self.namespace}/{self.name}",
                 default_image=self.default_image,
                 policy=self.policy,
+                prometheus_policy=self.prometheus_policy,
             )
         except SpecError as error:
             self._refuse("InvalidSpec", "; ".join(error.problems), invalid=True)
             return False
-        except BuildError as error:
-            self._refuse("InvalidSpec", str(error), invalid=True)
-            return False
         digest = study_digest(spec)
         if self.digest not in (None, digest, legacy_search_space_digest(spec)):
-            changed = study_changes(self.accepted.spec, spec) if self.accepted else []
-            fields = " / ".join(changed) or "spec.parameters / spec.objective / spec.algorithm"
-            self._refuse(
-                "SearchSpaceChanged",
-                f"{fields} cannot change once a sweep has started; "
-                "revert the edit or create a new sweep",
-                invalid=False,
-            )
+            message = study_edit_refused(self.spec, spec)
+            self._refuse("SearchSpaceChanged", message, invalid=False)
             return False
         try:
             history = self.engine.history() if self.engine is not None else self.status.records()
@@ -215,14 +150,7 @@ class SweepReconciler:
         if self.best_number is None:
             best = engine.best()
             self.best_number = best.number if best is not None else None
-        self.status.conditions = cond.set_condition(
-            self.status.conditions,
-            cond.SPEC_ACCEPTED,
-            True,
-            "Accepted",
-            "",
-            generation=generation,
-        )
+        self._set(cond.SPEC_ACCEPTED, (True, "Accepted", ""))
         if self.status.phase in ("Succeeded", "Failed") and engine.finished() is None:
             self.announced_finish = False  # e.g. maxTrials raised after the end: carry on
         return rebuilt_source
@@ -232,14 +160,7 @@ class SweepReconciler:
         already = self.hold == message
         self.hold = message
         self.invalid = invalid
-        self.status.conditions = cond.set_condition(
-            self.status.conditions,
-            cond.SPEC_ACCEPTED,
-            False,
-            reason,
-            message,
-            generation=self.generation,
-        )
+        self._set(cond.SPEC_ACCEPTED, (False, reason, message))
         if not already:
             self._events.append(Event("Warning", reason, message))
 
@@ -286,10 +207,7 @@ class SweepReconciler:
             return effects
         engine, spec = accepted.engine, accepted.spec
         self._note_metrics(metrics)
-        for name, values in metrics.values.items():
-            self.last_values[name] = values
-        if metrics.problem is not None:
-            self.blind.update(plan.name for plan in engine.in_flight())
+        self.readings.take(metrics, (plan.name for plan in engine.in_flight()))
         prefetch_pod = pods.get(prefetch_name(self.name))
         if prefetch_pod is not None and not prefetch_pod.prefetch:
             prefetch_pod = None  # a trial could never have this name; be safe anyway
@@ -333,15 +251,15 @@ class SweepReconciler:
         pods: Mapping[str, PodView],
         metrics: MetricsReading,
         now: float,
-    ) -> list[tuple[str, str]]:
+    ) -> Stuck:
         """Record what the pods say; returns the trials that cannot start, with why."""
         engine, spec = accepted.engine, accepted.spec
         timeout = spec.budget.trial_timeout_seconds()
         wall = self.wall_clock()
-        stuck: list[tuple[str, str]] = []
+        stuck: Stuck = []
         for plan in engine.in_flight():
             pod = pods.get(plan.name)
-            if pod is None or not self._current(pod, plan.attempt):
+            if pod is None or not is_current(pod, plan.attempt, self.uid):
                 if pod is None:
                     self._missing(engine, plan, now, stuck)
                 continue
@@ -373,32 +291,24 @@ class SweepReconciler:
                 continue
             values = metrics.values.get(plan.name)
             if values is not None:
-                kept = self.extremes.setdefault((plan.name, plan.attempt), {})
-                note_extremes(kept, values, [o.metric for o in spec.objective_list])
-            if values is not None:
-                # Same rule as the local runner: a gauge at step 0 is no evaluation yet;
-                # several objectives are one point once each has been evaluated.
-                evaluation = values.evaluations([o.metric for o in spec.objective_list])
-                if evaluation is not None:
-                    at, found = evaluation
-                    engine.report(plan.number, at, found if spec.multi_objective else found[0])
+                objectives = [o.metric for o in spec.objective_list]
+                point = self.readings.fold(
+                    plan.name, plan.attempt, values, objectives, spec.multi_objective
+                )
+                if point is not None:
+                    engine.report(plan.number, *point)
         return stuck
 
-    def _missing(
-        self, engine: SweepEngine, plan: TrialPlan, now: float, stuck: list[tuple[str, str]]
-    ) -> None:
+    def _missing(self, engine: SweepEngine, plan: TrialPlan, now: float, stuck: Stuck) -> None:
         """A trial in flight has no pod: refused, not created yet, or gone."""
         refusal = self.refusals.get(plan.name)
         if refusal is not None and refusal.attempt == plan.attempt:
-            if refusal.permanent and refusal.count >= CREATE_ATTEMPTS:
-                reason = f"CreateRefused: HTTP {refusal.status}: {refusal.message}"
-                if engine.fail(plan.number, reason):
-                    self._event("Warning", "TrialFailed", engine, plan.number, reason)
+            if refusal.gives_up:
+                if engine.fail(plan.number, refusal.problem):
+                    self._event("Warning", "TrialFailed", engine, plan.number, refusal.problem)
                 self.refusals.pop(plan.name, None)
             else:
-                stuck.append(
-                    (plan.name, f"CreateRefused: HTTP {refusal.status}: {refusal.message}")
-                )
+                stuck.append((plan.name, refusal.problem))
             return
         running = engine.trial(plan.number).state == "Running"
         if (
@@ -410,7 +320,7 @@ class SweepReconciler:
         ):
             self._trial_event(engine, plan.number)
 
-    def _queued(self, engine: SweepEngine, plan: TrialPlan, stuck: list[tuple[str, str]]) -> None:
+    def _queued(self, engine: SweepEngine, plan: TrialPlan, stuck: Stuck) -> None:
         """Kueue has not admitted the trial: it waits, holding its slot but no trialTimeout
         clock (that starts with its pod). A running trial whose Job Kueue suspended again
         (preempted for a higher-priority workload) runs again from the start."""
@@ -428,42 +338,30 @@ class SweepReconciler:
         plan: TrialPlan,
         pod: PodView,
         wall: float,
-        stuck: list[tuple[str, str]],
+        stuck: Stuck,
     ) -> None:
         assert pod.waiting is not None
         reason, message = pod.waiting
-        text = f"{reason}: {excerpt(message)}" if message else reason
         waited = _age(pod.created_at, wall)
-        if reason in PERMANENT_WAITING or waited > self.start_grace:
-            why = f"StartFailed: {text}"
-            if reason not in PERMANENT_WAITING:
-                why = f"StartFailed: {reason} for {waited:.0f}s: {excerpt(message)}"
-            if engine.fail(plan.number, why):
-                self._event("Warning", "TrialFailed", engine, plan.number, why)
-            return
-        stuck.append((plan.name, text))
+        fails, why = waiting_problem(reason, message, waited, self.start_grace)
+        if not fails:
+            stuck.append((plan.name, why))
+        elif engine.fail(plan.number, why):
+            self._event("Warning", "TrialFailed", engine, plan.number, why)
 
     def _conclude(
         self, accepted: Accepted, plan: TrialPlan, pod: PodView, metrics: MetricsReading
     ) -> None:
         assert pod.ending is not None
         engine, spec = accepted.engine, accepted.spec
-        name = plan.name
-        # While the source is down an older reading may not be the final one: wait for it.
-        last = None if metrics.problem is not None else metrics.values.get(name)
-        last = last or (None if metrics.problem is not None else self.last_values.get(name))
-        blind = name in self.blind
-        seen = self.extremes.get((name, plan.attempt), {})
-        if last is not None:
-            seen = {metric: list(points) for metric, points in seen.items()}
-            note_extremes(seen, last, [o.metric for o in spec.objective_list])
+        objectives = [o.metric for o in spec.objective_list]
+        read = self.readings.at_end(plan.name, plan.attempt, metrics, objectives)
         ending = dataclasses.replace(
             pod.ending,
-            last=last,
-            seen=seen,
-            # Read before an outage: maybe not the trial's final value.
-            last_is_final=not (blind and last is not None and not last.done),
-            metrics_gap=blind,
+            last=read.last,
+            seen=read.seen,
+            last_is_final=read.last_is_final,
+            metrics_gap=read.blind,
             timeout=spec.budget.trial_timeout,
             gpu_seconds=pod.gpu_seconds(self.wall_clock()),
             earlier_gpu_seconds=engine.trial(plan.number).gpu_seconds or 0,
@@ -474,23 +372,14 @@ class SweepReconciler:
             return  # the final value may still be read: wait rather than misjudge the trial
         if not engine.conclude(plan.number, verdict):
             return
-        self.last_values.pop(name, None)
-        self.blind.discard(name)
-        for key in [key for key in self.extremes if key[0] == name]:
-            del self.extremes[key]
+        self.readings.forget(plan.name)
         self._trial_event(engine, plan.number, resumed_note(ending.result))
 
     def _trial_event(self, engine: SweepEngine, number: int, note: str = "") -> None:
-        """The Event for a trial that just ended or was requeued, by what it became."""
-        record = engine.trial(number)
-        if record.state == "Succeeded" and record.values is not None:
-            pairs = zip(engine.spec.objective_list, record.values, strict=True)
-            text = ", ".join(f"{o.metric}={v:g}" for o, v in pairs)
-            self._event("Normal", "TrialSucceeded", engine, number, text + note)
-        elif record.state == "Requeued":
-            self._event("Normal", "TrialRequeued", engine, number, f"{record.reason}; rerunning")
-        elif record.state == "Failed":
-            self._event("Warning", "TrialFailed", engine, number, record.reason or "")
+        name = engine.plan(number).name
+        event = trial_event(name, engine.trial(number), engine.spec.objective_list, note)
+        if event is not None:
+            self._events.append(event)
 
     def _event(
         self, kind: EventType, reason: str, engine: SweepEngine, number: int, text: str
@@ -504,33 +393,17 @@ class SweepReconciler:
     ) -> tuple[PrefetchStep, dict[str, Any] | None]:
         """model_cache's step for this pass (its condition and Event recorded), and the
         prefetch pod's manifest when the step creates one."""
-        repos = cluster_prefetch(accepted.spec.trainer)
-        generation = self.generation or 0
-        step = prefetch_step(
-            repos, cond.get_condition(self.status.conditions, MODEL_CACHED), pod, generation
+        step, manifest = plan_prefetch(
+            accepted.sweep,
+            accepted.spec,
+            cond.get_condition(self.status.conditions, MODEL_CACHED),
+            pod,
+            self.generation or 0,
+            default_image=self.default_image,
+            policy=self.policy,
         )
-        manifest = None
-        if step.create:
-            try:
-                manifest = build_prefetch_pod(
-                    accepted.sweep,
-                    accepted.spec,
-                    generation,
-                    default_image=self.default_image,
-                    policy=self.policy,
-                )
-            except BuildError as error:
-                step = prefetch_refused(repos, str(error))
         if step.condition is not None:
-            status, reason, message = step.condition
-            self.status.conditions = cond.set_condition(
-                self.status.conditions,
-                MODEL_CACHED,
-                status,
-                reason,
-                message,
-                generation=self.generation,
-            )
+            self._set(MODEL_CACHED, step.condition)
         if step.event is not None:
             self._events.append(step.event)
         return step, manifest
@@ -555,69 +428,30 @@ class SweepReconciler:
     def _tidy_step(
         self, accepted: Accepted, pods: Mapping[str, PodView], completion: Completion | None
     ) -> dict[str, Any] | None:
-        """Once the sweep ended and its trial pods are gone: the tidy pod for its pruned
-        and failed trials' checkpoints (keepCheckpoints), once (CheckpointsTidied)."""
-        spec = accepted.spec
-        if completion is None or not needs_tidy(spec):
-            return None
-        if cond.get_condition(self.status.conditions, cond.CHECKPOINTS_TIDIED) is not None:
-            return None
-        if any(pod.live or pod.kind == "terminating" for pod in pods.values()):
-            return None  # a stopped trial writes its checkpoint last, at SIGTERM
-        ended = [
-            conventions.trial_name(self.name, record.number)
-            for record in accepted.engine.history()
-            if record.state in ("Pruned", "Failed")
-        ]
-        if not ended:
-            return None
-        manifest: dict[str, Any] | None = None
-        try:
-            manifest = build_tidy_pod(
-                accepted.sweep,
-                spec,
-                ended,
-                default_image=self.default_image,
-                policy=self.policy,
-            )
-        except BuildError as error:
-            status, reason, message = False, "TidyRefused", f"no tidy pod: {error}"
-        else:
-            status, reason = True, "TidyPodCreated"
-            message = (
-                f"{conventions.tidy_name(self.name)} removes the checkpoints of {len(ended)} "
-                "pruned or failed trial(s)"
-            )
-        self.status.conditions = cond.set_condition(
-            self.status.conditions,
-            cond.CHECKPOINTS_TIDIED,
-            status,
-            reason,
-            message,
-            generation=self.generation,
+        """tidy_step's tidy pod for this pass, its CheckpointsTidied condition recorded."""
+        step = tidy_step(
+            self.name,
+            accepted.sweep,
+            accepted.spec,
+            accepted.engine,
+            pods,
+            completion,
+            cond.get_condition(self.status.conditions, cond.CHECKPOINTS_TIDIED),
+            default_image=self.default_image,
+            policy=self.policy,
         )
-        return manifest
+        if step is None:
+            return None
+        self._set(cond.CHECKPOINTS_TIDIED, step.condition)
+        return step.manifest
 
     # ---- pods --------------------------------------------------------------------------
 
     def _converge(
         self, accepted: Accepted, pods: Mapping[str, PodView], effects: Effects, now: float
     ) -> None:
-        wanted: set[str] = set()
-        for plan in accepted.engine.in_flight():
-            wanted.add(plan.name)
-            pod = pods.get(plan.name)
-            if pod is not None and self._current(pod, plan.attempt):
-                self.pods.seen(plan.name)
-                continue
-            if pod is not None:
-                # A leftover of an earlier attempt (or of another sweep of this name).
-                if pod.kind != "terminating" and self.pods.may_delete(plan.name, now):
-                    effects.delete.append((plan.name, pod.uid))
-                continue
-            if self.pods.recently_created(plan.name, now, plan.attempt):
-                continue
-            manifest = build_trial(
+        def build(plan: TrialPlan) -> dict[str, Any]:
+            return build_trial(
                 accepted.sweep,
                 accepted.spec,
                 plan.number,
@@ -626,29 +460,12 @@ class SweepReconciler:
                 default_image=self.default_image,
                 policy=self.policy,
             )
-            effects.create.append(
-                PodToCreate(plan.number, plan.name, plan.attempt, dict(plan.params), manifest)
-            )
-        effects.delete.extend(self._stray_pods(pods, wanted, now))
 
-    def _stray_pods(
-        self, pods: Mapping[str, PodView], wanted: set[str], now: float
-    ) -> list[tuple[str, str]]:
-        """Pods no trial in flight wants: stop the live ones (a sidecar can keep a finished
-        trial's pod running); a foreign finished one goes too."""
-        doomed = []
-        for name, pod in pods.items():
-            if name in wanted or pod.kind == "terminating":
-                continue
-            foreign = self.uid is not None and pod.owner_uid not in (None, self.uid)
-            if (pod.live or foreign) and self.pods.may_delete(name, now):
-                doomed.append((name, pod.uid))
-        return doomed
-
-    def _current(self, pod: PodView, attempt: int) -> bool:
-        if self.uid is not None and pod.owner_uid not in (None, self.uid):
-            return False
-        return pod.attempt == attempt
+        create, delete = converge(
+            accepted.engine.in_flight(), pods, self.pods, self.uid, now, build
+        )
+        effects.create.extend(create)
+        effects.delete.extend(delete)
 
     def note_created(self, name: str, attempt: int) -> None:
         self.pods.note_created(name, attempt, self.clock())
@@ -657,8 +474,7 @@ class SweepReconciler:
     def create_refused(self, name: str, attempt: int, status: int, message: str) -> None:
         """The API server refused a trial's pod: say why, and give up on a lasting refusal."""
         previous = self.refusals.get(name)
-        count = previous.count + 1 if previous and previous.attempt == attempt else 1
-        refusal = Refusal(attempt, count, status, excerpt(message))
+        refusal = next_refusal(previous, attempt, status, message)
         self.refusals[name] = refusal
         if previous is None or previous.message != refusal.message:
             self._events.append(
@@ -670,51 +486,12 @@ class SweepReconciler:
 
     # ---- status ------------------------------------------------------------------------
 
-    def _note_stuck(self, stuck: list[tuple[str, str]]) -> None:
-        """TrialsStarted: False with the first problem's reason while trials cannot start,
-        False with reason Queued while they only wait for Kueue's quota (which is no
-        problem: they start as it frees up), True otherwise."""
-        queued = [name for name, why in stuck if why == QUEUED_REASON]
-        stuck = [(name, why) for name, why in stuck if why != QUEUED_REASON]
-        waiting = f"{len(queued)} trial(s) queued by Kueue" if queued else ""
-        if queued and not stuck:
-            queue = self.spec.queue_name if self.spec is not None else None
-            # Without spec.queueName, Kueue may still manage the namespace's workloads.
-            by = f"queue {queue}" if queue else "Kueue"
-            shown = ", ".join(queued[:STUCK_SHOWN])
-            more = len(queued) - STUCK_SHOWN
-            self.status.conditions = cond.set_condition(
-                self.status.conditions,
-                cond.TRIALS_STARTED,
-                False,
-                QUEUED_REASON,
-                f"{waiting} wait for admission by {by}: {shown}"
-                + (f" (and {more} more)" if more > 0 else ""),
-                generation=self.generation,
-            )
-        elif stuck:
-            shown = "; ".join(f"{name}: {why}" for name, why in stuck[:STUCK_SHOWN])
-            more = len(stuck) - STUCK_SHOWN
-            message = shown + (f" (and {more} more)" if more > 0 else "")
-            reason = stuck[0][1].split(":", 1)[0] or "NotStarted"
-            self.status.conditions = cond.set_condition(
-                self.status.conditions,
-                cond.TRIALS_STARTED,
-                False,
-                reason,
-                f"{len(stuck)} trial(s) cannot start: {message}"
-                + (f"; {waiting}" if waiting else ""),
-                generation=self.generation,
-            )
-        elif cond.get_condition(self.status.conditions, cond.TRIALS_STARTED) is not None:
-            self.status.conditions = cond.set_condition(
-                self.status.conditions,
-                cond.TRIALS_STARTED,
-                True,
-                "Started",
-                "",
-                generation=self.generation,
-            )
+    def _note_stuck(self, stuck: Stuck) -> None:
+        queue = self.spec.queue_name if self.spec is not None else None
+        reported = cond.get_condition(self.status.conditions, cond.TRIALS_STARTED) is not None
+        update = trials_started(stuck, queue, reported)
+        if update is not None:
+            self._set(cond.TRIALS_STARTED, update)
 
     def _note_metrics(self, metrics: MetricsReading) -> None:
         if not metrics.queried:
@@ -723,24 +500,18 @@ class SweepReconciler:
             if not self.metrics_down:
                 self._events.append(Event("Warning", metrics.reason, metrics.problem))
             self.metrics_down = True
-            self.status.conditions = cond.set_condition(
-                self.status.conditions,
-                cond.METRICS_AVAILABLE,
-                False,
-                metrics.reason,
-                f"{metrics.problem} (retrying; trials keep their state)",
-                generation=self.generation,
-            )
+            message = f"{metrics.problem} (retrying; trials keep their state)"
+            self._set(cond.METRICS_AVAILABLE, (False, metrics.reason, message))
         else:
             self.metrics_down = False
-            self.status.conditions = cond.set_condition(
-                self.status.conditions,
-                cond.METRICS_AVAILABLE,
-                True,
-                "MetricsRead",
-                "",
-                generation=self.generation,
-            )
+            self._set(cond.METRICS_AVAILABLE, (True, "MetricsRead", ""))
+
+    def _set(self, type_: str, update: tuple[bool, str, str]) -> None:
+        """Set the condition `type_` to (status, reason, message) for this generation."""
+        status, reason, message = update
+        self.status.conditions = cond.set_condition(
+            self.status.conditions, type_, status, reason, message, generation=self.generation
+        )
 
     def _compose_status(
         self, completion: Completion | None, failure: str | None = None
@@ -761,16 +532,10 @@ class SweepReconciler:
         best = engine.best()
         if best is not None and best.number != self.best_number:
             self.best_number = best.number
-            value = best.value if best.value is not None else best.values
-            self._events.append(
-                Event("Normal", "NewBest", f"{best.trial}: {value} with {best.parameters}")
-            )
+            self._events.append(new_best_event(best))
         if completion is not None and not self.announced_finish:
             self.announced_finish = True
-            kind: EventType = "Normal" if completion.succeeded else "Warning"
-            self._events.append(
-                Event(kind, "SweepFinished", f"{completion.reason}: {completion.message}")
-            )
+            self._events.append(finished_event(completion))
 
     def _take_events(self) -> list[Event]:
         events, self._events = self._events, []
@@ -779,21 +544,6 @@ class SweepReconciler:
     def take_suggestion_times(self) -> list[float]:
         times, self.suggestion_seconds = self.suggestion_seconds, []
         return times
-
-
-def _plain(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The sweep as the spec models want it: no kopf bookkeeping, no status."""
-    meta = dict(body.get("metadata") or {})
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": {
-            k: v
-            for k, v in meta.items()
-            if k in ("name", "namespace", "labels", "generation", "uid")
-        },
-        "spec": dict(body.get("spec") or {}),
-    }
 
 
 def _age(started_at: str | None, wall: float) -> float:
