@@ -13,6 +13,10 @@ Each table gives the ratio of kubetune's default to the best peer (below 1: we w
     python -m bench.search_peers --seeds 5 --slow-seeds 3   # the committed reduced run (~9 min)
     python -m bench.search_peers --quick             # smoke, seconds
     python -m bench.search_peers --render            # redo tables from the saved JSON
+    python -m bench.search_peers --problems finetune --table PATH   # redo some rows only
+
+With --problems, rows of the other problems are kept from the JSON already in --out (run
+with the same settings), so a slow table can be replayed later than the rest.
 
 Writes bench/results/search_peers.json and .md (or under --out).
 """
@@ -51,6 +55,9 @@ class Config:
 
 FULL = Config(20, (1, 8), 100, 30.0, tuple(peers.SEARCHERS))
 QUICK = Config(1, (1, 4), 16, 4.0, tuple(peers.SEARCHERS))
+
+
+PROBLEM_NAMES = ("branin", "hartmann6", "curves", "curves-lr-coupled", "finetune")
 
 
 def problems(table: Path, quick: bool) -> list[ReplayProblem]:
@@ -336,6 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slow-seeds", type=int, help="seeds for slow searchers (optuna-gp)")
     parser.add_argument("--searchers", help="comma-separated subset of bench/peers.py names")
     parser.add_argument("--table", type=Path, default=finetune_curves.DATA, help="curves JSONL")
+    parser.add_argument(
+        "--problems",
+        help=f"comma-separated subset of {', '.join(PROBLEM_NAMES)}; other rows are kept "
+        "from --out's JSON",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument(
         "--render",
@@ -370,11 +382,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown or peers.OURS not in names:
             parser.error(f"--searchers: unknown {unknown} (must include {peers.OURS!r})")
         config = Config(**{**config.__dict__, "searchers": names})
+    chosen = set(PROBLEM_NAMES)
+    if args.problems:
+        chosen = set(args.problems.split(","))
+        if chosen - set(PROBLEM_NAMES):
+            parser.error(f"--problems: unknown {sorted(chosen - set(PROBLEM_NAMES))}")
     started = time.perf_counter()
     print(f"search peers: {config}")
     report: dict[str, Any] = {"config": config.__dict__, "rows": []}
     report["auto_sampler"] = peers.auto_sampler_status()
     for problem in problems(args.table, args.quick):
+        if problem.name not in chosen:
+            continue
         if isinstance(problem, TabularCurves):
             report.setdefault("tables", {})[problem.name] = {
                 "runs": len(problem.runs),
@@ -387,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["rows"].append(compare(row))
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     report["note"] = "full size" if config == FULL else "REDUCED size: rerun at full size"
+    if args.problems:
+        _keep_other_rows(report, args.out / "search_peers.json", chosen)
     text = markdown(report, config)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -394,6 +415,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "search_peers.md").write_text(text)
     print(f"wrote {args.out}/search_peers.json and .md in {report['wall_seconds']}s")
     return 0
+
+
+def _keep_other_rows(report: dict[str, Any], saved: Path, chosen: set[str]) -> None:
+    """Add the rows (and table notes) of problems not chosen from an earlier run's JSON."""
+    if not saved.exists():
+        return
+    earlier = json.loads(saved.read_text())
+    if earlier["config"] != json.loads(json.dumps(report["config"])):
+        raise SystemExit(f"--problems: {saved} was run with other settings: {earlier['config']}")
+    kept = [row for row in earlier["rows"] if row["problem"] not in chosen]
+    order = {name: i for i, name in enumerate(PROBLEM_NAMES)}
+    report["rows"] = sorted(kept + report["rows"], key=lambda r: order[r["problem"]])
+    for name, table in earlier.get("tables", {}).items():
+        if name not in chosen:
+            report.setdefault("tables", {})[name] = table
+    report["wall_seconds"] = round(report["wall_seconds"] + earlier["wall_seconds"], 1)
 
 
 if __name__ == "__main__":

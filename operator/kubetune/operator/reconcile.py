@@ -44,7 +44,12 @@ from kubetune.spec import (
 )
 from kubetune.spec.checks import semantic_problems
 from kubetune.spec.hub import cluster_prefetch
-from kubetune.spec.identity import legacy_search_space_digest, study_changes, study_digest
+from kubetune.spec.identity import (
+    as_started,
+    legacy_search_space_digest,
+    study_changes,
+    study_digest,
+)
 from kubetune.spec.parameters import sample_point
 from kubetune.text import excerpt
 from kubetune.trial_ending import (
@@ -167,7 +172,7 @@ class SweepReconciler:
             problems = semantic_problems(sweep)
             if problems:
                 raise SpecError(f"{self.namespace}/{self.name}", problems)
-            spec = effective_spec(sweep.spec)
+            spec = as_started(sweep.spec, effective_spec(sweep.spec), self.digest)
             url = spec.metrics.prometheus.url if spec.metrics.prometheus else None
             refused = self.prometheus_policy.problem(url)
             if refused is not None:
