@@ -18,7 +18,7 @@ def started_under_tpe(tmp_path: Path, manifest: dict[str, Any]) -> Path:
     spec = effective_spec(parse_sweep(saved, "saved").spec)
     out = tmp_path / "out"
     out.mkdir()
-    save_state(out / STATE_FILE, RunState(sweep="demo", spec=spec_dump(spec), startedAt=now()))
+    save_state(out / STATE_FILE, RunState(sweep="demo", spec=spec_dump(spec), started_at=now()))
     return out
 
 
