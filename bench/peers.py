@@ -1,6 +1,6 @@
 """The searchers a user would pick instead of kubetune's default, as replay.Searcher objects.
 
-- ``kubetune``: SweepEngine with the spec defaults (algorithm tpe, earlyStopping none),
+- ``kubetune``: SweepEngine with the spec defaults (algorithm auto, earlyStopping none),
   driven the way the operator drives it, so the real sampler and pruner code runs.
   ``kubetune-asha`` is kubetune with the documented pruning setting, for information.
 - ``optuna-tpe``: ``TPESampler()``, no pruner; ``optuna-tpe-median``: with
@@ -59,7 +59,7 @@ def spec_for(
 ) -> SweepSpec:
     doc: dict[str, Any] = {
         "parameters": problem.parameters,
-        "algorithm": {"name": "tpe", "seed": seed},
+        "algorithm": {"seed": seed},  # the default algorithm: what is measured
         "budget": {"maxTrials": max_trials, "parallelism": workers, "maxFailedTrials": 0},
     }
     if early is not None:
@@ -268,7 +268,7 @@ OURS = "kubetune"
 # name -> (factory, what it is, whether it differs from its sampler alone on analytic
 # problems: pruners never act on a one-evaluation run, so those arms are skipped there).
 SEARCHERS: dict[str, tuple[Any, str, bool]] = {
-    OURS: (_kubetune(None, 1), "SweepEngine, spec defaults (tpe, no pruner)", False),
+    OURS: (_kubetune(None, 1), "SweepEngine, spec defaults (auto, no pruner)", False),
     "kubetune-asha": (
         _kubetune(KUBETUNE_ASHA, 4),
         "SweepEngine, earlyStopping asha minSteps 50 rf 4 (informational, not a peer)",
@@ -323,4 +323,4 @@ def auto_sampler_status(timeout: float = 5.0) -> str:
     return "loadable"
 
 
-SLOW = {"optuna-gp"}  # seconds per ask on 2 shared cores: --slow-seeds limits its seeds
+SLOW = {"optuna-gp"}  # a GP ask takes ~0.1-1 s on 2 shared cores: --slow-seeds limits its seeds

@@ -4,11 +4,11 @@ import random
 
 import pytest
 
-from kubetune.engine import SweepEngine
+from kubetune.engine import SweepEngine, samplers
 from tests.engine.helpers import GRID_SPACE, loss, make_spec, rebuilt, simulate
 
 
-@pytest.mark.parametrize("algorithm", ["tpe", "random", "grid", "qmc"])
+@pytest.mark.parametrize("algorithm", ["auto", "tpe", "random", "grid", "qmc"])
 @pytest.mark.parametrize("pruner", ["none", "asha"])
 def test_rebuild_at_every_event_decides_like_the_live_engine(algorithm: str, pruner: str) -> None:
     params = GRID_SPACE if algorithm == "grid" else None
@@ -28,6 +28,23 @@ def test_rebuild_at_every_event_decides_like_the_live_engine(algorithm: str, pru
     assert engine.finished() is not None
 
 
+def test_auto_rebuild_decides_like_the_live_engine_across_the_gp_to_tpe_switch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The switch at trial AUTO_GP_TRIALS (300) brought down to 9, so that a short sweep at
+    # parallelism 3 crosses it with GP trials still running when TPE takes over.
+    monkeypatch.setattr(samplers, "AUTO_GP_TRIALS", 9)
+    spec = make_spec(
+        algorithm={"name": "auto", "seed": 6, "startupTrials": 4},
+        budget={"maxTrials": 14, "parallelism": 3, "maxFailedTrials": 10},
+    )
+    engine = SweepEngine(spec, "det-auto")
+    log = simulate(engine, random.Random(4), events=120, check=True)
+    assert any(line.startswith("requeue") for line in log)
+    assert engine.finished() is not None
+    assert len(engine.history()) == 14
+
+
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_rebuild_decides_like_the_live_engine_with_other_pruners(pruner: str) -> None:
     spec = make_spec(
@@ -40,7 +57,7 @@ def test_rebuild_decides_like_the_live_engine_with_other_pruners(pruner: str) ->
     assert any(line.startswith("prune") for line in log)
 
 
-@pytest.mark.parametrize("algorithm", ["tpe", "random", "qmc", "grid", "cmaes", "nsga2"])
+@pytest.mark.parametrize("algorithm", ["auto", "tpe", "random", "qmc", "grid", "cmaes", "nsga2"])
 def test_two_live_runs_with_one_seed_are_identical(algorithm: str) -> None:
     fields: dict[str, object] = {
         "algorithm": {"name": algorithm, "seed": 11, "startupTrials": 3},

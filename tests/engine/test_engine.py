@@ -335,3 +335,6 @@ def test_gp_without_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     )
     with pytest.raises(ValueError, match=r"algorithm\.name: gp needs PyTorch"):
         SweepEngine(make_spec(algorithm={"name": "gp"}), "gp")
+    # auto (the default) asks the GP too: without torch it says so instead of running TPE.
+    with pytest.raises(ValueError, match=r"algorithm\.name: auto needs PyTorch"):
+        SweepEngine(make_spec(algorithm={"name": "auto"}), "auto")

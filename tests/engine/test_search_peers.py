@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bench import search_peers
 
 
@@ -52,3 +53,20 @@ def test_quick_run_writes_ratio_tables(tmp_path: Path) -> None:
     (tmp_path / "search_peers.md").unlink()
     assert search_peers.main(["--render", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "search_peers.md").read_text() == text and "## Summary" in text
+
+
+def test_problems_reruns_some_rows_and_keeps_the_others(tmp_path: Path) -> None:
+    argv = ["--quick", "--searchers", "kubetune,random", "--out", str(tmp_path)]
+    argv += ["--table", str(tmp_path / "none.jsonl")]
+    assert search_peers.main(argv) == 0
+    first = json.loads((tmp_path / "search_peers.json").read_text())
+    assert search_peers.main([*argv, "--problems", "curves"]) == 0
+    second = json.loads((tmp_path / "search_peers.json").read_text())
+    assert [(r["problem"], r["parallelism"]) for r in second["rows"]] == [
+        ("branin", 1), ("branin", 4), ("curves", 1), ("curves", 4)
+    ]  # fmt: skip
+    assert second["rows"][:2] == first["rows"][:2], "branin rows kept as they were"
+    assert second["wall_seconds"] > first["wall_seconds"]
+    # Other settings than the saved run's: refused, nothing mixed.
+    with pytest.raises(SystemExit, match="other settings"):
+        search_peers.main([*argv, "--problems", "curves", "--seeds", "2"])

@@ -791,3 +791,48 @@ def test_multi_objective_sweep_prunes_dominated_trials_from_readings() -> None:
     assert "TrialPruned" in [e.reason for e in effects.events]
     history = {r["n"]: r for r in effects.status["history"]}
     assert history[2]["iv"] == [[10, 1.2]] and history[2]["io"] == [[0.4]]
+
+
+def test_a_sweep_started_when_tpe_was_the_default_keeps_tpe_after_an_upgrade() -> None:
+    # An operator whose default was tpe wrote the digest of the spec with tpe filled in;
+    # the stored object leaves algorithm.name out (or algorithm altogether).
+    unnamed = body(algorithm={"seed": 1})
+    bare = body()
+    del bare["spec"]["algorithm"]
+    before = reconcile(new(), body(algorithm={"name": "tpe", "seed": 1}), {})
+    pods = {"s-t0000": running("s-t0000"), "s-t0001": running("s-t0001")}
+    for sweep in (unnamed, bare):
+        if sweep is bare:
+            before = reconcile(new(), body(algorithm={"name": "tpe"}), {})
+        rec = new()
+        after = reconcile(rec, sweep | {"status": before.status}, pods)
+        assert condition(after, "SpecAccepted")["status"] == "True"
+        assert rec.engine is not None and rec.engine.spec.algorithm.name == "tpe"
+        assert after.status["searchSpaceHash"] == before.status["searchSpaceHash"]
+        assert len(after.status["history"]) == 2  # the trials in flight carry on
+    # Naming the new default explicitly is an edit of the study: refused as before.
+    named = reconcile(new(), body(algorithm={"name": "auto"}, status=before.status), pods)
+    assert condition(named, "SpecAccepted")["reason"] == "SearchSpaceChanged"
+    # A sweep created now runs the new default, and keeps it across a restart.
+    rec = new()
+    fresh = reconcile(rec, unnamed, {})
+    assert rec.engine is not None and rec.engine.spec.algorithm.name == "auto"
+    again = new()
+    reconcile(again, unnamed | {"status": fresh.status}, pods)
+    assert again.engine is not None and again.engine.spec.algorithm.name == "auto"
+
+
+def test_a_sweep_adopted_from_0_1_without_an_algorithm_name_keeps_tpe() -> None:
+    from kubetune.spec import effective_spec, parse_sweep
+    from kubetune.spec.identity import legacy_search_space_digest
+
+    unnamed = body(algorithm={"seed": 1})
+    first = reconcile(new(), unnamed, {})
+    old = dict(first.status)
+    old["searchSpaceHash"] = legacy_search_space_digest(
+        effective_spec(parse_sweep(unnamed, "s").spec)
+    )
+    rec = new()
+    adopted = reconcile(rec, unnamed | {"status": old}, {"s-t0000": running("s-t0000")})
+    assert condition(adopted, "SpecAccepted")["status"] == "True"
+    assert rec.engine is not None and rec.engine.spec.algorithm.name == "tpe"

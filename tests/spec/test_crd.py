@@ -66,8 +66,9 @@ def test_schema_is_structural() -> None:
 def test_schema_keeps_rules_the_api_server_can_check() -> None:
     spec = version()["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert spec["algorithm"]["properties"]["name"]["enum"] == [
-        "tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"
+        "auto", "tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"
     ]  # fmt: skip
+    assert spec["algorithm"]["properties"]["name"]["default"] == "auto"
     assert spec["budget"]["properties"]["maxTrials"]["minimum"] == 1
     param = spec["parameters"]["items"]
     assert param["required"] == ["name", "type"]

@@ -32,7 +32,7 @@ def test_explain_prints_every_default(
     assert [p["name"] for p in spec["parameters"]] == [
         "learning_rate", "lora_r", "lora_dropout", "warmup_ratio"
     ]  # fmt: skip
-    assert spec["algorithm"]["name"] == "tpe"
+    assert spec["algorithm"]["name"] == "auto"
     assert spec["objective"] == {
         "metric": "eval_loss",
         "direction": "minimize",

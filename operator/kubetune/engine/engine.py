@@ -87,7 +87,11 @@ class SweepEngine:
         seed = self.spec.algorithm.seed
         self.seed = default_seed(sweep_name) if seed is None else seed
         self._sampler = make_sampler(
-            self.spec.algorithm, self._space, self.seed, self.spec.budget.max_trials
+            self.spec.algorithm,
+            self._space,
+            self.seed,
+            self.spec.budget.max_trials,
+            len(self._objectives),
         )
         directions = [
             StudyDirection.MINIMIZE if o.direction == "minimize" else StudyDirection.MAXIMIZE

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import (
     BaseSampler,
     CmaEsSampler,
@@ -39,11 +39,39 @@ TPE_EI_CANDIDATES = 24
 TPE_CONSTANT_LIAR = True
 # With parallel trials, TPE takes over once this many have finished (not all startup ones).
 TPE_MIN_OBSERVATIONS = 3
+# The same for the GP of `auto`: with fewer finished trials it falls back to random points.
+GP_MIN_OBSERVATIONS = 3
+
+# `auto` asks a Gaussian process while that is cheap and suits the space, then TPE. Measured
+# with bench/search_peers.py (bench/results/search_peers.md): Optuna's GPSampler finds the
+# optimum of small numeric problems in far fewer trials than TPE; its asks cost O(n^3) in
+# the finished trials (~0.2 s at 300, seconds at 1000 on one core), so later trials use TPE.
+AUTO_GP_MAX_PARAMS = 12
+AUTO_GP_MAX_CHOICES = 8  # per categorical parameter: more, and the GP's kernel fits poorly
+AUTO_GP_TRIALS = 300  # trials numbered below this are asked of the GP
 
 
 def trial_seed(seed: int, number: int) -> int:
     """The RNG seed for the ask of trial ``number``: stable across processes and restarts."""
     return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def auto_uses_gp(space: SearchSpace, objectives: int, number: int) -> bool:
+    """Whether `auto` asks the GP for trial ``number`` (else TPE).
+
+    A pure function of the spec and the trial number, so a rebuilt engine decides alike:
+    one objective, at most AUTO_GP_MAX_PARAMS parameters, no categorical with more than
+    AUTO_GP_MAX_CHOICES choices, and a trial number below AUTO_GP_TRIALS.
+    """
+    if objectives != 1 or number >= AUTO_GP_TRIALS:
+        return False
+    if len(space.distributions) > AUTO_GP_MAX_PARAMS:
+        return False
+    return all(
+        len(d.choices) <= AUTO_GP_MAX_CHOICES
+        for d in space.distributions.values()
+        if isinstance(d, CategoricalDistribution)
+    )
 
 
 def startup_trials(algorithm: Algorithm, max_trials: int) -> int:
@@ -78,28 +106,52 @@ class _NumberedQMCSampler(QMCSampler):
         return self._number
 
 
+def _require_torch(name: str) -> None:
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError(
+            f"algorithm.name: {name} needs PyTorch installed where the engine runs "
+            "(pip install 'kubetune[operator]')"
+        )
+
+
+def _tpe(seed: int, startup: int) -> BaseSampler:
+    return TPESampler(
+        seed=seed,
+        n_startup_trials=min(startup, TPE_MIN_OBSERVATIONS),
+        n_ei_candidates=TPE_EI_CANDIDATES,
+        multivariate=True,
+        constant_liar=TPE_CONSTANT_LIAR,
+    )
+
+
 def _factory(
-    algorithm: Algorithm, space: SearchSpace, seed: int, max_trials: int
+    algorithm: Algorithm, space: SearchSpace, seed: int, max_trials: int, objectives: int
 ) -> SamplerFactory:
     startup = startup_trials(algorithm, max_trials)
     name = algorithm.name
-    if name == "tpe":
-        # Startup trials are Sobol points rather than random ones: they cover the space
-        # evenly, and trial N's point depends on N alone.
+    if name in ("tpe", "auto"):
+        if name == "auto":
+            _require_torch(name)
+        # TPE's startup trials are Sobol points rather than random ones: they cover the
+        # space evenly, and trial N's point depends on N alone.
         sobol = _NumberedQMCSampler(dict(space.distributions), seed)
 
-        def tpe(s: int, number: int) -> BaseSampler:
+        def model_based(s: int, number: int) -> BaseSampler:
+            gp = name == "auto" and auto_uses_gp(space, objectives, number)
             if number < startup:
-                return sobol
-            return TPESampler(
-                seed=s,
-                n_startup_trials=min(startup, TPE_MIN_OBSERVATIONS),
-                n_ei_candidates=TPE_EI_CANDIDATES,
-                multivariate=True,
-                constant_liar=TPE_CONSTANT_LIAR,
-            )
+                # Before a GP, random points (as Optuna's GPSampler has): after Sobol ones
+                # the GP sat in a local optimum of Hartmann6 in 3 seeds of 3 (regret
+                # 0.04-0.6 at 100 trials), after random ones it found the optimum (<= 0.008).
+                return RandomSampler(seed=s) if gp else sobol
+            if gp:
+                return GPSampler(
+                    seed=s,
+                    n_startup_trials=min(startup, GP_MIN_OBSERVATIONS),
+                    warn_independent_sampling=False,
+                )
+            return _tpe(s, startup)
 
-        return tpe
+        return model_based
     if name == "random":
         return lambda s, n: RandomSampler(seed=s)
     if name == "grid":
@@ -108,8 +160,7 @@ def _factory(
         grid = GridSampler(space.grid(), seed=seed)
         return lambda s, n: grid
     if name == "gp":
-        if importlib.util.find_spec("torch") is None:
-            raise ValueError("algorithm.name: gp needs PyTorch installed where the engine runs")
+        _require_torch(name)
         return lambda s, n: GPSampler(
             seed=s, n_startup_trials=startup, warn_independent_sampling=False
         )
@@ -183,9 +234,10 @@ class TrialSeededSampler(BaseSampler):
 
 
 def make_sampler(
-    algorithm: Algorithm, space: SearchSpace, seed: int, max_trials: int
+    algorithm: Algorithm, space: SearchSpace, seed: int, max_trials: int, objectives: int = 1
 ) -> TrialSeededSampler:
     """The sampler for ``algorithm``, deterministic per (seed, trial number)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return TrialSeededSampler(_factory(algorithm, space, seed, max_trials), seed, space)
+        factory = _factory(algorithm, space, seed, max_trials, objectives)
+        return TrialSeededSampler(factory, seed, space)

@@ -33,7 +33,7 @@ from kubetune.spec import HyperparameterSweep, SpecError, SweepSpec, effective_s
 from kubetune.spec.checks import semantic_problems
 from kubetune.spec.durations import parse_duration
 from kubetune.spec.hub import repos_key
-from kubetune.spec.identity import study_changes
+from kubetune.spec.identity import as_started, study_changes, study_digest
 from kubetune.spec.parameters import sample_point
 from kubetune.trial_ending import REASON_INTERRUPTED
 
@@ -101,7 +101,7 @@ def prepare(
     try:
         notes: list[str] = []
         if resume:
-            state = _resumed_state(sweep_file, folder, sweep.name, spec)
+            state, spec = _resumed_state(sweep_file, folder, sweep.name, sweep.spec, spec)
         else:
             _replace_previous_run(folder, overwrite, grace_seconds, notes)
             state = RunState(sweep=sweep.name, spec=spec_dump(spec), started_at=now())
@@ -135,7 +135,10 @@ def _lock(folder: Path, create: bool) -> FolderLock | None:
         raise BadInput([f"--output: {folder}: cannot use it: {error.strerror}"]) from None
 
 
-def _resumed_state(sweep_file: str, folder: Path, name: str, spec: SweepSpec) -> RunState:
+def _resumed_state(
+    sweep_file: str, folder: Path, name: str, written: SweepSpec, spec: SweepSpec
+) -> tuple[RunState, SweepSpec]:
+    """The saved run state, and the effective spec the resumed study runs under."""
     try:
         state = load_state(folder / STATE_FILE)
     except StateError as error:
@@ -148,6 +151,7 @@ def _resumed_state(sweep_file: str, folder: Path, name: str, spec: SweepSpec) ->
         raise BadInput(
             [f"--resume: {folder / STATE_FILE}: spec: not a kubetune sweep spec"]
         ) from None
+    spec = as_started(written, spec, study_digest(saved))
     changed = study_changes(saved, spec)
     if changed:
         raise BadInput(
@@ -160,7 +164,7 @@ def _resumed_state(sweep_file: str, folder: Path, name: str, spec: SweepSpec) ->
         )
     state.spec = spec_dump(spec)
     state.completion = None
-    return state
+    return state, spec
 
 
 def _replace_previous_run(

@@ -17,7 +17,7 @@ from kubetune.metrics import PrometheusUrlPolicy
 from kubetune.policy.pod_policy import PodPolicy
 from kubetune.spec import HyperparameterSweep, SpecError, SweepSpec, effective_spec, parse_sweep
 from kubetune.spec.checks import semantic_problems
-from kubetune.spec.identity import study_changes
+from kubetune.spec.identity import as_started, study_changes
 from kubetune.spec.parameters import sample_point
 
 
@@ -38,13 +38,17 @@ def checked_spec(
     default_image: str | None,
     policy: PodPolicy,
     prometheus_policy: PrometheusUrlPolicy,
+    started_digest: str | None = None,
 ) -> tuple[HyperparameterSweep, SweepSpec]:
-    """The sweep and its effective spec; SpecError (at `where`) with what is wrong."""
+    """The sweep and its effective spec; SpecError (at `where`) with what is wrong.
+
+    `started_digest` (the study digest in status) keeps a sweep started under an earlier
+    default on the defaults it started with (spec.identity.as_started)."""
     sweep = parse_sweep(plain(body), where)
     problems = semantic_problems(sweep)
     if problems:
         raise SpecError(where, problems)
-    spec = effective_spec(sweep.spec)
+    spec = as_started(sweep.spec, effective_spec(sweep.spec), started_digest)
     url = spec.metrics.prometheus.url if spec.metrics.prometheus else None
     refused = prometheus_policy.problem(url)
     if refused is not None:

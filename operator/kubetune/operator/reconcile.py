@@ -124,6 +124,7 @@ class SweepReconciler:
             sweep, spec = checked_spec(
                 body,
                 f"{self.namespace}/{self.name}",
+                started_digest=self.digest,
                 default_image=self.default_image,
                 policy=self.policy,
                 prometheus_policy=self.prometheus_policy,

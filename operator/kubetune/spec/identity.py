@@ -10,6 +10,9 @@ refuse such an edit: the operator (by a digest kept in status) and `kubetune run
 Everything else may change: budget, parallelism, suspend, pruning, the objective's
 target, spec.additionalMetrics (recorded, never judged: later trials record the new list),
 and the trial pod or trainer settings.
+
+A change of kubetune's own defaults is no edit: a sweep that left algorithm.name out and
+started when the default was tpe keeps running tpe (as_started).
 """
 
 import hashlib
@@ -55,6 +58,29 @@ def legacy_search_space_digest(spec: SweepSpec) -> str:
     return _digest(
         {"parameters": identity["spec.parameters"], "objectives": identity["spec.objective"]}
     )
+
+
+# The default algorithm before `auto`; sweeps that started under it keep it.
+FORMER_DEFAULT_ALGORITHM = "tpe"
+
+
+def as_started(written: SweepSpec, effective: SweepSpec, digest: str | None) -> SweepSpec:
+    """The effective spec a sweep runs under, given the study digest it started with.
+
+    ``written`` is the spec as the user wrote it (before effective_spec filled defaults).
+    When it leaves algorithm.name out and the sweep started under the former default
+    (its digest, or kubetune 0.1's legacy one, matches the spec with tpe), the sweep keeps
+    tpe: an operator upgrade must neither refuse it nor switch its sampler mid-run.
+    """
+    if digest is None or "name" in written.algorithm.model_fields_set:
+        return effective
+    if digest == study_digest(effective):
+        return effective
+    algorithm = effective.algorithm.model_copy(update={"name": FORMER_DEFAULT_ALGORITHM})
+    former = effective.model_copy(update={"algorithm": algorithm})
+    if digest in (study_digest(former), legacy_search_space_digest(former)):
+        return former
+    return effective
 
 
 def _digest(value: Any) -> str:

@@ -17,7 +17,7 @@ from kubetune.spec.pod_fields import DNS_LABEL_MAX
 from kubetune.spec.trainer import TemplateSpec, TrainerSpec, WorkloadSpec
 
 Direction = Literal["minimize", "maximize"]
-AlgorithmName = Literal["tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
+AlgorithmName = Literal["auto", "tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
 PrunerName = Literal["none", "median", "asha", "hyperband"]
 # Which of a trial's reports is its value: the last, or the best-looking of all.
 Strategy = Literal["final", "min", "max"]
@@ -78,7 +78,13 @@ class Objective(SpecModel):
 class Algorithm(SpecModel):
     """The sampler that proposes new trials."""
 
-    name: AlgorithmName = "tpe"
+    name: AlgorithmName = Field(
+        default="auto",
+        description=(
+            "auto (default): a Gaussian process for small numeric single-objective spaces "
+            "(<= 12 parameters, categoricals <= 8 choices) up to trial 300, else TPE."
+        ),
+    )
     seed: int | None = Field(default=None, ge=0)
     startup_trials: int | None = Field(
         default=None, ge=0, description="Random trials before the model-based sampler takes over."
