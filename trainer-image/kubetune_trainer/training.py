@@ -18,12 +18,13 @@ import torch
 
 from kubetune.spec.training_args import TrainingArguments
 from kubetune.trial_result import BestValue
-from kubetune_trainer import artifacts, checkpoint, distributed
+from kubetune_trainer import artifacts, attention, checkpoint, distributed
 from kubetune_trainer.batching import (
     Tokenized,
-    collate,
     fill_rows,
+    flatten,
     micro_batches,
+    model_inputs,
     shard,
     tokenize_pairs,
 )
@@ -189,7 +190,6 @@ class Run:
         self.plan = plan_steps(run, self.train_items)
         self.step_offset = fold[0] * self.plan.max_steps
         self.total_steps = fold[1] * self.plan.max_steps
-        self.pad_id: int = tokenizer.pad_token_id
         if run.trainer.method == "full":
             self.model = loaded.model
             self.model.requires_grad_(True)
@@ -243,7 +243,6 @@ class Run:
                 self.eval_items,
                 self.args.per_device_eval_batch_size,
                 self.args.max_length,
-                self.pad_id,
                 device,
                 dtype,
                 self.stop,
@@ -316,7 +315,6 @@ class Run:
             loss_sum = 0.0
             for index, global_rows in enumerate(step_batches):
                 rows = shard(global_rows, args.packing, args.max_length, world.rank, world.size)
-                batch = {k: v.to(device) for k, v in collate(rows, self.pad_id).items()}
                 last = index == len(step_batches) - 1
                 # Gradients are all-reduced once per step, after its last micro-batch.
                 syncing = (
@@ -324,7 +322,9 @@ class Run:
                     if last or not world.distributed
                     else self.train_model.no_sync()
                 )
-                with syncing:
+                with syncing, attention.per_example(self.model) as per_example:
+                    examples = [item for row in rows for item in row]
+                    batch = model_inputs(flatten(examples), device, per_example)
                     with autocast(device, dtype):
                         # Loss summed over tokens / all target tokens of the step (of every
                         # rank): gradient accumulation and DDP give the same update as one
