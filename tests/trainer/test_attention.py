@@ -1,5 +1,5 @@
-"""Per-example attention over a flattened batch: the same numbers as separate examples,
-with no mask built."""
+"""Per-example attention over a flattened batch, and logits only at the targets: the same
+numbers as separate examples and full logits, with no mask built."""
 
 from typing import Any
 
@@ -14,6 +14,7 @@ from kubetune_trainer.batching import (
     collate,
     flatten,
     model_inputs,
+    targets_only,
     tokenize_pairs,
 )
 
@@ -136,3 +137,40 @@ def test_other_attention_setups_keep_their_own_implementation(model: Any) -> Non
 def test_per_example_attention_refuses_a_row_without_boundaries(model: Any) -> None:
     with attention.per_example(model), pytest.raises(ValueError, match="cu_seq_lens_q"):
         model(input_ids=torch.tensor([[5, 6, 7]]), use_cache=False)
+
+
+def test_logits_only_at_targets_give_the_same_loss_and_gradients(
+    tokenizer: Any, model: Any
+) -> None:
+    """Prompt tokens carry no loss, so they need no logits: the LM head sees only the
+    answer positions, and the step's loss and update do not change."""
+    pairs = [("Q: What is 1 plus 2?\nA:", " 3"), ("Q: Reverse the word abc.\nA:", " cba")]
+    items = tokenize_pairs(tokenizer, pairs * 3, 64, train_on_prompt=False)
+    targets = sum(item.trained_tokens for item in items)
+    flat = flatten(items)
+    projected: list[int] = []
+    model.lm_head.register_forward_hook(lambda m, i, o: projected.append(o.shape[1]))
+
+    def step(batch: dict[str, torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        with attention.per_example(model) as on:
+            loss = model(
+                **model_inputs(batch, CPU, on),
+                num_items_in_batch=torch.tensor(targets),
+                use_cache=False,
+            ).loss
+            loss.backward()
+        return float(loss.detach()), [p.grad.clone() for p in model.parameters()]
+
+    full_loss, full_grads = step(flat)
+    kept_loss, kept_grads = step(targets_only(flat))
+    assert projected == [flat["input_ids"].shape[1], targets]
+    assert targets < flat["input_ids"].shape[1] / 2
+    assert kept_loss == pytest.approx(full_loss, rel=1e-6)
+    for kept, full in zip(kept_grads, full_grads, strict=True):
+        torch.testing.assert_close(kept, full, atol=1e-6, rtol=1e-5)
+
+
+def test_a_batch_without_targets_keeps_its_labels() -> None:
+    batch = flatten([Tokenized([5, 6], [IGNORE_INDEX, IGNORE_INDEX])])
+    assert targets_only(batch) is batch

@@ -168,6 +168,21 @@ def flatten(items: Sequence[Tokenized]) -> dict[str, torch.Tensor]:
     }
 
 
+def targets_only(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A flattened batch whose model call projects to the vocabulary only where a loss is
+    taken (transformers' logits_to_keep): prompt tokens and example starts get no logits.
+    The loss is the same sum over the same targets; the LM head, the log-softmax and
+    their backward shrink to the answer tokens (a large part of the step for a big
+    vocabulary). A batch with no target keeps its labels as they are."""
+    labels = batch["labels"][0]
+    positions = torch.nonzero(labels[1:] != IGNORE_INDEX).flatten()
+    if positions.numel() == 0:
+        return batch
+    # Position p predicts token p + 1; shift_labels tells the loss they are aligned.
+    targets = labels[positions + 1][None]
+    return {**batch, "labels": targets, "shift_labels": targets, "logits_to_keep": positions}
+
+
 def model_inputs(
     batch: dict[str, torch.Tensor], device: torch.device, per_example: bool
 ) -> dict[str, torch.Tensor]:

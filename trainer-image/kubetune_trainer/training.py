@@ -6,6 +6,7 @@ updates the trial's metrics every step, and never pads to max_length
 """
 
 import contextlib
+import inspect
 import math
 import random
 import time
@@ -26,6 +27,7 @@ from kubetune_trainer.batching import (
     micro_batches,
     model_inputs,
     shard,
+    targets_only,
     tokenize_pairs,
 )
 from kubetune_trainer.config import RunConfig
@@ -126,6 +128,12 @@ def _optimizer(model: Any, args: TrainingArguments) -> torch.optim.Optimizer:
     )
 
 
+def _accepts_logits_to_keep(model: Any) -> bool:
+    """Whether the causal LM can project only chosen positions (most transformers LMs)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 def _scheduler(optimizer: torch.optim.Optimizer, args: TrainingArguments, plan: Plan) -> Any:
     from transformers import get_scheduler
 
@@ -196,6 +204,7 @@ class Run:
         else:
             self.model = apply_lora(loaded, run.trainer.method, self.args)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.logits_at_targets = _accepts_logits_to_keep(self.model)
         self.world = distributed.world_from_env()
         # Training steps go through DDP (it averages the gradients across ranks and
         # broadcasts rank 0's initial weights); evaluation, checkpoints and the saved
@@ -323,8 +332,10 @@ class Run:
                     else self.train_model.no_sync()
                 )
                 with syncing, attention.per_example(self.model) as per_example:
-                    examples = [item for row in rows for item in row]
-                    batch = model_inputs(flatten(examples), device, per_example)
+                    flat = flatten([item for row in rows for item in row])
+                    if self.logits_at_targets:
+                        flat = targets_only(flat)
+                    batch = model_inputs(flat, device, per_example)
                     with autocast(device, dtype):
                         # Loss summed over tokens / all target tokens of the step (of every
                         # rank): gradient accumulation and DDP give the same update as one
