@@ -41,3 +41,20 @@ def test_the_cache_key_follows_the_recipe(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.undo()
     monkeypatch.setattr(tiny, "TINY_VERSION", tiny.TINY_VERSION + 1)
     assert tiny.cache_key() != key
+
+
+def test_two_builds_start_from_the_same_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key names the recipe, so the build must not depend on the RNG state of
+    the process that happens to run it."""
+    from safetensors.torch import load_file
+
+    monkeypatch.setattr(tiny, "pretrain", lambda model, tokenizer, should_stop: 1.0)
+    torch.manual_seed(1)
+    first = load_file(tiny.ensure_tiny(tmp_path / "a") / "model.safetensors")
+    torch.manual_seed(2)
+    second = load_file(tiny.ensure_tiny(tmp_path / "b") / "model.safetensors")
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name

@@ -189,7 +189,10 @@ def ensure_tiny(cache_dir: Path, should_stop: Callable[[], bool] = lambda: False
         _log(f"building and pre-training the tiny model once, into {target}")
         started = time.monotonic()
         tokenizer = build_tokenizer(synthetic.pretraining_corpus(), PRETRAIN["vocab_size"])
-        model = build_model(tokenizer)
+        # The same initial weights on every machine, whatever ran before in this process.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(PRETRAIN["seed"])
+            model = build_model(tokenizer)
         # One thread, whatever the trial asked for: with several, torch's threads wait on
         # each other at every operation, and when other processes hold the cores each
         # wait is long (on 2 busy cores a 2-thread build took 770 s instead of 115 s).
