@@ -174,3 +174,23 @@ def test_logits_only_at_targets_give_the_same_loss_and_gradients(
 def test_a_batch_without_targets_keeps_its_labels() -> None:
     batch = flatten([Tokenized([5, 6], [IGNORE_INDEX, IGNORE_INDEX])])
     assert targets_only(batch) is batch
+
+
+def test_gradient_checkpointing_recomputes_with_per_example_attention(
+    tokenizer: Any, model: Any
+) -> None:
+    """Checkpointed layers run their forward again during backward: still per example."""
+    items = examples(tokenizer)
+    model.train()
+
+    def grads() -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        with attention.per_example(model) as on:
+            model(**model_inputs(flatten(items), CPU, on), use_cache=False).loss.backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    plain = grads()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed = grads()
+    for a, b in zip(checkpointed, plain, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
