@@ -159,7 +159,8 @@ BASELINES: dict[str, str] = {
     "trainer_pad_longest": "transformers.Trainer, padded per batch to its longest example "
     "(DataCollatorForSeq2Seq)",
     "trainer_group_by_length": "transformers.Trainer, padded per batch, batches of similar "
-    "lengths (train_sampling_strategy='group_by_length')",
+    "lengths (train_sampling_strategy='group_by_length'; unlike every other side, a step "
+    "no longer trains on a random batch)",
     "trainer_flattening": "transformers.Trainer + DataCollatorWithFlattening (padding-free: "
     "the batch in one row, position ids restart per example)",
     "sft_padding_free": "trl.SFTTrainer, padding_free=True (the batch in one row)",
