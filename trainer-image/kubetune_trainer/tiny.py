@@ -40,9 +40,10 @@ TINY_ARCHITECTURE: dict[str, Any] = {
     "tie_word_embeddings": True,
 }
 # About 150k tokens, 20 s of one CPU thread: small batches learn the most per token.
-# (The first recipe, 400 steps of 2048 tokens, took 2 min on two threads; the facts
-# were learnt better, fact-answer loss 0.57 against 0.94 now, but the fine-tuning
-# sweep shows the same differences between hyperparameters.)
+# (The first recipe, 400 steps of 2048 tokens, took 2 min on two threads and learnt the
+# facts better: loss on held-out fact answers 0.57, 0.94 now. Hyperparameters still
+# matter as much: eval loss after 60 LoRA steps at lr 1e-4 / 2e-3 / 3e-2 is 3.7 / 1.05
+# / 2.1; but the best trials end higher, 1.05 instead of 0.93.)
 PRETRAIN: dict[str, Any] = {
     "vocab_size": 320,
     "steps": 300,
