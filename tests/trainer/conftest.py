@@ -13,7 +13,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 @pytest.fixture(scope="session")
 def tiny_cache() -> Path:
-    """The machine's tiny-model cache, built once (about a minute) if it is not there yet.
+    """The machine's tiny-model cache, built once (about 20 s of one core) if it is not there yet.
 
     Shared with `kubetune run` on purpose: the cache is keyed by a hash of the recipe
     and corpus, so a stale model is never reused.

@@ -1,11 +1,11 @@
 """Tokenized examples to padding-free batches.
 
-Examples are laid end to end in rows of at most max_length tokens, each with its
-own position ids starting at 0. transformers reads the position-id restarts as
-sequence boundaries and masks attention block-diagonally (masking_utils
-find_packed_sequence_indices), so no example sees another and no compute goes to
-padding up to max_length: only the last row of a batch is topped up to the
-longest row.
+A micro-batch is a few rows of at most max_length tokens (micro_batches, shard: which
+examples train together). To train, its examples are laid end to end in one row with
+no padding at all (flatten), each with its own position ids starting at 0, and
+attention.per_example keeps them apart. `collate` keeps the rows instead, topping each
+up to the longest: transformers reads the position-id restarts as sequence boundaries
+and masks attention block-diagonally (masking_utils find_packed_sequence_indices).
 """
 
 import random
@@ -144,6 +144,55 @@ def collate(rows: Sequence[Sequence[Tokenized]], pad_id: int) -> dict[str, torch
         "labels": torch.tensor(labels, dtype=torch.long),
         "position_ids": torch.tensor(positions, dtype=torch.long),
     }
+
+
+def flatten(items: Sequence[Tokenized]) -> dict[str, torch.Tensor]:
+    """Examples end to end in one row, no padding at all: input_ids / labels /
+    position_ids of shape (1, tokens), and cu_seq_lens_q, the example boundaries
+    (0, end of the first, ..., tokens) for attention.per_example."""
+    input_ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    bounds = [0]
+    for item in items:
+        input_ids.extend(item.input_ids)
+        # As in collate: an example's first token is not predicted from the one before.
+        labels.extend([IGNORE_INDEX, *item.labels[1:]])
+        positions.extend(range(len(item)))
+        bounds.append(len(input_ids))
+    return {
+        "input_ids": torch.tensor([input_ids], dtype=torch.long),
+        "labels": torch.tensor([labels], dtype=torch.long),
+        "position_ids": torch.tensor([positions], dtype=torch.long),
+        "cu_seq_lens_q": torch.tensor(bounds, dtype=torch.int32),
+    }
+
+
+def targets_only(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A flattened batch whose model call projects to the vocabulary only where a loss is
+    taken (transformers' logits_to_keep): prompt tokens and example starts get no logits.
+    The loss is the same sum over the same targets; the LM head, the log-softmax and
+    their backward shrink to the answer tokens (a large part of the step for a big
+    vocabulary). A batch with no target keeps its labels as they are."""
+    labels = batch["labels"][0]
+    positions = torch.nonzero(labels[1:] != IGNORE_INDEX).flatten()
+    if positions.numel() == 0:
+        return batch
+    # Position p predicts token p + 1; shift_labels tells the loss they are aligned.
+    targets = labels[positions + 1][None]
+    return {**batch, "labels": targets, "shift_labels": targets, "logits_to_keep": positions}
+
+
+def model_inputs(
+    batch: dict[str, torch.Tensor], device: torch.device, per_example: bool
+) -> dict[str, torch.Tensor]:
+    """A flattened batch as model keyword arguments on `device`. The boundaries stay on
+    the CPU (attention reads them as numbers) and go only to per-example attention:
+    another implementation finds the examples from the position ids."""
+    inputs = {k: v.to(device) for k, v in batch.items() if k != "cu_seq_lens_q"}
+    if per_example:
+        inputs["cu_seq_lens_q"] = batch["cu_seq_lens_q"]
+    return inputs
 
 
 def micro_batches(

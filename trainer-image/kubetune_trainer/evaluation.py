@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from kubetune_trainer.batching import Tokenized, balanced_rows, collate
+from kubetune_trainer import attention
+from kubetune_trainer.batching import Tokenized, balanced_rows, flatten, model_inputs
 from kubetune_trainer.synthetic import Example
 
 
@@ -47,7 +48,6 @@ def eval_loss(
     items: Sequence[Tokenized],
     batch_size: int,
     max_length: int,
-    pad_id: int,
     device: torch.device,
     dtype: torch.dtype | None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -60,14 +60,12 @@ def eval_loss(
         for rows in eval_batches(items, batch_size, max_length):
             if should_stop():
                 break
-            batch = {k: v.to(device) for k, v in collate(rows, pad_id).items()}
-            with autocast(device, dtype):
-                logits = model(
-                    input_ids=batch["input_ids"],
-                    position_ids=batch["position_ids"],
-                    use_cache=False,
-                ).logits
-            labels = batch["labels"][:, 1:]
+            flat = flatten([item for row in rows for item in row])
+            with attention.per_example(model) as per_example, autocast(device, dtype):
+                batch = model_inputs(flat, device, per_example)
+                labels = batch.pop("labels")
+                logits = model(**batch, use_cache=False).logits
+            labels = labels[:, 1:]
             losses = torch.nn.functional.cross_entropy(
                 logits[:, :-1].float().reshape(-1, logits.shape[-1]),
                 labels.reshape(-1),

@@ -17,7 +17,7 @@ TASKS = ("arithmetic", "reverse")
 PREFIX = SYNTHETIC_PREFIX
 _LETTERS = string.ascii_lowercase[:8]
 _SEED = 1234
-# Small enough that a one-minute pre-training learns most of the facts.
+# Small enough that the tiny model's half-minute pre-training learns a good part of the facts.
 _OPERANDS = range(40)
 _WORDS = 3000
 _TEST_SIZE = 300

@@ -6,6 +6,7 @@ updates the trial's metrics every step, and never pads to max_length
 """
 
 import contextlib
+import inspect
 import math
 import random
 import time
@@ -18,13 +19,15 @@ import torch
 
 from kubetune.spec.training_args import TrainingArguments
 from kubetune.trial_result import BestValue
-from kubetune_trainer import artifacts, checkpoint, distributed, sharding
+from kubetune_trainer import artifacts, attention, checkpoint, distributed, sharding
 from kubetune_trainer.batching import (
     Tokenized,
-    collate,
     fill_rows,
+    flatten,
     micro_batches,
+    model_inputs,
     shard,
+    targets_only,
     tokenize_pairs,
 )
 from kubetune_trainer.config import RunConfig
@@ -125,6 +128,12 @@ def _optimizer(model: Any, args: TrainingArguments) -> torch.optim.Optimizer:
     )
 
 
+def _accepts_logits_to_keep(model: Any) -> bool:
+    """Whether the causal LM can project only chosen positions (most transformers LMs)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 def _scheduler(optimizer: torch.optim.Optimizer, args: TrainingArguments, plan: Plan) -> Any:
     from transformers import get_scheduler
 
@@ -189,13 +198,13 @@ class Run:
         self.plan = plan_steps(run, self.train_items)
         self.step_offset = fold[0] * self.plan.max_steps
         self.total_steps = fold[1] * self.plan.max_steps
-        self.pad_id: int = tokenizer.pad_token_id
         if run.trainer.method == "full":
             self.model = loaded.model
             self.model.requires_grad_(True)
         else:
             self.model = apply_lora(loaded, run.trainer.method, self.args)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.logits_at_targets = _accepts_logits_to_keep(self.model)
         self.world = distributed.world_from_env()
         # Training steps go through DDP (it averages the gradients across ranks and
         # broadcasts rank 0's initial weights); evaluation, checkpoints and the saved
@@ -262,7 +271,6 @@ class Run:
                 self.eval_items,
                 self.args.per_device_eval_batch_size,
                 self.args.max_length,
-                self.pad_id,
                 device,
                 dtype,
                 self._eval_stop,
@@ -336,7 +344,6 @@ class Run:
             loss_sum = 0.0
             for index, global_rows in enumerate(step_batches):
                 rows = shard(global_rows, args.packing, args.max_length, world.rank, world.size)
-                batch = {k: v.to(device) for k, v in collate(rows, self.pad_id).items()}
                 last = index == len(step_batches) - 1
                 # Gradients are all-reduced once per step, after its last micro-batch.
                 syncing = (
@@ -344,7 +351,11 @@ class Run:
                     if last or not world.distributed
                     else sharding.no_sync(self.train_model)
                 )
-                with syncing:
+                with syncing, attention.per_example(self.model) as per_example:
+                    flat = flatten([item for row in rows for item in row])
+                    if self.logits_at_targets:
+                        flat = targets_only(flat)
+                    batch = model_inputs(flat, device, per_example)
                     with autocast(device, dtype):
                         # Loss summed over tokens / all target tokens of the step (of every
                         # rank): gradient accumulation and DDP give the same update as one
