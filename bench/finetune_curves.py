@@ -10,6 +10,10 @@ Resumable and chunked: ``--chunk i/n`` runs rows with index % n == i; each finis
 is appended to the JSONL (one line, flushed) and rows already there are skipped, so
 several processes (or machines, then concatenate) can build the table.
 
+Each row records the tiny model it trained (``tiny``: the model cache key). A row counts
+as done, and is read into the table, only for one model: a new tiny recipe starts a new
+table in the same file rather than mixing curves of two base models.
+
     python -m bench.finetune_curves --configs 400 --chunk 0/8      # one eighth of the table
     python -m bench.finetune_curves --configs 8 --max-steps 40 --limit 8   # a small proof
 
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +108,13 @@ def trainer_config(max_steps: int, eval_every: int, seed: int) -> dict[str, Any]
     }
 
 
+def tiny_model() -> str:
+    """The key of the tiny model the trainer loads here (its cache folder's name)."""
+    from kubetune_trainer import tiny
+
+    return tiny.cache_key()
+
+
 def run_one(row: Row, max_steps: int, eval_every: int, cache: Path | None) -> dict[str, Any]:
     """One trainer process; the row's JSONL record (curve, or the failure)."""
     with tempfile.TemporaryDirectory(prefix="ft-curve-") as tmp:
@@ -146,6 +158,7 @@ def run_one(row: Row, max_steps: int, eval_every: int, cache: Path | None) -> di
         "params": row.params,
         "max_steps": max_steps,
         "eval_every": eval_every,
+        "tiny": tiny_model(),
         "status": result.get("status", "failed") if proc.returncode == 0 else "failed",
         "curve": [[int(s), float(v)] for s, v in curve],
         "wall_seconds": wall,
@@ -155,18 +168,20 @@ def run_one(row: Row, max_steps: int, eval_every: int, cache: Path | None) -> di
     return record
 
 
-def done_keys(path: Path, max_steps: int, eval_every: int) -> set[str]:
-    """Rows already recorded at this run length (a table of another length is another table)."""
+def done_keys(path: Path, max_steps: int, eval_every: int, model: str) -> set[str]:
+    """Rows already recorded at this run length on this model (another is another table)."""
     if not path.exists():
         return set()
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {r["key"] for r in rows if (r["max_steps"], r["eval_every"]) == (max_steps, eval_every)}
+    table = (max_steps, eval_every, model)
+    return {r["key"] for r in rows if (r["max_steps"], r["eval_every"], r.get("tiny")) == table}
 
 
 def load_problem(path: Path, name: str = "finetune") -> TabularCurves | None:
     """The recorded table as a replay problem (succeeded runs only), or None if empty.
 
-    Runs of one table must share max_steps; rows with another length are ignored.
+    Runs of one table share max_steps and the tiny model: the model with the most rows is
+    read, and of its rows those of the longest runs.
     """
     if not path.exists():
         return None
@@ -174,6 +189,9 @@ def load_problem(path: Path, name: str = "finetune") -> TabularCurves | None:
     rows = [r for r in rows if r["status"] == "succeeded" and r["curve"]]
     if not rows:
         return None
+    models = Counter(r.get("tiny") for r in rows)
+    model = max(models, key=lambda m: (models[m], str(m)))
+    rows = [r for r in rows if r.get("tiny") == model]
     length = max(r["max_steps"] for r in rows)
     runs = [
         Recorded(r["key"], r["params"], [(int(s), float(v)) for s, v in r["curve"]])
@@ -208,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.configs < 1 or args.max_steps < 1 or not 1 <= args.eval_every <= args.max_steps:
         parser.error("--configs, --max-steps >= 1 and 1 <= --eval-every <= --max-steps")
     index, count = args.chunk
-    done = done_keys(args.out, args.max_steps, args.eval_every)
+    done = done_keys(args.out, args.max_steps, args.eval_every, tiny_model())
     todo = [r for i, r in enumerate(design(args.configs)) if i % count == index]
     todo = [r for r in todo if r.key not in done][: args.limit]
     print(f"finetune curves: {len(todo)} runs to do in chunk {index}/{count} ({len(done)} done)")
