@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-NAME = "kubetune_per_example"
+NAME = "per_example_flattened"
 
 
 def per_example_attention(
