@@ -56,10 +56,12 @@ def spec_for(
     workers: int,
     max_trials: int,
     early: dict[str, Any] | None = None,
+    algorithm: str | None = None,
 ) -> SweepSpec:
+    """The sweep kubetune runs on ``problem``: the spec's default algorithm unless named."""
     doc: dict[str, Any] = {
         "parameters": problem.parameters,
-        "algorithm": {"seed": seed},  # the default algorithm: what is measured
+        "algorithm": {"seed": seed} | ({"name": algorithm} if algorithm else {}),
         "budget": {"maxTrials": max_trials, "parallelism": workers, "maxFailedTrials": 0},
     }
     if early is not None:
