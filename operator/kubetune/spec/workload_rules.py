@@ -51,17 +51,12 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
             return problems
         kind = workload_kind(workload)
     else:
-        for field, given in (
-            ("podTemplates", workload.pod_templates),
-            ("successCondition", workload.success_condition),
-            ("failureCondition", workload.failure_condition),
-            ("primaryPod.labels", workload.primary_pod.labels),
-        ):
-            if given:
-                return [
-                    f"spec.workload.{field}: only for a kind kubetune does not know; it reads "
-                    f"a {kind.api_version} {kind.kind}'s own (remove it)"
-                ]
+        field = _custom_only_field(workload)
+        if field is not None:
+            return [
+                f"spec.workload.{field}: only for a kind kubetune does not know; it reads "
+                f"a {kind.api_version} {kind.kind}'s own (remove it)"
+            ]
     if not isinstance(obj.get("spec"), dict):
         return [f"{WORKLOAD_FIELD}.spec: required: the {kind.kind}'s spec"]
     templates = kind.templates(obj)
@@ -106,9 +101,8 @@ def shape_problems(workload: WorkloadSpec) -> list[str]:
     return []
 
 
-def _trainjob_problems(workload: WorkloadSpec) -> list[str]:
-    """A TrainJob: the released v1alpha1 shape (spec/trainjob.py), none of the fields for
-    kinds kubetune does not know, and the trial container is the Trainer's `node`."""
+def _custom_only_field(workload: WorkloadSpec) -> str | None:
+    """The first field given that only a kind kubetune does not know may have, or None."""
     for field, given in (
         ("podTemplates", workload.pod_templates),
         ("successCondition", workload.success_condition),
@@ -116,10 +110,19 @@ def _trainjob_problems(workload: WorkloadSpec) -> list[str]:
         ("primaryPod.labels", workload.primary_pod.labels),
     ):
         if given:
-            return [
-                f"spec.workload.{field}: only for a kind kubetune does not know; it reads a "
-                f"TrainJob's own conditions and finds pod 0 of its trainer job itself (remove it)"
-            ]
+            return field
+    return None
+
+
+def _trainjob_problems(workload: WorkloadSpec) -> list[str]:
+    """A TrainJob: the released v1alpha1 shape (spec/trainjob.py), none of the fields for
+    kinds kubetune does not know, and the trial container is the Trainer's `node`."""
+    field = _custom_only_field(workload)
+    if field is not None:
+        return [
+            f"spec.workload.{field}: only for a kind kubetune does not know; it reads a "
+            f"TrainJob's own conditions and finds pod 0 of its trainer job itself (remove it)"
+        ]
     wanted = workload.primary_pod.container
     if wanted not in (None, trainjob.TRAINER_CONTAINER):
         return [
