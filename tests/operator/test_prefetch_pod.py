@@ -5,8 +5,6 @@ in trainer.env; a gated model fails the sweep with the hub's reason, and no tria
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 from kubetune import conventions
 from tests.cluster.cluster import Cluster
 from tests.trainer.fake_hub import FakeHub, Repo
+from tests.trainer.fake_hub import silent_hub as silent_server
 
 from .helpers import condition, event_reasons, trial_pods, wait_phase
 from .runner import InProcessOperator
@@ -72,27 +71,8 @@ def test_a_gated_model_fails_the_sweep_before_any_trial(
 
 @pytest.fixture
 def silent_hub() -> Iterator[str]:
-    """A hub that accepts connections and never answers: a stuck download."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in accepted:
-        connection.close()
-    server.close()
+    with silent_server() as url:
+        yield url
 
 
 def test_a_prefetch_past_its_deadline_fails_the_sweep(

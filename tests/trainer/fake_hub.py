@@ -11,10 +11,13 @@ missing one 404 with X-Error-Code: RepoNotFound. Every request is recorded, so a
 whether a second prefetch downloaded anything.
 """
 
+import contextlib
 import hashlib
 import json
 import re
+import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -163,3 +166,30 @@ class FakeHub:
         handler.end_headers()
         if body and handler.command != "HEAD":
             handler.wfile.write(data)
+
+
+@contextlib.contextmanager
+def silent_hub() -> Iterator[str]:
+    """A hub that accepts connections and never answers (a stuck download); its URL."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        server.close()

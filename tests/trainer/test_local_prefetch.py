@@ -2,8 +2,6 @@
 real `python -m kubetune_trainer prefetch` against the loopback hub (fake_hub.py)."""
 
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import yaml
 from kubetune_trainer import tiny
 from tests.local.cli import kubetune
 from tests.trainer.fake_hub import FakeHub, Repo
+from tests.trainer.fake_hub import silent_hub as silent_server
 
 MODEL = "kubetune-test/tiny"
 GATED = "kubetune-test/gated-403"
@@ -99,27 +98,8 @@ def test_parallel_trials_share_one_download(fake_hub: FakeHub, tmp_path: Path) -
 
 @pytest.fixture
 def silent_hub() -> Iterator[str]:
-    """A hub that accepts connections and never answers: a stuck download."""
-    server = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for connection in accepted:
-        connection.close()
-    server.close()
+    with silent_server() as url:
+        yield url
 
 
 def test_a_prefetch_past_its_deadline_is_one_line_and_no_trial_runs(
