@@ -13,6 +13,7 @@ from typing import Any
 
 from .api import Api
 from .errors import ApiError
+from .lifecycle import DeleteOptions
 from .store import Event
 
 
@@ -52,6 +53,20 @@ class Controller:
 
     def reconcile(self) -> None:
         raise NotImplementedError
+
+    def remove(self, resource: tuple[str, str, str], item: dict[str, Any]) -> None:
+        """Delete what this controller made (background propagation); already gone is done."""
+        md = item["metadata"]
+        try:
+            self.api.delete(
+                self.api.resource(*resource),
+                md["namespace"],
+                md["name"],
+                DeleteOptions(propagation="Background"),
+            )
+        except ApiError as error:
+            if error.code != 404:
+                raise
 
     def attempt(self, what: str, sync: Callable[[], Any]) -> None:
         """Run one sync step; a 409 conflict waits for the next event, other errors are kept."""

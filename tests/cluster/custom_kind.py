@@ -20,9 +20,7 @@ from typing import Any
 
 from .api import WriteOptions
 from .controller import Controller
-from .errors import ApiError
 from .jobs import TERMINAL
-from .lifecycle import DeleteOptions
 from .meta import now
 
 RUNS = ("example.dev", "v1", "trainingruns")
@@ -65,7 +63,7 @@ class TrainingRunController(Controller):
             status["conditions"] = [_done("False", "PodFailed", f"pod {failed[0]} failed")]
             for name, pod in pods.items():
                 if phases[name] not in TERMINAL:
-                    self._delete(pod)
+                    self.remove(PODS, pod)
         elif phases.get(f"{md['name']}-leader-0") == "Succeeded":
             status["phase"] = "Succeeded"
             status["conditions"] = [_done("True", "LeaderSucceeded", "the leader succeeded")]
@@ -106,19 +104,6 @@ class TrainingRunController(Controller):
         return self.api.create(
             self.api.resource(*PODS), md["namespace"], body, WriteOptions(manager="trainingrun")
         )
-
-    def _delete(self, pod: dict[str, Any]) -> None:
-        md = pod["metadata"]
-        try:
-            self.api.delete(
-                self.api.resource(*PODS),
-                md["namespace"],
-                md["name"],
-                DeleteOptions(propagation="Background"),
-            )
-        except ApiError as error:
-            if error.code != 404:
-                raise
 
 
 def _done(value: str, reason: str, message: str) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from .api import WriteOptions
 from .controller import Controller
 from .errors import ApiError
 from .jobs import TERMINAL, _condition
-from .lifecycle import DeleteOptions
 
 PYTORCH = ("kubeflow.org", "v1", "pytorchjobs")
 JOBSET = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
@@ -94,19 +93,6 @@ class TrainingControllers(Controller):
             subresource="status",
         )
 
-    def _delete(self, resource: tuple[str, str, str], item: dict[str, Any]) -> None:
-        md = item["metadata"]
-        try:
-            self.api.delete(
-                self.api.resource(*resource),
-                md["namespace"],
-                md["name"],
-                DeleteOptions(propagation="Background"),
-            )
-        except ApiError as error:
-            if error.code != 404:
-                raise
-
     # -- PyTorchJob ----------------------------------------------------------------------------
 
     def _sync_pytorchjob(self, job: dict[str, Any]) -> None:
@@ -121,7 +107,7 @@ class TrainingControllers(Controller):
             conditions.append(_condition("Created", "PyTorchJobCreated", "created"))
         if (spec.get("runPolicy") or {}).get("suspend"):
             for pod in pods.values():
-                self._delete(PODS, pod)
+                self.remove(PODS, pod)
             conditions.append(_condition("Suspended", "PyTorchJobSuspended", "suspended"))
             self._write_status(PYTORCH, job, {**status, "conditions": conditions})
             return
@@ -161,7 +147,7 @@ class TrainingControllers(Controller):
             )
             for name, pod in pods.items():  # cleanPodPolicy Running: stop the others
                 if phases[name] not in TERMINAL:
-                    self._delete(PODS, pod)
+                    self.remove(PODS, pod)
         elif all(phases.get(name) == "Succeeded" for name in primary):
             conditions.append(
                 _condition(
@@ -224,7 +210,7 @@ class TrainingControllers(Controller):
         conditions = [c for c in status.get("conditions") or [] if c["type"] != "Suspended"]
         if spec.get("suspend"):
             for job in jobs.values():
-                self._delete(JOBS, job)
+                self.remove(JOBS, job)
             conditions.append(_condition("Suspended", "SuspendedJobs", "jobset is suspended"))
             self._write_status(JOBSET, jobset, {**status, "conditions": conditions})
             return
@@ -251,7 +237,7 @@ class TrainingControllers(Controller):
             )
             for job in jobs.values():
                 if _job_state(job) is None:
-                    self._delete(JOBS, job)
+                    self.remove(JOBS, job)
         elif states and all(state == "Complete" for state in states):
             conditions.append(_condition("Completed", "AllJobsCompleted", "jobset completed"))
         self._write_status(JOBSET, jobset, {**status, "conditions": conditions})
