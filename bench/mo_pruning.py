@@ -32,21 +32,20 @@ largest rank (the whole front counts), and the table's median final loss with th
 Writes bench/results/mo_pruning.json and .md (or under --out).
 """
 
-import argparse
 import json
 import math
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import finetune_curves
+from bench import cli, finetune_curves  # cli first: it pins threads
 from bench.replay import Params, TabularCurves, play, trial_seed
 
 from kubetune.engine import SweepEngine
@@ -256,17 +255,10 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--seeds", type=int, help="override the number of seeds")
-    parser.add_argument("--table", type=Path, default=finetune_curves.DATA)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = cli.common_parser(__doc__, RESULTS, table=True)
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
-    if args.seeds is not None:
-        if args.seeds < 1:
-            parser.error("--seeds: must be >= 1")
-        config = Config(args.seeds, config.trials, config.workers, config.runs)
+    config = replace(config, seeds=cli.seeds(parser, args, config.seeds))
     problem = finetune_curves.load_problem(args.table)
     if problem is None:
         print(f"mo_pruning: no recorded runs in {args.table}", file=sys.stderr)

@@ -3,11 +3,11 @@
 Every arm plays the same problems, seeds and trial count through bench/replay.py's clock
 (``workers`` slots, a trial holds its slot for its steps, compute in training steps):
 
-- ``none``: SweepEngine, TPE, earlyStopping none (the reference);
-- ``asha``: SweepEngine, TPE, earlyStopping asha at the documented setting;
+- ``none``: SweepEngine, the default sampler ``auto``, earlyStopping none (the reference);
+- ``asha``: SweepEngine, ``auto``, earlyStopping asha at the documented setting;
 - ``asha-forecast-setting``: today's ASHA at the forecast arm's rungs (so a gain is not
   just other rungs);
-- ``forecast``: SweepEngine, TPE, earlyStopping asha with ``forecast: true``;
+- ``forecast``: SweepEngine, ``auto``, earlyStopping asha with ``forecast: true``;
 - ``optuna-median``: Optuna TPESampler() + MedianPruner() at their defaults;
 - ``ray-asha``: Ray Tune's ASHAScheduler semantics over random search (bench/peers.py).
 
@@ -22,21 +22,20 @@ the fine-tuning table) and the steps spent as a fraction of no pruning's.
 Writes bench/results/pruning.json and .md (or under --out).
 """
 
-import argparse
 import json
 import math
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import finetune_curves, peers
+from bench import cli, finetune_curves, peers  # cli first: it pins threads
 from bench.problems import LearningCurve
 from bench.replay import Params, ReplayProblem, Searcher, SyntheticCurves, TabularCurves, play
 from optuna.pruners import MedianPruner, NopPruner
@@ -74,10 +73,11 @@ class Config:
     trials: int
     workers: int
     compute_runs: float  # the equal-compute view's budget, in full-length runs
-    # kubetune's arms share one sampler, so only the pruner differs between them. TPE, not
-    # the default auto (a GP over 60 finished trials): the GP makes this bench an hour of CPU
-    # instead of minutes, and the question here is what a pruner costs against no pruning.
-    algorithm: str = "tpe"
+    # kubetune's arms share one sampler, so only the pruner differs between them: the default
+    # auto, so the pruners are measured with the sampler users get. (This was TPE while auto's
+    # GP made the bench an hour of CPU; with greenlet and one pinned thread, 10 seeds take
+    # minutes.)
+    algorithm: str = "auto"
 
 
 FULL = Config(seeds=10, trials=60, workers=4, compute_runs=15.0)
@@ -207,6 +207,7 @@ def study(
 
 def markdown(report: dict[str, Any]) -> str:
     config = report["config"]
+    sampler = config.get("algorithm", "auto")
     lines = [
         "# Pruning that keeps the best",
         "",
@@ -217,17 +218,19 @@ def markdown(report: dict[str, Any]) -> str:
         "on the table) against no pruning's, median over seeds; steps: median steps spent "
         "over no pruning's. Lower is better for both.",
         "",
-        "Arms: `none` (kubetune TPE, no pruning), `asha` (today's ASHA, documented setting), "
-        "`asha-forecast-setting` (today's ASHA at the forecast arm's rungs), `forecast` "
-        "(ASHA ranking by forecast final values), `optuna-median` (Optuna TPESampler() + "
-        "MedianPruner()), `ray-asha` (Ray Tune ASHAScheduler() semantics over random search, "
-        "bench/peers.py). Peers use their own samplers: their gap mixes sampler and pruner.",
+        f"Arms (kubetune's all with the sampler `{sampler}`): `none` (no pruning), `asha` "
+        "(today's ASHA, documented setting), `asha-forecast-setting` (today's ASHA at the "
+        "forecast arm's rungs), `forecast` (ASHA ranking by forecast final values), "
+        "`optuna-median` (Optuna TPESampler() + MedianPruner()), `ray-asha` (Ray Tune "
+        "ASHAScheduler() semantics over random search, bench/peers.py). Peers use their own "
+        "samplers: their gap mixes sampler and pruner.",
         "",
         "The fine-tuning table (`finetune`, when present) maps each suggestion to the nearest "
-        "recorded run, so TPE's trials often replay the same run and tie at a rung (ASHA keeps "
-        "ties): that raises the steps of every TPE arm there. It has 8 evaluations per run, "
-        "too few for a forecast before 1/3 of the run (a forecast needs 4): its forecast arm "
-        "ranks by value, like `asha-forecast-setting`.",
+        f"recorded run, so a model-based sampler's trials (kubetune's `{sampler}`, Optuna's "
+        "TPE) can replay the same run and tie at a rung (ASHA keeps ties): that raises the "
+        "steps of those arms there. It has 8 evaluations per run, too few for a forecast "
+        "before 1/3 of the run (a forecast needs 4): its forecast arm ranks by value, like "
+        "`asha-forecast-setting`.",
         "",
     ]
     for name, result in report["problems"].items():
@@ -308,29 +311,21 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--seeds", type=int, help="override the number of seeds")
-    parser.add_argument("--table", type=Path, default=finetune_curves.DATA)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--render", action="store_true", help="redo the .md from the JSON")
+    parser = cli.common_parser(__doc__, RESULTS, table=True, render=True)
     args = parser.parse_args(argv)
     if args.render:
         saved = json.loads((args.out / "pruning.json").read_text())
         (args.out / "pruning.md").write_text(markdown(saved))
         return 0
     config = QUICK if args.quick else FULL
-    if args.seeds is not None:
-        if args.seeds < 1:
-            parser.error("--seeds: must be >= 1")
-        config = Config(args.seeds, config.trials, config.workers, config.compute_runs)
+    config = replace(config, seeds=cli.seeds(parser, args, config.seeds))
     started = time.perf_counter()
     report: dict[str, Any] = {"config": config.__dict__, "problems": {}}
     for problem, setting in problems(args.table, args.quick):
         result = study(problem, setting, config, ARMS)
         report["problems"][problem.name] = result
         budget = config.compute_runs * problem.max_steps
-        many = Config(config.seeds, COMPUTE_TRIALS, config.workers, config.compute_runs)
+        many = replace(config, trials=COMPUTE_TRIALS)
         result["equal_compute"] = {
             "budget_steps": budget,
             "arms": study(problem, setting, many, ARMS, budget)["arms"],

@@ -10,7 +10,6 @@ Everything runs through kubetune.engine.SweepEngine exactly as the operator driv
 Writes bench/results/search_efficiency.json and .md (or under --out).
 """
 
-import argparse
 import heapq
 import json
 import math
@@ -19,13 +18,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import cli  # first: it pins threads
 from bench.problems import BRANIN, HARTMANN6, LearningCurve, Problem
 
 from kubetune.engine import SweepEngine, samplers
@@ -365,16 +365,10 @@ def markdown(report: dict[str, Any], config: Config) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--seeds", type=int, help="override the number of seeds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser = cli.common_parser(__doc__, RESULTS)
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
-    if args.seeds is not None:
-        if args.seeds < 1:
-            parser.error("--seeds: must be >= 1")
-        config = Config(**{**config.__dict__, "seeds": args.seeds})
+    config = replace(config, seeds=cli.seeds(parser, args, config.seeds))
     started = time.perf_counter()
     print(f"search efficiency: {config}")
     report: dict[str, Any] = {"config": config.__dict__, "problems": {}}

@@ -21,21 +21,20 @@ with the same settings), so a slow table can be replayed later than the rest.
 Writes bench/results/search_peers.json and .md (or under --out).
 """
 
-import argparse
 import json
 import math
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import finetune_curves, peers
+from bench import cli, finetune_curves, peers  # cli first: it pins threads
 from bench.problems import BRANIN, HARTMANN6, LearningCurve
 from bench.replay import AnalyticProblem, ReplayProblem, SyntheticCurves, TabularCurves, play
 
@@ -341,24 +340,15 @@ def markdown(report: dict[str, Any], config: Config) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
-    parser.add_argument("--seeds", type=int, help="override the number of seeds")
+    parser = cli.common_parser(__doc__, RESULTS, table=True, render=True)
     parser.add_argument("--analytic-trials", type=int, help="budget on analytic problems")
     parser.add_argument("--curve-runs", type=float, help="budget on curves, in full runs")
     parser.add_argument("--slow-seeds", type=int, help="seeds for slow searchers (optuna-gp)")
     parser.add_argument("--searchers", help="comma-separated subset of bench/peers.py names")
-    parser.add_argument("--table", type=Path, default=finetune_curves.DATA, help="curves JSONL")
     parser.add_argument(
         "--problems",
         help=f"comma-separated subset of {', '.join(PROBLEM_NAMES)}; other rows are kept "
         "from --out's JSON",
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    parser.add_argument(
-        "--render",
-        action="store_true",
-        help="only redo the comparisons and the .md from the arms in --out's .json",
     )
     args = parser.parse_args(argv)
     if args.render:
@@ -372,22 +362,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.out / "search_peers.md").write_text(markdown(written, Config(**saved)))
         return 0
     config = QUICK if args.quick else FULL
-    if args.seeds is not None:
-        if args.seeds < 1:
-            parser.error("--seeds: must be >= 1")
-        config = Config(**{**config.__dict__, "seeds": args.seeds})
+    config = replace(config, seeds=cli.seeds(parser, args, config.seeds))
     for flag in ("analytic_trials", "curve_runs", "slow_seeds"):
         value = getattr(args, flag)
         if value is not None:
             if value <= 0:
                 parser.error(f"--{flag.replace('_', '-')}: must be > 0")
-            config = Config(**{**config.__dict__, flag: value})
+            config = replace(config, **{flag: value})
     if args.searchers:
         names = tuple(args.searchers.split(","))
         unknown = [n for n in names if n not in peers.SEARCHERS]
         if unknown or peers.OURS not in names:
             parser.error(f"--searchers: unknown {unknown} (must include {peers.OURS!r})")
-        config = Config(**{**config.__dict__, "searchers": names})
+        config = replace(config, searchers=names)
     chosen = set(PROBLEM_NAMES)
     if args.problems:
         chosen = set(args.problems.split(","))
