@@ -629,3 +629,13 @@ def test_readme_documents_every_value() -> None:
     assert len(keys) > 40
     missing = [key for key in keys if f"| `{key}` |" not in readme]
     assert missing == []
+
+
+def test_readme_states_the_operator_resources_values_sets() -> None:
+    # The defaults column is prose, so the keys test above cannot see a stale figure here.
+    resources = yaml.safe_load((CHART / "values.yaml").read_text())["operator"]["resources"]
+    readme = (CHART / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `operator.resources` |"))
+    requests, limits = resources["requests"], resources["limits"]
+    stated = f"requests {requests['cpu']} / {requests['memory']}, limit {limits['memory']}"
+    assert f"| {stated} |" in row
