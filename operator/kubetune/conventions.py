@@ -134,6 +134,8 @@ ENV_POD_POLICY: Final = "KUBETUNE_POD_POLICY"
 # Address the operator's /metrics and /healthz listen on (default: every interface).
 ENV_BIND_ADDRESS: Final = "KUBETUNE_BIND_ADDRESS"
 DEFAULT_BIND_ADDRESS: Final = "0.0.0.0"
+# How many engine calls (Optuna asks, GP fits) the operator runs at once, across all sweeps.
+ENV_ENGINE_THREADS: Final = "KUBETUNE_ENGINE_THREADS"
 # Where the operator's leader-election Lease lives (the chart sets it to its namespace).
 ENV_OPERATOR_NAMESPACE: Final = "KUBETUNE_OPERATOR_NAMESPACE"
 DEFAULT_OPERATOR_NAMESPACE: Final = "kubetune"  # the install namespace the docs use

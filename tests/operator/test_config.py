@@ -77,3 +77,45 @@ def test_nodes_workload_option(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         _parse("--nodes-workload", "pytorchjob")
     assert "--nodes-workload: invalid choice: 'pytorchjob'" in capsys.readouterr().err
+
+
+def test_engine_threads_default_environment_then_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(conventions.ENV_ENGINE_THREADS, raising=False)
+    assert config_from(_parse()).engine_threads == 2
+    monkeypatch.setenv(conventions.ENV_ENGINE_THREADS, "4")
+    assert config_from(_parse()).engine_threads == 4
+    assert config_from(_parse("--engine-threads", "1")).engine_threads == 1
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5"])
+def test_bad_engine_threads_name_the_option_and_the_variable(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.delenv(conventions.ENV_ENGINE_THREADS, raising=False)
+    with pytest.raises(ValueError) as error:
+        config_from(_parse("--engine-threads", raw))
+    assert (
+        str(error.value) == f"--engine-threads: must be a whole number of at least 1, got {raw!r}"
+    )
+    monkeypatch.setenv(conventions.ENV_ENGINE_THREADS, raw)
+    with pytest.raises(ValueError) as error:
+        config_from(_parse())
+    assert str(error.value) == (
+        f"${conventions.ENV_ENGINE_THREADS}: must be a whole number of at least 1, got {raw!r}"
+    )
+
+
+def test_operator_refuses_to_start_with_no_engine_threads() -> None:
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'operator'}:{REPO / 'trainer-image'}")
+    env.pop(conventions.ENV_ENGINE_THREADS, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "kubetune.operator", "--engine-threads", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "kubetune operator: --engine-threads: must be a whole number of at least 1, got '0'"
+    ]

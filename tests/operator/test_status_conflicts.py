@@ -11,6 +11,7 @@ from kubernetes import client
 from kubetune import API_GROUP, API_VERSION, PLURAL, conventions
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event
+from kubetune.operator.engine_pool import EnginePool
 from kubetune.operator.kube import KubeClient
 from kubetune.operator.pod_state import view
 from kubetune.operator.runtime import SweepRuntime
@@ -18,6 +19,9 @@ from tests.cluster.cluster import Cluster
 
 from .helpers import history, sweep
 from .runner import sweep_manifest
+
+# The engine threads the operator would share among its sweeps (handlers.configure makes it).
+ENGINE = EnginePool(1)
 
 
 def _other_writer_finishes_trial_0(cluster: Cluster, namespace: str, name: str) -> None:
@@ -39,7 +43,7 @@ def _runtime(cluster: Cluster, namespace: str, name: str) -> tuple[SweepRuntime,
     kube = KubeClient.from_environment(str(cluster.kubeconfig))
     uid = sweep(cluster, namespace, name)["metadata"]["uid"]
     config = OperatorConfig(metrics_port=None)
-    return SweepRuntime(namespace, name, uid, kube, config), kube
+    return SweepRuntime(namespace, name, uid, kube, config, ENGINE), kube
 
 
 def _trial_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:

@@ -10,6 +10,11 @@ from kubetune.policy.pod_policy import PodPolicy, load_pod_policy
 if TYPE_CHECKING:
     from kubetune.metrics.urls import PrometheusUrlPolicy
 
+# Engine calls in flight at once (engine_pool.py). Engine work is CPU-bound under the GIL, so
+# more threads add memory (each GP ask its own torch buffers), not throughput. Two, not one:
+# a sweep's long ask (a GP at hundreds of trials takes seconds) leaves a thread for the others.
+DEFAULT_ENGINE_THREADS = 2
+
 
 @dataclass(frozen=True)
 class OperatorConfig:
@@ -29,6 +34,7 @@ class OperatorConfig:
     # What trainer.nodes trials run as: auto (a JobSet where jobset.x-k8s.io/v1alpha2 is
     # served, else an Indexed Job + headless Service), jobset or job (operator/nodes_shape.py).
     nodes_workload: str = "auto"
+    engine_threads: int = DEFAULT_ENGINE_THREADS
 
     @classmethod
     def from_environment(cls) -> "OperatorConfig":
@@ -44,6 +50,7 @@ class OperatorConfig:
             if policy
             else PodPolicy(),
             allowed_prometheus_urls=_listed(conventions.ENV_ALLOWED_PROMETHEUS_URLS),
+            engine_threads=_engine_threads(),
         )
 
     def prometheus_policy(self) -> "PrometheusUrlPolicy":
@@ -54,6 +61,25 @@ class OperatorConfig:
         return PrometheusUrlPolicy.from_settings(
             self.default_prometheus_url, self.allowed_prometheus_urls
         )
+
+
+def _engine_threads() -> int:
+    """$KUBETUNE_ENGINE_THREADS, else the default; ValueError names the variable."""
+    raw = os.environ.get(conventions.ENV_ENGINE_THREADS, "").strip()
+    if not raw:
+        return DEFAULT_ENGINE_THREADS
+    return engine_threads(raw, f"${conventions.ENV_ENGINE_THREADS}")
+
+
+def engine_threads(raw: str, source: str) -> int:
+    """A thread count of at least 1; ValueError names where it came from."""
+    try:
+        threads = int(raw)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{source}: must be a whole number of at least 1, got {raw!r}")
+    return threads
 
 
 def _listed(variable: str) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from kubetune import API_GROUP, API_VERSION, PLURAL, conventions
 from kubetune.builders.pod import trial_selector
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event
+from kubetune.operator.engine_pool import EnginePool
 from kubetune.operator.kube import ApiError, KubeClient, bearer_token, load_configuration
 from kubetune.operator.metrics import METRICS
 from kubetune.operator.pod_state import PodView, is_primary, job_view, view
@@ -40,6 +41,11 @@ class Registry(dict[tuple[str, str], SweepRuntime]):
 
 def _state(memo: Any) -> tuple[KubeClient, OperatorConfig, Registry]:
     return memo["kube"], memo["config"], memo["registry"]
+
+
+def _engine(memo: Any) -> EnginePool:
+    pool: EnginePool = memo["engine"]
+    return pool
 
 
 @kopf.on.login()
@@ -79,6 +85,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo["config"] = config
     memo["kube"] = KubeClient.from_environment()
     memo["registry"] = Registry()
+    # Every sweep's engine work shares these few threads (engine_pool.py: bounded memory).
+    memo["engine"] = EnginePool(config.engine_threads)
     if config.metrics_port and not memo.get("metrics_served"):
         METRICS.serve(config.metrics_port, config.bind_address)
         memo["metrics_served"] = True
@@ -90,6 +98,7 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     for runtime in list(registry.values()):
         await runtime.close()
     registry.clear()
+    _engine(memo).shutdown()
     await kube.aclose()
 
 
@@ -202,7 +211,7 @@ async def sweep_loop(
 ) -> None:
     kube, config, registry = _state(memo)
     namespace = namespace or "default"  # the CRD is namespaced; this only satisfies typing
-    runtime = SweepRuntime(namespace, name, uid, kube, config)
+    runtime = SweepRuntime(namespace, name, uid, kube, config, _engine(memo))
     registry[(namespace, name)] = runtime
 
     def post(event: Event) -> None:

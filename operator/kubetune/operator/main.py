@@ -3,7 +3,7 @@
 This is what the Helm chart runs. Options override the environment
 (KUBETUNE_WATCH_NAMESPACES, KUBETUNE_DEFAULT_TRAINER_IMAGE, KUBETUNE_DEFAULT_PROMETHEUS_URL,
 KUBETUNE_POD_POLICY, KUBETUNE_BIND_ADDRESS, KUBETUNE_ALLOWED_PROMETHEUS_URLS,
-KUBETUNE_OPERATOR_NAMESPACE).
+KUBETUNE_OPERATOR_NAMESPACE, KUBETUNE_ENGINE_THREADS).
 
 Only the holder of the operator's Lease runs kopf (leader.py): a second operator waits,
 serving only /healthz, and starts once the lease is released or expires. A leader that

@@ -5,7 +5,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from kubetune import conventions
-from kubetune.operator.config import OperatorConfig
+from kubetune.operator.config import DEFAULT_ENGINE_THREADS, OperatorConfig, engine_threads
 from kubetune.policy.pod_policy import load_pod_policy
 
 if TYPE_CHECKING:
@@ -90,11 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "serves jobset.x-k8s.io/v1alpha2 (default %(default)s). Chosen once per sweep and "
         "recorded on it, so a restart never changes a running sweep's trials.",
     )
+    parser.add_argument(
+        "--engine-threads",
+        metavar="N",
+        help="How many engine calls (Optuna asks, Gaussian-process fits) run at once across all "
+        "sweeps; the others wait their turn. Engine work is CPU-bound, so more add memory "
+        "(each GP ask holds its own torch buffers), not speed "
+        f"(default ${conventions.ENV_ENGINE_THREADS}, else {DEFAULT_ENGINE_THREADS}).",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
 
 
 def config_from(args: argparse.Namespace) -> OperatorConfig:
-    """Raises PodPolicyError when the pod policy (option or environment) cannot be read."""
+    """Raises PodPolicyError when the pod policy (option or environment) cannot be read,
+    ValueError naming the option or variable for a bad engine thread count."""
     config = OperatorConfig.from_environment()
     changes: dict[str, object] = {
         "metrics_port": args.metrics_port or None,
@@ -114,6 +123,8 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
         changes["pod_policy"] = load_pod_policy(args.pod_policy, "--pod-policy")
     if args.allow_prometheus_url:
         changes["allowed_prometheus_urls"] = tuple(args.allow_prometheus_url)
+    if args.engine_threads is not None:
+        changes["engine_threads"] = engine_threads(args.engine_threads, "--engine-threads")
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 

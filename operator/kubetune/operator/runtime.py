@@ -23,6 +23,7 @@ from kubetune.metrics import (
 from kubetune.metrics.logs import LogSource, log_reading
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.effects import Event, MetricsReading, PodToCreate
+from kubetune.operator.engine_pool import EnginePool
 from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.metrics import METRICS, OperatorMetrics
 from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION, is_nodes_job
@@ -90,6 +91,7 @@ class SweepRuntime:
         uid: str | None,
         kube: KubeClient,
         config: OperatorConfig,
+        engine: EnginePool,
         metrics: OperatorMetrics = METRICS,
     ) -> None:
         self.namespace = namespace
@@ -97,6 +99,7 @@ class SweepRuntime:
         self.uid = uid
         self.kube = kube
         self.config = config
+        self.engine = engine
         self.metrics = metrics
         self.policy = config.prometheus_policy()
         self.reconciler = self._new_reconciler()
@@ -213,13 +216,15 @@ class SweepRuntime:
         with self.metrics.time_reconcile():
             rec = self.reconciler
             # Engine work (a rebuild from history, a GP ask at 1000 trials) can take seconds:
-            # off the event loop, so watches, other sweeps and /healthz carry on meanwhile.
+            # off the event loop, so watches, other sweeps and /healthz carry on meanwhile;
+            # on the operator's few engine threads, so many sweeps' GP asks do not all hold
+            # their torch buffers at once.
             snapshot = {
                 key: body[key]
                 for key in ("apiVersion", "kind", "metadata", "spec", "status")
                 if key in body
             }
-            if await asyncio.to_thread(rec.accept, snapshot) or (
+            if await self.engine.run(rec.accept, snapshot) or (
                 self.source is None and rec.spec is not None
             ):
                 await self.close()
@@ -238,7 +243,7 @@ class SweepRuntime:
                 pod_views = [*pod_views, *found]
             pods = _by_name(pod_views)
             reading = await self.read_metrics(pods)
-            effects = await asyncio.to_thread(rec.decide, pods, reading)
+            effects = await self.engine.run(rec.decide, pods, reading)
             for seconds in rec.take_suggestion_times():
                 self.metrics.suggestion.observe(seconds)
             self.pending_events.extend(effects.events)
