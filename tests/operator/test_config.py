@@ -54,16 +54,21 @@ def test_bad_policy_in_environment_names_the_variable(monkeypatch: pytest.Monkey
     assert error.value.problems[0].startswith("level: ")
 
 
-def test_operator_refuses_to_start_with_a_bad_policy() -> None:
+def _start_operator(*args: str, unset: str) -> subprocess.CompletedProcess[str]:
+    """The real operator process started with ``args`` and without the variable ``unset``."""
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'operator'}:{REPO / 'trainer-image'}")
-    env.pop(conventions.ENV_POD_POLICY, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "kubetune.operator", "--pod-policy", "lenient"],
+    env.pop(unset, None)
+    return subprocess.run(
+        [sys.executable, "-m", "kubetune.operator", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=60,
     )
+
+
+def test_operator_refuses_to_start_with_a_bad_policy() -> None:
+    done = _start_operator("--pod-policy", "lenient", unset=conventions.ENV_POD_POLICY)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "--pod-policy: 'lenient' is not a level (privileged, baseline, restricted) nor a policy file"
@@ -106,15 +111,7 @@ def test_bad_engine_threads_name_the_option_and_the_variable(
 
 
 def test_operator_refuses_to_start_with_no_engine_threads() -> None:
-    env = dict(os.environ, PYTHONPATH=f"{REPO / 'operator'}:{REPO / 'trainer-image'}")
-    env.pop(conventions.ENV_ENGINE_THREADS, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "kubetune.operator", "--engine-threads", "0"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    done = _start_operator("--engine-threads", "0", unset=conventions.ENV_ENGINE_THREADS)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "kubetune operator: --engine-threads: must be a whole number of at least 1, got '0'"
