@@ -370,6 +370,11 @@ class Cluster:
         """Kueue stand-in (kueue.py): local queue name -> GPU quota; `{}` turns it off."""
         self.call(self.kueue.configure, quotas)
 
+    def kueue_evict(self, plural: str, namespace: str, name: str) -> None:
+        """The Kueue stand-in evicts an admitted workload (plural: jobs, jobsets, pytorchjobs,
+        trainjobs) as on preemption: suspended again and requeued (kueue.py)."""
+        self.call(self.kueue.evict, plural, namespace, name)
+
     def evict_pod(self, namespace: str, name: str, message: str | None = None) -> None:
         """The kubelet evicts the pod (node pressure): it fails with reason Evicted."""
         self.run(self._kubelet().evict(namespace, name, message))

@@ -17,10 +17,18 @@ Quota is released when the workload finishes (Job Complete/Failed, JobSet Comple
 PyTorchJob Succeeded/Failed, TrainJob Complete/Failed, pod Succeeded/Failed) or is gone. Off (no queue configured) it does nothing, like a cluster without Kueue: a
 suspended Job then stays suspended and no pod is gated.
 
+Eviction (`evict`, a test's call): Kueue evicting an admitted Job, JobSet, PyTorchJob or
+TrainJob, as it does when preempting it for a higher-priority workload: it sets the object's
+suspend back to true (the JobSet controller then stops its child Jobs and their pods) and
+releases its quota; the workload waits in its queue again, in its creation order (Kueue
+orders a preempted workload by its creation time; only one evicted for a PodsReady timeout
+or an admission check goes by its eviction time), and is admitted again when it fits.
+
 Differences from real Kueue (also in README.md): no Workload, LocalQueue or ClusterQueue
 objects (a queue is a name with a GPU quota, set with `configure`); only nvidia.com/gpu is
 counted; StrictFIFO only (the oldest workload of a queue blocks the younger ones); no
-preemption, cohorts, borrowing, priorities or partial admission; a workload naming an
+cohorts, borrowing, priorities or partial admission, and no preemption of its own (a test
+evicts with `evict`, and holds the quota meanwhile by lowering it); a workload naming an
 unknown queue stays queued (real Kueue also marks it inadmissible).
 """
 
@@ -84,6 +92,24 @@ class KueueController(Controller):
         self.quotas = dict(quotas)
         self.admitted.clear()
         self.peak = dict.fromkeys(self.quotas, 0)
+        self._kick()
+
+    def evict(self, plural: str, namespace: str, name: str) -> None:
+        """Kueue evicts the running (unsuspended) queued workload of that kind: suspended
+        again, its quota released, queued again in its creation order. On the cluster's event
+        loop: Cluster.kueue_evict."""
+        kind = next(k for k in SUSPENDABLE if k[2] == plural)
+        rt = self.api.resource(*kind)
+        obj = copy.deepcopy(self.api.get(rt, namespace, name))
+        md = obj["metadata"]
+        if QUEUE_LABEL not in (md.get("labels") or {}) or _at(obj, SUSPENDABLE[kind]):
+            raise ValueError(f"{plural} {namespace}/{name} is not an admitted queued workload")
+        holder = obj
+        for key in SUSPENDABLE[kind][:-1]:
+            holder = holder.setdefault(key, {})
+        holder[SUSPENDABLE[kind][-1]] = True
+        self.api.update(rt, namespace, name, obj, WriteOptions(manager="kueue-controller"))
+        self.admitted.pop(md["uid"], None)
         self._kick()
 
     # -- the pod webhook ----------------------------------------------------------------------
@@ -236,15 +262,23 @@ def _gpus(kind: tuple[str, str, str], spec: dict[str, Any]) -> int:
     """The GPUs of all the object's pods, as Kueue sums its Workload's PodSets: each pod
     template's request x how many pods are made from it."""
     if kind[2] == "jobs":
-        return gpu_request(spec.get("template") or {}) * int(spec.get("parallelism") or 1)
+        return gpu_request(spec.get("template") or {}) * _job_pods(spec)
     if kind[2] == "jobsets":
         total = 0
         for rjob in spec.get("replicatedJobs") or []:
             job = (rjob.get("template") or {}).get("spec") or {}
-            pods = int(rjob.get("replicas", 1)) * int(job.get("parallelism") or 1)
+            pods = int(rjob.get("replicas", 1)) * _job_pods(job)
             total += pods * gpu_request(job.get("template") or {})
         return total
     return sum(
         int(replica.get("replicas", 1)) * gpu_request(replica.get("template") or {})
         for replica in (spec.get("pytorchReplicaSpecs") or {}).values()
     )
+
+
+def _job_pods(job_spec: dict[str, Any]) -> int:
+    """The pods a Job runs at once, as Kueue counts its PodSet: parallelism (default 1), or
+    completions where that is fewer."""
+    pods = int(job_spec.get("parallelism") or 1)
+    completions = job_spec.get("completions")
+    return min(pods, int(completions)) if completions is not None else pods

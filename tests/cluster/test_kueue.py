@@ -146,12 +146,12 @@ def _gpu_template(seconds: float) -> dict[str, Any]:
     }
 
 
-def _queued(kind: str, name: str, namespace: str) -> dict[str, Any]:
+def _queued(kind: str, name: str, namespace: str, seconds: float = 1.0) -> dict[str, Any]:
     """A two-pod JobSet or PyTorchJob of 1 GPU per pod, labelled for queue q, written WITHOUT
     suspend: Kueue's webhook suspends it."""
     meta = {"name": name, "namespace": namespace, "labels": {QUEUE_LABEL: "q"}}
     if kind == "jobsets":
-        job = {"template": {"spec": {"backoffLimit": 0, "template": _gpu_template(1.0)}}}
+        job = {"template": {"spec": {"backoffLimit": 0, "template": _gpu_template(seconds)}}}
         return {
             "apiVersion": "jobset.x-k8s.io/v1alpha2",
             "kind": "JobSet",
@@ -192,6 +192,66 @@ def test_a_jobset_or_pytorchjob_is_suspended_and_admitted_as_one_unit(
         cluster.wait_for(lambda: not suspended("a"), message="a admitted")
         assert suspended("b")
         assert cluster.kueue.peak["q"] == 2
+        cluster.wait_for(lambda: not suspended("b"), timeout=30, message="b admitted")
+        assert cluster.kueue.peak["q"] == 2  # never both at once
+    finally:
+        cluster.set_kueue_quotas({})
+
+
+def test_a_job_counts_the_pods_it_runs_at_once_not_more_than_its_completions(
+    kueue: Cluster, namespace: str
+) -> None:
+    """Kueue's PodSet count is min(parallelism, completions): parallelism 2 with 1 completion
+    runs one pod, whose 1 GPU fits the quota of 1."""
+    manifest = gpu_job("capped", namespace)
+    manifest["spec"].update({"parallelism": 2, "completions": 1})
+    kueue.create(manifest)
+
+    def admitted() -> bool:
+        found = kueue.get("jobs", "capped", namespace, group="batch")
+        return bool(found and found["spec"].get("suspend") is False)
+
+    kueue.wait_for(admitted, timeout=30, message="capped admitted")
+    assert kueue.kueue.peak["q"] == 1
+
+
+def test_an_evicted_jobset_is_suspended_its_pods_stop_and_it_is_requeued(
+    cluster: Cluster, namespace: str
+) -> None:
+    """As Kueue preempting a JobSet: suspend true again (the JobSet controller removes its
+    Jobs, so its pods stop) and its quota released; while the preemptor holds the GPUs (here:
+    the quota lowered) it waits, then, queued in its creation order, goes before the JobSet
+    queued after it."""
+    cluster.apply_crd(TESTDATA / "jobsets-crd.yaml")
+    cluster.set_kueue_quotas({"q": 2})
+    try:
+        cluster.create(_queued("jobsets", "a", namespace, seconds=4))
+
+        def suspended(name: str) -> bool:
+            found = cluster.get("jobsets", name, namespace, group="jobset.x-k8s.io")
+            assert found is not None
+            return bool(found["spec"].get("suspend"))
+
+        def pods(name: str) -> list[dict[str, Any]]:
+            selector = f"jobset.sigs.k8s.io/jobset-name={name}"
+            return cluster.list_objects("pods", namespace, label_selector=selector)
+
+        cluster.wait_for(
+            lambda: len([p for p in pods("a") if p["status"].get("phase") == "Running"]) == 2,
+            timeout=30,
+            message="a's two pods running",
+        )
+        cluster.create(_queued("jobsets", "b", namespace))
+        cluster.set_kueue_quotas({"q": 1})  # the preemptor's share
+        cluster.kueue_evict("jobsets", namespace, "a")
+        assert suspended("a")
+        with pytest.raises(ValueError, match="not an admitted queued workload"):
+            cluster.kueue_evict("jobsets", namespace, "a")  # suspended already
+        cluster.wait_for(lambda: not pods("a"), timeout=30, message="a's pods gone")
+        assert suspended("a") and suspended("b")
+        cluster.set_kueue_quotas({"q": 2})
+        cluster.wait_for(lambda: not suspended("a"), timeout=30, message="a admitted again")
+        assert suspended("b")  # behind a, which was created first
         cluster.wait_for(lambda: not suspended("b"), timeout=30, message="b admitted")
         assert cluster.kueue.peak["q"] == 2  # never both at once
     finally:

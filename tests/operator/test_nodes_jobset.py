@@ -8,11 +8,16 @@ stand-in (tests/cluster/training.py) makes its headless Service and gives the po
 static rendezvous joins the pods, and global rank 0 in pod 0 reports the one result. No
 sweep Service (the Indexed Job path's) is made. Without the CRD, the same sweep runs as an
 Indexed Job (tests/operator/test_several_nodes.py, whose cluster serves no JobSet).
+
+With spec.queueName, Kueue (the stand-in, tests/cluster/kueue.py) holds the JobSet suspended
+until both nodes' GPUs fit the queue's quota, then admits it as one unit; evicted (as on
+preemption), the JobSet is suspended again and kubetune reruns the trial as a new attempt.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +25,14 @@ from typing import Any
 import pytest
 
 from kubetune import conventions
+from kubetune.builders.contract import ATTEMPT_ANNOTATION
 from kubetune.builders.nodes import JOBSET_REPLICATED_JOB
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION
 from kubetune_trainer.config import default_cache_dir
 from tests.cluster.cluster import Cluster
 
-from .helpers import history, trial_pods, wait_phase
+from .helpers import condition, history, trial_pods, wait_phase, wait_running, wait_status
 from .runner import InProcessOperator
 from .test_several_nodes import nodes_sweep
 
@@ -56,6 +62,133 @@ def _jobsets(cluster: Cluster, namespace: str, sweep: str) -> list[dict[str, Any
     return cluster.list_objects(
         "jobsets", namespace, group="jobset.x-k8s.io", label_selector=selector
     )
+
+
+def _queued_sweep(name: str, namespace: str) -> dict[str, Any]:
+    """Two nodes of 1 GPU each (the trial's 2 GPUs), queued in Kueue's gpu-queue."""
+    manifest = nodes_sweep(name, namespace, 2)
+    manifest["spec"]["queueName"] = "gpu-queue"
+    manifest["spec"]["trainer"]["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    return manifest
+
+
+def _child_jobs(cluster: Cluster, namespace: str, jobset: str) -> list[dict[str, Any]]:
+    selector = f"jobset.sigs.k8s.io/jobset-name={jobset}"
+    return cluster.list_objects("jobs", namespace, group="batch", label_selector=selector)
+
+
+def _assert_held_as_one_unit(cluster: Cluster, namespace: str, sweep: str, attempt: int) -> None:
+    """The trial's JobSet waits for Kueue as real Kueue holds a JobSet: labelled for the
+    queue, spec.suspend true (set by Kueue's webhook; the JobSet controller then makes no
+    Jobs), its pods not labelled (Kueue's pod integration would gate each on its own); no
+    node's pod started alone, and the sweep shows the trial queued."""
+
+    def queued(current: dict[str, Any]) -> bool:
+        return (current.get("trials") or {}).get("queued") == 1
+
+    current = wait_status(cluster, namespace, sweep, queued, timeout=60, what="trial queued")
+    [record] = history(current).values()
+    assert record["s"] == "Queued", record
+    started = condition(current, "TrialsStarted")
+    assert "queued by Kueue" in started.get("message", ""), started
+    time.sleep(3)  # time enough for a pod to start, were one not held back
+    (jobset,) = _jobsets(cluster, namespace, sweep)
+    assert jobset["metadata"]["annotations"][ATTEMPT_ANNOTATION] == str(attempt)
+    assert jobset["metadata"]["labels"][conventions.LABEL_KUEUE_QUEUE] == "gpu-queue"
+    assert jobset["spec"]["suspend"] is True
+    (rjob,) = jobset["spec"]["replicatedJobs"]
+    pod_labels = rjob["template"]["spec"]["template"]["metadata"]["labels"]
+    assert conventions.LABEL_KUEUE_QUEUE not in pod_labels
+    assert _child_jobs(cluster, namespace, jobset["metadata"]["name"]) == []
+    # Not one pod of this attempt, even one that started and was stopped again.
+    pods = [
+        p["metadata"]["name"]
+        for p in trial_pods(cluster, namespace, sweep)
+        if p["metadata"]["annotations"][ATTEMPT_ANNOTATION] == str(attempt)
+    ]
+    assert pods == []
+
+
+def _assert_ran_on_both_nodes(cluster: Cluster, namespace: str, sweep: str, attempt: int) -> None:
+    trial = conventions.trial_name(sweep, 0)
+    (jobset,) = _jobsets(cluster, namespace, sweep)
+    assert jobset["metadata"]["annotations"][ATTEMPT_ANNOTATION] == str(attempt)
+    assert jobset["spec"]["suspend"] is False  # Kueue admitted it
+    pods = [
+        p
+        for p in trial_pods(cluster, namespace, sweep)
+        if p["metadata"]["annotations"][ATTEMPT_ANNOTATION] == str(attempt)
+    ]
+    pods.sort(key=lambda p: p["metadata"]["labels"][INDEX])
+    assert [p["spec"]["hostname"] for p in pods] == [
+        f"{trial}-{JOBSET_REPLICATED_JOB}-0-{i}" for i in range(2)
+    ]
+    assert all(p["status"]["phase"] == "Succeeded" for p in pods)
+    assert cluster.kubelet is not None
+    log = cluster.kubelet.read_logs(namespace, pods[0]["metadata"]["name"])
+    assert "succeeded after 4 steps" in log
+
+
+def test_a_queued_two_node_jobset_trial_waits_as_one_unit_then_runs_on_both_nodes(
+    jobset_operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    crd.set_kueue_quotas({"gpu-queue": 1})  # one node's GPU: not the trial's two
+    try:
+        crd.create(_queued_sweep("jsq", namespace))
+        _assert_held_as_one_unit(crd, namespace, "jsq", attempt=1)
+        assert crd.kueue.peak["gpu-queue"] == 0
+        crd.set_kueue_quotas({"gpu-queue": 2})
+        final = wait_phase(crd, namespace, "jsq", "Succeeded", "Failed", timeout=300)
+        peak = crd.kueue.peak["gpu-queue"]
+    finally:
+        crd.set_kueue_quotas({})
+    assert final["phase"] == "Succeeded", history(final)
+    [record] = history(final).values()
+    assert record["s"] == "Succeeded" and not record.get("rq"), record
+    assert record["gs"] > 0  # GPU-hours: both nodes' GPUs
+    assert final["best"]["trial"] == conventions.trial_name("jsq", 0)
+    assert final["best"]["value"] == record["v"][0]
+    assert peak == 2  # admitted as one unit of both nodes' GPUs
+    sweep = crd.get("hyperparametersweeps", "jsq", namespace, group="kubetune.dev")
+    assert sweep is not None
+    assert sweep["metadata"]["annotations"][NODES_WORKLOAD_ANNOTATION] == "JobSet"
+    _assert_ran_on_both_nodes(crd, namespace, "jsq", attempt=1)
+
+
+def test_a_running_jobset_trial_that_kueue_evicts_is_queued_again_and_rerun(
+    jobset_operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    """Kueue preempts the running trial (the stand-in has no priorities: the test takes the
+    GPUs away by lowering the quota, as the preempting workload would hold them, and evicts
+    the JobSet): the JobSet is suspended again, its pods stop, and kubetune requeues the trial
+    (a disruption, reason Preempted) as attempt 2, a new JobSet that waits for the quota."""
+    crd.set_kueue_quotas({"gpu-queue": 2})
+    try:
+        crd.create(_queued_sweep("jse", namespace))
+        wait_running(crd, namespace, "jse", 1, timeout=120)
+        crd.set_kueue_quotas({"gpu-queue": 1})
+        crd.kueue_evict("jobsets", namespace, conventions.trial_name("jse", 0))
+
+        def requeued(current: dict[str, Any]) -> bool:
+            return any(r.get("rq") for r in history(current).values())
+
+        current = wait_status(crd, namespace, "jse", requeued, timeout=90, what="requeued")
+        [record] = history(current).values()
+        # Named Preempted where kubetune sees the suspended JobSet once its pods are gone;
+        # seen while its pods are being deleted (the usual order here), the pod's view wins
+        # (runtime._by_name) and names it PodDeleted. Either way a disruption, rerun.
+        assert record["r"].startswith(("Preempted", "PodDeleted")), record
+        print(f"evicted JobSet trial requeued: {record['r']}")
+        _assert_held_as_one_unit(crd, namespace, "jse", attempt=2)
+        crd.set_kueue_quotas({"gpu-queue": 2})
+        final = wait_phase(crd, namespace, "jse", "Succeeded", "Failed", timeout=300)
+    finally:
+        crd.set_kueue_quotas({})
+    assert final["phase"] == "Succeeded", history(final)
+    [record] = history(final).values()
+    assert record["s"] == "Succeeded" and record["rq"] == 1, record
+    assert final["best"]["trial"] == conventions.trial_name("jse", 0)
+    _assert_ran_on_both_nodes(crd, namespace, "jse", attempt=2)
 
 
 def test_two_node_trial_runs_as_a_jobset_where_the_api_is_served(
