@@ -8,6 +8,7 @@ import itertools
 from typing import Any
 
 from kubetune import conventions
+from kubetune.operator.pod_state import QUEUE_PREEMPTED
 from tests.cluster.cluster import Cluster
 
 from .helpers import condition, history, trial_pods, wait_phase, wait_status
@@ -132,6 +133,45 @@ def test_evicted_job_pod_reruns_the_trial_as_a_new_job(
     (job,) = _jobs(crd, namespace, "jobevict")
     assert job["metadata"]["name"] == trial
     assert job["metadata"]["annotations"]["kubetune.dev/attempt"] == "2"
+
+
+def test_a_running_job_trial_that_kueue_evicts_is_preempted_and_rerun(
+    operator: InProcessOperator, crd: Cluster, namespace: str
+) -> None:
+    """Kueue suspends the admitted Job again (preemption): its pod is deleted, and kubetune
+    names the requeue Preempted (not PodDeleted: nobody deleted the pod by hand) and reruns
+    the trial as attempt 2."""
+    crd.set_kueue_quotas({"gpu-queue": 1})
+    try:
+        slow = {"STEPS": "30", "STEP_SECONDS": "0.1"}
+        manifest = job_sweep("jobkq", namespace, slow, max_trials=1, parallelism=1)
+        manifest["spec"]["queueName"] = "gpu-queue"
+        pod_spec = manifest["spec"]["workload"]["object"]["spec"]["template"]["spec"]
+        pod_spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+        crd.create(manifest)
+        wait_status(
+            crd,
+            namespace,
+            "jobkq",
+            lambda s: (s.get("trials") or {}).get("running") == 1,
+            timeout=30,
+            what="trial running",
+        )
+        # The preempting workload holds the GPU (the stand-in has no priorities): no quota
+        # left, so the evicted Job is not admitted again at once.
+        crd.set_kueue_quotas({"gpu-queue": 0})
+        crd.kueue_evict("jobs", namespace, conventions.trial_name("jobkq", 0))
+        current = wait_status(
+            crd, namespace, "jobkq", lambda s: history(s).get(0, {}).get("rq") == 1, what="requeue"
+        )
+        assert history(current)[0]["r"] == QUEUE_PREEMPTED, history(current)
+        crd.set_kueue_quotas({"gpu-queue": 1})
+        final = wait_phase(crd, namespace, "jobkq", "Succeeded", "Failed", timeout=90)
+    finally:
+        crd.set_kueue_quotas({})
+    assert final["phase"] == "Succeeded", history(final)
+    record = history(final)[0]
+    assert (record["s"], record["rq"]) == ("Succeeded", 1), record
 
 
 def test_job_sweep_over_its_kueue_quota_queues_trials_and_runs_them_all(

@@ -1,8 +1,11 @@
 """A multi-pod trial workload seen by the operator: only its primary pod is a trial pod, a
 failed workload ends its trial (even when the controller took the primary pod with it),
-and a primary pod's own successful ending stands."""
+a primary pod's own successful ending stands, and a pod deleted because Kueue suspended
+its workload again is named Preempted."""
 
 from typing import Any
+
+import pytest
 
 from kubetune.builders.contract import (
     ATTEMPT_ANNOTATION,
@@ -10,7 +13,7 @@ from kubetune.builders.contract import (
     PRIMARY_ANNOTATION,
     WORKLOAD_ANNOTATION,
 )
-from kubetune.operator.pod_state import is_primary, job_view, view
+from kubetune.operator.pod_state import POD_DELETED, is_primary, job_view, view
 from kubetune.operator.runtime import _by_name
 from kubetune.trial_ending import judge
 
@@ -120,3 +123,108 @@ def test_a_master_that_finished_its_work_completes_even_if_the_workload_failed()
     assert merged.ending is not None
     verdict = judge(merged.ending, ["loss"])
     assert (verdict.kind, verdict.values) == ("complete", [0.5])
+
+
+def _suspended(kind: str) -> dict[str, Any]:
+    """A trial workload Kueue suspended again after admitting it (preempted it)."""
+    api_version = {"Job": "batch/v1", "JobSet": "jobset.x-k8s.io/v1alpha2"}[kind]
+    template = {"spec": {"containers": [{"name": "trial"}]}}
+    spec: dict[str, Any] = (
+        {"template": template}
+        if kind == "Job"
+        else {"replicatedJobs": [{"name": "node", "template": {"spec": {"template": template}}}]}
+    )
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": "s-t0000",
+            "uid": f"{kind}-uid",
+            "labels": {"kubetune.dev/trial": "s-t0000"},
+            "annotations": {ATTEMPT_ANNOTATION: "1"},
+        },
+        "spec": {**spec, "suspend": True},
+        "status": {},
+    }
+
+
+def _workload_pod(kind: str, phase: str, *, deleting: bool, **terminated: Any) -> dict[str, Any]:
+    """The (primary) pod of that workload: a Job's own, or a JobSet's through its child Job."""
+    state = {"terminated": terminated} if terminated else {"running": {}}
+    annotations = {ATTEMPT_ANNOTATION: "1", CONTAINER_ANNOTATION: "trial"}
+    if kind == "JobSet":
+        annotations[WORKLOAD_ANNOTATION] = "jobset.x-k8s.io/v1alpha2/JobSet"
+    meta: dict[str, Any] = {
+        "name": "s-t0000-abcde",
+        "uid": "pod-uid",
+        "labels": {"kubetune.dev/trial": "s-t0000"},
+        "annotations": annotations,
+        "ownerReferences": [
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": "s-t0000" if kind == "Job" else "s-t0000-node-0",
+                "uid": "Job-uid" if kind == "Job" else "child-job-uid",
+                "controller": True,
+            }
+        ],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {
+        "metadata": meta,
+        "status": {"phase": phase, "containerStatuses": [{"name": "trial", "state": state}]},
+    }
+
+
+@pytest.mark.parametrize("kind", ["Job", "JobSet"])
+def test_a_pod_deleted_because_kueue_suspended_its_workload_again_is_preempted(kind: str) -> None:
+    suspended = job_view(_suspended(kind))
+    assert suspended is not None and suspended.kind == "queued"
+    # The workload controller stops the pod (SIGTERM): deleted, no reason of its own.
+    gone = view(_workload_pod(kind, "Failed", deleting=True, exitCode=143, reason="Error"))
+    assert gone.ending is not None and gone.ending.disruption == POD_DELETED
+    for order in ([gone, suspended], [suspended, gone]):
+        (merged,) = _by_name(order).values()
+        assert merged.kind == "ended" and merged.ending is not None
+        verdict = judge(merged.ending, ["loss"])
+        assert (verdict.kind, verdict.reason, verdict.disruption) == (
+            "requeue",
+            "Preempted: Kueue suspended the trial's workload",
+            True,
+        )
+        assert merged.uid == f"{kind}-uid"  # the delete stops the workload
+    # Still going away: the pod's view stands (the trial waits for its ending).
+    stopping = view(_workload_pod(kind, "Running", deleting=True))
+    (merged,) = _by_name([suspended, stopping]).values()
+    assert merged.kind == "terminating"
+    # Without a suspended workload, a deleted pod is someone's delete, as before.
+    (alone,) = _by_name([gone]).values()
+    assert alone.ending is not None
+    assert judge(alone.ending, ["loss"]).reason == POD_DELETED
+
+
+@pytest.mark.parametrize("kind", ["Job", "JobSet"])
+def test_a_pod_that_ended_on_its_own_keeps_its_verdict_when_its_workload_is_suspended(
+    kind: str,
+) -> None:
+    suspended = job_view(_suspended(kind))
+    assert suspended is not None
+    message = '{"status": "succeeded", "metrics": {"loss": 0.5}}'
+    done = view(_workload_pod(kind, "Succeeded", deleting=True, exitCode=0, message=message))
+    (merged,) = _by_name([suspended, done]).values()
+    assert merged.ending is not None
+    verdict = judge(merged.ending, ["loss"])
+    assert (verdict.kind, verdict.values) == ("complete", [0.5])
+    failed = view(_workload_pod(kind, "Failed", deleting=False, exitCode=1, reason="Error"))
+    (merged,) = _by_name([failed, suspended]).values()
+    assert merged.ending is not None
+    verdict = judge(merged.ending, ["loss"])
+    assert (verdict.kind, verdict.disruption) == ("fail", False)
+    assert not (verdict.reason or "").startswith("Preempted")
+    # A disruption the cluster named (evicted from its node) stays that disruption.
+    evicted = _workload_pod(kind, "Failed", deleting=True, exitCode=143)
+    evicted["status"]["reason"] = "Evicted"
+    (merged,) = _by_name([view(evicted), suspended]).values()
+    assert merged.ending is not None
+    assert judge(merged.ending, ["loss"]).reason == "Evicted"

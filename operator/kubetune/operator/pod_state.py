@@ -42,6 +42,11 @@ DISRUPTION_REASONS = frozenset(
         "UnexpectedAdmissionError",
     }
 )
+# A pod deleted with no reason of its own (no disruption condition): someone deleted it.
+POD_DELETED = "PodDeleted: the trial pod was deleted"
+# Kueue suspended the trial's admitted workload again to make room (preempted it): its pod
+# is deleted for that, whether kubetune sees the pod end (runtime._by_name) or already gone.
+QUEUE_PREEMPTED = "Preempted: Kueue suspended the trial's workload"
 # Waiting reasons that can never resolve: the trial fails at once.
 PERMANENT_WAITING = frozenset({"InvalidImageName", "ErrImageNeverPull"})
 # Waiting reasons that often resolve on their own (a registry hiccup, a Secret created a
@@ -226,7 +231,7 @@ def view(pod: Mapping[str, Any]) -> PodView:
     if phase in ("Succeeded", "Failed") or terminated:
         # A trial ends with its own container, whatever a sidecar still does.
         if disruption is None and deleting and phase != "Succeeded":
-            disruption = "PodDeleted: the trial pod was deleted"
+            disruption = POD_DELETED
         return PodView(kind="ended", ending=_ending(terminated, result, status, disruption), **base)
     if deleting:
         return PodView(kind="terminating", **base)

@@ -30,7 +30,7 @@ from kubetune.operator.effects import Effects, Event, EventType, MetricsReading
 from kubetune.operator.model_cache import MODEL_CACHED, PrefetchStep, plan_prefetch
 from kubetune.operator.pod_convergence import converge, is_current
 from kubetune.operator.pod_ledger import PodLedger
-from kubetune.operator.pod_state import PodView
+from kubetune.operator.pod_state import QUEUE_PREEMPTED, PodView
 from kubetune.operator.readings import TrialReadings
 from kubetune.operator.start_problems import (
     QUEUED_REASON,
@@ -326,8 +326,7 @@ class SweepReconciler:
         clock (that starts with its pod). A running trial whose Job Kueue suspended again
         (preempted for a higher-priority workload) runs again from the start."""
         if engine.trial(plan.number).state == "Running":
-            reason = "Preempted: Kueue suspended the trial's Job"
-            if engine.requeue(plan.number, reason, disruption=True):
+            if engine.requeue(plan.number, QUEUE_PREEMPTED, disruption=True):
                 self._trial_event(engine, plan.number)
             return
         engine.mark_queued(plan.number, True)

@@ -30,7 +30,7 @@ from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION, is_nodes_jo
 from kubetune.operator.nodes_shape import choose as choose_nodes_kind
 from kubetune.operator.nodes_shape import recorded as recorded_nodes_kind
 from kubetune.operator.nodes_shape import shaped as nodes_shaped
-from kubetune.operator.pod_state import PodView
+from kubetune.operator.pod_state import POD_DELETED, QUEUE_PREEMPTED, PodView
 from kubetune.operator.reconcile import SweepReconciler
 from kubetune.operator.trial_objects import create_trial, custom_views, delete_trial
 from kubetune.spec import SweepSpec, parse_duration
@@ -441,14 +441,20 @@ class SweepRuntime:
 def _by_name(views: Iterable[PodView]) -> dict[str, PodView]:
     """The newest attempt's view of each trial; of one attempt, its pod's view wins over
     its suspended workload's (the pod of a workload being suspended again is still going
-    away), and a failed workload's (pod_state.job_view) wins over its pod's unless that pod
-    ended with a verdict of its own to carry the failure: then it is that ending with the
-    workload's failure added (trial_ending judges the two together)."""
+    away; once it ended only by being deleted, Kueue's suspension is why: its ending is
+    named Preempted), and a failed workload's (pod_state.job_view) wins over its pod's
+    unless that pod ended with a verdict of its own to carry the failure: then it is that
+    ending with the workload's failure added (trial_ending judges the two together)."""
     pods: dict[str, PodView] = {}
     for pod in views:
         known = pods.get(pod.name)
         if known is not None and known.attempt == pod.attempt:
-            merged = _with_workload_failure(known, pod) or _with_workload_failure(pod, known)
+            merged = (
+                _with_workload_failure(known, pod)
+                or _with_workload_failure(pod, known)
+                or _preempted(known, pod)
+                or _preempted(pod, known)
+            )
             if merged is not None:
                 pods[pod.name] = merged
                 continue
@@ -470,6 +476,19 @@ def _with_workload_failure(pod: PodView, workload: PodView) -> PodView | None:
     # The pod's own facts (result, GPU time) with the workload's failure; the delete stops
     # the workload (its uid), not only the pod.
     ending = dataclasses.replace(pod.ending, workload_failed=failure)
+    return dataclasses.replace(pod, ending=ending, uid=workload.uid or pod.uid)
+
+
+def _preempted(pod: PodView, workload: PodView) -> PodView | None:
+    """The pod's ending named Preempted when its workload is suspended again (Kueue took back
+    its admission) and the pod ended only by its deletion, no reason of its own: the
+    deletion was the workload controller's, for Kueue. Any other ending (its own exit, a
+    result, a disruption the cluster named) stays the pod's, for trial_ending to judge."""
+    if workload.kind != "queued" or not workload.job or workload.pod_name is not None:
+        return None
+    if pod.kind != "ended" or pod.ending is None or pod.ending.disruption != POD_DELETED:
+        return None
+    ending = dataclasses.replace(pod.ending, disruption=QUEUE_PREEMPTED)
     return dataclasses.replace(pod, ending=ending, uid=workload.uid or pod.uid)
 
 
