@@ -135,6 +135,17 @@ def test_evicted_job_pod_reruns_the_trial_as_a_new_job(
     assert job["metadata"]["annotations"]["kubetune.dev/attempt"] == "2"
 
 
+def _queued_gpu_sweep(
+    name: str, namespace: str, env: dict[str, str], trials: int
+) -> dict[str, Any]:
+    """A Job sweep on the gpu-queue whose trials (all at once) each ask for one GPU."""
+    manifest = job_sweep(name, namespace, env, max_trials=trials, parallelism=trials)
+    manifest["spec"]["queueName"] = "gpu-queue"
+    pod_spec = manifest["spec"]["workload"]["object"]["spec"]["template"]["spec"]
+    pod_spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    return manifest
+
+
 def test_a_running_job_trial_that_kueue_evicts_is_preempted_and_rerun(
     operator: InProcessOperator, crd: Cluster, namespace: str
 ) -> None:
@@ -144,11 +155,7 @@ def test_a_running_job_trial_that_kueue_evicts_is_preempted_and_rerun(
     crd.set_kueue_quotas({"gpu-queue": 1})
     try:
         slow = {"STEPS": "30", "STEP_SECONDS": "0.1"}
-        manifest = job_sweep("jobkq", namespace, slow, max_trials=1, parallelism=1)
-        manifest["spec"]["queueName"] = "gpu-queue"
-        pod_spec = manifest["spec"]["workload"]["object"]["spec"]["template"]["spec"]
-        pod_spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
-        crd.create(manifest)
+        crd.create(_queued_gpu_sweep("jobkq", namespace, slow, trials=1))
         wait_status(
             crd,
             namespace,
@@ -182,11 +189,7 @@ def test_job_sweep_over_its_kueue_quota_queues_trials_and_runs_them_all(
     crd.set_kueue_quotas({"gpu-queue": 1})
     try:
         slow = {"STEPS": "10", "STEP_SECONDS": "0.1"}
-        manifest = job_sweep("kq", namespace, slow, max_trials=3, parallelism=3)
-        manifest["spec"]["queueName"] = "gpu-queue"
-        pod_spec = manifest["spec"]["workload"]["object"]["spec"]["template"]["spec"]
-        pod_spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
-        crd.create(manifest)
+        crd.create(_queued_gpu_sweep("kq", namespace, slow, trials=3))
         seen: list[dict[str, int]] = []
 
         def watch(current: dict[str, Any]) -> bool:
