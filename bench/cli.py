@@ -5,9 +5,10 @@ A bench imports this module before anything that loads torch or numpy.
 
 import os
 
-# On a shared 2-core machine, torch's default thread count made Optuna's GPSampler asks in
-# bench/search_peers.py ~15x slower (73 s against 4.5 s per 100-trial Hartmann6 seed):
-# benchmarks must measure the algorithm, not thread contention. The libraries read these
+# On a shared 2-core machine, two bench processes with torch's default thread count each
+# spun threads against the other's: a 10-seed GP arm of bench/search_peers.py gave no result
+# in 9 CPU-minutes that took 36 s with one thread each. Benchmarks must measure the
+# algorithm, not thread contention. The libraries read these
 # once, when they load, hence at this module's import; setdefault keeps a caller's choice.
 # Benchmarks only: the product leaves its users' thread settings alone.
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
