@@ -14,8 +14,10 @@ import os
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
+import json  # noqa: E402
 from argparse import ArgumentParser, Namespace  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 from bench import finetune_curves  # noqa: E402  (loads numpy: after the pinning)
 
@@ -49,3 +51,10 @@ def seeds(parser: ArgumentParser, args: Namespace, default: int) -> int:
     if args.seeds < 1:
         parser.error("--seeds: must be >= 1")
     return int(args.seeds)
+
+
+def write_report(out: Path, name: str, report: dict[str, Any], text: str) -> None:
+    """``<name>.json`` (the figures) and ``<name>.md`` (the page) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{name}.md").write_text(text)

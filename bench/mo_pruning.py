@@ -32,7 +32,6 @@ largest rank (the whole front counts), and the table's median final loss with th
 Writes bench/results/mo_pruning.json and .md (or under --out).
 """
 
-import json
 import math
 import statistics
 import sys
@@ -276,9 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(report)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mo_pruning.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "mo_pruning.md").write_text(text)
+    cli.write_report(args.out, "mo_pruning", report, text)
     return 0
 
 

@@ -352,9 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     text = markdown(report)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pruning.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "pruning.md").write_text(text)
+    cli.write_report(args.out, "pruning", report, text)
     return 0
 
 

@@ -11,7 +11,6 @@ Writes bench/results/search_efficiency.json and .md (or under --out).
 """
 
 import heapq
-import json
 import math
 import random
 import statistics
@@ -380,9 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = markdown(report, config)
     print()
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "search_efficiency.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "search_efficiency.md").write_text(text)
+    cli.write_report(args.out, "search_efficiency", report, text)
     print(f"wrote {args.out}/search_efficiency.json and .md in {report['wall_seconds']}s")
     return 0
 

@@ -415,9 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _keep_other_rows(report, args.out / "search_peers.json", chosen)
     text = markdown(report, config)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "search_peers.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "search_peers.md").write_text(text)
+    cli.write_report(args.out, "search_peers", report, text)
     print(f"wrote {args.out}/search_peers.json and .md in {report['wall_seconds']}s")
     return 0
 
