@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import kopf
 
 from kubetune import conventions
 from kubetune.operator.config import OperatorConfig
+from kubetune_trainer.config import default_cache_dir
+from tests.cluster.cluster import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -169,3 +173,18 @@ def sweep_manifest(
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
+
+
+@contextmanager
+def running_trainer_operator(crd: Cluster) -> Iterator[InProcessOperator]:
+    """An operator whose trial pods run the real trainer on the machine's tiny model."""
+    from kubetune_trainer import tiny
+
+    cache = default_cache_dir(os.environ)
+    tiny.ensure_tiny(cache)
+    assert crd.kubelet is not None
+    # Like a node-level model cache: trial pods reuse the locally built tiny model.
+    crd.kubelet.extra_env[conventions.ENV_CACHE_DIR] = str(cache)
+    config = OperatorConfig(metrics_port=None, idle_interval=2.0, default_image="trainer:test")
+    with InProcessOperator(crd.kubeconfig, config) as running:
+        yield running

@@ -16,7 +16,6 @@ preemption), the JobSet is suspended again and kubetune reruns the trial as a ne
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,14 +26,12 @@ import pytest
 from kubetune import conventions
 from kubetune.builders.contract import ATTEMPT_ANNOTATION
 from kubetune.builders.nodes import JOBSET_REPLICATED_JOB
-from kubetune.operator.config import OperatorConfig
 from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION
 from kubetune.operator.pod_state import QUEUE_PREEMPTED
-from kubetune_trainer.config import default_cache_dir
 from tests.cluster.cluster import Cluster
 
 from .helpers import condition, history, trial_pods, wait_phase, wait_running, wait_status
-from .runner import InProcessOperator
+from .runner import InProcessOperator, running_trainer_operator
 from .test_several_nodes import nodes_sweep
 
 pytestmark = pytest.mark.slow
@@ -45,16 +42,9 @@ INDEX = "batch.kubernetes.io/job-completion-index"
 
 @pytest.fixture(scope="module")
 def jobset_operator(crd: Cluster) -> Iterator[InProcessOperator]:
-    from kubetune_trainer import tiny
-
     crd.apply_crd(TESTDATA / "jobsets-crd.yaml")
-    cache = default_cache_dir(os.environ)
-    tiny.ensure_tiny(cache)
-    assert crd.kubelet is not None
-    crd.kubelet.extra_env[conventions.ENV_CACHE_DIR] = str(cache)
-    config = OperatorConfig(metrics_port=None, idle_interval=2.0, default_image="trainer:test")
     # Started after the CRD exists: kopf watches what the cluster serves.
-    with InProcessOperator(crd.kubeconfig, config) as running:
+    with running_trainer_operator(crd) as running:
         yield running
 
 

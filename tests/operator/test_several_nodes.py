@@ -14,17 +14,13 @@ order only, as with 2 processes in one pod); the test allows 1e-4.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from kubetune import conventions
-from kubetune.operator.config import OperatorConfig
 from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION
-from kubetune_trainer.config import default_cache_dir
 from tests.cluster.cluster import Cluster
 
 from .helpers import history, trial_pods, wait_phase, wait_status
@@ -34,20 +30,6 @@ pytestmark = pytest.mark.slow
 
 TOLERANCE = 1e-4
 INDEX = "batch.kubernetes.io/job-completion-index"
-
-
-@pytest.fixture(scope="module")
-def trainer_operator(crd: Cluster) -> Iterator[InProcessOperator]:
-    from kubetune_trainer import tiny
-
-    cache = default_cache_dir(os.environ)
-    tiny.ensure_tiny(cache)
-    assert crd.kubelet is not None
-    # Like a node-level model cache: trial pods reuse the locally built tiny model.
-    crd.kubelet.extra_env[conventions.ENV_CACHE_DIR] = str(cache)
-    config = OperatorConfig(metrics_port=None, idle_interval=2.0, default_image="trainer:test")
-    with InProcessOperator(crd.kubeconfig, config) as running:
-        yield running
 
 
 def nodes_sweep(name: str, namespace: str, nodes: int | None) -> dict[str, Any]:

@@ -5,8 +5,6 @@ pod (`python -m kubetune_trainer tidy`) that removes them from trainer.outputDir
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,8 @@ import pytest
 from kubetune import conventions
 from kubetune.builders.tidy import TIDY_COMMAND
 from kubetune.operator import conditions as cond
-from kubetune.operator.config import OperatorConfig
 from kubetune.trial_result import TrialResult
 from kubetune_trainer import tidy
-from kubetune_trainer.config import default_cache_dir
 from tests.cluster.cluster import Cluster
 from tests.operator.test_reconcile import body, ended, new, reconcile
 
@@ -115,19 +111,6 @@ def test_tidy_command_removes_what_keep_checkpoints_does_not_keep(
     assert len(list((tmp_path / "s-t0001").iterdir())) == 3  # not named: untouched
     assert outside.exists()
     assert tidy.run([], _tidy_env(tmp_path, keep, "s-t0000")) == 0
-
-
-@pytest.fixture(scope="module")
-def trainer_operator(crd: Cluster) -> Iterator[InProcessOperator]:
-    from kubetune_trainer import tiny
-
-    cache = default_cache_dir(os.environ)
-    tiny.ensure_tiny(cache)
-    assert crd.kubelet is not None
-    crd.kubelet.extra_env[conventions.ENV_CACHE_DIR] = str(cache)
-    config = OperatorConfig(metrics_port=None, idle_interval=2.0, default_image="trainer:test")
-    with InProcessOperator(crd.kubeconfig, config) as running:
-        yield running
 
 
 @pytest.mark.slow
