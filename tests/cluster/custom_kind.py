@@ -21,7 +21,7 @@ from typing import Any
 from .api import WriteOptions
 from .controller import Controller
 from .jobs import TERMINAL
-from .meta import now
+from .meta import controller_ref, now
 
 RUNS = ("example.dev", "v1", "trainingruns")
 PODS = ("", "v1", "pods")
@@ -90,16 +90,7 @@ class TrainingRunController(Controller):
         pod_md = dict(template.get("metadata") or {})
         pod_md["labels"] = {**(pod_md.get("labels") or {}), ROLE: role}
         pod_md["name"] = f"{md['name']}-{role}-{index}"
-        pod_md["ownerReferences"] = [
-            {
-                "apiVersion": run["apiVersion"],
-                "kind": run["kind"],
-                "name": md["name"],
-                "uid": md["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }
-        ]
+        pod_md["ownerReferences"] = [controller_ref(run)]
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_md, "spec": template["spec"]}
         return self.api.create(
             self.api.resource(*PODS), md["namespace"], body, WriteOptions(manager="trainingrun")

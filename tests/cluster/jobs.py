@@ -25,7 +25,7 @@ from .controller import Controller
 from .errors import ApiError
 from .kinds import DEFAULT_BACKOFF_LIMIT
 from .lifecycle import DeleteOptions
-from .meta import now
+from .meta import controller_ref, now
 
 TERMINAL = ("Succeeded", "Failed")
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
@@ -136,16 +136,7 @@ class JobController(Controller):
         pod_md.update(
             {
                 "name": f"{prefix}-{suffix}",
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "name": md["name"],
-                        "uid": md["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
+                "ownerReferences": [controller_ref(job)],
             }
         )
         body = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_md, "spec": template["spec"]}

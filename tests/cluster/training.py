@@ -35,6 +35,7 @@ from .api import WriteOptions
 from .controller import Controller
 from .errors import ApiError
 from .jobs import TERMINAL, _condition
+from .meta import controller_ref
 
 PYTORCH = ("kubeflow.org", "v1", "pytorchjobs")
 JOBSET = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
@@ -67,17 +68,6 @@ class TrainingControllers(Controller):
                 for ref in item["metadata"].get("ownerReferences") or []
             )
         ]
-
-    def _owner_ref(self, obj: dict[str, Any]) -> dict[str, Any]:
-        md = obj["metadata"]
-        return {
-            "apiVersion": obj["apiVersion"],
-            "kind": obj["kind"],
-            "name": md["name"],
-            "uid": md["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
 
     def _write_status(self, resource: tuple[str, str, str], obj: dict[str, Any], new: Any) -> None:
         if new == obj.get("status"):
@@ -180,7 +170,7 @@ class TrainingControllers(Controller):
         if rtype == "Master":
             labels[f"{TK}/job-role"] = "master"
         name = f"{md['name']}-{rtype.lower()}-{index}"
-        pod_md.update({"name": name, "labels": labels, "ownerReferences": [self._owner_ref(job)]})
+        pod_md.update({"name": name, "labels": labels, "ownerReferences": [controller_ref(job)]})
         spec = template["spec"]
         master = (
             f"{md['name']}-master-0" if "Master" in job["spec"]["pytorchReplicaSpecs"] else name
@@ -253,7 +243,7 @@ class TrainingControllers(Controller):
             "metadata": {
                 "name": name,
                 "namespace": md["namespace"],
-                "ownerReferences": [self._owner_ref(jobset)],
+                "ownerReferences": [controller_ref(jobset)],
             },
             "spec": {
                 "clusterIP": "None",
@@ -286,7 +276,7 @@ class TrainingControllers(Controller):
             {
                 "name": f"{md['name']}-{rjob['name']}-{index}",
                 "labels": {**(job_md.get("labels") or {}), **labels},
-                "ownerReferences": [self._owner_ref(jobset)],
+                "ownerReferences": [controller_ref(jobset)],
             }
         )
         pod_template = template["spec"]["template"]

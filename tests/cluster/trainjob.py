@@ -34,7 +34,7 @@ from typing import Any
 
 from .api import WriteOptions
 from .controller import Controller
-from .meta import now
+from .meta import controller_ref, now
 
 GROUP = "trainer.kubeflow.org"
 TRAINJOBS = (GROUP, "v1alpha1", "trainjobs")
@@ -177,16 +177,7 @@ def build_jobset(job: dict[str, Any], runtime: dict[str, Any]) -> dict[str, Any]
             "name": md["name"],
             "labels": {**(meta.get("labels") or {}), **(spec.get("labels") or {})},
             "annotations": {**(meta.get("annotations") or {}), **(spec.get("annotations") or {})},
-            "ownerReferences": [
-                {
-                    "apiVersion": job["apiVersion"],
-                    "kind": job["kind"],
-                    "name": md["name"],
-                    "uid": md["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [controller_ref(job)],
         },
         "spec": js_spec,
     }
