@@ -22,6 +22,7 @@ import pytest
 from kubetune import conventions
 from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION
 from tests.cluster.cluster import Cluster
+from tests.trainer.test_distributed import TRAINER
 
 from .helpers import history, trial_pods, wait_phase, wait_status
 from .runner import InProcessOperator
@@ -33,21 +34,8 @@ INDEX = "batch.kubernetes.io/job-completion-index"
 
 
 def nodes_sweep(name: str, namespace: str, nodes: int | None) -> dict[str, Any]:
-    trainer: dict[str, Any] = {
-        "model": "tiny",
-        "method": "lora",
-        "dataset": {"path": "synthetic:arithmetic", "evalSplit": "test[:16]"},
-        "maxSteps": 4,
-        "evalEvery": 4,
-        "checkpointEvery": 0,
-        "args": {
-            "eval_max_samples": 4,
-            "num_threads": 1,
-            "per_device_train_batch_size": 4,
-            "gradient_accumulation_steps": 2,
-            "lora_dropout": 0.0,
-        },
-    }
+    # The trainer tests' two-process run, with the dropout they pass as a parameter fixed.
+    trainer: dict[str, Any] = {**TRAINER, "args": {**TRAINER["args"], "lora_dropout": 0.0}}
     if nodes is not None:
         trainer["nodes"] = nodes
     return {
