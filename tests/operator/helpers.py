@@ -88,6 +88,19 @@ def event_reasons(cluster: Cluster, namespace: str) -> dict[str, list[str]]:
     return found
 
 
+def wait_event(cluster: Cluster, namespace: str, reason: str, timeout: float = 30) -> list[str]:
+    """The messages of the Events with that reason, once there is one. The operator posts a
+    pass's Events after it writes that pass's status (write-ahead), so a test that saw the
+    status may look before the Event is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = event_reasons(cluster, namespace).get(reason, [])
+        if found:
+            return found
+        time.sleep(0.2)
+    raise TimeoutError(f"no {reason} Event in {timeout}s: {event_reasons(cluster, namespace)}")
+
+
 def condition(current: dict[str, Any], type_: str) -> dict[str, Any]:
     """The condition of that type; an empty dict when the status has none."""
     found: dict[str, Any] = next(

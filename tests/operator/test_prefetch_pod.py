@@ -16,7 +16,7 @@ from tests.cluster.cluster import Cluster
 from tests.trainer.fake_hub import FakeHub, Repo
 from tests.trainer.fake_hub import silent_hub as silent_server
 
-from .helpers import condition, event_reasons, trial_pods, wait_phase
+from .helpers import condition, trial_pods, wait_event, wait_phase
 from .runner import InProcessOperator
 
 GATED = "kubetune-test/gated-403"
@@ -60,7 +60,7 @@ def test_a_gated_model_fails_the_sweep_before_any_trial(
     assert cached["status"] == "False" and cached["reason"] == "PrefetchFailed"
     assert GATED in cached["message"] and "gated" in cached["message"]
     assert "answered 403" in cached["message"]
-    warned = event_reasons(crd, namespace).get("PrefetchFailed", [])
+    warned = wait_event(crd, namespace, "PrefetchFailed")
     assert len(warned) == 1 and GATED in warned[0] and "gated" in warned[0]
     pods = trial_pods(crd, namespace, "gated")
     assert [p["metadata"]["name"] for p in pods] == [conventions.prefetch_name("gated")]
@@ -87,7 +87,7 @@ def test_a_prefetch_past_its_deadline_fails_the_sweep(
     cached = condition(failed, "ModelCached")
     assert cached["status"] == "False" and cached["reason"] == "PrefetchFailed"
     assert "did not finish within trainer.cache.prefetchTimeout" in cached["message"]
-    warned = event_reasons(crd, namespace).get("PrefetchFailed", [])
+    warned = wait_event(crd, namespace, "PrefetchFailed")
     assert len(warned) == 1 and "prefetchTimeout" in warned[0]
     (pod,) = trial_pods(crd, namespace, "stuck")
     assert pod["spec"]["activeDeadlineSeconds"] == 3
