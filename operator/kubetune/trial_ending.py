@@ -104,6 +104,12 @@ class TrialEnding:
     timeout: str | None = None  # budget.trialTimeout as written, for the message
     # Why the cluster took the trial away (Evicted, Preempted, NodeLost, ...); None if it did not.
     disruption: str | None = None
+    # The trial's pod ended only by being deleted: it had not succeeded and the cluster named
+    # no reason (disruption then holds the operator's PodDeleted reason, which a runtime that
+    # learns who deleted it may replace: runtime._preempted for Kueue). A fact, so that no
+    # rule has to recognise a deletion by its wording. Never set by `kubetune run`: a local
+    # trial process has no pod to delete (a signal from outside is its exit status, rule 4).
+    deleted: bool = False
     oom: bool = False
     # The metrics source was down while it ran: a missing value may be lost, not unreported.
     metrics_gap: bool = False

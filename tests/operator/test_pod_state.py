@@ -144,6 +144,31 @@ def test_unknown_phase_means_node_lost() -> None:
 def test_a_pod_deleted_from_outside_is_a_disruption() -> None:
     seen = view(pod("Failed", terminated={"exitCode": 143}, deleting=True))
     assert judged(seen) == ("requeue", "PodDeleted: the trial pod was deleted")
+    assert seen.ending is not None and seen.ending.deleted
+
+
+@pytest.mark.parametrize(
+    "seen",
+    [
+        # It ended before anyone deleted it.
+        pod("Failed", terminated={"exitCode": 143}),
+        # It succeeded, then was deleted (kubetune deletes every ended trial pod).
+        pod("Succeeded", terminated={"exitCode": 0, "message": message(loss=0.5)}, deleting=True),
+        # The cluster named why: the deletion is not all there is to it.
+        pod("Failed", terminated={"exitCode": 143}, reason="Evicted", deleting=True),
+        pod(
+            "Failed",
+            terminated={"exitCode": 143},
+            conditions=[{"type": "DisruptionTarget", "status": "True", "reason": "X"}],
+            deleting=True,
+        ),
+        pod("Unknown", deleting=True),
+    ],
+)
+def test_only_a_bare_deletion_is_marked_deleted(seen: dict[str, Any]) -> None:
+    ended = view(seen)
+    assert ended.kind == "ended" and ended.ending is not None
+    assert not ended.ending.deleted
 
 
 def test_start_problems_are_reported_not_judged() -> None:

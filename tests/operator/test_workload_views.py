@@ -3,6 +3,7 @@ failed workload ends its trial (even when the controller took the primary pod wi
 a primary pod's own successful ending stands, and a pod deleted because Kueue suspended
 its workload again is named Preempted."""
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from kubetune.builders.contract import (
     PRIMARY_ANNOTATION,
     WORKLOAD_ANNOTATION,
 )
-from kubetune.operator.pod_state import POD_DELETED, is_primary, job_view, view
+from kubetune.operator.pod_state import POD_DELETED, QUEUE_PREEMPTED, is_primary, job_view, view
 from kubetune.operator.runtime import _by_name
 from kubetune.trial_ending import judge
 
@@ -228,3 +229,51 @@ def test_a_pod_that_ended_on_its_own_keeps_its_verdict_when_its_workload_is_susp
     (merged,) = _by_name([view(evicted), suspended]).values()
     assert merged.ending is not None
     assert judge(merged.ending, ["loss"]).reason == "Evicted"
+
+
+@pytest.mark.parametrize("kind", ["Job", "JobSet"])
+def test_preemption_reads_the_deletion_fact_not_the_reasons_wording(kind: str) -> None:
+    """Whether a pod of a suspended workload ended only by its deletion is TrialEnding.deleted,
+    never a match on the PodDeleted text: reworded, a bare deletion is still Preempted."""
+    suspended = job_view(_suspended(kind))
+    assert suspended is not None
+    gone = view(_workload_pod(kind, "Failed", deleting=True, exitCode=143, reason="Error"))
+    assert gone.ending is not None and gone.ending.deleted
+    # The same deletion, its reason worded otherwise (as a changed vocabulary would).
+    reworded = dataclasses.replace(
+        gone, ending=dataclasses.replace(gone.ending, disruption="Deleted: reworded")
+    )
+    (merged,) = _by_name([reworded, suspended]).values()
+    assert merged.ending is not None
+    verdict = judge(merged.ending, ["loss"])
+    assert (verdict.kind, verdict.reason, verdict.disruption) == (
+        "requeue",
+        QUEUE_PREEMPTED,
+        True,
+    )
+    assert merged.uid == f"{kind}-uid"
+
+
+@pytest.mark.parametrize("kind", ["Job", "JobSet"])
+def test_a_reason_the_cluster_named_stays_even_when_worded_like_a_deletion(kind: str) -> None:
+    """A DisruptionTarget condition is the cluster's text: whatever it says (here the very
+    words of kubetune's PodDeleted reason), the pod did not end by a bare deletion, so it is
+    not renamed Preempted."""
+    suspended = job_view(_suspended(kind))
+    assert suspended is not None
+    named = _workload_pod(kind, "Failed", deleting=True, exitCode=143)
+    named["status"]["conditions"] = [
+        {"type": "DisruptionTarget", "status": "True", "reason": POD_DELETED}
+    ]
+    seen = view(named)
+    assert seen.ending is not None and not seen.ending.deleted
+    assert seen.ending.disruption == POD_DELETED  # the same words as a bare deletion
+    for order in ([seen, suspended], [suspended, seen]):
+        (merged,) = _by_name(order).values()
+        assert merged.ending is not None
+        verdict = judge(merged.ending, ["loss"])
+        assert (verdict.kind, verdict.reason, verdict.disruption) == (
+            "requeue",
+            POD_DELETED,
+            True,
+        )

@@ -43,6 +43,7 @@ DISRUPTION_REASONS = frozenset(
     }
 )
 # A pod deleted with no reason of its own (no disruption condition): someone deleted it.
+# Its ending's reason only; that it was such a deletion is the fact TrialEnding.deleted.
 POD_DELETED = "PodDeleted: the trial pod was deleted"
 # Kueue suspended the trial's admitted workload again to make room (preempted it): its pod
 # is deleted for that, whether kubetune sees the pod end (runtime._by_name) or already gone.
@@ -230,9 +231,11 @@ def view(pod: Mapping[str, Any]) -> PodView:
         return PodView(kind="ended", ending=ending, **base)
     if phase in ("Succeeded", "Failed") or terminated:
         # A trial ends with its own container, whatever a sidecar still does.
-        if disruption is None and deleting and phase != "Succeeded":
+        deleted = disruption is None and deleting and phase != "Succeeded"
+        if deleted:
             disruption = POD_DELETED
-        return PodView(kind="ended", ending=_ending(terminated, result, status, disruption), **base)
+        ending = _ending(terminated, result, status, disruption, deleted=deleted)
+        return PodView(kind="ended", ending=ending, **base)
     if deleting:
         return PodView(kind="terminating", **base)
     if waiting and waiting.get("reason") in PERMANENT_WAITING | TRANSIENT_WAITING:
@@ -326,6 +329,8 @@ def _ending(
     result: TrialResult | None,
     status: dict[str, Any],
     disruption: str | None,
+    *,
+    deleted: bool,
 ) -> TrialEnding:
     terminated = terminated or {}
     exit_code = terminated.get("exitCode")
@@ -339,6 +344,7 @@ def _ending(
         # activeDeadlineSeconds is budget.trialTimeout: kubetune's own stop.
         stop="timeout" if pod_reason == "DeadlineExceeded" else None,
         disruption=disruption,
+        deleted=deleted,
         oom=terminated.get("reason") == "OOMKilled",
         detail=detail,
     )

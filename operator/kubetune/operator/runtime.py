@@ -30,7 +30,7 @@ from kubetune.operator.nodes_shape import NODES_WORKLOAD_ANNOTATION, is_nodes_jo
 from kubetune.operator.nodes_shape import choose as choose_nodes_kind
 from kubetune.operator.nodes_shape import recorded as recorded_nodes_kind
 from kubetune.operator.nodes_shape import shaped as nodes_shaped
-from kubetune.operator.pod_state import POD_DELETED, QUEUE_PREEMPTED, PodView
+from kubetune.operator.pod_state import QUEUE_PREEMPTED, PodView
 from kubetune.operator.reconcile import SweepReconciler
 from kubetune.operator.trial_objects import create_trial, custom_views, delete_trial
 from kubetune.spec import SweepSpec, parse_duration
@@ -481,12 +481,13 @@ def _with_workload_failure(pod: PodView, workload: PodView) -> PodView | None:
 
 def _preempted(pod: PodView, workload: PodView) -> PodView | None:
     """The pod's ending named Preempted when its workload is suspended again (Kueue took back
-    its admission) and the pod ended only by its deletion, no reason of its own: the
+    its admission) and the pod ended only by its deletion, no reason of its own
+    (TrialEnding.deleted, a fact pod_state records, never the reason's wording): the
     deletion was the workload controller's, for Kueue. Any other ending (its own exit, a
     result, a disruption the cluster named) stays the pod's, for trial_ending to judge."""
     if workload.kind != "queued" or not workload.job or workload.pod_name is not None:
         return None
-    if pod.kind != "ended" or pod.ending is None or pod.ending.disruption != POD_DELETED:
+    if pod.kind != "ended" or pod.ending is None or not pod.ending.deleted:
         return None
     ending = dataclasses.replace(pod.ending, disruption=QUEUE_PREEMPTED)
     return dataclasses.replace(pod, ending=ending, uid=workload.uid or pod.uid)
