@@ -49,6 +49,8 @@ def test_quick_run_writes_ratio_tables(tmp_path: Path) -> None:
     assert rows[("curves", 1)]["arms"]["kubetune"]["median_trials"] == 4
     text = (tmp_path / "search_peers.md").read_text()
     assert "## Relative regret at the budget" in text and "| curves | 4 |" in text
+    assert ": no difference shown |" in text or ": ours better |" in text or "BETTER |" in text
+    assert "regret at budget, differences the seeds show" in text
     # --render rebuilds the same page from the JSON alone.
     (tmp_path / "search_peers.md").unlink()
     assert search_peers.main(["--render", "--out", str(tmp_path)]) == 0
@@ -71,3 +73,19 @@ def test_problems_reruns_some_rows_and_keeps_the_others(tmp_path: Path) -> None:
     # Other settings than the saved run's: refused, nothing mixed.
     with pytest.raises(SystemExit, match="other settings"):
         search_peers.main([*argv, "--problems", "curves", "--seeds", "2"])
+
+
+def test_significance_tells_a_real_difference_from_seed_luck() -> None:
+    low = [0.001 * i for i in range(1, 21)]
+    high = [r + 0.05 for r in low]
+    assert search_peers.significance(high, low)["significant"] == "PEER BETTER"
+    assert search_peers.significance(low, high)["significant"] == "ours better"
+    # Interleaved seeds: the medians differ (0.0105 against 0.011) but nothing is shown.
+    odd, even = low[0::2], low[1::2]
+    shown = search_peers.significance(odd, even)
+    assert shown["significant"] == "no difference shown" and shown["p_worse"] > 0.05
+    # A seed with no finished trial (None) ranks worst, not best.
+    assert search_peers.significance([None] * 20, low)["significant"] == "PEER BETTER"
+    # One seed each, equal: no difference, and no NaN in the report.
+    one = search_peers.significance([0.0], [0.0])
+    assert one["significant"] == "no difference shown" and one["p_worse"] == one["p_worse"]
