@@ -18,7 +18,7 @@ from kubetune_trainer import tidy
 from tests.cluster.cluster import Cluster
 from tests.operator.test_reconcile import body, ended, new, reconcile
 
-from .helpers import condition, event_reasons, history, wait_phase
+from .helpers import condition, history, wait_event, wait_phase
 from .helpers import status as sweep_status
 from .runner import InProcessOperator
 
@@ -163,4 +163,4 @@ def test_a_timed_out_trials_checkpoint_is_removed_when_the_sweep_ends(
     assert (trial / "final").is_dir()  # keepCheckpoints best keeps the adapter
     tidied = condition(sweep_status(crd, namespace, "tidy"), cond.CHECKPOINTS_TIDIED)
     assert tidied["status"] == "True", tidied
-    assert "TidyStarted" in event_reasons(crd, namespace)
+    assert wait_event(crd, namespace, "TidyStarted")
