@@ -74,12 +74,16 @@ def test_create_update_delete_with_finalizer(cluster: Cluster, operator: Path) -
     assert obj["metadata"]["finalizers"] == ["kopf.zalando.org/KopfFinalizerMarker"]
     assert status(cluster, "demo")["objective"] == "eval_loss"
 
-    events = cluster.list_objects("events", "kopf-test")
-    assert any(
-        e["reason"] == "Created"
-        and e["involvedObject"]["name"] == "demo"
-        and e["involvedObject"]["uid"] == obj["metadata"]["uid"]
-        for e in events
+    # Kopf posts Events from a background queue, so the status patch can land first: wait.
+    uid = obj["metadata"]["uid"]
+    cluster.wait_for(
+        lambda: any(
+            e["reason"] == "Created"
+            and e["involvedObject"]["name"] == "demo"
+            and e["involvedObject"]["uid"] == uid
+            for e in cluster.list_objects("events", "kopf-test")
+        ),
+        message="kopf's Created Event about demo",
     )
 
     cluster.kubectl(

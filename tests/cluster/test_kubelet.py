@@ -216,7 +216,14 @@ def test_gpu_capacity_keeps_pods_pending_until_it_frees(cluster: Cluster, namesp
     cluster.delete("pods", "big1", namespace, grace_period=0)
     running = cluster.wait_for_pod_phase(namespace, "big2", "Running")
     assert running["spec"]["nodeName"] == "gpu-box"
-    described = cluster.kubectl("describe", "-n", namespace, "pod", "big2").stdout
+
+    def started() -> str | None:
+        out = cluster.kubectl("describe", "-n", namespace, "pod", "big2").stdout
+        return out if "Started container main" in out else None
+
+    # Like a real kubelet, the stand-in posts "Started" after it reports the pod Running: wait
+    # for it (it wrote the scheduler's Events before that one, so they are there too).
+    described = cluster.wait_for(started, message="big2's Started Event")
     assert "FailedScheduling" in described and "Insufficient nvidia.com/gpu" in described
     assert "Successfully assigned" in described and "Started container main" in described
     cluster.delete("pods", "big2", namespace, grace_period=0)

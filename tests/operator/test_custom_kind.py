@@ -16,7 +16,7 @@ import pytest
 from kubetune import conventions
 from tests.cluster.cluster import Cluster
 
-from .helpers import event_reasons, history, trial_pods, wait_phase
+from .helpers import history, trial_pods, wait_event, wait_phase
 from .runner import InProcessOperator, sweep_manifest
 
 FAST = {"STEPS": "5", "STEP_SECONDS": "0.1"}
@@ -114,7 +114,7 @@ def test_a_custom_kind_the_cluster_does_not_serve_fails_with_a_clear_reason(
     final = wait_phase(runs, namespace, "trmissing", "Failed", "Succeeded", timeout=60)
     record = history(final)[0]
     assert record["s"] == "Failed" and record["r"].startswith("CreateRefused: HTTP 404"), record
-    refused = " ".join(event_reasons(runs, namespace)["CreateRefused"])
+    refused = " ".join(wait_event(runs, namespace, "CreateRefused"))
     assert "the cluster serves no example.dev/v1 TrainingRunV9 (is its CRD installed?)" in refused
 
 

@@ -17,6 +17,7 @@ from .helpers import (
     sweep,
     trial_pods,
     wait_condition,
+    wait_event,
     wait_phase,
     wait_running,
     wait_status,
@@ -68,6 +69,9 @@ def test_sweep_runs_to_success_with_status_and_events(
         refs = pod["metadata"]["ownerReferences"]
         assert refs[0]["uid"] == owner["metadata"]["uid"] and refs[0]["controller"] is True
         assert pod["spec"]["restartPolicy"] == "Never"
+    # SweepFinished is posted by the last pass, and kopf posts a sweep's Events in order: once
+    # it is there, every earlier pass's Events are too, so the TrialStarted count is final.
+    wait_event(crd, namespace, "SweepFinished")
     reasons = event_reasons(crd, namespace)
     assert len(reasons["TrialStarted"]) == 4
     assert "NewBest" in reasons and "SweepFinished" in reasons
@@ -111,7 +115,7 @@ def test_median_pruner_stops_a_bad_trial(
         crd.wait_for_deletion("pods", name, namespace=namespace, timeout=30)
     assert final["trials"]["pruned"] == sum(r["s"] == "Pruned" for r in records.values())
     assert final["best"]["number"] not in (3, 5)
-    assert "TrialPruned" in event_reasons(crd, namespace)
+    assert wait_event(crd, namespace, "TrialPruned")
 
 
 def test_suspend_requeues_and_resume_finishes(
@@ -163,7 +167,7 @@ def test_budget_edit_is_applied_and_search_space_edit_refused(
     assert accepted["reason"] == "SearchSpaceChanged"
     assert "spec.parameters" in accepted["message"]
     assert refused["observedGeneration"] == 2
-    assert "SearchSpaceChanged" in event_reasons(crd, namespace)
+    assert wait_event(crd, namespace, "SearchSpaceChanged")
 
     # Reverting the search space and raising the budget at once is accepted.
     _patch_spec(
@@ -192,7 +196,7 @@ def test_bad_sweep_is_invalid_and_does_not_block_others(
     accepted = condition(invalid, "SpecAccepted")
     assert accepted["status"] == "False" and accepted["reason"] == "InvalidSpec"
     assert "spec.template.container" in accepted["message"]
-    assert "spec.template.container" in " ".join(event_reasons(crd, namespace)["InvalidSpec"])
+    assert "spec.template.container" in " ".join(wait_event(crd, namespace, "InvalidSpec"))
     assert not trial_pods(crd, namespace, "bad")
     assert wait_phase(crd, namespace, "good", "Succeeded", timeout=60)["phase"] == "Succeeded"
 
@@ -214,6 +218,7 @@ def test_trainer_sweep_with_a_misspelled_objective_is_refused_on_accept(
     assert accepted["status"] == "False" and accepted["reason"] == "InvalidSpec"
     assert "spec.objective.metric" in accepted["message"]
     assert "did you mean eval_loss?" in accepted["message"]
+    wait_event(crd, namespace, "InvalidSpec")
     warned = [
         e
         for e in events(crd, namespace)
@@ -236,7 +241,7 @@ def test_failures_are_recorded_and_disruptions_retried(
     assert condition(final, "Ready")["reason"] == "TooManyFailures"
     reasons = [r["r"] for r in history(final).values() if r["s"] == "Failed"]
     assert len(reasons) == 2 and all("deliberate failure at step 2" in r for r in reasons)
-    assert "TrialFailed" in event_reasons(crd, namespace)
+    assert wait_event(crd, namespace, "TrialFailed")
 
     # Eviction and OOM on a long trial: the first is retried, the second is a failure.
     slow = {"STEPS": "30", "STEP_SECONDS": "0.1"}

@@ -13,7 +13,7 @@ from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.runtime import pod_log_stream
 from tests.cluster.cluster import Cluster
 
-from .helpers import condition, event_reasons, history, wait_phase
+from .helpers import condition, history, wait_event, wait_phase
 from .runner import InProcessOperator, SubprocessOperator, sweep_manifest
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def test_trials_that_only_print_succeed_and_a_bad_one_is_pruned(
     assert records[2]["st"] < 20, "stopped before its last epoch"
     assert final["best"]["value"] == pytest.approx(GOOD, abs=1e-6)
     assert condition(final, "MetricsAvailable")["status"] == "True"
-    assert "TrialPruned" in event_reasons(crd, namespace)
+    assert wait_event(crd, namespace, "TrialPruned")
 
 
 def test_a_restarted_operator_rereads_the_logs_and_counts_nothing_twice(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubetune import PLURAL
 from tests.cluster.cluster import Cluster
 
-from .helpers import condition, event_reasons, sweep, trial_pods, wait_phase
+from .helpers import condition, sweep, trial_pods, wait_event, wait_phase
 from .runner import InProcessOperator, sweep_manifest
 
 
@@ -27,7 +27,7 @@ def test_privileged_template_is_invalid_and_creates_no_pod(
         "spec.template.spec.volumes[0].hostPath",
     ):
         assert f"{field}: refused by pod policy restricted" in accepted["message"]
-    warnings = " ".join(event_reasons(crd, namespace)["InvalidSpec"])
+    warnings = " ".join(wait_event(crd, namespace, "InvalidSpec"))
     assert "spec.template.spec.initContainers[0].securityContext.privileged" in warnings
     assert "refused by pod policy restricted" in warnings
     assert not trial_pods(crd, namespace, "root")

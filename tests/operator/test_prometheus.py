@@ -19,11 +19,11 @@ from tests.metrics.canned_http import CannedServer, Reply, canned_server
 
 from .helpers import (
     condition,
-    event_reasons,
     events,
     history,
     trial_pods,
     wait_condition,
+    wait_event,
     wait_phase,
     wait_running,
     wait_status,
@@ -127,7 +127,7 @@ def test_prometheus_outage_is_a_condition_not_a_failure(
     assert all(r["s"] == "Succeeded" for r in records.values()), records
     assert sorted(records) == [0, 1, 2, 3]
     assert condition(final, "MetricsAvailable")["status"] == "True"
-    assert "PrometheusUnreachable" in event_reasons(crd, namespace)
+    assert wait_event(crd, namespace, "PrometheusUnreachable")
 
 
 def test_unreachable_prometheus_url_is_a_condition_with_retries(
@@ -171,7 +171,7 @@ def test_malformed_answer_is_a_condition_and_the_sweep_carries_on(
     final = wait_phase(crd, namespace, "garbled", "Succeeded", "Failed", timeout=60)
     assert final["phase"] == "Succeeded" and final["trials"]["succeeded"] == 3, final
     assert condition(final, "MetricsAvailable")["status"] == "False"
-    assert "MetricsUnreadable" in event_reasons(crd, namespace)
+    assert wait_event(crd, namespace, "MetricsUnreadable")
 
 
 @pytest.mark.parametrize(
@@ -201,6 +201,7 @@ def test_prometheus_url_not_allowed_is_refused(
     assert accepted["reason"] == "InvalidSpec"
     assert accepted["message"].startswith("spec.metrics.prometheus.url: ")
     assert rule in accepted["message"]
+    wait_event(crd, namespace, "InvalidSpec")
     warnings = [e for e in events(crd, namespace) if e.get("reason") == "InvalidSpec"]
     assert warnings and warnings[0]["type"] == "Warning"
     assert "spec.metrics.prometheus.url" in warnings[0]["message"]

@@ -12,7 +12,7 @@ from kubetune.operator.config import OperatorConfig
 from kubetune.policy.pod_policy import PodPolicy
 from tests.cluster.cluster import Cluster
 
-from .helpers import condition, event_reasons, history, wait_phase, wait_status
+from .helpers import condition, history, wait_event, wait_phase, wait_status
 from .runner import InProcessOperator, sweep_manifest
 
 
@@ -50,6 +50,6 @@ def test_a_pod_refused_by_admission_fails_its_trial_with_the_servers_reason(
     record = history(final)[0]
     assert record["s"] == "Failed" and record["r"].startswith("CreateRefused: HTTP 403")
     assert len(record["r"]) <= 80, "history keeps a short reason; the Event has the rest"
-    refused = " ".join(event_reasons(crd, namespace)["CreateRefused"])
+    refused = " ".join(wait_event(crd, namespace, "CreateRefused"))
     assert "violates PodSecurity" in refused
     assert not crd.list_objects("pods", namespace=namespace)

@@ -3,12 +3,22 @@ no disruption behind them, Secrets that arrive late, and trials that cannot be s
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+from kubetune import PLURAL
 from tests.cluster.cluster import Cluster
 
-from .helpers import condition, event_reasons, history, trial_pods, wait_phase, wait_status
+from .helpers import (
+    condition,
+    event_reasons,
+    history,
+    trial_pods,
+    wait_event,
+    wait_phase,
+    wait_status,
+)
 from .runner import InProcessOperator, sweep_manifest
 
 FAST = {"STEPS": "4", "STEP_SECONDS": "0.1"}
@@ -107,5 +117,15 @@ def test_unschedulable_trials_are_a_sweep_condition(
     started = condition(status, "TrialsStarted")
     assert started["reason"] == "Unschedulable"
     assert "no-gpu-t0000" in started["message"] and "nvidia.com/gpu" in started["message"]
+    # Absence needs a later Event first: the operator posts a pass's Events after writing its
+    # status, and kopf posts a sweep's Events in order. A refused search-space edit makes a
+    # later pass post SearchSpaceChanged; once it is there, a TrialFailed from the pass that
+    # reported Unschedulable would be too.
+    edit = {"spec": {"parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 5.0}]}}
+    patched = crd.kubectl(
+        "patch", PLURAL, "no-gpu", "-n", namespace, "--type=merge", "-p", json.dumps(edit)
+    )
+    assert patched.returncode == 0, patched.stderr
+    wait_event(crd, namespace, "SearchSpaceChanged")
     assert "TrialFailed" not in event_reasons(crd, namespace)
     crd.delete("hyperparametersweeps", "no-gpu", namespace=namespace, group="kubetune.dev")
