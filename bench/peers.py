@@ -266,11 +266,20 @@ def _gp(seed: int) -> BaseSampler:
 
 
 OURS = "kubetune"
+OURS_TRIALS_FACTOR = 6
 
 # name -> (factory, what it is, whether it differs from its sampler alone on analytic
 # problems: pruners never act on a one-evaluation run, so those arms are skipped there).
 SEARCHERS: dict[str, tuple[Any, str, bool]] = {
-    OURS: (_kubetune(None, 1), "SweepEngine, spec defaults (auto, no pruner)", False),
+    # maxTrials is not what ends kubetune's run, as for every peer (none has a trial cap):
+    # the compute budget does. Below 8 trials at once the default does not prune, and the
+    # budget buys the same trials either way.
+    OURS: (
+        _kubetune(None, OURS_TRIALS_FACTOR),
+        "SweepEngine, spec defaults (algorithm auto, earlyStopping auto); maxTrials 6x what "
+        "the compute buys unpruned, so the compute ends the run",
+        False,
+    ),
     "kubetune-asha": (
         _kubetune(KUBETUNE_ASHA, 4),
         "SweepEngine, earlyStopping asha minSteps 50 rf 4 (informational, not a peer)",

@@ -41,6 +41,12 @@ from bench.replay import Params, ReplayProblem, Searcher, SyntheticCurves, Tabul
 from optuna.pruners import MedianPruner, NopPruner
 from optuna.samplers import RandomSampler, TPESampler
 
+from kubetune.spec.auto_pruning import (
+    AUTO_FIRST_RUNG_FRACTION,
+    AUTO_PARALLELISM,
+    AUTO_REDUCTION_FACTOR,
+)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_STEPS = 1 / 3
 TARGET_GAP = 0.02
@@ -117,7 +123,7 @@ def searcher(
     name = f"{problem.name}-{seed}"
     if arm in ("none", "asha", "asha-forecast-setting", "forecast"):
         early = {
-            "none": None,
+            "none": {"name": "none"},
             "asha": setting.asha,
             "asha-forecast-setting": {**setting.forecast, "forecast": False},
             "forecast": setting.forecast,
@@ -293,19 +299,21 @@ def markdown(report: dict[str, Any]) -> str:
     worst_plain = max(plain, key=lambda n: plain[n])
     lines += [
         "",
-        "## The default stays earlyStopping none",
+        "## The default: earlyStopping auto",
         "",
         "At equal compute the forecast arm's incumbent is "
         + ", ".join(f"{100 * g:+.2f}% ({n})" for n, g in gaps.items())
         + " against no pruning's"
         + (": a small gain, no loss." if max(gaps.values()) <= 0 else ".")
-        + " Plain ASHA, the pruner a default would otherwise turn on, is "
+        + " Plain ASHA is "
         + f"{100 * plain[worst_plain]:+.2f}% on {worst_plain} (Ray Tune's ASHA recipe "
-        + f"{100 * ray[worst_plain]:+.2f}%). The forecast needs four evaluations by the first rung, which the "
-        "trainer's defaults (maxSteps 200, evalEvery 50: four evaluations in all) never give, "
-        "so a default pruner could only be plain ASHA or a forecast that never acts. Turning "
-        "one on by default would also change what every existing example and test sweep does. "
-        "The measured setting for long runs is documented instead (README: earlyStopping).",
+        + f"{100 * ray[worst_plain]:+.2f}%). Whether to prune at all depends on how many "
+        "trials run at once: one at a time, the default sampler learns more from finished "
+        "trials than pruning buys; with many at once it gets few rounds of them, and the "
+        "breadth pruning buys wins (bench/results/search_peers.md). So the default, "
+        f"`earlyStopping: auto`, is ASHA with forecasts (reduction factor {AUTO_REDUCTION_FACTOR}, "
+        f"the first rung at 1/{round(1 / AUTO_FIRST_RUNG_FRACTION)} of the run) from "
+        f"{AUTO_PARALLELISM} trials at once, and none below (spec/auto_pruning.py).",
     ]
     lines += ["", "## Targets (forecast arm: gap <= 2% and steps <= 1/3 of no pruning)", ""]
     for name, met in report["targets_met"].items():

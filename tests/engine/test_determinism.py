@@ -45,6 +45,22 @@ def test_auto_rebuild_decides_like_the_live_engine_across_the_gp_to_tpe_switch(
     assert len(engine.history()) == 14
 
 
+def test_the_default_with_four_at_once_prunes_and_rebuilds_like_the_live_engine() -> None:
+    # algorithm auto and earlyStopping auto, both left out: from 4 trials at once the
+    # default prunes (ASHA with forecasts, spec/auto_pruning.py), and a rebuild at every
+    # event must decide alike, pruning included.
+    spec = make_spec(
+        algorithm={"seed": 2, "startupTrials": 4},
+        budget={"maxTrials": 16, "parallelism": 4, "maxFailedTrials": 10},
+    )
+    assert (spec.algorithm.name, spec.early_stopping.name) == ("auto", "auto")
+    engine = SweepEngine(spec, "det-default")
+    assert engine.spec.early_stopping.name == "asha"
+    log = simulate(engine, random.Random(5), events=150, check=True)
+    assert any(line.startswith("prune") for line in log)
+    assert engine.finished() is not None
+
+
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_rebuild_decides_like_the_live_engine_with_other_pruners(pruner: str) -> None:
     spec = make_spec(

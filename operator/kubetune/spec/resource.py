@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from kubetune import API_GROUP, API_VERSION, conventions
 from kubetune.metric_names import trainer_objectives
+from kubetune.spec import auto_pruning
 from kubetune.spec.defaults import default_parameters
 from kubetune.spec.parameters import MAX_TRIALS
 from kubetune.spec.status import SweepStatus
@@ -78,6 +79,8 @@ def effective_spec(spec: SweepSpec) -> SweepSpec:
         update["objective"] = _default_objective(spec)
     if not spec.parameters and spec.trainer is not None:
         update["parameters"] = default_parameters(spec.trainer)
+    if spec.early_stopping.name == "auto":
+        update["early_stopping"] = auto_pruning.resolve(spec)
     if not update:
         return spec
     filled = spec.model_copy(update=update)

@@ -18,7 +18,7 @@ from kubetune.spec.trainer import TemplateSpec, TrainerSpec, WorkloadSpec
 
 Direction = Literal["minimize", "maximize"]
 AlgorithmName = Literal["auto", "tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
-PrunerName = Literal["none", "median", "asha", "hyperband"]
+PrunerName = Literal["auto", "none", "median", "asha", "hyperband"]
 # Which of a trial's reports is its value: the last, or the best-looking of all.
 Strategy = Literal["final", "min", "max"]
 
@@ -94,7 +94,14 @@ class Algorithm(SpecModel):
 class EarlyStopping(SpecModel):
     """The pruner that stops losing trials early."""
 
-    name: PrunerName = "none"
+    name: PrunerName = Field(
+        default="auto",
+        description=(
+            "auto (the default): asha with forecasts, its first rung at 1/8 of the run, when "
+            "4 or more trials run at once and the last step is known (trainer.maxSteps or "
+            "maxSteps), for one objective; else none. See docs/pruning.md."
+        ),
+    )
     min_steps: int = Field(
         default=1,
         ge=1,
@@ -360,12 +367,12 @@ class SweepSpec(SpecModel):
 
     def _forecast_rules(self) -> None:
         early = self.early_stopping
-        if early.forecast and early.name not in ("asha", "hyperband"):
+        if early.forecast and early.name not in ("auto", "asha", "hyperband"):
             raise ValueError(
                 f"earlyStopping.forecast: only with asha or hyperband, not {early.name!r}"
             )
-        if early.max_steps is not None and not early.forecast:
-            raise ValueError("earlyStopping.maxSteps: only with forecast: true")
+        if early.max_steps is not None and not early.forecast and early.name != "auto":
+            raise ValueError("earlyStopping.maxSteps: only with forecast: true (or name auto)")
         if early.forecast and early.max_steps is None and self.trainer is None:
             raise ValueError(
                 "earlyStopping.maxSteps: required with forecast and template or workload trials "
@@ -375,7 +382,7 @@ class SweepSpec(SpecModel):
     def _multi_objective_pruning(self) -> None:
         """MO-ASHA ranks the objectives' intermediate values (engine/pruners.py)."""
         early = self.early_stopping
-        if early.name == "none":
+        if early.name in ("none", "auto"):  # auto resolves to none (auto_pruning.py)
             return
         if early.name != "asha":
             raise ValueError(
