@@ -99,7 +99,7 @@ class EarlyStopping(SpecModel):
         description=(
             "auto (the default): asha with forecasts, its first rung at 1/8 of the run, when "
             "4 or more trials run at once and the last step is known (trainer.maxSteps or "
-            "maxSteps), for one objective; else none. See docs/pruning.md."
+            "maxSteps), for one objective; else none (README: earlyStopping.name: auto)."
         ),
     )
     min_steps: int = Field(
