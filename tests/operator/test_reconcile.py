@@ -836,3 +836,16 @@ def test_a_sweep_adopted_from_0_1_without_an_algorithm_name_keeps_tpe() -> None:
     adopted = reconcile(rec, unnamed | {"status": old}, {"s-t0000": running("s-t0000")})
     assert condition(adopted, "SpecAccepted")["status"] == "True"
     assert rec.engine is not None and rec.engine.spec.algorithm.name == "tpe"
+
+
+def test_the_accepted_condition_says_what_earlyStopping_auto_became() -> None:
+    # A template sweep that gives the last step and runs 4 at once: auto turns ASHA on.
+    wide = body(
+        budget={"maxTrials": 8, "parallelism": 4, "maxFailedTrials": 1},
+        earlyStopping={"maxSteps": 800},
+    )
+    accepted = condition(reconcile(new(), wide, {}), "SpecAccepted")
+    assert accepted["status"] == "True"
+    assert accepted["message"].startswith("earlyStopping auto: asha (minSteps 100,")
+    narrow = condition(reconcile(new(), body(), {}), "SpecAccepted")
+    assert narrow["message"] == "earlyStopping auto: none (budget.parallelism 2 < 4)"

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kubetune.spec import EarlyStopping, SweepSpec, effective_spec
+from kubetune.spec import EarlyStopping, SweepSpec, auto_pruning, effective_spec
 
 
 def early(doc: dict[str, Any]) -> EarlyStopping:
@@ -88,3 +88,18 @@ def test_resolving_twice_changes_nothing() -> None:
 def test_max_steps_still_needs_forecast_or_auto() -> None:
     with pytest.raises(ValidationError, match=r"earlyStopping.maxSteps: only with forecast"):
         SweepSpec.model_validate(trainer_sweep(8, earlyStopping={"name": "asha", "maxSteps": 9}))
+
+
+def test_the_accepted_condition_says_what_auto_became_and_why() -> None:
+    def said(doc: dict[str, Any]) -> str:
+        written = SweepSpec.model_validate(doc)
+        return auto_pruning.explain(written, effective_spec(written))
+
+    assert said(trainer_sweep(8)) == (
+        "earlyStopping auto: asha (minSteps 5, reductionFactor 4, forecast; "
+        "budget.parallelism 8 >= 4)"
+    )
+    assert said(trainer_sweep(2)) == "earlyStopping auto: none (budget.parallelism 2 < 4)"
+    flat = trainer_sweep(8, trainer={"maxSteps": 40, "evalEvery": 40})
+    assert said(flat) == "earlyStopping auto: none (no evaluation before the last step to prune at)"
+    assert said(trainer_sweep(8, earlyStopping={"name": "none"})) == ""

@@ -45,7 +45,7 @@ from kubetune.operator.sweep_events import finished_event, new_best_event, trial
 from kubetune.operator.sweep_status import compose_status, status_from
 from kubetune.operator.tidy_step import tidy_step
 from kubetune.policy.pod_policy import PodPolicy
-from kubetune.spec import SpecError, SweepSpec, SweepStatus
+from kubetune.spec import SpecError, SweepSpec, SweepStatus, auto_pruning
 from kubetune.spec.identity import legacy_search_space_digest, study_digest
 from kubetune.trial_ending import (
     REASON_METRICS_LOST,
@@ -151,7 +151,7 @@ class SweepReconciler:
         if self.best_number is None:
             best = engine.best()
             self.best_number = best.number if best is not None else None
-        self._set(cond.SPEC_ACCEPTED, (True, "Accepted", ""))
+        self._set(cond.SPEC_ACCEPTED, (True, "Accepted", auto_pruning.explain(sweep.spec, spec)))
         if self.status.phase in ("Succeeded", "Failed") and engine.finished() is None:
             self.announced_finish = False  # e.g. maxTrials raised after the end: carry on
         return rebuilt_source

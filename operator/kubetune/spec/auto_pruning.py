@@ -37,7 +37,7 @@ def resolve(spec: SweepSpec) -> EarlyStopping:
     early = spec.early_stopping
     if early.name != "auto":
         return early
-    last = early.max_steps or (spec.trainer.max_steps if spec.trainer is not None else None)
+    last = _last_step(spec)
     if spec.multi_objective or spec.budget.parallelism < AUTO_PARALLELISM or last is None:
         return EarlyStopping(name="none")
     every = spec.trainer.eval_every if spec.trainer is not None else 1
@@ -55,3 +55,34 @@ def resolve(spec: SweepSpec) -> EarlyStopping:
         forecast=early.forecast if "forecast" in chosen else True,
         max_steps=early.max_steps,
     )
+
+
+def explain(written: SweepSpec, effective: SweepSpec) -> str:
+    """What `auto` became for this sweep and why, for the SpecAccepted condition; "" when the
+    sweep names its pruner itself."""
+    if written.early_stopping.name != "auto":
+        return ""
+    chosen = effective.early_stopping
+    if chosen.name == "none":
+        if written.multi_objective:
+            why = "several objectives"
+        elif written.budget.parallelism < AUTO_PARALLELISM:
+            why = f"budget.parallelism {written.budget.parallelism} < {AUTO_PARALLELISM}"
+        elif _last_step(written) is None:
+            why = "no known last step (trainer.maxSteps or earlyStopping.maxSteps)"
+        else:
+            why = "no evaluation before the last step to prune at"
+        return f"earlyStopping auto: none ({why})"
+    forecast = ", forecast" if chosen.forecast else ""
+    return (
+        f"earlyStopping auto: asha (minSteps {chosen.min_steps}, reductionFactor "
+        f"{chosen.reduction_factor}{forecast}; budget.parallelism "
+        f"{written.budget.parallelism} >= {AUTO_PARALLELISM})"
+    )
+
+
+def _last_step(spec: SweepSpec) -> int | None:
+    """The step trials end at, where forecasts aim; None when the spec does not say."""
+    if spec.early_stopping.max_steps is not None:
+        return spec.early_stopping.max_steps
+    return spec.trainer.max_steps if spec.trainer is not None else None
