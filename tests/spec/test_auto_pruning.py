@@ -51,6 +51,9 @@ def test_auto_needs_the_last_step_and_one_objective() -> None:
     assert early(custom).name == "none"  # template trials: the last step is unknown
     told = early(custom | {"earlyStopping": {"maxSteps": 800}})
     assert (told.name, told.min_steps, told.max_steps) == ("asha", 100, 800)
+    # Without forecasts, maxSteps only placed the rungs: asha takes it with forecast alone.
+    plain = early(custom | {"earlyStopping": {"maxSteps": 800, "forecast": False}})
+    assert (plain.name, plain.min_steps, plain.max_steps) == ("asha", 100, None)
     two = trainer_sweep(
         8,
         objectives=[

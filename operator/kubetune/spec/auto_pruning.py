@@ -46,14 +46,16 @@ def resolve(spec: SweepSpec) -> EarlyStopping:
     min_steps = early.min_steps if "min_steps" in chosen else first
     if min_steps >= last:  # no rung before the end: nothing to prune at
         return EarlyStopping(name="none")
+    forecast = early.forecast if "forecast" in chosen else True
     return EarlyStopping(
         name="asha",
         min_steps=min_steps,
         reduction_factor=(
             early.reduction_factor if "reduction_factor" in chosen else AUTO_REDUCTION_FACTOR
         ),
-        forecast=early.forecast if "forecast" in chosen else True,
-        max_steps=early.max_steps,
+        forecast=forecast,
+        # Under asha, maxSteps is where forecasts aim; auto also read it as the last step.
+        max_steps=early.max_steps if forecast else None,
     )
 
 
