@@ -53,3 +53,24 @@ def test_a_new_run_without_an_algorithm_name_runs_auto(tmp_path: Path) -> None:
         assert prepared.engine.spec.algorithm.name == "auto"
     finally:
         prepared.release()
+
+
+def test_a_run_that_auto_prunes_says_so(tmp_path: Path) -> None:
+    # Template trials that give their last step, 4 at once: the default turns ASHA on.
+    manifest = template_sweep(
+        early_stopping={"maxSteps": 80}, budget={"maxTrials": 8, "parallelism": 4}
+    )
+    prepared = prepare(str(write(tmp_path, manifest)), str(tmp_path / "a"), False, False)
+    try:
+        assert prepared.engine.spec.early_stopping.name == "asha"
+        assert any(n.startswith("earlyStopping auto: asha (minSteps 10,") for n in prepared.notes)
+    finally:
+        prepared.release()
+    # One at a time it does not prune, and a run the user did not ask to prune is quiet.
+    manifest["spec"]["budget"] = {"maxTrials": 8, "parallelism": 1}
+    prepared = prepare(str(write(tmp_path, manifest)), str(tmp_path / "b"), False, False)
+    try:
+        assert prepared.engine.spec.early_stopping.name == "none"
+        assert not any("earlyStopping" in n for n in prepared.notes)
+    finally:
+        prepared.release()

@@ -29,7 +29,14 @@ from kubetune.local.progress import ProgressView
 from kubetune.local.report import Outputs, write_outputs
 from kubetune.local.runner import LocalRunner, RunResult
 from kubetune.local.state import RunState, StateError, load_state, now, spec_dump
-from kubetune.spec import HyperparameterSweep, SpecError, SweepSpec, effective_spec, load_sweep
+from kubetune.spec import (
+    HyperparameterSweep,
+    SpecError,
+    SweepSpec,
+    auto_pruning,
+    effective_spec,
+    load_sweep,
+)
 from kubetune.spec.checks import semantic_problems
 from kubetune.spec.durations import parse_duration
 from kubetune.spec.hub import repos_key
@@ -114,6 +121,10 @@ def prepare(
         if lock is not None:
             lock.release()
         raise
+    if spec.early_stopping.name != "none":
+        # The default prunes from 4 trials at once: say so, or pruned trials surprise.
+        said = auto_pruning.explain(sweep.spec, spec)
+        notes += [said] if said else []
     # Trials that were running when a previous run died run again, same params.
     for number in engine.running():
         engine.requeue(number, REASON_INTERRUPTED)
