@@ -95,8 +95,7 @@ def test_max_steps_still_needs_forecast_or_auto() -> None:
 
 def test_the_accepted_condition_says_what_auto_became_and_why() -> None:
     def said(doc: dict[str, Any]) -> str:
-        written = SweepSpec.model_validate(doc)
-        return auto_pruning.explain(written, effective_spec(written))
+        return auto_pruning.explain(SweepSpec.model_validate(doc))
 
     assert said(trainer_sweep(8)) == (
         "earlyStopping auto: asha (minSteps 5, reductionFactor 4, forecast; "

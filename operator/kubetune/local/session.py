@@ -123,7 +123,7 @@ def prepare(
         raise
     if spec.early_stopping.name != "none":
         # The default prunes from 4 trials at once: say so, or pruned trials surprise.
-        said = auto_pruning.explain(sweep.spec, spec)
+        said = auto_pruning.explain(sweep.spec)
         notes += [said] if said else []
     # Trials that were running when a previous run died run again, same params.
     for number in engine.running():

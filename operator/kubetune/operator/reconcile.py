@@ -151,7 +151,7 @@ class SweepReconciler:
         if self.best_number is None:
             best = engine.best()
             self.best_number = best.number if best is not None else None
-        self._set(cond.SPEC_ACCEPTED, (True, "Accepted", auto_pruning.explain(sweep.spec, spec)))
+        self._set(cond.SPEC_ACCEPTED, (True, "Accepted", auto_pruning.explain(sweep.spec)))
         if self.status.phase in ("Succeeded", "Failed") and engine.finished() is None:
             self.announced_finish = False  # e.g. maxTrials raised after the end: carry on
         return rebuilt_source

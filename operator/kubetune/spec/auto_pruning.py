@@ -34,20 +34,48 @@ def resolve(spec: SweepSpec) -> EarlyStopping:
     Fields the user set next to `name: auto` (minSteps, reductionFactor, forecast) are kept
     when auto turns ASHA on.
     """
+    if spec.early_stopping.name != "auto":
+        return spec.early_stopping
+    return _decide(spec)[0]
+
+
+def explain(written: SweepSpec) -> str:
+    """What `auto` became for this sweep and why, for the SpecAccepted condition and
+    `kubetune run`; "" when the sweep names its pruner itself."""
+    if written.early_stopping.name != "auto":
+        return ""
+    chosen, why = _decide(written)
+    if chosen.name == "none":
+        return f"earlyStopping auto: none ({why})"
+    forecast = ", forecast" if chosen.forecast else ""
+    return (
+        f"earlyStopping auto: asha (minSteps {chosen.min_steps}, reductionFactor "
+        f"{chosen.reduction_factor}{forecast}; {why})"
+    )
+
+
+def _decide(spec: SweepSpec) -> tuple[EarlyStopping, str]:
+    """What auto runs for ``spec``, and the reason: one place, so the status never gives a
+    reason other than the one that decided."""
     early = spec.early_stopping
-    if early.name != "auto":
-        return early
-    last = _last_step(spec)
-    if spec.multi_objective or spec.budget.parallelism < AUTO_PARALLELISM or last is None:
-        return EarlyStopping(name="none")
+    if spec.multi_objective:
+        return EarlyStopping(name="none"), "several objectives"
+    parallelism = spec.budget.parallelism
+    if parallelism < AUTO_PARALLELISM:
+        return EarlyStopping(name="none"), f"budget.parallelism {parallelism} < {AUTO_PARALLELISM}"
+    last = spec.last_step
+    if last is None:
+        return EarlyStopping(name="none"), (
+            "no known last step (trainer.maxSteps or earlyStopping.maxSteps)"
+        )
     every = spec.trainer.eval_every if spec.trainer is not None else 1
     first = max(every, math.ceil(last * AUTO_FIRST_RUNG_FRACTION / every) * every)
     chosen = early.model_fields_set
     min_steps = early.min_steps if "min_steps" in chosen else first
-    if min_steps >= last:  # no rung before the end: nothing to prune at
-        return EarlyStopping(name="none")
+    if min_steps >= last:
+        return EarlyStopping(name="none"), "no evaluation before the last step to prune at"
     forecast = early.forecast if "forecast" in chosen else True
-    return EarlyStopping(
+    pruner = EarlyStopping(
         name="asha",
         min_steps=min_steps,
         reduction_factor=(
@@ -57,34 +85,4 @@ def resolve(spec: SweepSpec) -> EarlyStopping:
         # Under asha, maxSteps is where forecasts aim; auto also read it as the last step.
         max_steps=early.max_steps if forecast else None,
     )
-
-
-def explain(written: SweepSpec, effective: SweepSpec) -> str:
-    """What `auto` became for this sweep and why, for the SpecAccepted condition; "" when the
-    sweep names its pruner itself."""
-    if written.early_stopping.name != "auto":
-        return ""
-    chosen = effective.early_stopping
-    if chosen.name == "none":
-        if written.multi_objective:
-            why = "several objectives"
-        elif written.budget.parallelism < AUTO_PARALLELISM:
-            why = f"budget.parallelism {written.budget.parallelism} < {AUTO_PARALLELISM}"
-        elif _last_step(written) is None:
-            why = "no known last step (trainer.maxSteps or earlyStopping.maxSteps)"
-        else:
-            why = "no evaluation before the last step to prune at"
-        return f"earlyStopping auto: none ({why})"
-    forecast = ", forecast" if chosen.forecast else ""
-    return (
-        f"earlyStopping auto: asha (minSteps {chosen.min_steps}, reductionFactor "
-        f"{chosen.reduction_factor}{forecast}; budget.parallelism "
-        f"{written.budget.parallelism} >= {AUTO_PARALLELISM})"
-    )
-
-
-def _last_step(spec: SweepSpec) -> int | None:
-    """The step trials end at, where forecasts aim; None when the spec does not say."""
-    if spec.early_stopping.max_steps is not None:
-        return spec.early_stopping.max_steps
-    return spec.trainer.max_steps if spec.trainer is not None else None
+    return pruner, f"budget.parallelism {parallelism} >= {AUTO_PARALLELISM}"

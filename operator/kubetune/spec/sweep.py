@@ -373,7 +373,7 @@ class SweepSpec(SpecModel):
             )
         if early.max_steps is not None and not early.forecast and early.name != "auto":
             raise ValueError("earlyStopping.maxSteps: only with forecast: true (or name auto)")
-        if early.forecast and early.max_steps is None and self.trainer is None:
+        if early.forecast and self.last_step is None:
             raise ValueError(
                 "earlyStopping.maxSteps: required with forecast and template or workload trials "
                 "(the step forecasts aim at; the trainer's is trainer.maxSteps)"
@@ -441,6 +441,14 @@ class SweepSpec(SpecModel):
     @property
     def multi_objective(self) -> bool:
         return self.objectives is not None
+
+    @property
+    def last_step(self) -> int | None:
+        """The step trials end at (earlyStopping.maxSteps, else trainer.maxSteps), where
+        forecasts aim; None when the spec does not say."""
+        if self.early_stopping.max_steps is not None:
+            return self.early_stopping.max_steps
+        return self.trainer.max_steps if self.trainer is not None else None
 
     def grid_points(self) -> int | None:
         """Size of the full grid, or None when some parameter is continuous."""
