@@ -257,7 +257,10 @@ def test_multi_objective_pruning_refuses_gpu_hours_and_forecast() -> None:
 @pytest.mark.parametrize(
     ("early", "expected"),
     [
-        ({"name": "median", "forecast": True}, "spec.earlyStopping.forecast: only with asha"),
+        (
+            {"name": "median", "forecast": True},
+            "spec.earlyStopping.forecast: only with auto, asha or hyperband",
+        ),
         ({"name": "asha", "maxSteps": 100}, "spec.earlyStopping.maxSteps: only with forecast"),
     ],
 )

@@ -369,7 +369,7 @@ class SweepSpec(SpecModel):
         early = self.early_stopping
         if early.forecast and early.name not in ("auto", "asha", "hyperband"):
             raise ValueError(
-                f"earlyStopping.forecast: only with asha or hyperband, not {early.name!r}"
+                f"earlyStopping.forecast: only with auto, asha or hyperband, not {early.name!r}"
             )
         if early.max_steps is not None and not early.forecast and early.name != "auto":
             raise ValueError("earlyStopping.maxSteps: only with forecast: true (or name auto)")
