@@ -272,8 +272,9 @@ OURS_TRIALS_FACTOR = 6
 # problems: pruners never act on a one-evaluation run, so those arms are skipped there).
 SEARCHERS: dict[str, tuple[Any, str, bool]] = {
     # maxTrials is not what ends kubetune's run, as for every peer (none has a trial cap):
-    # the compute budget does. Below 8 trials at once the default does not prune, and the
-    # budget buys the same trials either way.
+    # the compute budget does. Below spec/auto_pruning.AUTO_PARALLELISM trials at once the
+    # default does not prune and the budget buys the same trials, but the startup design
+    # (a quarter of maxTrials, at most 10 random trials) is then 10 rather than 7-8.
     OURS: (
         _kubetune(None, OURS_TRIALS_FACTOR),
         "SweepEngine, spec defaults (algorithm auto, earlyStopping auto); maxTrials 6x what "
