@@ -20,7 +20,7 @@ from kubetune.conventions import trial_name
 from kubetune.engine import gpu_budget, summary
 from kubetune.engine.completion import Completion, check
 from kubetune.engine.mo_asha import Vector, mo_asha_prunes
-from kubetune.engine.pruners import AshaPruner, forecast_anchors, forecast_horizon, make_pruner
+from kubetune.engine.pruners import AshaPruner, forecast_anchors, make_pruner
 from kubetune.engine.replay import HistoryError, new_study, replay
 from kubetune.engine.samplers import make_sampler
 from kubetune.engine.space import ParamValue, SearchSpace
@@ -71,7 +71,8 @@ class SweepEngine:
             else []
         )
         self._gap = summary.intermediate_gap(max_steps, early.min_steps, bool(self._rungs))
-        horizon = forecast_horizon(early, max_steps)
+        # The spec refuses forecasts without a known last step (spec/sweep.py).
+        horizon = self.spec.last_step if early.forecast else None
         if horizon is not None:
             # A forecast needs points before each rung; keep them like the rungs themselves.
             top = AshaPruner(early.min_steps, early.reduction_factor, max_steps).top_resource
@@ -99,7 +100,10 @@ class SweepEngine:
         ]
         self.study: Study
         self.study, self._storage = new_study(
-            sweep_name, directions, self._sampler, make_pruner(early, sweep_name, max_steps)
+            sweep_name,
+            directions,
+            self._sampler,
+            make_pruner(early, sweep_name, max_steps, horizon),
         )
         self._study_id = self._storage.get_study_id_from_name(sweep_name)
         self._trials: dict[int, Trial] = {}

@@ -242,13 +242,15 @@ class HyperbandPruner(BasePruner):
         return self._asha[self.bracketing(trial.number)].prune(study, trial)
 
 
-def make_pruner(early: EarlyStopping, sweep_name: str, max_steps: int | None) -> BasePruner:
-    """The pruner for the spec's earlyStopping block; max_steps is trainer.maxSteps if known."""
+def make_pruner(
+    early: EarlyStopping, sweep_name: str, max_steps: int | None, horizon: int | None
+) -> BasePruner:
+    """The pruner for the spec's earlyStopping block; max_steps is trainer.maxSteps if known,
+    horizon the step forecasts aim at (None without forecasts)."""
     if early.name == "none":
         return NopPruner()
     if early.name == "median":
         return MedianPruner(early.startup_trials, early.min_steps)
-    horizon = forecast_horizon(early, max_steps)
     if early.name == "asha":
         return AshaPruner(early.min_steps, early.reduction_factor, max_steps, forecast_to=horizon)
     if early.name == "hyperband":
@@ -257,14 +259,6 @@ def make_pruner(early: EarlyStopping, sweep_name: str, max_steps: int | None) ->
             sweep_name, early.min_steps, top, early.reduction_factor, forecast_to=horizon
         )
     raise ValueError(f"earlyStopping.name: unknown pruner {early.name!r}")
-
-
-def forecast_horizon(early: EarlyStopping, max_steps: int | None) -> int | None:
-    """The step forecasts aim at (earlyStopping.forecast), or None without forecasts."""
-    if not early.forecast:
-        return None
-    # The spec refuses forecast without a known last step (spec/sweep.py).
-    return early.max_steps or max_steps
 
 
 def forecast_anchors(rungs: Sequence[int], top: int) -> list[int]:
