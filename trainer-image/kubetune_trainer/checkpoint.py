@@ -177,9 +177,12 @@ def _read(path: Path) -> Checkpoint:
         size = (path / name).stat().st_size
         if size != sizes.get(name):
             raise ValueError(f"{name} has {size} bytes, {sizes.get(name)} were written")
-    # weights_only: a checkpoint is data; it never runs code when read back.
-    weights = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
-    optimizer = torch.load(path / _OPTIMIZER, map_location="cpu", weights_only=True)
+    # weights_only: a checkpoint is data; it never runs code when read back. mmap: the
+    # tensors are pages of the file (private, copy-on-write), read when first touched and
+    # shared by the ranks of one node, so a sharded run's other ranks (which take their
+    # shards from rank 0's broadcast, never reading these) cost no copy of the model.
+    weights = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True, mmap=True)
+    optimizer = torch.load(path / _OPTIMIZER, map_location="cpu", weights_only=True, mmap=True)
     rest = torch.load(path / _RNG, map_location="cpu", weights_only=True)
     return Checkpoint(path, state, weights, optimizer, rest["scheduler"], rest["rng"])
 

@@ -8,10 +8,12 @@ needs the whole model: evaluation (each runs the same forwards; only rank 0 repo
 gathering the full weights that rank 0 saves. Works with nccl and with gloo on CPU.
 
 Checkpoints of a sharded run are gathered whole on rank 0 (torch.distributed.checkpoint's
-full state dicts) and written by checkpoint.py like any other; a resumed run's ranks each
-read the checkpoint and keep their shard. A full-weight gather costs one copy of the model
-in rank 0's CPU memory, as the final save already does; a per-rank sharded format
-(torch.distributed.checkpoint.save) would avoid that for models too large for one host.
+full state dicts) and written by checkpoint.py like any other. A resumed run's rank 0 reads
+the checkpoint and broadcasts it, each rank keeping its shard; the other ranks never read
+its tensors, so a node holds one copy of the model, not one per rank. A full-weight gather
+costs one copy of the model in rank 0's CPU memory, as the final save already does; a
+per-rank sharded format (torch.distributed.checkpoint.save) would avoid that for models too
+large for one host.
 """
 
 import contextlib
@@ -80,7 +82,12 @@ def _full_options(gathering: bool) -> Any:
 
     # strict=False on load: a checkpoint holds the trainable parameters only (no buffers,
     # and a tied weight once), as the unsharded checkpoints do.
-    return StateDictOptions(full_state_dict=True, cpu_offload=gathering, strict=not gathering)
+    return StateDictOptions(
+        full_state_dict=True,
+        cpu_offload=gathering,
+        strict=gathering,
+        broadcast_from_rank0=not gathering,
+    )
 
 
 def training_state(
@@ -103,14 +110,18 @@ def load_training_state(
     optimizer: torch.optim.Optimizer,
     weights: dict[str, torch.Tensor],
     optim: dict[str, Any],
+    is_main: bool,
 ) -> None:
-    """Each rank takes its shard of a checkpoint it read whole (training_state's shape)."""
-    from torch.distributed.checkpoint.state_dict import set_state_dict
-
-    set_state_dict(
-        model,
-        optimizer,
-        model_state_dict=dict[str, Any](weights),
-        optim_state_dict=optim,
-        options=_full_options(gathering=False),
+    """Each rank takes its shard of a checkpoint (training_state's shape) that rank 0 read
+    and broadcasts; the others' weights and optim are ignored. A collective."""
+    from torch.distributed.checkpoint.state_dict import (
+        set_model_state_dict,
+        set_optimizer_state_dict,
     )
+
+    options = _full_options(gathering=False)
+    # Two calls, not set_state_dict: given an empty model state dict (the other ranks'),
+    # set_state_dict takes it for an optimizer-only load and skips the model's broadcast,
+    # which rank 0 then waits on for ever.
+    set_model_state_dict(model, dict[str, Any](weights) if is_main else {}, options=options)
+    set_optimizer_state_dict(model, optimizer, optim if is_main else {}, options=options)

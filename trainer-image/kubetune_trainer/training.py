@@ -491,7 +491,9 @@ class Run:
             return 0
         state = found.state
         if self.sharded:
-            sharding.load_training_state(self.model, self.optimizer, found.weights, found.optimizer)
+            sharding.load_training_state(
+                self.model, self.optimizer, found.weights, found.optimizer, self.world.is_main
+            )
         else:
             with torch.no_grad():
                 params = dict(self.model.named_parameters())
