@@ -17,6 +17,13 @@ table in the same file rather than mixing curves of two base models.
     python -m bench.finetune_curves --configs 400 --chunk 0/8      # one eighth of the table
     python -m bench.finetune_curves --configs 8 --max-steps 40 --limit 8   # a small proof
 
+The checked-in table (bench/data/finetune_curves.jsonl): 360 configurations, 40 steps, an
+eval every 5, every configuration at 3 seeds (``--replicated 1``; 1080 runs), on tiny model
+326aa58f53e1. Its first 432 rows (36 configurations replicated) and the 648 added later
+were recorded by the trainer of that model's commits; a row re-run there reproduces its
+curve bit for bit. Today's tiny model is another one, so rows recorded now would start a
+new table (see ``tiny`` above).
+
 bench/replay.TabularCurves plays searchers against the table (bench/search_peers.py).
 """
 
@@ -87,11 +94,12 @@ def sample(index: int) -> dict[str, Any]:
     return point
 
 
-def design(configs: int) -> Iterator[Row]:
-    """Every row: each configuration with seed 0, the first REPLICATED also with extras."""
+def design(configs: int, replicated: float = REPLICATED) -> Iterator[Row]:
+    """Every row: each configuration with seed 0, the first ``replicated`` share also with
+    extras (rows keep their keys whatever the share, so raising it adds rows only)."""
     for index in range(configs):
         params = sample(index)
-        seeds = (0, *EXTRA_SEEDS) if index < max(1, round(configs * REPLICATED)) else (0,)
+        seeds = (0, *EXTRA_SEEDS) if index < max(1, round(configs * replicated)) else (0,)
         for seed in seeds:
             yield Row(f"c{index:04d}-s{seed}", index, seed, params)
 
@@ -218,6 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=200)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--limit", type=int, help="stop after this many new runs")
+    parser.add_argument(
+        "--replicated",
+        type=float,
+        default=REPLICATED,
+        help=f"share of configurations also run with seeds {EXTRA_SEEDS} (default {REPLICATED})",
+    )
     parser.add_argument("--out", type=Path, default=DATA)
     parser.add_argument(
         "--cache", type=Path, help="tiny-model cache (default: the machine's, built once)"
@@ -225,9 +239,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.configs < 1 or args.max_steps < 1 or not 1 <= args.eval_every <= args.max_steps:
         parser.error("--configs, --max-steps >= 1 and 1 <= --eval-every <= --max-steps")
+    if not 0.0 <= args.replicated <= 1.0:
+        parser.error("--replicated: a share, 0 to 1")
     index, count = args.chunk
     done = done_keys(args.out, args.max_steps, args.eval_every, tiny_model())
-    todo = [r for i, r in enumerate(design(args.configs)) if i % count == index]
+    todo = [r for i, r in enumerate(design(args.configs, args.replicated)) if i % count == index]
     todo = [r for r in todo if r.key not in done][: args.limit]
     print(f"finetune curves: {len(todo)} runs to do in chunk {index}/{count} ({len(done)} done)")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,11 @@ after every evaluation except the last one, which completes the trial (it is sti
 reported, so median-style rules see whole curves of finished trials).
 
 The incumbent is what the sweep would report: the finished trial with the best final
-value. Its *quality* (noise-free final loss for synthetic curves, the recorded final
-value for tabular ones, the value itself for analytic functions) is what the regret
-and the compute-to-target figures are measured on.
+value. Its *quality* is what the regret and the compute-to-target figures are measured
+on: the value itself for analytic functions, and for curves what the configuration is
+worth rather than what one seed of it drew (the noise-free final loss for synthetic
+curves, the mean final value over a configuration's recorded seeds for tabular ones).
+The searcher sees only the noisy run, as a sweep would.
 """
 
 import heapq
@@ -174,6 +176,7 @@ class TabularCurves:
     unit: str = "steps"
     _groups: dict[str, list[Recorded]] = field(default_factory=dict, init=False)
     _configs: list[tuple[Params, list[float]]] = field(default_factory=list, init=False)
+    _means: dict[str, float] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if not self.runs:
@@ -186,11 +189,24 @@ class TabularCurves:
             self._groups[config].append(run)
         self.max_steps = max(run.points[-1][0] for run in self.runs)
         self.eval_every = min(run.points[0][0] for run in self.runs if run.points)
-        self.best = min(run.final for run in self.runs)
+        self._means = {
+            config: float(np.mean([run.final for run in group]))
+            for config, group in self._groups.items()
+        }
+        self.best = min(self._means.values())
 
     @property
     def parameters(self) -> list[dict[str, Any]]:
         return self.parameters_
+
+    @property
+    def replicates(self) -> list[int]:
+        """How many seeds each configuration was recorded with, in recording order."""
+        return [len(group) for group in self._groups.values()]
+
+    def quality(self, params: Mapping[str, Any]) -> float:
+        """A recorded configuration's mean final value over its seeds."""
+        return self._means[_config_key(params)]
 
     def nearest(self, params: Mapping[str, Any], seed: int) -> Recorded:
         best_index, best_distance = 0, math.inf
@@ -203,7 +219,7 @@ class TabularCurves:
 
     def run(self, params: Params, seed: int) -> Run:
         recorded = self.nearest(params, seed)
-        return Run(list(recorded.points), recorded.final, recorded.key)
+        return Run(list(recorded.points), self.quality(recorded.params), recorded.key)
 
 
 def _config_key(params: Mapping[str, Any]) -> str:

@@ -255,8 +255,24 @@ def caveats(report: dict[str, Any], config: Config) -> list[str]:
                 if table["configs"] < 50
                 else "suggestions snap to the nearest recorded configuration."
             )
+            + seeds_note(table)
         )
     return [" ".join(lines), ""]
+
+
+def seeds_note(table: dict[str, Any]) -> str:
+    """How many seeds the configurations were scored over (tables before this said none)."""
+    seeds = sorted(set(table.get("seeds", [])))
+    if not seeds:
+        return ""
+    if len(seeds) == 1:
+        count = f"{seeds[0]} seed" + ("s" if seeds[0] > 1 else "")
+        return f" Every configuration was recorded with {count} and scored on its mean."
+    return (
+        f" Configurations were recorded with {seeds[0]} to {seeds[-1]} seeds and scored on "
+        "their mean: unequal counts favour the configurations with fewer (their means spread "
+        "more)."
+    )
 
 
 def ratio_text(v: dict[str, Any]) -> str:
@@ -327,7 +343,8 @@ def markdown(report: dict[str, Any], config: Config) -> str:
         "Pruners never act on analytic problems (one evaluation), so the pruner-only arms "
         "are left out there. Quality of the incumbent (the finished trial with the best "
         "final value): the value (analytic), the noise-free final loss (synthetic curves), "
-        "the recorded final eval loss of the matched run (finetune table). Ratios: "
+        "the matched configuration's mean final eval loss over its recorded seeds (finetune "
+        "table; the searcher sees one seed's curve). Ratios: "
         "kubetune / best peer, lower is better for kubetune; `never` means not reached in "
         "the median seed. `kubetune-asha` is shown but is not a peer.",
         "",
@@ -444,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "runs": len(problem.runs),
                 "configs": len({repr(sorted(r.params.items())) for r in problem.runs}),
                 "max_steps": problem.max_steps,
+                "seeds": sorted(set(problem.replicates)),
             }
         for workers in config.parallelism:
             result = study(problem, config, workers, print)

@@ -1,11 +1,12 @@
 """bench/replay.py: the simulated clock is deterministic and counts compute exactly, and a
-tabular problem only ever plays recorded runs."""
+tabular problem only ever plays recorded runs, scored on the configuration's mean."""
 
 import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from bench import peers
 from bench.problems import LearningCurve
 from bench.replay import (
@@ -131,11 +132,27 @@ def test_nearest_neighbour_only_returns_recorded_runs() -> None:
         nearest = min(distance(SPACE, query, r.params) for r in problem.runs)
         assert distance(SPACE, query, chosen.params) == nearest
         run = problem.run(query, trial)
-        assert run.points == chosen.points and run.quality == chosen.final
+        assert run.points == chosen.points and run.key == chosen.key
     # A recorded point maps to itself; its replicates are picked by seed.
     first = problem.runs[0]
     assert {problem.nearest(first.params, s).key for s in range(4)} == {"r0", "r0-again"}
-    assert problem.best == min(r.points[-1][1] for r in problem.runs)
+
+
+def test_quality_is_the_configuration_mean_over_its_seeds() -> None:
+    problem = table()
+    first, again = problem.runs[0], problem.runs[-1]
+    mean = (first.final + again.final) / 2
+    # Whichever seed the trial drew, it is scored on what the configuration is worth.
+    for seed in range(4):
+        run = problem.run(first.params, seed)
+        assert run.points in (first.points, again.points)
+        assert run.quality == pytest.approx(mean)
+    single = problem.runs[1]
+    assert problem.run(single.params, 0).quality == single.final
+    # The best is the best configuration's mean, not the luckiest run.
+    means = [mean] + [r.final for r in problem.runs[1:-1]]
+    assert problem.best == pytest.approx(min(means))
+    assert problem.replicates == [2] + [1] * 11
 
 
 def test_distance_scales_log_parameters_and_counts_categorical_mismatch() -> None:

@@ -89,3 +89,17 @@ def test_significance_tells_a_real_difference_from_seed_luck() -> None:
     # One seed each, equal: no difference, and no NaN in the report.
     one = search_peers.significance([0.0], [0.0])
     assert one["significant"] == "no difference shown" and one["p_worse"] == one["p_worse"]
+
+
+def test_table_caveat_says_how_many_seeds_each_configuration_is_scored_over() -> None:
+    config = search_peers.QUICK
+    table = {"runs": 1080, "configs": 360, "max_steps": 40}
+    report: dict[str, Any] = {"tables": {"finetune": table | {"seeds": [3]}}}
+    text = search_peers.caveats(report, config)[0]
+    assert "1080 recorded runs of 360 configurations (40 steps)" in text
+    assert "recorded with 3 seeds and scored on its mean" in text
+    report["tables"]["finetune"]["seeds"] = [1, 3]
+    assert "unequal counts favour" in search_peers.caveats(report, config)[0]
+    # A report from before seeds were counted says nothing about them.
+    report["tables"]["finetune"] = table
+    assert "scored" not in search_peers.caveats(report, config)[0]
