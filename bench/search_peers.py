@@ -459,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(problem, TabularCurves):
             report.setdefault("tables", {})[problem.name] = {
                 "runs": len(problem.runs),
-                "configs": len({repr(sorted(r.params.items())) for r in problem.runs}),
+                "configs": len(problem.replicates),
                 "max_steps": problem.max_steps,
                 "seeds": sorted(set(problem.replicates)),
             }

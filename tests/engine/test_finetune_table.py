@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bench import finetune_curves
 
 
@@ -43,3 +44,17 @@ def test_the_table_reads_one_model_the_one_with_most_rows(tmp_path: Path) -> Non
     problem = finetune_curves.load_problem(table)
     assert problem is not None
     assert sorted(run.key for run in problem.runs) == ["c0000-s0", "c0001-s0", "c0002-s0"]
+
+
+def test_replicated_adds_seeds_without_renaming_rows() -> None:
+    base = {r.key for r in finetune_curves.design(20)}
+    every = [r.key for r in finetune_curves.design(20, replicated=1.0)]
+    assert base < set(every) and len(every) == 60
+    assert {"c0019-s0", "c0019-s1", "c0019-s2"} <= set(every)
+
+
+def test_replicated_outside_zero_to_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        finetune_curves.main(["--replicated", "1.5", "--limit", "0"])
+    assert exited.value.code == 2
+    assert "--replicated: a share, 0 to 1" in capsys.readouterr().err
