@@ -8,6 +8,8 @@ the tests allow 1e-4.
 """
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,33 @@ def test_only_rank_0_reports_a_config_error(
     assert code == conventions.EXIT_CONFIG_ERROR
     assert (tmp_path / "termination-log").exists() == writes
     assert (tmp_path / "out" / conventions.RESULT_FILE).exists() == writes
+
+
+_LEAVE = """
+import atexit, sys
+import torch.distributed as dist
+from kubetune_trainer.distributed import leave
+from kubetune_trainer.log import log
+
+dist.init_process_group("gloo", init_method=sys.argv[1], rank=0, world_size=1)
+dist.all_reduce(__import__("torch").ones(4))
+atexit.register(lambda: print("finalized"))
+log.info("last words")
+print("buffered", end="")
+leave(3)
+"""
+
+
+def test_a_rank_leaves_with_its_code_and_its_output_but_no_finalization(tmp_path: Path) -> None:
+    # Finalization is where a group's leftover gloo threads abort the process (leave's
+    # docstring); the atexit hook is the witness that it is skipped, the flushed lines that
+    # nothing written before is lost on the way out.
+    done = subprocess.run(
+        [sys.executable, "-c", _LEAVE, f"file://{tmp_path / 'store'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered"
+    assert "last words" in done.stderr

@@ -179,8 +179,7 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
     status, reason, code = _outcome(failure, stop)
     if not world.is_main:
         # Its log has what went wrong; torchrun ends the others when a rank fails.
-        distributed.shutdown()
-        return code
+        distributed.leave(code)
     if status != "stopped" and config.trainer.mode == "train":
         artifacts.tidy(config)  # a stopped trial may be resumed from its checkpoint
 
@@ -198,7 +197,8 @@ def _execute(config: RunConfig, stop: StopFlag) -> int:
         if code in (conventions.EXIT_OK, conventions.EXIT_FAILED):
             _wait_for_scrape(metrics, config.scrape_wait_seconds, stop)
         server.stop()
-    distributed.shutdown()
+    if world.distributed:
+        distributed.leave(code)
     return code
 
 

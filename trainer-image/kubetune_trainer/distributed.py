@@ -6,10 +6,13 @@ rank 0 is the trial as the outside sees it (metrics, checkpoints, result); the o
 only train their shard of each batch.
 """
 
+import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 
 import torch
 
@@ -82,9 +85,25 @@ def init(world: World) -> None:
         torch.distributed.init_process_group("gloo", timeout=TIMEOUT)
 
 
-def shutdown() -> None:
+def leave(code: int) -> NoReturn:
+    """Leave the process group and end this process with ``code``, without Python's
+    finalization.
+
+    destroy_process_group only drops torch's own references to the group; whatever else
+    still holds it (a sharded model's device mesh, a finished collective's work) keeps its
+    gloo threads alive into finalization. A C++ thread that then frees a tensor takes the
+    GIL, Python ends it with pthread_exit, and the forced unwind through a noexcept frame
+    aborts the process ("terminate called without an active exception", SIGABRT: a rank of
+    a trial that had just succeeded, seen in CI, and pytorch/pytorch#179291). torchrun then
+    reports the trial failed. Nothing is lost by skipping finalization: the result,
+    checkpoint and adapter are written and closed before this; the logs are flushed here.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def any_rank(flag: bool, world: World, device: torch.device) -> bool:
