@@ -17,6 +17,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from transformers import AutoModelForCausalLM
 
+from kubetune_trainer import distributed
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -72,7 +74,8 @@ def main() -> None:
             "peak_memory_bytes": int(torch.cuda.max_memory_allocated()) if cuda else None,
         }
         print("RESULT " + json.dumps(figures), flush=True)
-    dist.destroy_process_group()
+    # As the trainer's ranks end: finalization with gloo's threads about can abort a rank.
+    distributed.leave(0)
 
 
 if __name__ == "__main__":
