@@ -6,7 +6,6 @@ node figure apart from every rank reading the checkpoint whole.
 """
 
 import pytest
-
 from bench import fsdp_resume_memory
 
 pytestmark = pytest.mark.slow
