@@ -25,6 +25,7 @@ from kubetune.metrics.urls import UrlRefused
 from kubetune.operator.config import OperatorConfig
 from kubetune.operator.kube import ApiError, KubeClient
 from kubetune.operator.leader import LeaderElector, LeaseSettings
+from kubetune.operator.memory import fix_mmap_threshold
 from kubetune.operator.options import add_arguments, config_from, lease_settings_from
 from kubetune.policy.pod_policy import PodPolicyError
 
@@ -37,6 +38,7 @@ LOST_LEASE_EXIT = 3
 def run(args: argparse.Namespace) -> int:
     import kubetune.operator.handlers  # noqa: F401  (registers the handlers)
 
+    fix_mmap_threshold()
     kopf.configure(verbose=args.verbose)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
