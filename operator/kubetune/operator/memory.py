@@ -5,7 +5,8 @@ the first Gaussian-process asks torch's and numpy's working buffers come from th
 instead, where freed blocks between live ones are not given back. Measured with
 bench/operator_overhead.py's scale part (50 sweeps, 10 trials each at once, the default
 algorithm): steady 488-523 MB and peaks of 594-628 MB with glibc's default, steady 431-435
-MB and peaks of 536-553 MB with the threshold fixed at 128 KiB, at the same CPU per trial.
+MB and peaks of 536-553 MB with the threshold fixed at 128 KiB, at the same CPU per trial
+(the rest of the peak was two GP fits at once: engine/samplers.py runs one at a time).
 `MALLOC_ARENA_MAX=2` made no difference there (594 MB peak), so the arenas are left alone.
 """
 
