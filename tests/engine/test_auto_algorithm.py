@@ -1,6 +1,8 @@
 """algorithm auto, the default: GP for small numeric spaces up to a trial cap, then TPE."""
 
 import random
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -100,3 +102,43 @@ def test_auto_starts_a_gp_with_random_points_and_tpe_with_sobol_points() -> None
 
     assert first_sampler(floats(2)) == "RandomSampler"
     assert first_sampler(floats(samplers.AUTO_GP_MAX_PARAMS + 1)) == "_NumberedQMCSampler"
+
+
+def test_gp_fits_run_one_at_a_time_across_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each GP fit holds torch working memory: two sweeps' asks on the operator's two engine
+    # threads must not fit at once (samplers._GP_ASK), or the operator's peak doubles.
+    guard = threading.Lock()
+    inside = {"now": 0, "most": 0, "fits": 0}
+
+    class SlowGP(GPSampler):
+        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+            with guard:
+                inside["now"] += 1
+                inside["most"] = max(inside["most"], inside["now"])
+                inside["fits"] += 1
+            time.sleep(0.3)  # long enough for the other thread's ask to arrive meanwhile
+            with guard:
+                inside["now"] -= 1
+            return super().sample_relative(study, trial, search_space)
+
+    monkeypatch.setattr(samplers, "GPSampler", SlowGP)
+
+    def past_startup(name: str) -> SweepEngine:
+        spec = make_spec(
+            algorithm={"name": "auto", "seed": 1, "startupTrials": 2},
+            budget={"maxTrials": 6, "parallelism": 2},
+        )
+        engine = SweepEngine(spec, name)
+        for plan in engine.start_trials():
+            engine.complete(plan.number, [random.Random(plan.number).random()], 100)
+        return engine
+
+    engines = [past_startup("a"), past_startup("b")]
+    inside["fits"] = 0
+    threads = [threading.Thread(target=e.start_trials) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert inside["fits"] >= 2, "both sweeps asked the GP"
+    assert inside["most"] == 1
