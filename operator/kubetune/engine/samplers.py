@@ -56,8 +56,9 @@ AUTO_GP_TRIALS = 300  # trials numbered below this are asked of the GP
 # One Gaussian-process fit at a time per process, whichever sweep asks: each holds torch
 # working memory, and two at once set the operator's peak. Measured with
 # bench/operator_overhead.py's scale part (50 sweeps, 2 engine threads): peak RSS 536-553 MB
-# with GP asks side by side, 486 MB with one engine thread. TPE, random and every tell still
-# run beside a GP ask, so a long one does not hold up the other sweeps' work.
+# with GP asks side by side, 487-496 MB with this lock (486 MB with one engine thread). TPE,
+# random and every tell still run beside a GP ask, so a long one does not hold up the other
+# sweeps' work.
 _GP_ASK = threading.Lock()
 
 
