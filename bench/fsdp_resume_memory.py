@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.process_stats import proc_stats
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 ARMS = ("ours", "every-rank-reads", "dcp")
@@ -52,13 +54,6 @@ QUICK_MODEL = {
     "vocab_size": 2048,
 }
 RANKS = 2
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _model(shape: dict[str, int]) -> Any:
@@ -143,7 +138,7 @@ def _load(arm: str, folder: Path, shape: dict[str, int]) -> dict[str, float]:
     _step(model, optimizer)  # the optimizer has state to load into, as in a resumed run
     is_main = torch.distributed.get_rank() == 0
     torch.distributed.barrier()
-    before = _status_mb("VmRSS")
+    _, before, _ = proc_stats(os.getpid())
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS: the load's own peak
     started = time.monotonic()
     if arm == "ours":
@@ -163,7 +158,7 @@ def _load(arm: str, folder: Path, shape: dict[str, int]) -> dict[str, float]:
         dcp.load({"model": shards, "optim": shard_optim}, checkpoint_id=str(folder / "dcp"))
         set_state_dict(model, optimizer, model_state_dict=shards, optim_state_dict=shard_optim)
     seconds = time.monotonic() - started
-    peak = _status_mb("VmHWM")
+    _, _, peak = proc_stats(os.getpid())
     return {"rss_before_mb": before, "peak_mb": peak, "load_s": seconds, "sum": _checksum(model)}
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -44,6 +43,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.process_stats import proc_stats  # noqa: E402
 from tests.cluster.cluster import Cluster  # noqa: E402
 
 from kubetune import API_GROUP, KIND, PLURAL, conventions  # noqa: E402
@@ -160,16 +160,6 @@ def start_operator(cluster: Cluster, log: Path) -> subprocess.Popen[bytes]:
     if proc.poll() is not None:
         raise RuntimeError(f"operator exited with {proc.returncode}: {log.read_text()[-2000:]}")
     return proc
-
-
-def proc_stats(pid: int) -> tuple[float, float, float]:
-    """(CPU seconds, RSS MB, peak RSS MB) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    mem = {line.split(":")[0]: line.split()[1] for line in status if line.startswith("Vm")}
-    return cpu, int(mem["VmRSS"]) / 1024, int(mem["VmHWM"]) / 1024
 
 
 def wait_done(cluster: Cluster, namespace: str, names: list[str], timeout: float) -> None:
