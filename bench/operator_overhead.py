@@ -22,6 +22,10 @@
    /proc/<pid>/maps. Targets: peak RSS <= 512 MB with the default; <= 250 MB before torch
    loads (the first wave: random startup points and GP fallbacks, as `algorithm: random`).
 
+   Baseline in the same run: the same operator without its two memory measures
+   (bench/operator_unfixed.py: glibc's dynamic mmap threshold, GP fits side by side), on a
+   fresh cluster; the ratios of peak and steady RSS and of CPU per trial are printed.
+
 The operator runs as a separate process (`python -m kubetune.operator`) so its CPU and
 memory are its own; the simulated API server and kubelet run in this process.
 """
@@ -148,12 +152,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def start_operator(cluster: Cluster, log: Path) -> subprocess.Popen[bytes]:
+# Scale arms: the operator as shipped, and the same code without its two memory measures
+# (bench/operator_unfixed.py), each in a fresh cluster and process of its own.
+OPERATOR_MODULES = {
+    "ours": "kubetune.operator",
+    "without-memory-measures": "bench.operator_unfixed",
+}
+
+
+def start_operator(
+    cluster: Cluster, log: Path, module: str = OPERATOR_MODULES["ours"]
+) -> subprocess.Popen[bytes]:
     # The operator holds its leader lease in its own namespace, as the chart installs it.
     namespace = operator_namespace()
     cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     env = {**cluster.env(), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "kubetune.operator", "-A", "--liveness-port", "0"]
+    cmd = [sys.executable, "-m", module, "-A", "--liveness-port", "0"]
     cmd += ["--metrics-port", "0", "--lease-namespace", namespace]
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     time.sleep(3)
@@ -387,22 +401,31 @@ def main() -> int:
     out["suggestion"] = bench_suggestion(sizes, asks=3 if quick else 5)
 
     if not args.skip_cluster:
-        with tempfile.TemporaryDirectory() as tmp, Cluster(Path(tmp), node_gpus=0) as cluster:
-            cluster.apply_crd(CRD)
-            proc = start_operator(cluster, Path(tmp) / "operator.log")
-            try:
-                print("turnover")
-                out["turnover"] = bench_turnover(cluster, 10 if quick else 40)
-                print(f"  {out['turnover']}")
-                print("scale")
-                sweeps, parallel = (10, 5) if quick else (50, 10)
-                # Long trials: each wave runs all sweeps x parallel trials at once.
-                sleep = 45 if quick else 90
-                out["scale"] = bench_scale(cluster, proc, sweeps, parallel, sleep=sleep)
-                print(f"  {out['scale']}")
-            finally:
-                proc.terminate()
-                proc.wait(15)
+        sweeps, parallel = (10, 5) if quick else (50, 10)
+        # Long trials: each wave runs all sweeps x parallel trials at once.
+        sleep = 45 if quick else 90
+        out["scale_arms"] = {}
+        for arm, module in OPERATOR_MODULES.items():
+            with tempfile.TemporaryDirectory() as tmp, Cluster(Path(tmp), node_gpus=0) as cluster:
+                cluster.apply_crd(CRD)
+                proc = start_operator(cluster, Path(tmp) / "operator.log", module)
+                try:
+                    if arm == "ours":
+                        print("turnover")
+                        out["turnover"] = bench_turnover(cluster, 10 if quick else 40)
+                        print(f"  {out['turnover']}")
+                    print(f"scale: {arm}")
+                    result = bench_scale(cluster, proc, sweeps, parallel, sleep=sleep)
+                    print(f"  {result}")
+                finally:
+                    proc.terminate()
+                    proc.wait(15)
+            out["scale_arms"][arm] = result
+        out["scale"] = out["scale_arms"]["ours"]
+        # Not targets: ours against the same code without the measures, in this run.
+        out["ours_vs_without_memory_measures"] = versus_baseline(
+            out["scale"], out["scale_arms"]["without-memory-measures"]
+        )
 
     ratios = report(out)
     out["ratios_vs_targets"] = ratios
@@ -411,6 +434,11 @@ def main() -> int:
     (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {RESULTS / name}")
     return 0
+
+
+def versus_baseline(ours: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
+    keys = ("rss_mb_peak", "rss_mb_median_while_running", "cpu_s_per_trial")
+    return {key: round(ours[key] / baseline[key], 3) for key in keys}
 
 
 def report(out: dict[str, Any]) -> dict[str, float]:
@@ -438,6 +466,14 @@ def report(out: dict[str, Any]) -> dict[str, float]:
         ratios["rss_mb_without_torch"] = (
             scale["rss_mb_peak_before_torch"] / TARGETS["rss_mb_without_torch"]
         )
+        baseline = out["scale_arms"]["without-memory-measures"]
+        print(f"{'scale arm':26} {'peak MB':>8} {'steady MB':>10} {'CPU s/trial':>12}")
+        for arm, result in out["scale_arms"].items():
+            print(
+                f"{arm:26} {result['rss_mb_peak']:8.0f} "
+                f"{result['rss_mb_median_while_running']:10.0f} {result['cpu_s_per_trial']:12.3f}"
+            )
+        print(f"ours / without the memory measures: {versus_baseline(scale, baseline)}")
     print(f"{'metric':28} {'ratio to target':>16}  (<= 1 meets it)")
     for key, ratio in ratios.items():
         print(f"{key:28} {ratio:16.3f}  {'ok' if ratio <= 1 else 'MISSED'}")
