@@ -204,6 +204,14 @@ class TabularCurves:
         """How many seeds each configuration was recorded with, in recording order."""
         return [len(group) for group in self._groups.values()]
 
+    def means(self) -> list[float]:
+        """Every configuration's mean final value over its seeds, in recording order."""
+        return list(self._means.values())
+
+    def finals_by_config(self) -> list[list[float]]:
+        """Every configuration's final values, one per recorded seed, in recording order."""
+        return [[run.final for run in group] for group in self._groups.values()]
+
     def quality(self, params: Mapping[str, Any]) -> float:
         """A recorded configuration's mean final value over its seeds."""
         return self._means[_config_key(params)]

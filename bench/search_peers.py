@@ -5,6 +5,8 @@ parallelism 1 and 8, over the same seeds. Two figures per problem:
 
 - compute to reach within 1% (and 0.2%) of the problem's best: the incumbent's quality q
   with (q - best) <= pct * |best|; compute in trials (analytic) or training steps (curves);
+  also within 5%, because on the fine-tuning table 1% holds one configuration of 360 (the
+  table's note in the report gives the counts and the seed noise);
 - regret at a fixed compute budget: (q - best) / |best| of the incumbent then.
 
 Each table gives the ratio of kubetune's default to the best peer (below 1: we win).
@@ -40,7 +42,9 @@ from bench.replay import AnalyticProblem, ReplayProblem, SyntheticCurves, Tabula
 from scipy.stats import mannwhitneyu
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TARGETS = (0.01, 0.002)
+# Within 1% and 0.2% of the best, as issue 13 asks; 5% as well, because on the fine-tuning
+# table a single configuration lies within 1%, closer than its own seeds agree.
+TARGETS = (0.01, 0.002, 0.05)
 # A difference between kubetune and the best peer counts as shown below this one-sided
 # p-value (Mann-Whitney U over the seeds' regrets).
 SIGNIFICANCE = 0.05
@@ -232,6 +236,10 @@ def fmt(value: float | None, spec: str = ".3g") -> str:
     return "never" if value is None else format(value, spec)
 
 
+def percent(pct: float) -> str:
+    return f"{pct * 100:g}%"
+
+
 def reached(arm: dict[str, Any], pct: float) -> str:
     return f"{arm[f'reached_{pct}']}/{arm['seeds']}"
 
@@ -256,8 +264,43 @@ def caveats(report: dict[str, Any], config: Config) -> list[str]:
                 else "suggestions snap to the nearest recorded configuration."
             )
             + seeds_note(table)
+            + needle_note(table)
         )
     return [" ".join(lines), ""]
+
+
+def needle(table: TabularCurves) -> dict[str, Any]:
+    """How many configurations each target admits, and how far a configuration's own seeds
+    spread (median over the replicated configurations of the sample standard deviation of
+    their final values over their mean): a target narrower than that is found by luck."""
+    means = table.means()
+    spreads = [
+        statistics.stdev(finals) / abs(statistics.fmean(finals))
+        for finals in table.finals_by_config()
+        if len(finals) > 1
+    ]
+    return {
+        "within": {
+            str(pct): sum(m - table.best <= pct * abs(table.best) for m in means) for pct in TARGETS
+        },
+        "seed_spread": median(spreads) if spreads else None,
+    }
+
+
+def needle_note(table: dict[str, Any]) -> str:
+    within, spread = table.get("within"), table.get("seed_spread")
+    if not within:
+        return ""
+    counts = ", ".join(f"{within[str(pct)]} within {percent(pct)}" for pct in TARGETS)
+    text = f" Of its configurations, {counts} of the best mean"
+    if spread is not None:
+        text += (
+            f"; a configuration's seeds spread by a median standard deviation of "
+            f"{percent(round(spread, 4))} of its mean: within a target narrower than "
+            "that, a searcher must find the few configurations there from one-seed curves "
+            "that cannot tell them from their neighbours"
+        )
+    return text + "."
 
 
 def seeds_note(table: dict[str, Any]) -> str:
@@ -286,11 +329,8 @@ def ratio_text(v: dict[str, Any]) -> str:
 def summary(report: dict[str, Any]) -> list[str]:
     """Counts of who won, so the tables below cannot be skimmed into a wrong headline."""
     lines = ["## Summary", ""]
-    for key, label in (
-        ("to_0.01", "compute to 1%"),
-        ("to_0.002", "compute to 0.2%"),
-        ("regret", "regret at budget"),
-    ):
+    figures = [(f"to_{pct}", f"compute to {percent(pct)}") for pct in TARGETS]
+    for key, label in [*figures, ("regret", "regret at budget")]:
         verdicts = [row[key]["verdict"] for row in report["rows"]]
         winners: dict[str, int] = {}
         for row in report["rows"]:
@@ -351,9 +391,9 @@ def markdown(report: dict[str, Any], config: Config) -> str:
     ]
     lines += caveats(report, config)
     lines += summary(report)
-    for pct, label in ((0.01, "1%"), (0.002, "0.2%")):
+    for pct in TARGETS:
         lines += [
-            f"## Compute to reach within {label} of the best (median over seeds)",
+            f"## Compute to reach within {percent(pct)} of the best (median over seeds)",
             "",
             "| problem | p | kubetune | best peer | peer | ratio | seeds reached (ours vs peer) |",
             "|---|---|---|---|---|---|---|",
@@ -393,16 +433,18 @@ def markdown(report: dict[str, Any], config: Config) -> str:
         )
     lines += ["", "## Every arm", ""]
     lines += [
-        "| problem | p | searcher | seeds | regret | to 1% | to 0.2% | trials | pruned |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| problem | p | searcher | seeds | regret | "
+        + " | ".join(f"to {percent(pct)}" for pct in TARGETS)
+        + " | trials | pruned |",
+        "|---|---|---|---|---|" + "---|" * len(TARGETS) + "---|---|",
     ]
     for row in report["rows"]:
         for name, arm in row["arms"].items():
             lines.append(
                 f"| {row['problem']} | {row['parallelism']} | {name} | {arm['seeds']} | "
-                f"{fmt(arm['median_regret'], '.4f')} | {fmt(arm['median_to_0.01'])} | "
-                f"{fmt(arm['median_to_0.002'])} | {arm['median_trials']:.0f} | "
-                f"{arm['median_pruned']:.0f} |"
+                f"{fmt(arm['median_regret'], '.4f')} | "
+                + " | ".join(fmt(arm[f"median_to_{pct}"]) for pct in TARGETS)
+                + f" | {arm['median_trials']:.0f} | {arm['median_pruned']:.0f} |"
             )
     lines.append("")
     return "\n".join(lines)
@@ -462,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "configs": len(problem.replicates),
                 "max_steps": problem.max_steps,
                 "seeds": sorted(set(problem.replicates)),
+                **needle(problem),
             }
         for workers in config.parallelism:
             result = study(problem, config, workers, print)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from bench import search_peers
+from bench.replay import Recorded, TabularCurves
 
 
 def arms(ours: float | None, **rivals: float | None) -> dict[str, Any]:
@@ -103,3 +104,24 @@ def test_table_caveat_says_how_many_seeds_each_configuration_is_scored_over() ->
     # A report from before seeds were counted says nothing about them.
     report["tables"]["finetune"] = table
     assert "scored" not in search_peers.caveats(report, config)[0]
+
+
+def test_table_note_counts_configurations_near_the_best_and_the_seed_spread() -> None:
+    space = [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}]
+
+    def run(key: str, x: float, final: float) -> Recorded:
+        return Recorded(key, {"x": x}, [(10, final + 1.0), (20, final)])
+
+    # Best mean 1.0 (seeds 0.99 and 1.01); 1.005 is within 1%, 1.04 within 5%, 1.2 in
+    # neither.
+    runs = [run("a0", 0.1, 0.99), run("a1", 0.1, 1.01), run("b0", 0.2, 1.005)]
+    runs += [run("c0", 0.3, 1.04), run("d0", 0.4, 1.2), run("d1", 0.4, 1.2)]
+    found = search_peers.needle(TabularCurves("t", space, runs))
+    assert found["within"] == {"0.01": 2, "0.002": 1, "0.05": 3}
+    # Only replicated configurations have a spread (sample sd over the mean): a has
+    # 0.01414, d has 0; the median is 0.00707.
+    assert found["seed_spread"] == pytest.approx(0.01 * 2**0.5 / 2)
+    text = search_peers.needle_note(found)
+    assert "2 within 1%, 1 within 0.2%, 3 within 5% of the best mean" in text
+    assert "median standard deviation of 0.71% of its mean" in text
+    assert search_peers.needle_note({}) == "", "tables saved before the note: nothing said"
