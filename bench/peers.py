@@ -110,9 +110,15 @@ class KubetuneSearcher:
 class OptunaSearcher:
     """An Optuna study used with ask/tell, as a user's own tuning loop would."""
 
-    def __init__(self, space: SearchSpace, sampler: BaseSampler, pruner: BasePruner) -> None:
+    def __init__(
+        self, space: SearchSpace, sampler: BaseSampler, pruner: BasePruner, name: str = "bench"
+    ) -> None:
         self.space = space
-        self.study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+        # A named study: HyperbandPruner assigns brackets by a hash of the study's name and
+        # the trial number, so an unnamed (randomly named) study is not repeatable.
+        self.study = optuna.create_study(
+            study_name=name, direction="minimize", sampler=sampler, pruner=pruner
+        )
         self._trials: dict[int, Trial] = {}
 
     def ask(self) -> tuple[int, Params] | None:
@@ -234,7 +240,8 @@ def _optuna(sampler: Callable[[int], BaseSampler], pruner: Callable[[], BasePrun
     def make(problem: ReplayProblem, seed: int, workers: int, budget: float) -> Searcher:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return OptunaSearcher(space_for(problem), sampler(seed), pruner())
+            name = f"{problem.name}-{seed}"
+            return OptunaSearcher(space_for(problem), sampler(seed), pruner(), name)
 
     return make
 
