@@ -1,6 +1,6 @@
 """Operator overhead on the test cluster: trial turnover, suggestion time, CPU and memory.
 
-    python bench/operator_overhead.py            # full run (a few minutes on 2 cores)
+    python bench/operator_overhead.py            # full run (about 10 minutes on 2 cores)
     python bench/operator_overhead.py --quick    # smaller sizes, for a smoke check
 
 1. Turnover: one sweep, parallelism 1, a no-op trial that writes its result and exits.
