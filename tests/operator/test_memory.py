@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 _SCRIPT = """
-import ctypes, ctypes.util, sys
+import ctypes, ctypes.util, os, sys
 from kubetune.operator.memory import fix_mmap_threshold
 
 if sys.argv[1] == "fixed":
@@ -30,7 +30,7 @@ libc.malloc.argtypes = [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
 
 def rss_mb():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 big = libc.malloc(4 << 20)
 ctypes.memset(big, 1, 4 << 20)
