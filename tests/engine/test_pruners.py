@@ -60,6 +60,20 @@ def test_asha_stops_judging_one_rung_below_max_steps() -> None:
     assert AshaPruner(10, 3).prune(study, study.trials[3])  # no cap: judged at rung 90
 
 
+def test_asha_judges_up_to_half_the_run() -> None:
+    # min 5, eta 4, max 40 (the fine-tuning table): rungs at 5 and 20, though 80 > 40.
+    pruner = AshaPruner(5, 4, max_steps=40)
+    assert pruner.top_resource == 20
+    assert [pruner.resource(step) for step in (4, 5, 19, 20, 35)] == [None, 5, 5, 20, 20]
+    # Past half the run there is no further rung: eta 4 from 5 in 30 steps keeps only 5.
+    assert AshaPruner(5, 4, max_steps=30).top_resource == 5
+    # Trial 4 is best at step 5 but worst of five at step 20: the rung at 20 stops it.
+    curves = {n: {5: 3.0 + n, 20: 1.0 + n, 40: 0.5 + n} for n in range(4)}
+    study = _study({**curves, 4: {5: 1.0, 20: 9.0}}, running=4)
+    assert pruner.prune(study, study.trials[4])
+    assert not AshaPruner(5, 4, max_steps=30).prune(study, study.trials[4])
+
+
 def test_asha_does_not_prune_before_min_steps() -> None:
     study = _study({0: {5: 1.0}, 1: {5: 9.0}}, running=1)
     assert not AshaPruner(min_steps=10, reduction_factor=3).prune(study, study.trials[1])

@@ -107,7 +107,14 @@ class EarlyStopping(SpecModel):
         ge=1,
         description="Steps a trial runs before it can be stopped (ASHA min resource).",
     )
-    reduction_factor: int = Field(default=3, ge=2, description="ASHA / Hyperband halving rate.")
+    reduction_factor: int = Field(
+        default=3,
+        ge=2,
+        description=(
+            "ASHA / Hyperband halving rate: rungs at minSteps x reductionFactor^k up to half "
+            "the run; a trial that passes the last one runs to the end."
+        ),
+    )
     startup_trials: int = Field(
         default=5, ge=0, description="median: trials that complete before any is pruned."
     )
