@@ -90,7 +90,7 @@ class Config:
     algorithm: str = "auto"
 
 
-FULL = Config(seeds=10, trials=60, workers=4, compute_runs=15.0)
+FULL = Config(seeds=20, trials=60, workers=4, compute_runs=15.0)
 QUICK = Config(seeds=1, trials=8, workers=2, compute_runs=3.0)
 # Equal compute: maxTrials high enough that the budget, not the count, ends a run.
 COMPUTE_TRIALS = 400
