@@ -132,7 +132,7 @@ class AshaPruner(BasePruner):
         # next rung to fit before max_steps instead, as ASHA does when max/min is a power of
         # eta, dropped the rung at half the run otherwise: 40 steps from 5 by 4 kept one
         # rung, which had to stop 3 in 4 trials after their first evaluation, where Ray
-        # Tune's ASHA judges at 5 and 20 (bench/results/pruning.md, the fine-tuning table).
+        # Tune's ASHA judges at 5 and 20 (bench/results/rung_rule_probe.md).
         # The first rung is kept whenever it lies before the end, since the user asked for
         # it; a rung at max_steps itself (Hyperband's last bracket) prunes nothing.
         self._top: int | None = None
