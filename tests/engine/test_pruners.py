@@ -52,7 +52,7 @@ def test_asha_judges_a_trial_at_its_highest_rung() -> None:
     assert not pruner.prune(study, study.trials[3])
 
 
-def test_asha_stops_judging_one_rung_below_max_steps() -> None:
+def test_asha_stops_judging_after_its_last_rung() -> None:
     # min 10, eta 3, max 100: rungs at 10 and 30; a trial past 30 runs to the end.
     curves = {0: {90: 1.0}, 1: {90: 2.0}, 2: {90: 3.0}, 3: {10: 1.0, 30: 1.0, 90: 9.0}}
     study = _study(curves, running=3)
