@@ -168,6 +168,7 @@ class TabularCurves:
     seed picks one replicate. Only recorded runs are ever returned: the searcher sees
     real curves, at the cost that a fine suggestion between recorded points is rounded
     to one of them (a sparse table blunts model-based samplers; say so with results).
+    bench/surrogate.py measures why a fitted surrogate is not used instead.
     """
 
     name: str
@@ -211,6 +212,13 @@ class TabularCurves:
     def finals_by_config(self) -> list[list[float]]:
         """Every configuration's final values, one per recorded seed, in recording order."""
         return [[run.final for run in group] for group in self._groups.values()]
+
+    def groups(self) -> dict[str, list[Recorded]]:
+        """Every configuration's recorded runs (its seeds), keyed as ``config_of`` keys them."""
+        return dict(self._groups)
+
+    def config_of(self, run: Recorded) -> str:
+        return _config_key(run.params)
 
     def quality(self, params: Mapping[str, Any]) -> float:
         """A recorded configuration's mean final value over its seeds."""

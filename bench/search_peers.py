@@ -261,7 +261,9 @@ def caveats(report: dict[str, Any], config: Config) -> list[str]:
             + (
                 "too few for the search to matter; it proves the plumbing only."
                 if table["configs"] < 50
-                else "suggestions snap to the nearest recorded configuration."
+                else "suggestions snap to the nearest recorded configuration (a surrogate "
+                "fitted to the table was probed instead and invents an optimum where nothing "
+                "was trained: surrogate_probe.md)."
             )
             + seeds_note(table)
             + needle_note(table)
