@@ -214,11 +214,8 @@ class TabularCurves:
         return [[run.final for run in group] for group in self._groups.values()]
 
     def groups(self) -> dict[str, list[Recorded]]:
-        """Every configuration's recorded runs (its seeds), keyed as ``config_of`` keys them."""
+        """Every configuration's recorded runs (its seeds), in recording order."""
         return dict(self._groups)
-
-    def config_of(self, run: Recorded) -> str:
-        return _config_key(run.params)
 
     def quality(self, params: Mapping[str, Any]) -> float:
         """A recorded configuration's mean final value over its seeds."""
