@@ -45,7 +45,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.replay import Recorded, TabularCurves
+from bench.replay import Recorded, TabularCurves, random_point
 
 from kubetune import conventions
 
@@ -81,16 +81,13 @@ class Row:
 
 def sample(index: int) -> dict[str, Any]:
     """Design point ``index``: uniform per parameter (log-uniform where log)."""
-    rng = np.random.default_rng([DESIGN_SEED, index])
-    point: dict[str, Any] = {}
+    point = random_point(SPACE, np.random.default_rng([DESIGN_SEED, index]))
     for p in SPACE:
-        if p["type"] == "categorical":
-            point[p["name"]] = p["values"][int(rng.integers(len(p["values"])))]
-            continue
-        low, high = float(p["min"]), float(p["max"])
-        u = float(rng.random())
-        value = low * (high / low) ** u if p.get("log") else low + (high - low) * u
-        point[p["name"]] = round(value) if p["type"] == "int" else float(f"{value:.4g}")
+        value = point[p["name"]]
+        if p["type"] == "int":
+            point[p["name"]] = round(value)
+        elif p["type"] != "categorical":
+            point[p["name"]] = float(f"{value:.4g}")
     return point
 
 

@@ -148,6 +148,24 @@ def normalize(parameters: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
     return out
 
 
+def random_point(parameters: Sequence[Mapping[str, Any]], rng: np.random.Generator) -> Params:
+    """A uniform point of the space (log-uniform where log), drawn in spec order; numeric
+    values unrounded (an int parameter's too: the caller rounds as it needs)."""
+    point: Params = {}
+    for p in parameters:
+        if p["type"] == "categorical":
+            point[p["name"]] = p["values"][int(rng.integers(len(p["values"])))]
+        else:
+            point[p["name"]] = from_unit(p, float(rng.random()))
+    return point
+
+
+def from_unit(p: Mapping[str, Any], u: float) -> float:
+    """``normalize``'s inverse for one numeric parameter: u in [0, 1] to its value."""
+    low, high = float(p["min"]), float(p["max"])
+    return low * (high / low) ** u if p.get("log") else low + (high - low) * u
+
+
 def distance(
     parameters: Sequence[Mapping[str, Any]], a: Mapping[str, Any], b: Mapping[str, Any]
 ) -> float:
@@ -213,9 +231,9 @@ class TabularCurves:
         """Every configuration's final values, one per recorded seed, in recording order."""
         return [[run.final for run in group] for group in self._groups.values()]
 
-    def groups(self) -> dict[str, list[Recorded]]:
-        """Every configuration's recorded runs (its seeds), in recording order."""
-        return dict(self._groups)
+    def configs(self) -> list[Params]:
+        """Every configuration's parameters, in recording order."""
+        return [params for params, _ in self._configs]
 
     def quality(self, params: Mapping[str, Any]) -> float:
         """A recorded configuration's mean final value over its seeds."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from bench import finetune_curves
-from bench.replay import Params, TabularCurves, normalize
+from bench.replay import Params, TabularCurves, from_unit, normalize, random_point
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
@@ -43,6 +43,7 @@ LENGTH_BOUNDS = (math.log(0.02), math.log(50.0))
 NOISE_BOUNDS = (math.log(1e-8), math.log(1.0))
 MINIMUM_SAMPLES = 20000
 MINIMUM_POLISHED = 12
+PREDICT_CHUNK = 128
 
 
 def encode(parameters: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> list[float]:
@@ -91,8 +92,11 @@ class GP:
         self.alpha = cho_solve(cho_factor(cov), self.y - self.mean)
 
     def predict(self, z: np.ndarray) -> np.ndarray:
-        k, _ = _matern52(np.atleast_2d(z), self.x, self.lengths)
-        return self.mean + self.amplitude * (k @ self.alpha)
+        # In chunks: a kernel block holds points x training points x inputs at once.
+        z = np.atleast_2d(z)
+        chunks = [z[i : i + PREDICT_CHUNK] for i in range(0, len(z), PREDICT_CHUNK)]
+        k_alpha = [_matern52(c, self.x, self.lengths)[0] @ self.alpha for c in chunks]
+        return self.mean + self.amplitude * np.concatenate(k_alpha)
 
 
 def _nll(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -142,17 +146,16 @@ class Landscape:
     gp: GP = field(init=False)
 
     def __post_init__(self) -> None:
-        self.gp = fit(*self._data())
+        x = self._encoded(self.table.configs())
+        y = np.array([np.mean(np.log(finals)) for finals in self.table.finals_by_config()])
+        self.gp = fit(x, y)
 
     @property
     def parameters(self) -> list[dict[str, Any]]:
         return self.table.parameters
 
-    def _data(self) -> tuple[np.ndarray, np.ndarray]:
-        groups = self.table.groups().values()
-        x = np.array([encode(self.parameters, g[0].params) for g in groups])
-        y = np.array([np.mean([math.log(run.final) for run in g]) for g in groups])
-        return x, y
+    def _encoded(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return np.array([encode(self.parameters, p) for p in points])
 
     @property
     def lengths(self) -> dict[str, float]:
@@ -167,18 +170,19 @@ class Landscape:
                 names += [f"{p['name']}={v}" for v in p["values"]]
         return dict(zip(names, (float(v) for v in self.gp.lengths), strict=True))
 
+    def qualities(self, points: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The landscape's final eval loss at each point (noise-free), in one prediction."""
+        return np.exp(self.gp.predict(self._encoded(points)))
+
     def quality(self, params: Mapping[str, Any]) -> float:
-        """The landscape's final eval loss at ``params`` (noise-free)."""
-        return math.exp(float(self.gp.predict(np.array(encode(self.parameters, params)))[0]))
+        return float(self.qualities([params])[0])
 
     def sample(self, rng: np.random.Generator) -> Params:
         """A uniform point of the space (log-uniform where log), integers rounded."""
-        point: Params = {}
+        point = random_point(self.parameters, rng)
         for p in self.parameters:
-            if p["type"] == "categorical":
-                point[p["name"]] = p["values"][int(rng.integers(len(p["values"])))]
-            else:
-                point[p["name"]] = _decode(p, float(rng.random()))
+            if p["type"] == "int":
+                point[p["name"]] = round(point[p["name"]])
         return point
 
     def minimum(self) -> tuple[Params, float]:
@@ -186,14 +190,15 @@ class Landscape:
         best few polished with L-BFGS-B over the numeric parameters."""
         rng = np.random.default_rng(0)
         candidates = [self.sample(rng) for _ in range(MINIMUM_SAMPLES)]
-        candidates += [g[0].params for g in self.table.groups().values()]
-        values = [self.quality(c) for c in candidates]
-        found = min(zip(values, range(len(values)), strict=True))
-        best, best_params = found[0], dict(candidates[found[1]])
-        for index in np.argsort(values)[:MINIMUM_POLISHED]:
+        candidates += self.table.configs()
+        values = self.qualities(candidates)
+        order = np.argsort(values)
+        best_params, best = dict(candidates[int(order[0])]), float(values[order[0]])
+        for index in order[:MINIMUM_POLISHED]:
             params = self._polish(dict(candidates[int(index)]))
-            if self.quality(params) < best:
-                best_params, best = params, self.quality(params)
+            value = self.quality(params)
+            if value < best:
+                best_params, best = params, value
         return best_params, best
 
     def _polish(self, start: Params) -> Params:
@@ -216,7 +221,7 @@ class Landscape:
     def report(self, folds: int = 5) -> dict[str, Any]:
         """The fit's cross-validated error, its minimum against what was trained there, and
         the share of the space within each target of that minimum."""
-        x, y = self._data()
+        x, y = self.gp.x, self.gp.y
         order = np.random.default_rng(0).permutation(len(x))
         predicted = np.zeros(len(x))
         for fold in range(folds):
@@ -227,11 +232,11 @@ class Landscape:
         best_params, best = self.minimum()
         nearest = self.table.nearest(best_params, 0)
         rng = np.random.default_rng(1)
-        sampled = np.array([self.quality(self.sample(rng)) for _ in range(MINIMUM_SAMPLES)])
+        sampled = self.qualities([self.sample(rng) for _ in range(MINIMUM_SAMPLES)])
         spread = [
-            float(np.std([math.log(r.final) for r in g], ddof=1))
-            for g in self.table.groups().values()
-            if len(g) > 1
+            float(np.std(np.log(finals), ddof=1))
+            for finals in self.table.finals_by_config()
+            if len(finals) > 1
         ]
         return {
             "configs": len(x),
@@ -251,14 +256,9 @@ class Landscape:
 
 
 def _decode(p: Mapping[str, Any], u: float, exact: bool = False) -> Any:
-    low, high = float(p["min"]), float(p["max"])
-    if p.get("log"):
-        value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
-    else:
-        value = low + u * (high - low)
-    if p["type"] == "int" and not exact:
-        return int(min(max(round(value), low), high))
-    return value
+    """``from_unit``, an int parameter rounded unless ``exact`` (L-BFGS-B needs it smooth)."""
+    value = from_unit(p, u)
+    return round(value) if p["type"] == "int" and not exact else value
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
