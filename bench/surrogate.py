@@ -328,9 +328,13 @@ over their seeds. The landscape and how it was fitted: the module's docstring.
 """
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.common_parser(__doc__, RESULTS, table=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.quick or args.seeds is not None:
+        parser.error(
+            "--quick, --seeds: the probe fits the whole table once; it has no sizes or seeds"
+        )
     started = time.perf_counter()
     table = finetune_curves.load_problem(args.table)
     if table is None:

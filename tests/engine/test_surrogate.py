@@ -2,12 +2,13 @@
 its likelihood gradient is right, and it judges a surrogate by its error and its minimum."""
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from bench.replay import Recorded, TabularCurves
-from bench.surrogate import Landscape, _nll, encode, trustworthy
+from bench.surrogate import Landscape, _nll, encode, main, trustworthy
 from scipy.optimize import approx_fprime
 
 SPACE: list[dict[str, Any]] = [
@@ -76,3 +77,20 @@ def test_a_minimum_below_the_noise_or_a_loose_fit_is_not_trusted() -> None:
     assert trustworthy(base)
     assert not trustworthy(base | {"minimum": 0.95})
     assert not trustworthy(base | {"cv_rmse_log": 0.05})
+
+
+def test_the_cli_names_a_bad_flag_and_an_empty_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for argv, field in (
+        (["--table", str(empty), "--out", str(tmp_path)], "--table: no recorded runs"),
+        (["--quick", "--out", str(tmp_path)], "--quick, --seeds"),
+        (["--seeds", "3", "--out", str(tmp_path)], "--quick, --seeds"),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main(argv)
+        assert stopped.value.code == 2
+        assert field in capsys.readouterr().err
+    assert not list(tmp_path.glob("surrogate_probe.*"))
