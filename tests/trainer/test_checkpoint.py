@@ -1,5 +1,6 @@
 """The checkpoint folder on its own: atomic replacement, what is refused and what is skipped."""
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,11 @@ import torch
 
 from kubetune.spec import TrainerSpec
 from kubetune.spec.training_args import parse_args
-from kubetune_trainer import checkpoint
+from kubetune_trainer import checkpoint, distributed, sharding
 from kubetune_trainer.config import RunConfig
 
 
-def _model() -> torch.nn.Module:
+def _model() -> torch.nn.Sequential:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     model[0].requires_grad_(False)  # like a frozen base under an adapter
@@ -135,3 +136,81 @@ def test_fingerprint_follows_what_shapes_the_run_only() -> None:
     ]
     assert all(f == base for f in same)
     assert len({base, *other}) == 1 + len(other)
+
+
+def _write_sharded(out: Path, model: torch.nn.Sequential, step: int) -> torch.optim.Optimizer:
+    """A per-rank checkpoint from one process (a world of 1: torch.distributed.checkpoint
+    then writes one rank's files), after one optimizer step so there is state to keep."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    model(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+    state = checkpoint.TrainerState(step=step, fingerprint="fp", micro_batches=step)
+    world = distributed.World()
+    seconds = checkpoint.write_sharded(
+        out, state, model, optimizer, {"last_epoch": step}, {}, world, torch.device("cpu")
+    )
+    assert seconds < float("inf")
+    return optimizer
+
+
+def _trained(model: torch.nn.Sequential) -> torch.Tensor:
+    layer = model[1]
+    assert isinstance(layer, torch.nn.Linear)
+    return layer.weight
+
+
+SINGLE_PROCESS = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+
+
+@SINGLE_PROCESS
+def test_a_per_rank_checkpoint_is_found_and_loads_weights_and_optimizer(tmp_path: Path) -> None:
+    model = _model()
+    optimizer = _write_sharded(tmp_path, model, 3)
+    folder = tmp_path / checkpoint.CHECKPOINT_DIR
+    assert not (folder / "weights.pt").exists()
+    sizes = json.loads((folder / "trainer_state.json").read_text())["sizes"]
+    assert "shards/.metadata" in sizes and "shards/__0_0.distcp" in sizes
+
+    found = checkpoint.find(tmp_path, "fp", _model())
+    assert found is not None and found.shards == folder / "shards"
+    assert found.state.step == 3 and found.scheduler == {"last_epoch": 3} and not found.weights
+
+    fresh = _model()
+    with torch.no_grad():
+        _trained(fresh).zero_()
+    fresh_optimizer = torch.optim.AdamW([p for p in fresh.parameters() if p.requires_grad])
+    sharding.load_shards(fresh, fresh_optimizer, found.shards)
+    assert torch.equal(_trained(fresh), _trained(model))
+    saved, loaded = optimizer.state_dict()["state"], fresh_optimizer.state_dict()["state"]
+    assert saved.keys() == loaded.keys()
+    for key in saved:
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(saved[key][name], loaded[key][name]), (key, name)
+
+
+@SINGLE_PROCESS
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: (d / "shards" / "__0_0.distcp").write_bytes(b"x"),
+        lambda d: (d / "shards" / ".metadata").unlink(),
+    ],
+    ids=["truncated-shard", "missing-metadata"],
+)
+def test_a_damaged_per_rank_checkpoint_falls_back_to_the_previous(
+    tmp_path: Path, damage: Any
+) -> None:
+    model = _model()
+    _write_sharded(tmp_path, model, 2)
+    _write_sharded(tmp_path, model, 4)
+    damage(tmp_path / checkpoint.CHECKPOINT_DIR)
+    found = checkpoint.find(tmp_path, "fp", model)
+    assert found is not None and found.state.step == 2
+
+
+@SINGLE_PROCESS
+def test_a_per_rank_checkpoint_of_other_shapes_is_not_loaded(tmp_path: Path) -> None:
+    _write_sharded(tmp_path, _model(), 2)
+    other = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 5))
+    other[0].requires_grad_(False)
+    assert checkpoint.find(tmp_path, "fp", other) is None

@@ -1,15 +1,17 @@
 """A sharded trial (trainer.args.fsdp, 2 processes, gloo on CPU) stopped by SIGTERM part way
 resumes from its checkpoint and ends exactly where an uninterrupted sharded run ends.
 
-The checkpoint is gathered whole on rank 0 (weights and the optimizer state keyed by
-parameter names) and each rank of the resumed run takes its shard of it again; the data
-position, schedule and RNG continue as in a 1-process resume (tests/trainer/test_resume.py).
+The checkpoint is per rank (torch.distributed.checkpoint: each rank writes and reads back
+its own shards of the weights and the optimizer state); the data position, schedule and RNG
+continue as in a 1-process resume (tests/trainer/test_resume.py). A damaged shard makes the
+resume fall back to the previous checkpoint, which ends in the same place.
 On CPU with one thread per process the sharded run is deterministic, so "the same" is bit
 for bit: the whole eval_loss history, the final train loss and grad norm compared with ==.
 """
 
 import copy
 import json
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 from kubetune import conventions
 from kubetune import metric_names as names
 from kubetune.trial_result import TrialResult
-from kubetune_trainer.checkpoint import CHECKPOINT_DIR
+from kubetune_trainer.checkpoint import CHECKPOINT_DIR, PREVIOUS_DIR
 from tests.trainer.test_distributed import PARAMS, TRAINER
 from tests.trainer.trial_process import TrialProcess, trial_env, value
 
@@ -78,18 +80,41 @@ def test_a_sharded_trial_resumes_from_its_checkpoint_bit_for_bit(
 
     cut = tmp_path / "cut"
     at, log = _stop_part_way(cut, tiny_cache)
-    # The stop wrote a checkpoint of the last completed step (both ranks gathered, rank 0
-    # wrote), whatever step that was relative to checkpointEvery.
+    # The stop wrote a checkpoint of the last completed step (each rank its shards),
+    # whatever step that was relative to checkpointEvery.
     assert f"checkpoint of step {at} written" in log
-    state = json.loads((cut / "out" / CHECKPOINT_DIR / "trainer_state.json").read_text())
+    current = cut / "out" / CHECKPOINT_DIR
+    state = json.loads((current / "trainer_state.json").read_text())
     assert state["step"] == at
+    assert sorted(p.name for p in (current / "shards").glob("*.distcp")) == [
+        "__0_0.distcp",
+        "__1_0.distcp",
+    ]
+    assert not (current / "weights.pt").exists()  # nothing whole
+
+    # A copy whose newest checkpoint lost the end of rank 1's shard.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(cut, damaged)
+    shard = damaged / "out" / CHECKPOINT_DIR / "shards" / "__1_0.distcp"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    before = json.loads((damaged / "out" / PREVIOUS_DIR / "trainer_state.json").read_text())
 
     resumed, log = _finish(cut, tiny_cache)
     assert f"resuming from the checkpoint of step {at}" in log
     assert resumed.resumed_from == at and resumed.steps == STEPS
     print(f"stopped at step {at} of {STEPS}; final eval_loss {resumed.metrics['eval_loss']!r}")
+    _assert_same_run(resumed, whole)
+    # The final model is still gathered whole after a resume.
+    assert (cut / "out" / "final").is_dir()
+
+    fallback, log = _finish(damaged, tiny_cache)
+    assert "unreadable (ValueError: shards/__1_0.distcp has" in log
+    assert f"resuming from the checkpoint of step {before['step']}" in log
+    assert fallback.resumed_from == before["step"] < at
+    _assert_same_run(fallback, whole)
+
+
+def _assert_same_run(resumed: TrialResult, whole: TrialResult) -> None:
     for name in ("eval_loss", "train_loss", "grad_norm"):
         assert resumed.metrics[name] == whole.metrics[name], name
     assert resumed.intermediate == whole.intermediate
-    # The final model is still gathered whole after a resume.
-    assert (cut / "out" / "final").is_dir()

@@ -12,13 +12,19 @@ Written atomically: a fresh temporary folder renamed into place. The previous
 checkpoint is kept as checkpoint.previous/ until the next one is complete, so a
 kill at any moment leaves one readable checkpoint. A checkpoint carries a fingerprint
 of everything that shapes the run (parameters, effective arguments, model, method,
-dataset, steps); one of other settings is never resumed from. A sharded run
-(trainer.args.fsdp on several processes) writes the same files, its state gathered whole
-on rank 0 (sharding.training_state).
+dataset, steps); one of other settings is never resumed from.
+
+A sharded run (trainer.args.fsdp on several processes) keeps its weights and optimizer
+state per rank instead, in shards/ (sharding.save_shards): every rank writes and reads only
+its own shards, so a checkpoint never needs the whole model in one process's memory. Rank
+0 writes the rest and publishes the folder as above, once every rank's files are on disk.
+The sizes of all the files, shards included, are recorded, so a damaged shard makes the
+whole checkpoint unreadable before any rank loads from it, and the previous one is used.
 """
 
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -31,6 +37,7 @@ import torch
 
 from kubetune import trial_folders
 from kubetune.durable import sync_folder
+from kubetune_trainer import distributed, sharding
 from kubetune_trainer.config import RunConfig
 from kubetune_trainer.log import log
 
@@ -42,7 +49,11 @@ _STATE = "trainer_state.json"
 _WEIGHTS = "weights.pt"
 _OPTIMIZER = "optimizer.pt"
 _RNG = "rng.pt"
+_SHARDS = "shards"
+_SHARDS_METADATA = f"{_SHARDS}/.metadata"  # written last by torch.distributed.checkpoint
+# The files each layout must hold (its sizes list every file, these at least).
 _FILES = (_WEIGHTS, _OPTIMIZER, _RNG)
+_SHARDED_FILES = (_RNG, _SHARDS_METADATA)
 
 
 def fingerprint(
@@ -51,8 +62,9 @@ def fingerprint(
     """What a checkpoint must match to be resumed: anything that changes the trajectory.
 
     Not evalEvery or checkpointEvery: they change what is written down, not the weights.
-    sharded: the optimizer state is keyed by parameter names (sharding.training_state), not
-    by position; the key is added only then, so unsharded fingerprints stay as they were.
+    sharded: the state is in per-rank shards (sharding.save_shards), which an unsharded run
+    cannot load, nor a sharded one the whole-model files; the key is added only then, so
+    unsharded fingerprints stay as they were.
     """
     spec = run.trainer
     shaped = {
@@ -65,7 +77,7 @@ def fingerprint(
         "trainItems": train_items,
     }
     if sharded:
-        shaped["sharded"] = True
+        shaped["sharded"] = "per-rank"
     text = json.dumps(shaped, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -121,10 +133,11 @@ class Checkpoint:
 
     path: Path
     state: TrainerState
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]  # empty when sharded: each rank loads from shards
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
     rng: dict[str, Any]
+    shards: Path | None = None  # sharding.load_shards' folder, for a sharded checkpoint
 
 
 def trainable_state(model: Any) -> dict[str, torch.Tensor]:
@@ -141,15 +154,76 @@ def write(
 ) -> float:
     """Write a checkpoint atomically; returns the seconds it took."""
     started = time.monotonic()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for stale in output_dir.glob(f"{_TMP_PREFIX}*"):  # of a write that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = output_dir / f"{_TMP_PREFIX}{os.getpid()}"
-    tmp.mkdir()
+    tmp = _fresh_folder(output_dir, str(os.getpid()))
     torch.save(weights, tmp / _WEIGHTS)
     torch.save(optimizer, tmp / _OPTIMIZER)
+    _publish(tmp, output_dir, state, scheduler, rng)
+    return time.monotonic() - started
+
+
+def write_sharded(
+    output_dir: Path,
+    state: TrainerState,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: dict[str, Any],
+    rng: dict[str, Any],
+    world: distributed.World,
+    device: torch.device,
+) -> float:
+    """A sharded run's checkpoint, written atomically; every rank calls it (a collective)
+    and gets the same answer: the seconds it took, or inf when it was not written (said in
+    rank 0's log), so all ranks decide alike what to do on SIGTERM."""
+    started = time.monotonic()
+    # One name every rank knows: all write their shards into the same folder.
+    tmp = output_dir / f"{_TMP_PREFIX}step-{state.step}"
+    ready = 0.0
+    if world.is_main:
+        try:
+            tmp = _fresh_folder(output_dir, f"step-{state.step}")
+        except OSError as error:
+            log.warning(f"cannot write a checkpoint in {output_dir}: {error}")
+            ready = math.inf
+    if distributed.largest(ready, world, device) == math.inf:  # also: the folder exists
+        return math.inf
+    try:
+        sharding.save_shards(model, optimizer, tmp / _SHARDS)
+    except Exception as error:  # raised on every rank alike (torch gathers the failures)
+        if world.is_main:
+            log.warning(f"cannot write a checkpoint in {output_dir}: {_short(error)}")
+        return math.inf
+    seconds = 0.0
+    if world.is_main:
+        try:
+            _publish(tmp, output_dir, state, scheduler, rng)
+            seconds = time.monotonic() - started
+        except OSError as error:
+            log.warning(f"cannot write a checkpoint in {output_dir}: {error}")
+            seconds = math.inf
+    return distributed.largest(seconds, world, device)
+
+
+def _fresh_folder(output_dir: Path, name: str) -> Path:
+    """An empty temporary folder for a checkpoint, after removing any a killed write left."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for stale in output_dir.glob(f"{_TMP_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = output_dir / f"{_TMP_PREFIX}{name}"
+    tmp.mkdir()
+    return tmp
+
+
+def _publish(
+    tmp: Path,
+    output_dir: Path,
+    state: TrainerState,
+    scheduler: dict[str, Any],
+    rng: dict[str, Any],
+) -> None:
+    """Complete the checkpoint in tmp and put it in place of the current one, which becomes
+    the previous one."""
     torch.save({"scheduler": scheduler, "rng": rng}, tmp / _RNG)
-    sizes = {name: (tmp / name).stat().st_size for name in _FILES}
+    sizes = {f.relative_to(tmp).as_posix(): f.stat().st_size for f in _files(tmp)}
     (tmp / _STATE).write_text(state.to_json(sizes))
     _fsync_tree(tmp)
     current, previous = output_dir / CHECKPOINT_DIR, output_dir / PREVIOUS_DIR
@@ -158,33 +232,47 @@ def write(
         current.rename(previous)
     tmp.rename(current)
     sync_folder(output_dir)
-    return time.monotonic() - started
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.rglob("*") if f.is_file())
 
 
 def _fsync_tree(folder: Path) -> None:
     """Data on disk before the rename publishes it: a node crash must not leave a
     renamed folder of empty files."""
-    for child in folder.iterdir():
+    for child in _files(folder):
         with child.open("rb") as handle:
             os.fsync(handle.fileno())
-    sync_folder(folder)
+    for sub in [folder, *(d for d in folder.rglob("*") if d.is_dir())]:
+        sync_folder(sub)
 
 
 def _read(path: Path) -> Checkpoint:
     """One checkpoint folder; raises on anything missing, truncated or unreadable."""
     state, sizes = TrainerState.from_json((path / _STATE).read_text())
-    for name in _FILES:
+    sharded = _SHARDS_METADATA in sizes
+    for name in _SHARDED_FILES if sharded else _FILES:
+        if name not in sizes:
+            raise ValueError(f"{name} is not part of it")
+    for name, expected in sizes.items():
         size = (path / name).stat().st_size
-        if size != sizes.get(name):
-            raise ValueError(f"{name} has {size} bytes, {sizes.get(name)} were written")
+        if size != expected:
+            raise ValueError(f"{name} has {size} bytes, {expected} were written")
+    rest = torch.load(path / _RNG, map_location="cpu", weights_only=True)
+    if sharded:
+        return Checkpoint(path, state, {}, {}, rest["scheduler"], rest["rng"], path / _SHARDS)
     # weights_only: a checkpoint is data; it never runs code when read back. mmap: the
-    # tensors are pages of the file (private, copy-on-write), read when first touched and
-    # shared by the ranks of one node, so a sharded run's other ranks (which take their
-    # shards from rank 0's broadcast, never reading these) cost no copy of the model.
+    # tensors are pages of the file (private, copy-on-write), read when first touched.
     weights = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True, mmap=True)
     optimizer = torch.load(path / _OPTIMIZER, map_location="cpu", weights_only=True, mmap=True)
-    rest = torch.load(path / _RNG, map_location="cpu", weights_only=True)
     return Checkpoint(path, state, weights, optimizer, rest["scheduler"], rest["rng"])
+
+
+def _shapes(found: Checkpoint) -> dict[str, tuple[int, ...]]:
+    if found.shards is not None:
+        return sharding.shard_shapes(found.shards)
+    return {n: tuple(t.shape) for n, t in found.weights.items()}
 
 
 def find(output_dir: Path, expected: str, model: Any) -> Checkpoint | None:
@@ -200,6 +288,7 @@ def find(output_dir: Path, expected: str, model: Any) -> Checkpoint | None:
             continue
         try:
             found = _read(path)
+            got = _shapes(found)
         except Exception as error:  # any damage: try the older one, else start over
             log.warning(f"ignoring the checkpoint in {path}: unreadable ({_short(error)})")
             continue
@@ -209,7 +298,6 @@ def find(output_dir: Path, expected: str, model: Any) -> Checkpoint | None:
                 "settings; starting from step 0"
             )
             return None
-        got = {n: tuple(t.shape) for n, t in found.weights.items()}
         if got != shapes:
             log.warning(f"ignoring the checkpoint in {path}: its weights do not fit the model")
             continue

@@ -7,17 +7,16 @@ so the training loop's loss scaling stays the same. Every rank takes part in wha
 needs the whole model: evaluation (each runs the same forwards; only rank 0 reports) and
 gathering the full weights that rank 0 saves. Works with nccl and with gloo on CPU.
 
-Checkpoints of a sharded run are gathered whole on rank 0 (torch.distributed.checkpoint's
-full state dicts) and written by checkpoint.py like any other. A resumed run's rank 0 reads
-the checkpoint and broadcasts it, each rank keeping its shard; the other ranks never read
-its tensors, so a node holds one copy of the model, not one per rank. A full-weight gather
-costs one copy of the model in rank 0's CPU memory, as the final save already does; a
-per-rank sharded format (torch.distributed.checkpoint.save) would avoid that for models too
-large for one host.
+Checkpoints of a sharded run are per rank (torch.distributed.checkpoint): each rank writes
+and reads back only its own shards of the weights and the optimizer state, so no rank ever
+holds the whole training state, however large the model; checkpoint.py places the shards
+beside the rest of a checkpoint. The final model alone is gathered whole on rank 0, because
+final/ is a plain model that from_pretrained loads (weights only, no optimizer state).
 """
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -77,51 +76,60 @@ def full_state(model: Any) -> dict[str, Any]:
     return get_model_state_dict(model, options=options)
 
 
-def _full_options(gathering: bool) -> Any:
-    from torch.distributed.checkpoint.state_dict import StateDictOptions
-
-    # strict=False on load: a checkpoint holds the trainable parameters only (no buffers,
-    # and a tied weight once), as the unsharded checkpoints do.
-    return StateDictOptions(
-        full_state_dict=True,
-        cpu_offload=gathering,
-        strict=gathering,
-        broadcast_from_rank0=not gathering,
-    )
+def _trainable_only(model: Any, weights: dict[str, Any]) -> dict[str, Any]:
+    """The trainable parameters of a model state dict (no buffers, a tied weight once), as
+    the unsharded checkpoints hold."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {n: t for n, t in weights.items() if n in names}
 
 
-def training_state(
-    model: Any, optimizer: torch.optim.Optimizer
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """A sharded run's checkpoint content, gathered whole on rank 0 (empty elsewhere): the
-    trainable weights by name and the optimizer state keyed by parameter names (not by
-    position, as optimizer.state_dict() is), so it loads into any number of shards. A
-    collective: every rank calls it."""
+def _local_state(model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """This rank's shards: the trainable weights and the optimizer state keyed by parameter
+    names (not by position, as optimizer.state_dict() is), both as DTensors, so a checkpoint
+    loads into any number of ranks. A collective."""
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
-    weights, optim = get_state_dict(model, optimizer, options=_full_options(gathering=True))
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
-    trainable = {n: t for n, t in weights.items() if n in names and isinstance(t, torch.Tensor)}
-    return trainable, dict(optim)
+    weights, optim = get_state_dict(model, optimizer)
+    return {"model": _trainable_only(model, weights), "optim": optim}
 
 
-def load_training_state(
-    model: Any,
-    optimizer: torch.optim.Optimizer,
-    weights: dict[str, torch.Tensor],
-    optim: dict[str, Any],
-    is_main: bool,
-) -> None:
-    """Each rank takes its shard of a checkpoint (training_state's shape) that rank 0 read
-    and broadcasts; the others' weights and optim are ignored. A collective."""
-    from torch.distributed.checkpoint.state_dict import (
-        set_model_state_dict,
-        set_optimizer_state_dict,
+def save_shards(model: Any, optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    """Every rank writes its own shards of the training state into `folder`
+    (torch.distributed.checkpoint: one file per rank and the metadata, each file fsynced).
+    No rank holds more than its shard. A collective; a failure on any rank raises on all."""
+    import torch.distributed.checkpoint as dcp
+
+    dcp.save(_local_state(model, optimizer), checkpoint_id=folder)
+
+
+def load_shards(model: Any, optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    """Every rank reads just its shards of a save_shards checkpoint, whatever the number of
+    ranks that wrote it. A collective."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    # The template's tensors are this run's shards; dcp.load fills them in place.
+    state = _local_state(model, optimizer)
+    dcp.load(state, checkpoint_id=folder)
+    set_state_dict(
+        model,
+        optimizer,
+        model_state_dict=state["model"],
+        optim_state_dict=state["optim"],
+        options=StateDictOptions(strict=False),  # trainable parameters only, as saved
     )
 
-    options = _full_options(gathering=False)
-    # Two calls, not set_state_dict: given an empty model state dict (the other ranks'),
-    # set_state_dict takes it for an optimizer-only load and skips the model's broadcast,
-    # which rank 0 then waits on for ever.
-    set_model_state_dict(model, dict[str, Any](weights) if is_main else {}, options=options)
-    set_optimizer_state_dict(model, optimizer, optim if is_main else {}, options=options)
+
+def shard_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """The whole (unsharded) shape of each weight in a save_shards checkpoint, by name,
+    from its metadata alone."""
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+    entries = FileSystemReader(folder).read_metadata().state_dict_metadata
+    prefix = "model."
+    return {
+        key[len(prefix) :]: tuple(entry.size)
+        for key, entry in entries.items()
+        if key.startswith(prefix) and isinstance(entry, TensorStorageMetadata)
+    }

@@ -407,7 +407,7 @@ class Run:
             if self._eval_due(step) and main:
                 self.evaluate(step)
             if (
-                (world.is_main or self.sharded)  # sharded: every rank gathers, rank 0 writes
+                (world.is_main or self.sharded)  # sharded: every rank writes its shards
                 and self.checkpoint_every
                 and step % self.checkpoint_every == 0
                 and step < self.plan.max_steps  # the final step saves the adapter instead
@@ -428,30 +428,33 @@ class Run:
         position.history = {k: list(v) for k, v in progress.history.items()}
         position.best = None if progress.best is None else progress.best.model_dump()
         position.latest = dict(progress.latest)
-        started = time.monotonic()
         if self.sharded:
-            weights, optim = sharding.training_state(self.model, self.optimizer)
+            # Every rank writes its shards and learns whether and how fast the checkpoint
+            # was written, so all take the same decision on SIGTERM (checkpoint_on_stop is
+            # a collective for them too).
+            seconds = checkpoint.write_sharded(
+                self.run.output_dir,
+                position,
+                self.model,
+                self.optimizer,
+                self.scheduler.state_dict(),
+                self._rng_at_step,
+                self.world,
+                self.loaded.device,
+            )
         else:
-            weights, optim = checkpoint.trainable_state(self.model), self.optimizer.state_dict()
-        written = True
-        if self.world.is_main:
             try:
-                checkpoint.write(
+                seconds = checkpoint.write(
                     self.run.output_dir,
                     position,
-                    weights,
-                    optim,
+                    checkpoint.trainable_state(self.model),
+                    self.optimizer.state_dict(),
                     self.scheduler.state_dict(),
                     self._rng_at_step,
                 )
             except OSError as error:
                 log.warning(f"cannot write a checkpoint in {self.run.output_dir}: {error}")
-                written = False
-        seconds = time.monotonic() - started if written else math.inf
-        if self.sharded:
-            # Every rank learns whether and how fast rank 0 wrote it, so all take the same
-            # decision on SIGTERM (checkpoint_on_stop is a collective for them too).
-            seconds = distributed.largest(seconds, self.world, self.loaded.device)
+                seconds = math.inf
         if seconds == math.inf:
             return
         self._checkpoint_step = position.step
@@ -490,10 +493,8 @@ class Run:
         if found is None:
             return 0
         state = found.state
-        if self.sharded:
-            sharding.load_training_state(
-                self.model, self.optimizer, found.weights, found.optimizer, self.world.is_main
-            )
+        if found.shards is not None:
+            sharding.load_shards(self.model, self.optimizer, found.shards)
         else:
             with torch.no_grad():
                 params = dict(self.model.named_parameters())
