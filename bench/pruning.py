@@ -309,11 +309,12 @@ def markdown(report: dict[str, Any]) -> str:
         + f"{100 * plain[worst_plain]:+.2f}% on {worst_plain} (Ray Tune's ASHA recipe "
         + f"{100 * ray[worst_plain]:+.2f}%). Whether to prune at all depends on how many "
         "trials run at once: one at a time, the default sampler learns more from finished "
-        "trials than pruning buys; with many at once it gets few rounds of them, and the "
+        "trials than pruning its trials buys; with many at once it gets few rounds of them, and the "
         "breadth pruning buys wins (bench/results/search_peers.md). So the default, "
         f"`earlyStopping: auto`, is ASHA with forecasts (reduction factor {AUTO_REDUCTION_FACTOR}, "
         f"the first rung at 1/{round(1 / AUTO_FIRST_RUNG_FRACTION)} of the run) from "
-        f"{AUTO_PARALLELISM} trials at once, and none below (spec/auto_pruning.py).",
+        f"{AUTO_PARALLELISM} trials at once, and on the startup trials alone below that, so "
+        "the sampler's own trials run to the end (spec/auto_pruning.py).",
     ]
     lines += ["", "## Targets (forecast arm: gap <= 2% and steps <= 1/3 of no pruning)", ""]
     for name, met in report["targets_met"].items():

@@ -61,6 +61,24 @@ def test_the_default_with_four_at_once_prunes_and_rebuilds_like_the_live_engine(
     assert engine.finished() is not None
 
 
+def test_the_default_one_or_two_at_once_prunes_startup_trials_alone_and_rebuilds_alike() -> None:
+    # Below 4 at once the default prunes only the startup trials (earlyStopping.trials:
+    # startup); the GP's own trials run to the end, live and after a rebuild at every event.
+    spec = make_spec(
+        algorithm={"seed": 4, "startupTrials": 8},
+        budget={"maxTrials": 16, "parallelism": 2, "maxFailedTrials": 10},
+    )
+    engine = SweepEngine(spec, "det-screened")
+    assert (engine.spec.early_stopping.name, engine.spec.early_stopping.trials) == (
+        "asha",
+        "startup",
+    )
+    log = simulate(engine, random.Random(5), events=150, check=True)
+    pruned = [int(line.split()[1]) for line in log if line.startswith("prune")]
+    assert pruned and max(pruned) < 8, pruned
+    assert engine.finished() is not None
+
+
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_rebuild_decides_like_the_live_engine_with_other_pruners(pruner: str) -> None:
     spec = make_spec(

@@ -47,7 +47,10 @@ def test_quick_run_writes_ratio_tables(tmp_path: Path) -> None:
     # ASHA is a pruner: it does not play the analytic problem, and prunes on curves.
     assert set(rows[("branin", 1)]["arms"]) == {"kubetune", "optuna-tpe"}
     assert rows[("curves", 4)]["arms"]["ray-asha"]["median_pruned"] > 0
-    assert rows[("curves", 1)]["arms"]["kubetune"]["median_trials"] == 4
+    # One at a time the default screens its startup trials, so more than the 4 whole runs
+    # the compute buys fit in.
+    one = rows[("curves", 1)]["arms"]["kubetune"]
+    assert one["median_trials"] > 4 and one["median_pruned"] > 0
     text = (tmp_path / "search_peers.md").read_text()
     assert "## Relative regret at the budget" in text and "| curves | 4 |" in text
     assert ": no difference shown |" in text or ": ours better |" in text or "BETTER |" in text

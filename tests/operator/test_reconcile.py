@@ -849,3 +849,10 @@ def test_the_accepted_condition_says_what_earlyStopping_auto_became() -> None:
     assert accepted["message"].startswith("earlyStopping auto: asha (minSteps 100,")
     narrow = condition(reconcile(new(), body(), {}), "SpecAccepted")
     assert narrow["message"] == "earlyStopping auto: none (budget.parallelism 2 < 4)"
+    # 2 at once with an algorithm that has startup trials: those alone are pruned.
+    told = body(earlyStopping={"maxSteps": 800}, algorithm={"name": "tpe", "seed": 1})
+    screened = condition(reconcile(new(), told, {}), "SpecAccepted")
+    assert screened["message"] == (
+        "earlyStopping auto: asha (minSteps 100, reductionFactor 4, forecast, startup trials "
+        "only; budget.parallelism 2 < 4: the model's own trials run to the end)"
+    )

@@ -1,4 +1,5 @@
-"""earlyStopping: auto, the default: ASHA with forecasts from 4 trials at once, else none."""
+"""earlyStopping: auto, the default: ASHA with forecasts on every trial from 4 trials at once,
+on the startup trials alone below that, else none."""
 
 from typing import Any
 
@@ -21,10 +22,8 @@ def trainer_sweep(parallelism: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_auto_is_the_default_and_prunes_only_with_four_trials_at_once() -> None:
+def test_auto_is_the_default_and_prunes_every_trial_from_four_at_once() -> None:
     assert SweepSpec.model_validate({"trainer": {}}).early_stopping.name == "auto"
-    assert early(trainer_sweep(1)).name == "none"
-    assert early(trainer_sweep(3)).name == "none"
     chosen = early(trainer_sweep(4))
     # The first rung at 1/8 of the run (40 steps: step 5, the first evaluation).
     assert (chosen.name, chosen.min_steps, chosen.reduction_factor, chosen.forecast) == (
@@ -33,6 +32,24 @@ def test_auto_is_the_default_and_prunes_only_with_four_trials_at_once() -> None:
         4,
         True,
     )
+    assert chosen.trials == "all"
+
+
+@pytest.mark.parametrize("parallelism", [1, 3])
+def test_below_four_at_once_auto_prunes_the_startup_trials_alone(parallelism: int) -> None:
+    chosen = early(trainer_sweep(parallelism))
+    assert (chosen.name, chosen.min_steps, chosen.forecast, chosen.trials) == (
+        "asha",
+        5,
+        True,
+        "startup",
+    )
+    # An algorithm without startup trials has nothing to screen: no pruning, as before.
+    for algorithm in ("random", "grid", "qmc"):
+        sweep = trainer_sweep(parallelism, algorithm={"name": algorithm})
+        if algorithm == "grid":
+            sweep["parameters"] = [{"name": "learning_rate", "type": "categorical", "values": [1]}]
+        assert early(sweep).name == "none", algorithm
 
 
 def test_the_first_rung_is_an_evaluation_at_or_after_an_eighth_of_the_run() -> None:
@@ -73,8 +90,12 @@ def test_fields_written_next_to_auto_are_kept() -> None:
         False,
     )
     # A parallelism too low for auto leaves no pruner, and no forecast flag on it.
-    low = early(trainer_sweep(2, earlyStopping={"forecast": True}))
+    low = early(trainer_sweep(2, earlyStopping={"forecast": True}, algorithm={"name": "random"}))
     assert (low.name, low.forecast) == ("none", False)
+    # trials written next to auto is kept too: every trial pruned one at a time, or the
+    # startup trials alone with many at once.
+    assert early(trainer_sweep(1, earlyStopping={"trials": "all"})).trials == "all"
+    assert early(trainer_sweep(8, earlyStopping={"trials": "startup"})).trials == "startup"
 
 
 def test_a_named_pruner_is_kept_as_written() -> None:
@@ -101,7 +122,36 @@ def test_the_accepted_condition_says_what_auto_became_and_why() -> None:
         "earlyStopping auto: asha (minSteps 5, reductionFactor 4, forecast; "
         "budget.parallelism 8 >= 4)"
     )
-    assert said(trainer_sweep(2)) == "earlyStopping auto: none (budget.parallelism 2 < 4)"
+    assert said(trainer_sweep(2)) == (
+        "earlyStopping auto: asha (minSteps 5, reductionFactor 4, forecast, startup trials "
+        "only; budget.parallelism 2 < 4: the model's own trials run to the end)"
+    )
+    random = trainer_sweep(2, algorithm={"name": "random"})
+    assert said(random) == "earlyStopping auto: none (budget.parallelism 2 < 4)"
+    assert said(trainer_sweep(8, earlyStopping={"trials": "startup"})) == (
+        "earlyStopping auto: asha (minSteps 5, reductionFactor 4, forecast, startup trials "
+        "only; trials startup as written)"
+    )
     flat = trainer_sweep(8, trainer={"maxSteps": 40, "evalEvery": 40})
     assert said(flat) == "earlyStopping auto: none (no evaluation before the last step to prune at)"
     assert said(trainer_sweep(8, earlyStopping={"name": "none"})) == ""
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"earlyStopping": {"name": "none", "trials": "startup"}}, "startup needs a pruner"),
+        (
+            {
+                "earlyStopping": {"name": "asha", "trials": "startup"},
+                "algorithm": {"name": "random"},
+            },
+            r"startup needs an algorithm with startup trials \(auto, tpe, gp, cmaes\), not 'random'",
+        ),
+    ],
+)
+def test_startup_trials_only_needs_a_pruner_and_startup_trials(
+    extra: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=rf"earlyStopping.trials: {message}"):
+        SweepSpec.model_validate(trainer_sweep(1, **extra))

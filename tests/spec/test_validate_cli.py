@@ -38,7 +38,8 @@ def test_explain_prints_every_default(
         "direction": "minimize",
         "strategy": "final",
     }
-    assert spec["earlyStopping"]["name"] == "none"
+    # One trial at a time (the default parallelism): the startup trials alone are pruned.
+    assert (spec["earlyStopping"]["name"], spec["earlyStopping"]["trials"]) == ("asha", "startup")
     assert spec["trainer"]["method"] == "lora"
 
 

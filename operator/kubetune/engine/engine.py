@@ -22,7 +22,7 @@ from kubetune.engine.completion import Completion, check
 from kubetune.engine.mo_asha import Vector, mo_asha_prunes
 from kubetune.engine.pruners import AshaPruner, forecast_anchors, make_pruner
 from kubetune.engine.replay import HistoryError, new_study, replay
-from kubetune.engine.samplers import make_sampler
+from kubetune.engine.samplers import make_sampler, startup_trials
 from kubetune.engine.space import ParamValue, SearchSpace
 from kubetune.engine.summary import IN_FLIGHT, Trial
 from kubetune.spec import BestTrial, SweepSpec, TrialCounts, TrialRecord, effective_spec
@@ -94,6 +94,13 @@ class SweepEngine:
             self.spec.budget.max_trials,
             len(self._objectives),
         )
+        # earlyStopping.trials: startup: trials numbered from here on are the model's, and
+        # run to the end.
+        self._prunable_below = (
+            startup_trials(self.spec.algorithm, self.spec.budget.max_trials)
+            if early.trials == "startup"
+            else None
+        )
         directions = [
             StudyDirection.MINIMIZE if o.direction == "minimize" else StudyDirection.MAXIMIZE
             for o in self._objectives
@@ -141,7 +148,7 @@ class SweepEngine:
         if self._mo_asha is not None:
             return self._mo_to_prune(self._mo_asha)
         doomed = []
-        for trial in self._in_flight():
+        for trial in self._prunable():
             if not trial.intermediate:
                 continue
             frozen = self._storage.get_trial(self._trial_id(trial.number))
@@ -369,7 +376,7 @@ class SweepEngine:
         }
         return [
             trial.number
-            for trial in self._in_flight()
+            for trial in self._prunable()
             if trial.intermediate and mo_asha_prunes(asha, trial.number, series, self._signs)
         ]
 
@@ -429,6 +436,11 @@ class SweepEngine:
     def _in_flight(self) -> list[Trial]:
         """Pending and running trials, by number: the ones holding a parallelism slot."""
         return [self._trials[n] for n in self.running()]
+
+    def _prunable(self) -> list[Trial]:
+        """The in-flight trials the pruner may stop (earlyStopping.trials)."""
+        below = self._prunable_below
+        return [t for t in self._in_flight() if below is None or t.number < below]
 
     def _with_state(self, state: str) -> list[Trial]:
         return [self._trials[n] for n in sorted(self._trials) if self._trials[n].state == state]

@@ -19,6 +19,9 @@ from kubetune.spec.trainer import TemplateSpec, TrainerSpec, WorkloadSpec
 Direction = Literal["minimize", "maximize"]
 AlgorithmName = Literal["auto", "tpe", "random", "grid", "gp", "cmaes", "qmc", "nsga2"]
 PrunerName = Literal["auto", "none", "median", "asha", "hyperband"]
+PrunedTrials = Literal["all", "startup"]
+# Algorithms that run startup trials (space-filling points) before a model suggests.
+STARTUP_ALGORITHMS = ("auto", "tpe", "gp", "cmaes")
 # Which of a trial's reports is its value: the last, or the best-looking of all.
 Strategy = Literal["final", "min", "max"]
 
@@ -98,8 +101,9 @@ class EarlyStopping(SpecModel):
         default="auto",
         description=(
             "auto (the default): asha with forecasts, its first rung at 1/8 of the run, when "
-            "4 or more trials run at once and the last step is known (trainer.maxSteps or "
-            "maxSteps), for one objective; else none (README: earlyStopping.name: auto)."
+            "the last step is known (trainer.maxSteps or maxSteps), for one objective: on "
+            "every trial with 4 or more at once, on the startup trials alone below that (with "
+            "an algorithm that has them); else none (README: earlyStopping.name: auto)."
         ),
     )
     min_steps: int = Field(
@@ -134,6 +138,14 @@ class EarlyStopping(SpecModel):
         description=(
             "forecast: the step trials end at, where forecasts aim (default trainer.maxSteps; "
             "needed with template or workload trials)."
+        ),
+    )
+    trials: PrunedTrials = Field(
+        default="all",
+        description=(
+            "Which trials may be stopped: all, or startup: only the algorithm's startup trials "
+            "(its space-filling points before the model suggests; auto, tpe, gp, cmaes), so "
+            "every trial the model suggests runs to the end and the model learns from it."
         ),
     )
 
@@ -374,6 +386,13 @@ class SweepSpec(SpecModel):
 
     def _forecast_rules(self) -> None:
         early = self.early_stopping
+        if early.trials == "startup" and early.name == "none":
+            raise ValueError("earlyStopping.trials: startup needs a pruner, not 'none'")
+        if early.trials == "startup" and self.algorithm.name not in STARTUP_ALGORITHMS:
+            raise ValueError(
+                "earlyStopping.trials: startup needs an algorithm with startup trials "
+                f"({', '.join(STARTUP_ALGORITHMS)}), not {self.algorithm.name!r}"
+            )
         if early.forecast and early.name not in ("auto", "asha", "hyperband"):
             raise ValueError(
                 f"earlyStopping.forecast: only with auto, asha or hyperband, not {early.name!r}"
