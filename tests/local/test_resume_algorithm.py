@@ -66,11 +66,20 @@ def test_a_run_that_auto_prunes_says_so(tmp_path: Path) -> None:
         assert any(n.startswith("earlyStopping auto: asha (minSteps 10,") for n in prepared.notes)
     finally:
         prepared.release()
-    # One at a time it does not prune, and a run the user did not ask to prune is quiet.
+    # One at a time random search does not prune, and a run the user did not ask to prune
+    # is quiet.
     manifest["spec"]["budget"] = {"maxTrials": 8, "parallelism": 1}
     prepared = prepare(str(write(tmp_path, manifest)), str(tmp_path / "b"), False, False)
     try:
         assert prepared.engine.spec.early_stopping.name == "none"
         assert not any("earlyStopping" in n for n in prepared.notes)
+    finally:
+        prepared.release()
+    # One at a time with a model-based algorithm: the startup trials alone, said as well.
+    manifest["spec"]["algorithm"] = {"name": "tpe", "seed": 3}
+    prepared = prepare(str(write(tmp_path, manifest)), str(tmp_path / "c"), False, False)
+    try:
+        assert prepared.engine.spec.early_stopping.trials == "startup"
+        assert any("startup trials only" in n for n in prepared.notes)
     finally:
         prepared.release()

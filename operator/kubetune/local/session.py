@@ -122,7 +122,8 @@ def prepare(
             lock.release()
         raise
     if spec.early_stopping.name != "none":
-        # The default prunes from 4 trials at once: say so, or pruned trials surprise.
+        # The default prunes from 4 trials at once, and the startup trials below that: say
+        # so, or pruned trials surprise.
         said = auto_pruning.explain(sweep.spec)
         notes += [said] if said else []
     # Trials that were running when a previous run died run again, same params.
