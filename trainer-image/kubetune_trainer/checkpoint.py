@@ -182,7 +182,7 @@ def write_sharded(
         try:
             tmp = _fresh_folder(output_dir, f"step-{state.step}")
         except OSError as error:
-            log.warning(f"cannot write a checkpoint in {output_dir}: {error}")
+            _not_written(output_dir, error)
             ready = math.inf
     if distributed.largest(ready, world, device) == math.inf:  # also: the folder exists
         return math.inf
@@ -190,7 +190,7 @@ def write_sharded(
         sharding.save_shards(model, optimizer, tmp / _SHARDS)
     except Exception as error:  # raised on every rank alike (torch gathers the failures)
         if world.is_main:
-            log.warning(f"cannot write a checkpoint in {output_dir}: {_short(error)}")
+            _not_written(output_dir, error)
         return math.inf
     seconds = 0.0
     if world.is_main:
@@ -198,9 +198,13 @@ def write_sharded(
             _publish(tmp, output_dir, state, scheduler, rng)
             seconds = time.monotonic() - started
         except OSError as error:
-            log.warning(f"cannot write a checkpoint in {output_dir}: {error}")
+            _not_written(output_dir, error)
             seconds = math.inf
     return distributed.largest(seconds, world, device)
+
+
+def _not_written(output_dir: Path, error: Exception) -> None:
+    log.warning(f"cannot write a checkpoint in {output_dir}: {_short(error)}")
 
 
 def _fresh_folder(output_dir: Path, name: str) -> Path:

@@ -376,6 +376,7 @@ class SweepSpec(SpecModel):
                     f"grid has {points} (at most {MAX_GRID_POINTS}); use larger steps, fewer "
                     "values, or a sampler such as random, qmc or tpe"
                 )
+        self._pruned_trials_rules()
         self._forecast_rules()
         if self.trainer is not None and self.trainer.eval_every > self.trainer.max_steps:
             raise ValueError(
@@ -384,15 +385,20 @@ class SweepSpec(SpecModel):
             )
         return self
 
-    def _forecast_rules(self) -> None:
+    def _pruned_trials_rules(self) -> None:
         early = self.early_stopping
-        if early.trials == "startup" and early.name == "none":
+        if early.trials != "startup":
+            return
+        if early.name == "none":
             raise ValueError("earlyStopping.trials: startup needs a pruner, not 'none'")
-        if early.trials == "startup" and self.algorithm.name not in STARTUP_ALGORITHMS:
+        if self.algorithm.name not in STARTUP_ALGORITHMS:
             raise ValueError(
                 "earlyStopping.trials: startup needs an algorithm with startup trials "
                 f"({', '.join(STARTUP_ALGORITHMS)}), not {self.algorithm.name!r}"
             )
+
+    def _forecast_rules(self) -> None:
+        early = self.early_stopping
         if early.forecast and early.name not in ("auto", "asha", "hyperband"):
             raise ValueError(
                 f"earlyStopping.forecast: only with auto, asha or hyperband, not {early.name!r}"
