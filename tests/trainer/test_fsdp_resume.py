@@ -1,5 +1,6 @@
 """A sharded trial (trainer.args.fsdp, 2 processes, gloo on CPU) stopped by SIGTERM part way
-resumes from its checkpoint and ends exactly where an uninterrupted sharded run ends.
+resumes from its checkpoint and ends exactly where an uninterrupted sharded run ends, and
+on 4 ranks where it ends but for the order of the sums.
 
 The checkpoint is per rank (torch.distributed.checkpoint: each rank writes and reads back
 its own shards of the weights and the optimizer state); the data position, schedule and RNG
@@ -48,8 +49,8 @@ def _env(tmp: Path, cache: Path, metrics: bool) -> dict[str, str]:
     return env
 
 
-def _finish(tmp: Path, cache: Path) -> tuple[TrialResult, str]:
-    trial = TrialProcess(_env(tmp, cache, metrics=False), processes=2)
+def _finish(tmp: Path, cache: Path, processes: int = 2) -> tuple[TrialResult, str]:
+    trial = TrialProcess(_env(tmp, cache, metrics=False), processes=processes)
     try:
         assert trial.wait(timeout=300) == conventions.EXIT_OK, trial.stderr
     finally:
@@ -98,6 +99,8 @@ def test_a_sharded_trial_resumes_from_its_checkpoint_bit_for_bit(
     shard = damaged / "out" / CHECKPOINT_DIR / "shards" / "__1_0.distcp"
     shard.write_bytes(shard.read_bytes()[:-100])
     before = json.loads((damaged / "out" / PREVIOUS_DIR / "trainer_state.json").read_text())
+    wider = tmp_path / "wider"
+    shutil.copytree(cut, wider)
 
     resumed, log = _finish(cut, tiny_cache)
     assert f"resuming from the checkpoint of step {at}" in log
@@ -112,6 +115,17 @@ def test_a_sharded_trial_resumes_from_its_checkpoint_bit_for_bit(
     assert f"resuming from the checkpoint of step {before['step']}" in log
     assert fallback.resumed_from == before["step"] < at
     _assert_same_run(fallback, whole)
+
+    # The same checkpoint resumed on 4 ranks (an elastic job that came back larger): each
+    # rank reads its new share of the 2 ranks' shards. Every rank draws the same global
+    # batches whatever their number, so the run goes on where it was; only the order of
+    # the sums differs, hence approx.
+    widened, log = _finish(wider, tiny_cache, processes=4)
+    assert f"resuming from the checkpoint of step {at}" in log
+    assert widened.resumed_from == at and widened.steps == STEPS
+    for name in ("eval_loss", "train_loss"):
+        assert widened.metrics[name] == pytest.approx(whole.metrics[name], rel=1e-4), name
+    assert len(widened.intermediate) == len(whole.intermediate)
 
 
 def _assert_same_run(resumed: TrialResult, whole: TrialResult) -> None:
