@@ -1,5 +1,6 @@
 """bench/search_peers.py: the ratio against the best peer, and a small end-to-end run."""
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,56 @@ def test_table_note_counts_configurations_near_the_best_and_the_seed_spread() ->
     assert "2 within 1%, 1 within 0.2%, 3 within 5% of the best mean" in text
     assert "median standard deviation of 0.71% of its mean" in text
     assert search_peers.needle_note({}) == "", "tables saved before the note: nothing said"
+
+
+def test_jobs_play_the_same_seeds_in_several_processes(tmp_path: Path) -> None:
+    argv = ["--quick", "--searchers", "kubetune,random", "--problems", "branin", "--seeds", "3"]
+    argv += ["--table", str(tmp_path / "none.jsonl")]
+    rows = []
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        assert search_peers.main([*argv, "--jobs", jobs, "--out", str(out)]) == 0
+        report = json.loads((out / "search_peers.json").read_text())
+        assert report["config"]["table_seeds"] is None, "--seeds counts for the tables too"
+        for row in report["rows"]:
+            for arm in row["arms"].values():
+                assert arm["seeds"] == 3
+                del arm["seconds"]
+        rows.append(report["rows"])
+    assert rows[0] == rows[1]
+    with pytest.raises(SystemExit):
+        search_peers.main([*argv, "--jobs", "0", "--out", str(tmp_path)])
+
+
+def test_tables_get_their_own_seed_count() -> None:
+    space = [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}]
+    table = TabularCurves("t", space, [Recorded("a", {"x": 0.5}, [(10, 1.0)])])
+    curves = search_peers.problems(Path("/nonexistent.jsonl"), quick=True)[1]
+    config = search_peers.QUICK
+    assert search_peers.seeds_for(table, "random", config) == config.seeds
+    more = dataclasses.replace(config, seeds=20, table_seeds=60, slow_seeds=30)
+    assert search_peers.seeds_for(table, "random", more) == 60
+    assert search_peers.seeds_for(curves, "random", more) == 20
+    assert search_peers.seeds_for(table, "optuna-gp", more) == 30, "slow arms stay capped"
+    assert search_peers.FULL.table_seeds is not None
+    assert search_peers.FULL.table_seeds > search_peers.FULL.seeds
+    assert "ran 60 seeds" in search_peers.caveats({}, more)[0]
+    assert "ran " not in search_peers.caveats({}, config)[0]
+
+
+def test_rerunning_every_table_alone_may_change_its_seed_count(tmp_path: Path) -> None:
+    saved = tmp_path / "search_peers.json"
+    kept = {"problem": "curves", "parallelism": 1, "arms": {}}
+    config = dict(search_peers.FULL.__dict__, table_seeds=None)
+    saved.write_text(json.dumps({"config": config, "rows": [kept], "wall_seconds": 1.0}))
+    report: dict[str, Any] = {
+        "config": dict(config, table_seeds=60),
+        "rows": [{"problem": "finetune", "parallelism": 1, "arms": {}}],
+        "wall_seconds": 2.0,
+    }
+    search_peers._keep_other_rows(report, saved, {"finetune"}, {"finetune"})
+    assert [r["problem"] for r in report["rows"]] == ["curves", "finetune"]
+    # Rows of the table kept from a run with another count would mix counts: refused.
+    report["rows"] = []
+    with pytest.raises(SystemExit, match="other settings"):
+        search_peers._keep_other_rows(report, saved, {"curves"}, {"finetune"})
