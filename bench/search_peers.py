@@ -122,9 +122,21 @@ class Outcome:
     pruned: int
 
 
-# The problem a --jobs pool plays, inherited by its forked processes: analytic problems
-# hold lambdas, which do not pickle.
+# The problem play_seed plays: set by study(), and in a --jobs process by load_problem.
 _POOL_PROBLEM: list[ReplayProblem] = []
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a --jobs process loads the problems from: analytic problems hold lambdas,
+    which do not pickle, so each process builds its own."""
+
+    table: Path
+    quick: bool
+
+
+def load_problem(source: Source, name: str) -> None:
+    _POOL_PROBLEM[:] = [p for p in problems(source.table, source.quick) if p.name == name]
 
 
 def play_seed(name: str, seed: int, workers: int, budget: float) -> Outcome:
@@ -154,13 +166,26 @@ def study(
     workers: int,
     log: Callable[[str], None],
     jobs: int = 1,
+    source: Source | None = None,
 ) -> dict[str, Any]:
+    """Every searcher on ``problem``; with ``jobs`` > 1 seeds play in that many processes,
+    which load ``problem`` from ``source``."""
     budget = budget_of(problem, config)
     arms: dict[str, Any] = {}
     _POOL_PROBLEM[:] = [problem]
-    # Seeds are independent and each plays from its own seed, so a pool changes the
-    # wall time only. Fork: the children inherit the problem (and the table) as loaded.
-    pool = ProcessPoolExecutor(jobs, mp_context=get_context("fork")) if jobs > 1 else None
+    pool = None
+    if jobs > 1:
+        if source is None:
+            raise ValueError("study: jobs > 1 needs the problems' source")
+        # Seeds are independent and each plays from its own seed, so a pool changes the
+        # wall time only. Spawned, not forked: a fork of a process with threads (a test
+        # runner's, torch's) can inherit a held lock and hang.
+        pool = ProcessPoolExecutor(
+            jobs,
+            mp_context=get_context("spawn"),
+            initializer=load_problem,
+            initargs=(source, problem.name),
+        )
     try:
         for name in config.searchers:
             _, _, pruner_only = peers.SEARCHERS[name]
@@ -583,7 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **needle(problem),
             }
         for workers in config.parallelism:
-            result = study(problem, config, workers, print, args.jobs)
+            source = Source(args.table, args.quick)
+            result = study(problem, config, workers, print, args.jobs, source)
             row = {"problem": problem.name, "parallelism": workers, **result}
             report["rows"].append(compare(row))
     report["wall_seconds"] = round(time.perf_counter() - started, 1)

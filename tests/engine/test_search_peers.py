@@ -131,6 +131,7 @@ def test_table_note_counts_configurations_near_the_best_and_the_seed_spread() ->
     assert search_peers.needle_note({}) == "", "tables saved before the note: nothing said"
 
 
+@pytest.mark.timeout(300)  # a hung pool process fails here, not at CI's limit
 def test_jobs_play_the_same_seeds_in_several_processes(tmp_path: Path) -> None:
     argv = ["--quick", "--searchers", "kubetune,random", "--problems", "branin", "--seeds", "3"]
     argv += ["--table", str(tmp_path / "none.jsonl")]
