@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -122,25 +123,27 @@ class Outcome:
     pruned: int
 
 
-# The problem play_seed plays: set by study(), and in a --jobs process by load_problem.
-_POOL_PROBLEM: list[ReplayProblem] = []
+# The problems play_seed plays, by name: study() adds its own, and a --jobs process loads
+# them all once (load_problems).
+_PROBLEMS: dict[str, ReplayProblem] = {}
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a --jobs process loads the problems from: analytic problems hold lambdas,
-    which do not pickle, so each process builds its own."""
-
-    table: Path
-    quick: bool
+def load_problems(table: Path, quick: bool) -> None:
+    """A --jobs process's problems: analytic ones hold lambdas, which do not pickle, so
+    each process builds its own."""
+    _PROBLEMS.update((p.name, p) for p in problems(table, quick))
 
 
-def load_problem(source: Source, name: str) -> None:
-    _POOL_PROBLEM[:] = [p for p in problems(source.table, source.quick) if p.name == name]
+def seed_pool(jobs: int, table: Path, quick: bool) -> ProcessPoolExecutor:
+    """Processes that play seeds. Spawned, not forked: a fork of a process with threads
+    (a test runner's, torch's) can inherit a held lock and hang."""
+    return ProcessPoolExecutor(
+        jobs, mp_context=get_context("spawn"), initializer=load_problems, initargs=(table, quick)
+    )
 
 
-def play_seed(name: str, seed: int, workers: int, budget: float) -> Outcome:
-    problem = _POOL_PROBLEM[0]
+def play_seed(problem_name: str, name: str, seed: int, workers: int, budget: float) -> Outcome:
+    problem = _PROBLEMS[problem_name]
     factory = peers.SEARCHERS[name][0]
     trace = play(problem, factory(problem, seed, workers, budget), workers, budget, seed)
     return Outcome(
@@ -165,46 +168,27 @@ def study(
     config: Config,
     workers: int,
     log: Callable[[str], None],
-    jobs: int = 1,
-    source: Source | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> dict[str, Any]:
-    """Every searcher on ``problem``; with ``jobs`` > 1 seeds play in that many processes,
-    which load ``problem`` from ``source``."""
+    """Every searcher on ``problem``; seeds play in ``pool`` when given (seed_pool). Seeds
+    are independent and each plays from its own seed, so a pool changes the wall time only."""
     budget = budget_of(problem, config)
     arms: dict[str, Any] = {}
-    _POOL_PROBLEM[:] = [problem]
-    pool = None
-    if jobs > 1:
-        if source is None:
-            raise ValueError("study: jobs > 1 needs the problems' source")
-        # Seeds are independent and each plays from its own seed, so a pool changes the
-        # wall time only. Spawned, not forked: a fork of a process with threads (a test
-        # runner's, torch's) can inherit a held lock and hang.
-        pool = ProcessPoolExecutor(
-            jobs,
-            mp_context=get_context("spawn"),
-            initializer=load_problem,
-            initargs=(source, problem.name),
+    _PROBLEMS[problem.name] = problem
+    for name in config.searchers:
+        _, _, pruner_only = peers.SEARCHERS[name]
+        if problem.unit == "trials" and pruner_only:
+            continue  # a one-evaluation run gives a pruner nothing to act on
+        seeds = seeds_for(problem, name, config)
+        started = time.perf_counter()
+        one = partial(play_seed, problem.name, name, workers=workers, budget=budget)
+        outcomes = list(pool.map(one, range(seeds)) if pool else map(one, range(seeds)))
+        arm = arms[name] = arm_figures(outcomes, time.perf_counter() - started)
+        log(
+            f"  {problem.name:18s} p{workers} {name:18s} regret "
+            f"{median([o.regret for o in outcomes]):9.5f} to1% {arm['median_to_0.01']} "
+            f"trials {arm['median_trials']:.0f} ({arm['seconds']}s)"
         )
-    try:
-        for name in config.searchers:
-            _, _, pruner_only = peers.SEARCHERS[name]
-            if problem.unit == "trials" and pruner_only:
-                continue  # a one-evaluation run gives a pruner nothing to act on
-            seeds = seeds_for(problem, name, config)
-            started = time.perf_counter()
-            args = ([name] * seeds, range(seeds), [workers] * seeds, [budget] * seeds)
-            outcomes = list(pool.map(play_seed, *args) if pool else map(play_seed, *args))
-            arms[name] = arm_figures(outcomes, time.perf_counter() - started)
-            arm = arms[name]
-            log(
-                f"  {problem.name:18s} p{workers} {name:18s} regret "
-                f"{median([o.regret for o in outcomes]):9.5f} to1% {arm['median_to_0.01']} "
-                f"trials {arm['median_trials']:.0f} ({arm['seconds']}s)"
-            )
-    finally:
-        if pool is not None:
-            pool.shutdown()
     return {"budget": budget, "unit": problem.unit, "best": problem.best, "arms": arms}
 
 
@@ -596,22 +580,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {"config": config.__dict__, "rows": []}
     report["auto_sampler"] = peers.auto_sampler_status()
     loaded = problems(args.table, args.quick)
-    for problem in loaded:
-        if problem.name not in chosen:
-            continue
-        if isinstance(problem, TabularCurves):
-            report.setdefault("tables", {})[problem.name] = {
-                "runs": len(problem.runs),
-                "configs": len(problem.replicates),
-                "max_steps": problem.max_steps,
-                "seeds": sorted(set(problem.replicates)),
-                **needle(problem),
-            }
-        for workers in config.parallelism:
-            source = Source(args.table, args.quick)
-            result = study(problem, config, workers, print, args.jobs, source)
-            row = {"problem": problem.name, "parallelism": workers, **result}
-            report["rows"].append(compare(row))
+    pool = seed_pool(args.jobs, args.table, args.quick) if args.jobs > 1 else None
+    try:
+        for problem in loaded:
+            if problem.name not in chosen:
+                continue
+            if isinstance(problem, TabularCurves):
+                report.setdefault("tables", {})[problem.name] = {
+                    "runs": len(problem.runs),
+                    "configs": len(problem.replicates),
+                    "max_steps": problem.max_steps,
+                    "seeds": sorted(set(problem.replicates)),
+                    **needle(problem),
+                }
+            for workers in config.parallelism:
+                result = study(problem, config, workers, print, pool)
+                row = {"problem": problem.name, "parallelism": workers, **result}
+                report["rows"].append(compare(row))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     report["note"] = "full size" if config == FULL else "REDUCED size: rerun at full size"
     if args.problems:
