@@ -21,7 +21,9 @@ and rung_rule_probe.md):
   table 0.036 against 0.048 unpruned (paired p = 0.19), where unpruned was shown worse
   than Ray Tune's ASHA recipe (p = 0.030) and screened is not (p = 0.27); no difference on
   the synthetic curves. Screening more startup trials (24) helped the table more and lost
-  on the lr-coupled curves (p = 0.008), so the startup count stays as it was.
+  on the lr-coupled curves (p = 0.008), so the startup count stays as it was. At 2 and 3
+  trials at once screening was never shown worse than not pruning (30 seeds on the table,
+  60 on the curves) or than pruning every trial (the table; screened_startup_probe.md).
 
 So auto prunes every trial from AUTO_PARALLELISM trials at once and the startup trials
 below that (with an algorithm that has them), for one objective, when the step trials end
