@@ -11,7 +11,7 @@ parallelism 1 and 8, over the same seeds. Two figures per problem:
 
 Each table gives the ratio of kubetune's default to the best peer (below 1: we win).
 
-    python -m bench.search_peers --jobs 2   # full: 20 seeds, 60 on the table (~1.5 h on 2 cores)
+    python -m bench.search_peers --jobs 2   # full: 40 seeds, 60 on the table (~2 h on 2 cores)
     python -m bench.search_peers --seeds 5 --slow-seeds 3   # the committed reduced run (~9 min)
     python -m bench.search_peers --quick             # smoke, seconds
     python -m bench.search_peers --render            # redo tables from the saved JSON
@@ -69,7 +69,11 @@ class Config:
 # regret of 0.0358 on seeds 0..19 and 0.0476 on seeds 40..99 (7/20 and 11/60 seeds at the
 # best configuration); the table's rows get enough seeds for that to settle.
 TABLE_SEEDS = 60
-FULL = Config(20, (1, 8), 100, 30.0, tuple(peers.SEARCHERS), table_seeds=TABLE_SEEDS)
+# The other rows: at 20 seeds, each row where the default's median was above the best
+# peer's levelled or reversed on 40 other seeds (bench/results/seed_luck_probe.md); 40 is
+# what fits beside the table's 60 in a run of a few hours on 2 cores.
+FULL_SEEDS = 40
+FULL = Config(FULL_SEEDS, (1, 8), 100, 30.0, tuple(peers.SEARCHERS), table_seeds=TABLE_SEEDS)
 QUICK = Config(1, (1, 4), 16, 4.0, tuple(peers.SEARCHERS))
 
 
@@ -617,7 +621,8 @@ def _keep_other_rows(
     """Add the rows (and table notes) of problems not chosen from an earlier run's JSON.
 
     The kept rows must come from a run with the same settings, except settings that only
-    the rerun rows read: table_seeds when every table is among them.
+    the rerun rows read: table_seeds when every table is among them, and seeds when every
+    other problem is and both runs gave the tables the same count of their own.
     """
     if not saved.exists():
         return
@@ -627,6 +632,9 @@ def _keep_other_rows(
     if tabular <= chosen:
         mine.pop("table_seeds", None)
         theirs.pop("table_seeds", None)
+    elif set(PROBLEM_NAMES) - tabular <= chosen and mine.get("table_seeds") is not None:
+        mine.pop("seeds", None)
+        theirs.pop("seeds", None)
     if theirs != mine:
         raise SystemExit(f"--problems: {saved} was run with other settings: {earlier['config']}")
     kept = [row for row in earlier["rows"] if row["problem"] not in chosen]

@@ -183,3 +183,35 @@ def test_rerunning_every_table_alone_may_change_its_seed_count(tmp_path: Path) -
     report["rows"] = []
     with pytest.raises(SystemExit, match="other settings"):
         search_peers._keep_other_rows(report, saved, {"curves"}, {"finetune"})
+
+
+def test_rerunning_every_other_problem_may_change_their_seed_count(tmp_path: Path) -> None:
+    saved = tmp_path / "search_peers.json"
+    kept = {"problem": "finetune", "parallelism": 1, "arms": {}}
+    earlier = dict(search_peers.FULL.__dict__, seeds=20, table_seeds=60)
+    saved.write_text(json.dumps({"config": earlier, "rows": [kept], "wall_seconds": 1.0}))
+    others = {"branin", "hartmann6", "curves", "curves-lr-coupled"}
+
+    def rerun(config: dict[str, Any], chosen: set[str]) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "config": config,
+            "rows": [{"problem": "curves", "parallelism": 1, "arms": {}}],
+            "wall_seconds": 2.0,
+        }
+        search_peers._keep_other_rows(report, saved, chosen, {"finetune"})
+        return report
+
+    report = rerun(dict(earlier, seeds=40), others)
+    assert [r["problem"] for r in report["rows"]] == ["curves", "finetune"]
+    # The kept table rows read table_seeds: another count there would mix counts.
+    with pytest.raises(SystemExit, match="other settings"):
+        rerun(dict(earlier, seeds=40, table_seeds=40), others)
+    # A problem left out keeps its rows from a run with 20 seeds: refused.
+    with pytest.raises(SystemExit, match="other settings"):
+        rerun(dict(earlier, seeds=40), others - {"branin"})
+    # Without a count of their own the tables read seeds.
+    saved.write_text(
+        json.dumps({"config": dict(earlier, table_seeds=None), "rows": [kept], "wall_seconds": 1})
+    )
+    with pytest.raises(SystemExit, match="other settings"):
+        rerun(dict(earlier, seeds=40, table_seeds=None), others)
