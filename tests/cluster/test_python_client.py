@@ -164,17 +164,23 @@ def test_watch_sees_changes_and_resumes_from_resource_version(core: Any, namespa
 
 def test_watch_streams_live_events(core: Any, namespace: str) -> None:
     events: list[tuple[str, str]] = []
+    added = threading.Event()
     w = watch.Watch()
 
     def consume() -> None:
         for e in w.stream(core.list_namespaced_config_map, namespace, timeout_seconds=5):
             events.append((e["type"], e["object"].metadata.name))
+            added.set()
             if len(events) == 2:
                 w.stop()
 
     thread = threading.Thread(target=consume)
     thread.start()
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "live"}})
+    # A watch without a resourceVersion that connects after the patch gets one synthetic
+    # ADDED of the patched object and no MODIFIED, as a real API server sends: patch only
+    # once the stream has the object (live or synthetic ADDED), so the order is fixed.
+    assert added.wait(10), "the watch saw no ADDED"
     core.patch_namespaced_config_map("live", namespace, {"data": {"a": "b"}})
     thread.join(10)
     assert events == [("ADDED", "live"), ("MODIFIED", "live")]
